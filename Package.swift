@@ -1,0 +1,89 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "swift-ipvs",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "IPVS", targets: ["IPVS"]),
+        .library(name: "NodeNetwork", targets: ["NodeNetwork"]),
+        .library(name: "HealthCheck", targets: ["HealthCheck"]),
+        .library(name: "IPVSAgent", targets: ["IPVSAgent"]),
+        .executable(name: "ipvsctl", targets: ["ipvsctl"]),
+        .executable(name: "ipvs-agent", targets: ["ipvs-agent"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.29.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+    ],
+    targets: [
+        // MARK: - C libraries (Debian -dev packages through pkg-config)
+        .systemLibrary(
+            name: "CNetlink",
+            pkgConfig: "libnl-genl-3.0",
+            providers: [.apt(["libnl-3-dev", "libnl-genl-3-dev", "pkg-config"])]
+        ),
+        .systemLibrary(
+            name: "CNetlinkRoute",
+            pkgConfig: "libnl-route-3.0",
+            providers: [.apt(["libnl-3-dev", "libnl-route-3-dev", "pkg-config"])]
+        ),
+
+        // MARK: - Libraries
+        /// Generic netlink over libnl: socket, message framing, attribute encoding and parsing.
+        .target(name: "Netlink", dependencies: ["CNetlink"]),
+        /// The typed IPVS model, its wire encoding and the client.
+        .target(name: "IPVS", dependencies: ["Netlink", "CNetlink"]),
+        /// The dummy interface and VIP addresses (rtnetlink through libnl-route), sysctls.
+        .target(name: "NodeNetwork", dependencies: ["CNetlinkRoute", "IPVS"]),
+        /// ipvsctl: ipvsadm-compatible command line, as a library so tests run whole command lines.
+        .target(name: "IPVSControl", dependencies: [
+            "IPVS",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        /// Health checks of backends (TCP, HTTP(S), UDP, exec) on an event loop, and their state machine.
+        .target(name: "HealthCheck", dependencies: [
+            "IPVS",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+        ]),
+        /// The node agent: Kubernetes objects -> desired IPVS state -> minimal diff -> kernel.
+        .target(name: "IPVSAgent", dependencies: [
+            "IPVS", "NodeNetwork", "HealthCheck",
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        // MARK: - Executables
+        .executableTarget(name: "ipvsctl", dependencies: ["IPVSControl"]),
+        .executableTarget(name: "ipvs-agent", dependencies: ["IPVSAgent"]),
+
+        // MARK: - Tests (unit tests run on the host; KernelTests need a real IPVS kernel)
+        .testTarget(name: "NetlinkTests", dependencies: ["Netlink"]),
+        .testTarget(name: "IPVSTests", dependencies: ["IPVS", "Netlink"]),
+        .testTarget(name: "IPVSControlTests", dependencies: ["IPVSControl", "IPVS"]),
+        .testTarget(name: "HealthCheckTests", dependencies: ["HealthCheck"]),
+        .testTarget(name: "IPVSAgentTests", dependencies: ["IPVSAgent", "IPVS"]),
+        /// Run by `make test` in a fresh network namespace on the host when it has IPVS, else
+        /// inside the kernel VM (Scripts/kernel-run.sh). They fail, not skip, without IPVS there.
+        .testTarget(name: "KernelTests", dependencies: ["IPVS", "NodeNetwork", "IPVSControl", "IPVSAgent"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

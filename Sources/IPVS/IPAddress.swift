@@ -1,0 +1,115 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// An IPv4 or IPv6 address.
+///
+/// Parsed and printed with the C library's `inet_pton`/`inet_ntop`, so the text form is exactly the
+/// one `ipvsadm` and `ip` print (`::ffff:10.0.0.1`, `fd00::1`).
+public enum IPAddress: Hashable, Sendable, Comparable, LosslessStringConvertible {
+    /// An IPv4 address; the value's most significant byte is the first octet.
+    case v4(UInt32)
+    /// An IPv6 address as two 64-bit halves, most significant first.
+    case v6(UInt64, UInt64)
+
+    /// Parses dotted-quad IPv4 or RFC 4291 IPv6 text. Returns `nil` for anything else
+    /// (no brackets, no zone, no port).
+    public init?(_ text: String) {
+        if text.contains(":") {
+            var raw = in6_addr()
+            guard inet_pton(AF_INET6, text, &raw) == 1 else { return nil }
+            self.init(bytes: withUnsafeBytes(of: raw) { Array($0) })
+        } else {
+            var raw = in_addr()
+            guard inet_pton(AF_INET, text, &raw) == 1 else { return nil }
+            self.init(bytes: withUnsafeBytes(of: raw) { Array($0) })
+        }
+    }
+
+    /// Builds an address from 4 (IPv4) or 16 (IPv6) bytes in network order.
+    public init?(bytes: some Collection<UInt8>) {
+        let bytes = Array(bytes)
+        switch bytes.count {
+        case 4:
+            self = .v4(bytes.reduce(0) { $0 << 8 | UInt32($1) })
+        case 16:
+            let high = bytes[0..<8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            let low = bytes[8..<16].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            self = .v6(high, low)
+        default:
+            return nil
+        }
+    }
+
+    /// The address family.
+    public var family: AddressFamily {
+        switch self {
+        case .v4: .inet
+        case .v6: .inet6
+        }
+    }
+
+    /// The address in network byte order: 4 or 16 bytes.
+    public var bytes: [UInt8] {
+        switch self {
+        case .v4(let value):
+            return (0..<4).map { UInt8(truncatingIfNeeded: value >> (24 - 8 * $0)) }
+        case .v6(let high, let low):
+            return (0..<8).map { UInt8(truncatingIfNeeded: high >> (56 - 8 * $0)) }
+                + (0..<8).map { UInt8(truncatingIfNeeded: low >> (56 - 8 * $0)) }
+        }
+    }
+
+    /// The address padded to the 16 bytes of the kernel's `union nf_inet_addr`.
+    public var kernelBytes: [UInt8] {
+        let raw = bytes
+        return raw + [UInt8](repeating: 0, count: 16 - raw.count)
+    }
+
+    /// The all-zero address of `family`.
+    public static func any(_ family: AddressFamily) -> IPAddress {
+        family == .inet ? .v4(0) : .v6(0, 0)
+    }
+
+    public var description: String {
+        var output = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+        let raw = bytes
+        let family = self.family == .inet ? AF_INET : AF_INET6
+        let ok = raw.withUnsafeBytes { inet_ntop(family, $0.baseAddress, &output, socklen_t(output.count)) }
+        guard ok != nil else { return "?" }
+        return String(decoding: output.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// The address in the `host:port` form ipvsadm uses: `[fd00::1]:80` for IPv6.
+    public func withPort(_ port: UInt16) -> String {
+        switch self {
+        case .v4: "\(self):\(port)"
+        case .v6: "[\(self)]:\(port)"
+        }
+    }
+
+    /// Orders IPv4 before IPv6, then by numeric value (as memcmp of network bytes would).
+    public static func < (lhs: IPAddress, rhs: IPAddress) -> Bool {
+        switch (lhs, rhs) {
+        case (.v4(let a), .v4(let b)): a < b
+        case (.v6(let a1, let a2), .v6(let b1, let b2)): (a1, a2) < (b1, b2)
+        case (.v4, .v6): true
+        case (.v6, .v4): false
+        }
+    }
+}
+
+/// An address family.
+public enum AddressFamily: UInt16, Hashable, Sendable, CaseIterable, CustomStringConvertible {
+    /// IPv4. The corresponding kernel constant is `AF_INET`.
+    case inet = 2
+    /// IPv6. The corresponding kernel constant is `AF_INET6`.
+    case inet6 = 10
+
+    public var description: String { self == .inet ? "IPv4" : "IPv6" }
+
+    /// The longest prefix length of the family: 32 or 128.
+    public var maxPrefixLength: Int { self == .inet ? 32 : 128 }
+}

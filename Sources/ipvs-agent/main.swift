@@ -1,0 +1,1 @@
+print("ipvs-agent: not yet implemented")
