@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Runs the kernel tests: every test of the KernelTests target in its own process, inside its own
+# fresh network namespace with lo up, on the kernel this script runs on (the host's or the VM's;
+# Scripts/kernel-run.sh chooses). Prints each test's outcome, the output of failed ones, and a
+# closing "N passed, N failed" line; exits non-zero when any test failed or none ran.
+#
+#   Scripts/run-kernel-tests.sh [FILTER]     FILTER: a substring of "KernelTests.Class/testName"
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+filter=${1:-}
+
+build_dir=${BUILD_DIR:-.build}
+bundle=$(find "$build_dir"/debug/ -maxdepth 1 -name '*PackageTests.xctest' | head -n 1)
+if [[ -z "$bundle" ]]; then
+    echo "run-kernel-tests: no test bundle under $build_dir/debug; run 'swift build --build-tests' first" >&2
+    exit 2
+fi
+if [[ ! -e /proc/net/ip_vs ]]; then
+    modprobe ip_vs 2>/dev/null || true
+fi
+if [[ ! -e /proc/net/ip_vs ]]; then
+    echo "run-kernel-tests: this kernel has no IPVS (/proc/net/ip_vs is missing); run through Scripts/kernel-run.sh" >&2
+    exit 2
+fi
+export IPVS_KERNEL=${IPVS_KERNEL:-host}
+
+mapfile -t tests < <("$bundle" --list-tests 2>/dev/null | grep -E '^KernelTests\.' | grep -F -- "$filter" || true)
+if [[ ${#tests[@]} -eq 0 ]]; then
+    echo "run-kernel-tests: no kernel test matches '${filter}'" >&2
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+
+log_dir=$(mktemp -d)
+passed=0 failed=0 skipped=0
+failures=()
+start=$(date +%s)
+for test in "${tests[@]}"; do
+    log="$log_dir/${test//\//_}.log"
+    t0=$EPOCHREALTIME
+    if unshare -n sh -c 'ip link set lo up && exec "$@"' sh "$bundle" "$test" >"$log" 2>&1; then
+        if grep -q "skipped" "$log" && grep -qE "Executed 1 test, with 1 test skipped" "$log"; then
+            skipped=$((skipped + 1)); outcome=skipped
+        else
+            passed=$((passed + 1)); outcome=passed
+        fi
+    else
+        failed=$((failed + 1)); outcome=FAILED
+        failures+=("$test")
+    fi
+    printf '%-8s %-70s %5.1fs\n' "$outcome" "$test" "$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { print b - a }')"
+    if [[ $outcome == FAILED ]]; then
+        grep -vE '^(Test Suite|Test Case .* (started|passed))' "$log" | sed 's/^/    | /' | tail -n 60
+    fi
+done
+echo "kernel tests on the ${IPVS_KERNEL} kernel $(uname -r): $(( $(date +%s) - start ))s"
+for test in "${failures[@]}"; do echo "failed: $test"; done
+rm -rf "$log_dir"
+if [[ $skipped -gt 0 ]]; then
+    echo "kernel: ${passed} passed, ${failed} failed, ${skipped} skipped"
+else
+    echo "kernel: ${passed} passed, ${failed} failed"
+fi
+[[ $failed -eq 0 ]]
