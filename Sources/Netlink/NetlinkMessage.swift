@@ -214,6 +214,7 @@ public struct NetlinkMessageBuilder: Sendable {
         appendRaw(UInt16(NetlinkConstants.attributeHeaderSize + MemoryLayout<T>.size))
         appendRaw(type)
         appendRaw(value)
+        pad()
     }
 
     private mutating func appendRaw<T: FixedWidthInteger>(_ value: T) {
