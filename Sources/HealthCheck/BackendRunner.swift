@@ -1,0 +1,107 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+
+// MARK: - BackendRunner
+
+/// Checks one backend forever on its event loop: one `scheduleTask` per check, no task or thread of its own.
+///
+/// Its mutable state sits behind one lock because ``HealthChecker`` reads it from other threads (status,
+/// stop); the event loop is the only writer of the schedule.
+final class BackendRunner: Sendable {
+    let target: HealthTarget
+    let eventLoop: any EventLoop
+    let metrics: HealthMetrics
+    private let probe: any HealthProbe
+    private let record: @Sendable (BackendRunner, CheckOutcome, Int64) -> Void
+    private let state: NIOLockedValueBox<RunnerState>
+
+    struct RunnerState {
+        var machine: HealthStateMachine
+        var stopped = false
+        var scheduled: Scheduled<Void>?
+    }
+
+    init(
+        target: HealthTarget, machine: HealthStateMachine, eventLoop: any EventLoop, probe: any HealthProbe,
+        record: @escaping @Sendable (BackendRunner, CheckOutcome, Int64) -> Void
+    ) {
+        self.target = target
+        self.eventLoop = eventLoop
+        self.probe = probe
+        self.record = record
+        self.metrics = HealthMetrics(target: target)
+        self.state = NIOLockedValueBox(RunnerState(machine: machine))
+        metrics.recordState(machine.state.status)
+    }
+
+    /// The state machine, read under the lock.
+    var machine: HealthStateMachine { state.withLockedValue { $0.machine } }
+
+    /// Records a result in the state machine under the lock; `nil` once stopped (a late result of a removed
+    /// or replaced backend is dropped).
+    func apply(_ result: CheckResult) -> (transition: HealthTransition?, status: HealthStatus)? {
+        state.withLockedValue { state in
+            guard !state.stopped else { return nil }
+            let transition = state.machine.record(result)
+            return (transition, state.machine.state.status)
+        }
+    }
+
+    // MARK: - Schedule
+
+    /// Schedules the first check after the initial delay and a random part of the jitter window.
+    func start() {
+        let config = target.configuration
+        let delay = CheckSchedule.firstDelay(
+            initialDelay: config.initialDelay, interval: config.interval, jitter: config.jitter, random: .random(in: 0..<1))
+        schedule(in: delay)
+    }
+
+    /// Stops checking; a check in flight finishes but its result is dropped.
+    func stop() {
+        let scheduled = state.withLockedValue { state -> Scheduled<Void>? in
+            state.stopped = true
+            defer { state.scheduled = nil }
+            return state.scheduled
+        }
+        scheduled?.cancel()
+        metrics.destroy()
+    }
+
+    private func schedule(in delay: TimeAmount) {
+        state.withLockedValue { state in
+            guard !state.stopped else { return }
+            state.scheduled = eventLoop.scheduleTask(in: delay) { self.runCheck() }
+        }
+    }
+
+    private func runCheck() {
+        let config = target.configuration
+        let started = NIODeadline.now()
+        probe.check(on: eventLoop, timeout: .nanoseconds(config.timeout.nanoseconds)).whenSuccess { outcome in
+            let elapsed = (NIODeadline.now() - started).nanoseconds
+            self.record(self, outcome, elapsed)
+            let next = CheckSchedule.nextDelay(
+                interval: config.interval, jitter: config.jitter, elapsed: .nanoseconds(elapsed), random: .random(in: 0..<1))
+            self.schedule(in: next)
+        }
+    }
+}
+
+// MARK: - CheckSchedule
+
+/// When checks run; pure so tests can pin the random draw.
+enum CheckSchedule {
+    /// `initialDelay + random × jitter × interval`.
+    static func firstDelay(initialDelay: Duration, interval: Duration, jitter: Double, random: Double) -> TimeAmount {
+        .nanoseconds(initialDelay.nanoseconds + Int64(Double(interval.nanoseconds) * jitter * random))
+    }
+
+    /// `interval × (1 + jitter × (random - ½)) - elapsed`, at least 0: the next check starts one (jittered)
+    /// interval after the previous one started, or at once if that one took longer.
+    static func nextDelay(interval: Duration, jitter: Double, elapsed: TimeAmount, random: Double) -> TimeAmount {
+        let period = Double(interval.nanoseconds) * (1 + jitter * (random - 0.5))
+        return .nanoseconds(max(0, Int64(period) - elapsed.nanoseconds))
+    }
+}
