@@ -1,0 +1,41 @@
+/// A command line or input that ipvsctl refuses before talking to the kernel.
+///
+/// Exits with status 2, as ipvsadm does for the errors it detects itself.
+struct UsageError: Error, Equatable, Sendable, CustomStringConvertible {
+    var message: String
+    /// Whether to suggest `--help` after the message.
+    var suggestHelp: Bool
+
+    init(_ message: String, suggestHelp: Bool = false) {
+        self.message = message
+        self.suggestHelp = suggestHelp
+    }
+
+    var description: String { message }
+}
+
+/// An operation that failed after the command line was accepted (the kernel refused, a file was
+/// unreadable), with the exit status ipvsadm uses for that case.
+struct ControlFailure: Error, Sendable, CustomStringConvertible {
+    var message: String
+    var status: Int32
+
+    /// ipvsadm exits 255 when the kernel refuses a change.
+    static let changeFailedStatus: Int32 = 255
+    /// ipvsadm exits 1 when a listing fails.
+    static let listingFailedStatus: Int32 = 1
+
+    var description: String { message }
+}
+
+/// Exit statuses of `ipvsctl`, the same as ipvsadm's.
+public enum ExitStatus {
+    /// Success.
+    public static let success: Int32 = 0
+    /// A listing (or reading a file) failed.
+    public static let listingFailed: Int32 = ControlFailure.listingFailedStatus
+    /// The command line or the `-R` input is invalid; nothing was changed.
+    public static let usage: Int32 = 2
+    /// The kernel refused a change (or, with `-R`, at least one of them).
+    public static let changeFailed: Int32 = ControlFailure.changeFailedStatus
+}

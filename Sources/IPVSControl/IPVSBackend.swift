@@ -1,0 +1,49 @@
+import IPVS
+
+/// What ipvsctl needs from the kernel: `IPVSClient`'s calls, as a protocol so command lines can
+/// be run against an in-memory table in unit tests (which then say nothing about the kernel).
+public protocol IPVSBackend: AnyObject {
+    func info() throws -> IPVSInfo
+    func services() throws -> [VirtualService]
+    func service(_ key: ServiceKey) throws -> VirtualService
+    func realServers(of key: ServiceKey) throws -> [RealServer]
+    func timeouts() throws -> Timeouts
+    func setTimeouts(_ timeouts: Timeouts) throws
+    func syncDaemons() throws -> [SyncDaemon]
+    func apply(_ operations: [IPVSOperation]) -> [IPVSOperationResult]
+}
+
+extension IPVSClient: IPVSBackend {}
+
+/// Where a run of ipvsctl reads and writes: the process's own streams and the kernel, or
+/// replacements in tests.
+public struct ControlEnvironment {
+    /// Connects to IPVS (called only when a command needs the kernel).
+    public var openBackend: () throws -> any IPVSBackend
+    /// All of standard input (for `-R`).
+    public var readStandardInput: () throws -> [UInt8]
+    /// A whole file (for `/proc/net/ip_vs_conn`).
+    public var readFile: (String) throws -> String
+    /// Writes to standard output.
+    public var writeOutput: ([UInt8]) -> Void
+    /// Writes to standard error.
+    public var writeError: (String) -> Void
+    /// Schedulers the running kernel has, for messages and checks.
+    public var schedulerCatalog: () -> SchedulerCatalog
+
+    public init(
+        openBackend: @escaping () throws -> any IPVSBackend,
+        readStandardInput: @escaping () throws -> [UInt8],
+        readFile: @escaping (String) throws -> String,
+        writeOutput: @escaping ([UInt8]) -> Void,
+        writeError: @escaping (String) -> Void,
+        schedulerCatalog: @escaping () -> SchedulerCatalog
+    ) {
+        self.openBackend = openBackend
+        self.readStandardInput = readStandardInput
+        self.readFile = readFile
+        self.writeOutput = writeOutput
+        self.writeError = writeError
+        self.schedulerCatalog = schedulerCatalog
+    }
+}
