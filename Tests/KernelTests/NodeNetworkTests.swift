@@ -1,0 +1,199 @@
+import Foundation
+import IPVS
+import NodeNetwork
+import XCTest
+
+/// The dummy interface and its addresses on a real kernel, each test in a fresh network namespace.
+/// `ip` (iproute2) cross-checks what the kernel holds and plays "someone else".
+final class NodeNetworkTests: XCTestCase {
+    private let dummy = "kube-ipvs0"
+
+    private func ip(_ text: String) -> IPAddress { IPAddress(text)! }
+
+    /// The `ip -o link show` line of `name`.
+    private func linkLine(_ name: String) throws -> String {
+        try KernelTest.shell("ip -o link show dev \(name)")
+    }
+
+    /// The addresses `ip` lists on `name`, as `address/prefix`.
+    private func ipAddresses(on name: String) throws -> Set<String> {
+        let output = try KernelTest.shell("ip -o addr show dev \(name)")
+        return Set(output.split(separator: "\n").compactMap { line -> String? in
+            let words = line.split(separator: " ")
+            guard let index = words.firstIndex(where: { $0 == "inet" || $0 == "inet6" }), index + 1 < words.count else { return nil }
+            return String(words[index + 1])
+        })
+    }
+
+    // MARK: - Interface
+
+    func testEnsureDummyInterfaceCreatesOnceAndSetsItUp() throws {
+        try KernelTest.requireKernel()
+        let links = try LinkManager()
+        XCTAssertNil(try links.interfaceIndex(named: dummy))
+
+        XCTAssertTrue(try links.ensureDummyInterface(named: dummy))
+        let line = try linkLine(dummy)
+        XCTAssertTrue(line.contains(",UP") || line.contains("<UP"), "not up: \(line)")
+        let details = try KernelTest.shell("ip -d -o link show dev \(dummy)")
+        XCTAssertTrue(details.contains(" dummy "), "not a dummy interface: \(details)")
+        let index = try XCTUnwrap(try links.interfaceIndex(named: dummy))
+        XCTAssertTrue(line.hasPrefix("\(index): \(dummy):"), "index \(index) differs from ip's: \(line)")
+
+        XCTAssertFalse(try links.ensureDummyInterface(named: dummy), "second call must report an existing interface")
+        XCTAssertEqual(try links.interfaceIndex(named: dummy), index)
+    }
+
+    func testEnsureDummyInterfaceSetsAnExistingDownInterfaceUp() throws {
+        try KernelTest.requireKernel()
+        try KernelTest.shell("ip link add \(dummy) type dummy")
+        XCTAssertFalse(try linkLine(dummy).contains(",UP"), "precondition: created down")
+
+        let links = try LinkManager()
+        XCTAssertFalse(try links.ensureDummyInterface(named: dummy))
+        let line = try linkLine(dummy)
+        XCTAssertTrue(line.contains(",UP") || line.contains("<UP"), "not set up: \(line)")
+    }
+
+    func testInterfacesThatAreNotDummyAreRefused() throws {
+        try KernelTest.requireKernel()
+        try KernelTest.shell("ip link add veth-a type veth peer name veth-b")
+        let links = try LinkManager()
+        for name in ["veth-a", "lo"] {
+            XCTAssertThrowsError(try links.ensureDummyInterface(named: name)) { error in
+                let error = error as? NodeNetworkError
+                XCTAssertEqual(error?.kind, .notDummy, "\(name): \(String(describing: error))")
+                XCTAssertTrue(error?.description.contains("not a dummy") == true, "\(String(describing: error))")
+            }
+            XCTAssertThrowsError(try links.deleteInterface(named: name)) { error in
+                XCTAssertEqual((error as? NodeNetworkError)?.kind, .notDummy)
+            }
+        }
+        XCTAssertNotNil(try links.interfaceIndex(named: "veth-a"), "a refused interface must stay")
+    }
+
+    func testDeleteInterface() throws {
+        try KernelTest.requireKernel()
+        let links = try LinkManager()
+        try links.ensureDummyInterface(named: dummy)
+        try links.addAddress(ip("10.96.0.1"), to: dummy)
+
+        try links.deleteInterface(named: dummy)
+        XCTAssertNil(try links.interfaceIndex(named: dummy))
+        XCTAssertFalse(try KernelTest.shell("ip -o link show").contains(dummy))
+        XCTAssertNoThrow(try links.deleteInterface(named: dummy), "deleting a missing interface is not an error")
+    }
+
+    func testInterfaceNamesTheKernelRefusesGiveAClearError() throws {
+        try KernelTest.requireKernel()
+        let links = try LinkManager()
+        let before = try KernelTest.shell("ip -o link show | wc -l")
+        let cases: [(String, String)] = [
+            ("kube-ipvs-dummy0", "at most 15"),   // 16 bytes
+            ("", "empty"),
+            ("bad/name", "'/'"),
+            ("bad:name", "':'"),
+            ("bad name", "white space"),
+            ("tab\tname", "white space"),
+            ("..", "reserved"),
+            ("dummy%d", "'%'"),
+        ]
+        for (name, words) in cases {
+            XCTAssertThrowsError(try links.ensureDummyInterface(named: name), "\(name.debugDescription)") { error in
+                let error = error as? NodeNetworkError
+                XCTAssertEqual(error?.kind, .invalidName, "\(name.debugDescription): \(String(describing: error))")
+                let text = error?.description ?? ""
+                XCTAssertTrue(text.contains(words) && text.contains("15 characters"), "\(name.debugDescription): \(text)")
+            }
+            XCTAssertThrowsError(try links.addAddress(ip("10.0.0.1"), to: name))
+        }
+        XCTAssertEqual(try KernelTest.shell("ip -o link show | wc -l"), before, "nothing may be created")
+        // 15 bytes is the longest name the kernel takes.
+        XCTAssertTrue(try links.ensureDummyInterface(named: "kube-ipvs-dummy"))
+    }
+
+    // MARK: - Addresses
+
+    func testAddListAndRemoveVIPs() throws {
+        try KernelTest.requireKernel()
+        let links = try LinkManager()
+        try links.ensureDummyInterface(named: dummy)
+        let v4 = ip("10.96.0.1"), v6 = ip("fd00::1")
+
+        try links.addAddress(v4, to: dummy)
+        try links.addAddress(v6, to: dummy)
+        let listed = try links.addresses(on: dummy)
+        XCTAssertTrue(listed.contains(InterfaceAddress(address: v4, prefixLength: 32)), "\(listed)")
+        XCTAssertTrue(listed.contains(InterfaceAddress(address: v6, prefixLength: 128)), "\(listed)")
+        XCTAssertEqual(listed.filter(\.isHostPrefix).map(\.address), [v4, v6])
+        XCTAssertTrue(try ipAddresses(on: dummy).isSuperset(of: ["10.96.0.1/32", "fd00::1/128"]))
+        // The IPv6 address is usable at once: no duplicate address detection (IFA_F_NODAD).
+        let v6Line = try KernelTest.shell("ip -o addr show dev \(dummy) to fd00::1/128")
+        XCTAssertFalse(v6Line.contains("tentative"), v6Line)
+
+        XCTAssertNoThrow(try links.addAddress(v4, to: dummy), "adding a bound address again is success")
+        XCTAssertNoThrow(try links.addAddress(v6, to: dummy))
+        XCTAssertEqual(try links.addresses(on: dummy), listed)
+
+        try links.removeAddress(v4, from: dummy)
+        try links.removeAddress(v6, from: dummy)
+        XCTAssertEqual(try links.addresses(on: dummy).filter(\.isHostPrefix), [])
+        XCTAssertTrue(try ipAddresses(on: dummy).isDisjoint(with: ["10.96.0.1/32", "fd00::1/128"]))
+
+        XCTAssertNoThrow(try links.removeAddress(v4, from: dummy), "removing a missing address is not an error")
+        XCTAssertNoThrow(try links.removeAddress(v6, from: "missing0"), "nor on a missing interface")
+    }
+
+    func testAddressesOfOthersAreListedAndKept() throws {
+        try KernelTest.requireKernel()
+        let links = try LinkManager()
+        try links.ensureDummyInterface(named: dummy)
+        try KernelTest.shell("ip addr add 10.96.0.9/32 dev \(dummy)")
+        try KernelTest.shell("ip addr add 10.1.2.3/24 dev \(dummy)")
+        try KernelTest.shell("ip addr add fd00::9/64 dev \(dummy) nodad")
+
+        try links.addAddress(ip("10.96.0.1"), to: dummy)
+        let listed = Set(try links.addresses(on: dummy).map(\.description))
+        XCTAssertTrue(listed.isSuperset(of: ["10.96.0.9/32", "10.1.2.3/24", "fd00::9/64", "10.96.0.1/32"]), "\(listed)")
+
+        try links.removeAddress(ip("10.96.0.1"), from: dummy)
+        // Same address, other prefix: the host-prefix removal must not take the /24 or the /64.
+        try links.removeAddress(ip("10.1.2.3"), from: dummy)
+        try links.removeAddress(ip("fd00::9"), from: dummy)
+        let after = try ipAddresses(on: dummy)
+        XCTAssertTrue(after.isSuperset(of: ["10.96.0.9/32", "10.1.2.3/24", "fd00::9/64"]), "\(after)")
+        XCTAssertFalse(after.contains("10.96.0.1/32"))
+    }
+
+    func testAddingToAMissingInterfaceSaysToCreateIt() throws {
+        try KernelTest.requireKernel()
+        let links = try LinkManager()
+        XCTAssertThrowsError(try links.addAddress(ip("10.96.0.1"), to: "missing0")) { error in
+            let error = error as? NodeNetworkError
+            XCTAssertEqual(error?.kind, .notFound)
+            XCTAssertTrue(error?.description.contains("create the interface first") == true, "\(String(describing: error))")
+        }
+        XCTAssertThrowsError(try links.addresses(on: "missing0")) { error in
+            XCTAssertEqual((error as? NodeNetworkError)?.kind, .notFound)
+        }
+    }
+
+    func testNodeAddressesSkipLoopbackLinkLocalAndExcludedInterfaces() throws {
+        try KernelTest.requireKernel()
+        let links = try LinkManager()
+        try links.ensureDummyInterface(named: dummy)
+        try links.addAddress(ip("10.96.0.1"), to: dummy)
+        try links.addAddress(ip("fd00::1"), to: dummy)
+        // A stand-in for the node's network card.
+        try KernelTest.shell("ip link add node0 type dummy && ip link set node0 up")
+        try KernelTest.shell("ip addr add 192.0.2.10/24 dev node0 && ip addr add 2001:db8::10/64 dev node0 nodad")
+        try KernelTest.shell("ip addr add 169.254.1.1/16 dev node0 && ip addr add 127.0.0.2/8 dev lo")
+
+        let addresses = try links.nodeAddresses(excluding: [dummy])
+        XCTAssertEqual(addresses, [ip("192.0.2.10"), ip("2001:db8::10")])
+        XCTAssertTrue(try KernelTest.shell("ip -o addr show dev node0").contains("fe80::"), "precondition: a link-local address")
+
+        let withDummy = try links.nodeAddresses(excluding: [])
+        XCTAssertEqual(withDummy, [ip("10.96.0.1"), ip("192.0.2.10"), ip("2001:db8::10"), ip("fd00::1")])
+    }
+}
