@@ -1,0 +1,136 @@
+import ArgumentParser
+import Foundation
+import IPVS
+import Logging
+import NodeNetwork
+
+/// `ipvs-agent`: keeps the kernel's IPVS table and the VIPs of a dummy interface equal to the
+/// Services and EndpointSlices of Kubernetes manifests.
+public struct AgentCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "ipvs-agent",
+        abstract: "Program IPVS and VIPs from Kubernetes Services and EndpointSlices, incrementally.",
+        discussion: """
+            Reads v1 Service, discovery.k8s.io/v1 EndpointSlice and v1 Endpoints objects (YAML or JSON, \
+            several documents per file, `kind: List` as `kubectl get -o yaml` prints it) and programs one \
+            IPVS virtual service per Service port and address (ClusterIPs, external IPs, load balancer IPs, \
+            NodePorts on the node's addresses) with the ready endpoints as NAT real servers. ClusterIPs, \
+            external and load balancer IPs are bound on a dummy interface. Only what the agent created (or \
+            adopted because it is desired) is ever changed or deleted; it is recorded in --state-file.
+
+            Per-Service scheduler: annotate the Service with
+              ipvs.swift.dev/scheduler: mh
+              ipvs.swift.dev/scheduler-flags: mh-fallback,mh-port
+
+            Removed TCP/SCTP endpoints drain: weight 0 until their connections end or --drain-timeout \
+            passes. A Service without endpoints keeps its virtual service with no real servers, so the \
+            kernel refuses new connections (ICMP port unreachable, "connection refused") instead of \
+            blackholing them.
+
+            Examples:
+              Check manifests and show what would change, without changing anything:
+                ipvs-agent --manifests Examples/cluster.yaml --dry-run
+              Reconcile once (exit status 1 with the errors when anything is wrong):
+                ipvs-agent --manifests /etc/ipvs-agent/ --node-name node-1 --once
+              Run as a daemon, reloading on file changes and SIGHUP:
+                ipvs-agent --manifests /etc/ipvs-agent/ --node-name node-1 --scheduler wlc --sync-period 30s
+              Remove everything the agent programmed (and nothing else):
+                ipvs-agent --cleanup
+            """
+    )
+
+    // MARK: - Desired state
+
+    @Option(name: .long, help: ArgumentHelp("A manifest file or folder of .yaml/.yml/.json files (repeatable).", valueName: "path"))
+    public var manifests: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("The scheduler of Services without the scheduler annotation: \(Scheduler.allKnown.map(\.rawValue).joined(separator: ", ")).", valueName: "name"))
+    public var scheduler: String = "rr"
+
+    @Option(name: .long, help: ArgumentHelp("This node's name, for `Local` traffic policies (default: the host name).", valueName: "name"))
+    public var nodeName: String?
+
+    @Option(name: .long, help: ArgumentHelp("An address NodePorts listen on (repeatable; default: every address of the node but loopback and the dummy interface).", valueName: "address"))
+    public var nodeIP: [String] = []
+
+    // MARK: - Kernel
+
+    @Option(name: .long, help: ArgumentHelp("The dummy interface holding the VIPs.", valueName: "name"))
+    public var interface: String = "kube-ipvs0"
+
+    @Flag(name: .long, help: "Set arp_ignore=1/arp_announce=2 so the node does not answer ARP for the VIPs (needed with MetalLB-style L2 announcements).")
+    public var strictARP = false
+
+    @Option(name: .long, help: ArgumentHelp("Where the agent records what it owns; /run is cleared at boot, like IPVS.", valueName: "path"))
+    public var stateFile: String = "/run/ipvs-agent/state.json"
+
+    // MARK: - Timing
+
+    @Option(name: .long, help: ArgumentHelp("How often the kernel is read back and drift repaired (30s, 1m, …).", valueName: "duration"))
+    public var syncPeriod: DurationText = DurationText(argument: "30s")!
+
+    @Option(name: .long, help: ArgumentHelp("How long a removed TCP/SCTP endpoint may keep its connections before it is deleted.", valueName: "duration"))
+    public var drainTimeout: DurationText = DurationText(argument: "60s")!
+
+    // MARK: - Operation
+
+    @Option(name: .long, help: ArgumentHelp("Where /metrics, /healthz and /status are served (`none` to disable).", valueName: "host:port"))
+    public var metricsAddress: String = "127.0.0.1:10249"
+
+    @Flag(name: .long, help: "Print the operations that would be applied (in `ipvsadm -S` form) and change nothing.")
+    public var dryRun = false
+
+    @Flag(name: .long, help: "Reconcile once, then exit: 0 on success, 1 with the errors otherwise.")
+    public var once = false
+
+    @Flag(name: .long, help: "Remove every service and VIP the agent owns (nothing else), then exit.")
+    public var cleanup = false
+
+    @Option(name: .long, help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "level"))
+    public var logLevel: Logger.Level = .info
+
+    @Option(name: .long, help: ArgumentHelp("text or json.", valueName: "format"))
+    public var logFormat: LogFormat = .text
+
+    public init() {}
+
+    // MARK: - Validation
+
+    public mutating func validate() throws {
+        if !cleanup, manifests.isEmpty {
+            throw ValidationError("give at least one --manifests file or folder (or --cleanup)")
+        }
+        if [dryRun && cleanup, once && cleanup].contains(true) {
+            throw ValidationError("--cleanup runs alone; drop --once and --dry-run")
+        }
+        guard Scheduler(rawValue: scheduler).isKnown else {
+            throw ValidationError("unknown scheduler '\(scheduler)'; use one of \(Scheduler.allKnown.map(\.rawValue).joined(separator: ", "))")
+        }
+        for address in nodeIP where IPAddress(address) == nil {
+            throw ValidationError("--node-ip '\(address)' is not an IPv4 or IPv6 address")
+        }
+        if metricsAddress != "none", MetricsServer.parse(metricsAddress) == nil {
+            throw ValidationError("--metrics-address must be host:port (127.0.0.1:10249, [::1]:10249) or none")
+        }
+        if syncPeriod.duration < .milliseconds(100) {
+            throw ValidationError("--sync-period must be at least 100ms")
+        }
+    }
+
+    // MARK: - Run
+
+    public func run() async throws {
+        LogSetup.bootstrap(format: logFormat, level: logLevel)
+        let logger = Logger(label: "ipvs-agent")
+        let runner = AgentRunner(command: self, logger: logger)
+        if cleanup {
+            try await runner.cleanup()
+        } else if dryRun {
+            try await runner.dryRun()
+        } else if once {
+            try await runner.once()
+        } else {
+            try await runner.daemon()
+        }
+    }
+}

@@ -1,0 +1,121 @@
+import Dispatch
+import Foundation
+import Logging
+import Metrics
+import Prometheus
+import ServiceLifecycle
+
+/// The long-running agent: a `ServiceGroup` of the reconcile loop and the metrics server, with
+/// graceful shutdown on SIGTERM and SIGINT that leaves the kernel's state in place.
+struct AgentDaemon {
+    let command: AgentCommand
+    let reconciler: Reconciler
+    let mapping: MappingOptions
+    let registry: PrometheusCollectorRegistry
+    let logger: Logger
+
+    func run() async throws {
+        let status = StatusBox()
+        var services: [any Service] = [
+            ReconcileLoop(paths: command.manifests, reconciler: reconciler, mapping: mapping,
+                          syncPeriod: command.syncPeriod.duration, status: status, logger: logger),
+        ]
+        if command.metricsAddress != "none" {
+            services.append(try MetricsServer(address: command.metricsAddress, registry: registry, status: status, logger: logger))
+        }
+        let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        try await group.run()
+        logger.info("stopped; the kernel's IPVS table and VIPs are left in place")
+    }
+}
+
+/// Reloads manifests on file changes (inotify, debounced) and SIGHUP, applies the difference,
+/// checks draining endpoints every second and verifies the whole kernel every sync period.
+struct ReconcileLoop: Service {
+    let paths: [String]
+    let reconciler: Reconciler
+    let mapping: MappingOptions
+    let syncPeriod: Duration
+    let status: StatusBox
+    let logger: Logger
+    let metrics = AgentMetrics()
+
+    enum Trigger: Sendable {
+        case file(String)
+        case hangup
+    }
+
+    func run() async throws {
+        let source = ManifestSource(paths: paths, logger: logger)
+        let watcher = try FileWatcher(folders: source.watchedFolders)
+        let (triggers, continuation) = AsyncStream.makeStream(of: Trigger.self, bufferingPolicy: .bufferingNewest(64))
+        signal(SIGHUP, SIG_IGN)
+        let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        hangup.setEventHandler { continuation.yield(.hangup) }
+        hangup.resume()
+        defer {
+            hangup.cancel()
+            watcher.stop()
+            continuation.finish()
+        }
+        let watched = Set(paths)
+        let reconciler = reconciler, status = status, logger = logger, metrics = metrics, syncPeriod = syncPeriod
+        let mapping = mapping
+
+        await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for await name in watcher.changes {
+                        let file = (name as NSString).lastPathComponent
+                        guard watched.contains(name) || [".yaml", ".yml", ".json"].contains(where: file.hasSuffix), !file.hasPrefix(".") else { continue }
+                        continuation.yield(.file(name))
+                    }
+                }
+                group.addTask {
+                    var builder = DesiredStateBuilder(options: mapping)
+                    await Self.reload(source, &builder, reconciler, status, metrics, logger, reason: "start")
+                    for await trigger in triggers {
+                        // Debounce: editors write in several steps; one reload after the burst.
+                        try? await Task.sleep(for: .milliseconds(100))
+                        let reason = switch trigger {
+                        case .file(let name): "changed \(name)"
+                        case .hangup: "SIGHUP"
+                        }
+                        await Self.reload(source, &builder, reconciler, status, metrics, logger, reason: reason)
+                    }
+                }
+                group.addTask {
+                    var lastVerification = ContinuousClock.now
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: min(.seconds(1), syncPeriod))
+                        if await reconciler.isDraining { await reconciler.checkDrains() }
+                        let wanted = await reconciler.wantsVerification
+                        if ContinuousClock.now - lastVerification >= syncPeriod || wanted {
+                            lastVerification = ContinuousClock.now
+                            let report = await reconciler.verify()
+                            if report.repairs > 0 { logger.warning("repaired drift", metadata: ["repairs": "\(report.repairs)"]) }
+                            status.update(await reconciler.status(), healthy: report.succeeded)
+                        }
+                    }
+                }
+                await group.next()
+                group.cancelAll()
+            }
+        }
+    }
+
+    private static func reload(_ source: ManifestSource, _ builder: inout DesiredStateBuilder, _ reconciler: Reconciler,
+                               _ status: StatusBox, _ metrics: AgentMetrics, _ logger: Logger, reason: String) async {
+        let snapshot = await source.load()
+        let build = builder.build(snapshot.objects)
+        let issues = snapshot.issues + build.issues
+        for issue in issues { logger.error("\(issue)") }
+        metrics.manifestIssues.record(issues.count)
+        logger.info("loaded manifests", metadata: ["reason": "\(reason)", "services": "\(build.state.services.count)",
+                                                   "real_servers": "\(build.state.realServerCount)", "problems": "\(issues.count)",
+                                                   "changed": "\(build.changed.map { "\($0.count)" } ?? "all")"])
+        let report = await reconciler.reconcile(build.state, changed: build.changed)
+        if await reconciler.isDraining { await reconciler.checkDrains() }
+        status.update(await reconciler.status(), healthy: report.succeeded)
+    }
+}

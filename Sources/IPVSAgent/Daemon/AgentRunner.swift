@@ -1,0 +1,160 @@
+import ArgumentParser
+import Foundation
+import IPVS
+import Logging
+import Metrics
+import NodeNetwork
+import Prometheus
+
+/// The four modes of the command (`--cleanup`, `--dry-run`, `--once`, daemon) over shared setup.
+struct AgentRunner {
+    let command: AgentCommand
+    let logger: Logger
+
+    // MARK: - Setup
+
+    var reconcilerOptions: Reconciler.Options {
+        Reconciler.Options(interface: command.interface, drainTimeout: command.drainTimeout.duration)
+    }
+
+    func mappingOptions(links: LinkManagerBackend?) -> MappingOptions {
+        var addresses = command.nodeIP.compactMap(IPAddress.init)
+        if addresses.isEmpty, let links {
+            do {
+                addresses = try links.nodeAddresses(excluding: command.interface)
+            } catch {
+                logger.warning("cannot list the node's addresses; NodePorts get no addresses (use --node-ip)", metadata: ["error": "\(error)"])
+            }
+        }
+        logger.debug("NodePort addresses", metadata: ["addresses": "\(addresses.map(\.description))"])
+        return MappingOptions(scheduler: Scheduler(rawValue: command.scheduler), nodeName: command.nodeName ?? Self.hostName,
+                              nodeAddresses: addresses)
+    }
+
+    static var hostName: String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count) == 0 else { return "" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    func openLinks() throws -> LinkManagerBackend {
+        do {
+            return try LinkManagerBackend()
+        } catch {
+            logger.critical("cannot open rtnetlink to manage interfaces", metadata: ["error": "\(error)"])
+            throw ExitCode(2)
+        }
+    }
+
+    func makeReconciler(links: LinkManagerBackend?, fallBackToEmpty: Bool = false) throws -> Reconciler {
+        let store = OwnershipStore(path: command.stateFile)
+        do {
+            return Reconciler(ipvs: try IPVSClient(), vips: links, store: store, options: reconcilerOptions, logger: logger)
+        } catch {
+            guard fallBackToEmpty else {
+                logger.critical("cannot open the kernel's IPVS", metadata: ["error": "\(error)"])
+                throw ExitCode(2)
+            }
+            logger.warning("cannot read the kernel's IPVS; showing the operations for an empty kernel", metadata: ["error": "\(error)"])
+            return Reconciler(ipvs: EmptyIPVS(), vips: nil, store: store, options: reconcilerOptions, logger: logger)
+        }
+    }
+
+    /// Sets the sysctls IPVS needs (as kube-proxy does), logging each change.
+    func applySysctls() {
+        for setting in IPVSSysctls.required(strictARP: command.strictARP) {
+            do {
+                if let previous = try Sysctl.ensure(setting.name, setting.value) {
+                    logger.notice("set sysctl", metadata: ["sysctl": "\(setting.name)", "value": "\(setting.value)",
+                                                            "previous": "\(previous)", "reason": "\(setting.reason)"])
+                }
+            } catch {
+                logger.error("cannot set sysctl", metadata: ["sysctl": "\(setting.name)", "value": "\(setting.value)",
+                                                              "reason": "\(setting.reason)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// Loads the manifests and maps them, logging every problem.
+    func load(_ source: ManifestSource, _ builder: inout DesiredStateBuilder) -> (build: DesiredStateBuilder.Build, issues: [ManifestIssue]) {
+        let snapshot = source.loadNow()
+        let build = builder.build(snapshot.objects)
+        let issues = snapshot.issues + build.issues
+        for issue in issues { logger.error("\(issue)") }
+        logger.info("loaded manifests", metadata: ["objects": "\(snapshot.objects.count)", "services": "\(build.state.services.count)",
+                                                   "real_servers": "\(build.state.realServerCount)", "problems": "\(issues.count)"])
+        return (build, issues)
+    }
+
+    // MARK: - Modes
+
+    func cleanup() async throws {
+        let reconciler = try makeReconciler(links: try openLinks())
+        try await reconciler.start(createInterface: false)
+        let report = await reconciler.cleanup()
+        try finish(report, issues: [], what: "cleanup")
+    }
+
+    func dryRun() async throws {
+        let links = try? LinkManagerBackend()
+        let source = ManifestSource(paths: command.manifests, logger: logger)
+        var builder = DesiredStateBuilder(options: mappingOptions(links: links))
+        let (build, issues) = load(source, &builder)
+        let reconciler = try makeReconciler(links: links, fallBackToEmpty: true)
+        try await reconciler.start(createInterface: false)
+        let plan = await reconciler.dryRun(build.state)
+        for line in IPVSSaveFormatter.lines(plan, interface: command.interface) { print(line) }
+        if !issues.isEmpty { throw ExitCode(1) }
+    }
+
+    func once() async throws {
+        let links = try openLinks()
+        applySysctls()
+        let source = ManifestSource(paths: command.manifests, logger: logger)
+        var builder = DesiredStateBuilder(options: mappingOptions(links: links))
+        let (build, issues) = load(source, &builder)
+        let reconciler = try makeReconciler(links: links)
+        do {
+            try await reconciler.start()
+        } catch {
+            logger.critical("cannot start", metadata: ["error": "\(error)"])
+            throw ExitCode(2)
+        }
+        var report = await reconciler.reconcile(build.state)
+        let drains = await reconciler.checkDrains()
+        report.applied += drains.applied
+        report.failures += drains.failures
+        try finish(report, issues: issues, what: "reconcile")
+    }
+
+    func daemon() async throws {
+        // Metrics handles are made by the reconciler, so the factory comes first.
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let links = try openLinks()
+        applySysctls()
+        let options = mappingOptions(links: links)
+        let reconciler = try makeReconciler(links: links)
+        do {
+            try await reconciler.start()
+        } catch {
+            logger.critical("cannot start", metadata: ["error": "\(error)"])
+            throw ExitCode(2)
+        }
+        try await AgentDaemon(command: command, reconciler: reconciler, mapping: options, registry: registry, logger: logger).run()
+    }
+
+    private func finish(_ report: ReconcileReport, issues: [ManifestIssue], what: String) throws {
+        for failure in report.failures { logger.error("\(failure)") }
+        let problems = issues.count + report.failures.count
+        logger.info("\(what) finished", metadata: ["operations": "\(report.applied)", "problems": "\(problems)"])
+        if problems > 0 { throw ExitCode(1) }
+    }
+}
+
+/// A kernel without IPVS services, for dry runs where IPVS cannot be read.
+final class EmptyIPVS: IPVSBackend {
+    func table() throws -> [ServiceTableEntry] { [] }
+    func realServers(of key: ServiceKey) throws -> [RealServer] { [] }
+    func apply(_ operations: [IPVSOperation]) -> [IPVSOperationResult] { operations.map { _ in .success(()) } }
+}

@@ -1,0 +1,125 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Prometheus
+import ServiceLifecycle
+
+/// The latest `/status` document, replaced after each reconcile and read by the HTTP handler.
+public final class StatusBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var document = Data("{}".utf8)
+    private var healthy = true
+
+    public init() {}
+
+    public func update(_ status: AgentStatus, healthy: Bool) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let data = (try? encoder.encode(status)) ?? Data("{}".utf8)
+        lock.withLock {
+            document = data
+            self.healthy = healthy
+        }
+    }
+
+    var snapshot: (document: Data, healthy: Bool) { lock.withLock { (document, healthy) } }
+}
+
+/// Serves `/metrics` (Prometheus text format), `/healthz` and `/status` (JSON) over HTTP/1.1.
+public struct MetricsServer: Service {
+    let host: String
+    let port: Int
+    let registry: PrometheusCollectorRegistry
+    let status: StatusBox
+    let logger: Logger
+
+    public init(address: String, registry: PrometheusCollectorRegistry, status: StatusBox, logger: Logger) throws {
+        guard let (host, port) = Self.parse(address) else { throw AgentError("invalid metrics address \(address); use host:port") }
+        self.host = host
+        self.port = port
+        self.registry = registry
+        self.status = status
+        self.logger = logger
+    }
+
+    /// Splits `host:port` or `[v6]:port`.
+    public static func parse(_ text: String) -> (String, Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            return nil
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return host.isEmpty ? nil : (host, port)
+    }
+
+    public func run() async throws {
+        let registry = registry, status = status
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.pipeline.configureHTTPServerPipeline().flatMapThrowing {
+                    try channel.pipeline.syncOperations.addHandler(HTTPHandler(registry: registry, status: status))
+                }
+            }
+            .bind(host: host, port: port).get()
+        logger.info("serving /metrics, /healthz and /status", metadata: ["address": "\(host):\(port)"])
+        try? await gracefulShutdown()
+        try await channel.close()
+    }
+}
+
+/// Answers one request per `end` part; tiny on purpose.
+private final class HTTPHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    let registry: PrometheusCollectorRegistry
+    let status: StatusBox
+    private var path = "/"
+    private var keepAlive = false
+
+    init(registry: PrometheusCollectorRegistry, status: StatusBox) {
+        self.registry = registry
+        self.status = status
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            path = String(head.uri.split(separator: "?").first ?? "/")
+            keepAlive = head.isKeepAlive
+        case .body:
+            break
+        case .end:
+            let (code, type, body) = response()
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: type)
+            headers.add(name: "Content-Length", value: "\(body.count)")
+            if !keepAlive { headers.add(name: "Connection", value: "close") }
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: code, headers: headers))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
+            let written = context.eventLoop.makePromise(of: Void.self)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
+            if !keepAlive {
+                let channel = context.channel
+                written.futureResult.whenComplete { _ in channel.close(promise: nil) }
+            }
+        }
+    }
+
+    private func response() -> (HTTPResponseStatus, String, [UInt8]) {
+        switch path {
+        case "/metrics":
+            return (.ok, "text/plain; version=0.0.4; charset=utf-8", registry.emitToBuffer())
+        case "/healthz":
+            let healthy = status.snapshot.healthy
+            return (healthy ? .ok : .serviceUnavailable, "text/plain", Array((healthy ? "ok\n" : "kernel operations failing\n").utf8))
+        case "/status":
+            return (.ok, "application/json", Array(status.snapshot.document))
+        default:
+            return (.notFound, "text/plain", Array("not found; try /metrics, /healthz or /status\n".utf8))
+        }
+    }
+}

@@ -1,0 +1,184 @@
+import IPVS
+
+// MARK: - Names
+
+/// A namespaced Kubernetes object name.
+public struct ObjectName: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public var namespace: String
+    public var name: String
+
+    public init(namespace: String, name: String) {
+        self.namespace = namespace
+        self.name = name
+    }
+
+    /// `namespace/name`, as kubectl prints it.
+    public var description: String { "\(namespace)/\(name)" }
+
+    public static func < (lhs: Self, rhs: Self) -> Bool {
+        (lhs.namespace, lhs.name) < (rhs.namespace, rhs.name)
+    }
+}
+
+// MARK: - Service
+
+/// The fields of a `v1 Service` that the agent uses.
+public struct KubeService: Hashable, Sendable {
+    /// `spec.type`.
+    public enum ServiceType: String, Hashable, Sendable {
+        case clusterIP = "ClusterIP"
+        case nodePort = "NodePort"
+        case loadBalancer = "LoadBalancer"
+        case externalName = "ExternalName"
+    }
+
+    public var name: ObjectName
+    public var annotations: [String: String]
+    public var type: ServiceType
+    /// `spec.clusterIP: None`.
+    public var isHeadless: Bool
+    /// `spec.clusterIPs` (or `spec.clusterIP`), one per address family.
+    public var clusterIPs: [IPAddress]
+    public var externalIPs: [IPAddress]
+    /// `status.loadBalancer.ingress[].ip` (hostnames and `ipMode: Proxy` entries are left out).
+    public var loadBalancerIngress: [IPAddress]
+    public var ports: [ServicePort]
+    /// `sessionAffinity: ClientIP`'s timeout in seconds, or `nil` for no affinity.
+    public var sessionAffinityTimeout: UInt32?
+    /// `spec.externalTrafficPolicy: Local`.
+    public var externalTrafficLocal: Bool
+    /// `spec.internalTrafficPolicy: Local`.
+    public var internalTrafficLocal: Bool
+    /// The scheduler of annotation `ipvs.swift.dev/scheduler`, overriding `--scheduler`.
+    public var scheduler: Scheduler?
+    /// The flags of annotation `ipvs.swift.dev/scheduler-flags`.
+    public var schedulerFlags: ServiceFlags?
+
+    public init(name: ObjectName, annotations: [String: String] = [:], type: ServiceType = .clusterIP,
+                isHeadless: Bool = false, clusterIPs: [IPAddress] = [], externalIPs: [IPAddress] = [],
+                loadBalancerIngress: [IPAddress] = [], ports: [ServicePort] = [],
+                sessionAffinityTimeout: UInt32? = nil, externalTrafficLocal: Bool = false,
+                internalTrafficLocal: Bool = false, scheduler: Scheduler? = nil, schedulerFlags: ServiceFlags? = nil) {
+        self.name = name
+        self.annotations = annotations
+        self.type = type
+        self.isHeadless = isHeadless
+        self.clusterIPs = clusterIPs
+        self.externalIPs = externalIPs
+        self.loadBalancerIngress = loadBalancerIngress
+        self.ports = ports
+        self.sessionAffinityTimeout = sessionAffinityTimeout
+        self.externalTrafficLocal = externalTrafficLocal
+        self.internalTrafficLocal = internalTrafficLocal
+        self.scheduler = scheduler
+        self.schedulerFlags = schedulerFlags
+    }
+}
+
+/// One entry of a Service's `spec.ports`.
+public struct ServicePort: Hashable, Sendable {
+    /// `targetPort`: a number, or the name of a container port resolved per endpoint.
+    public enum TargetPort: Hashable, Sendable {
+        case number(UInt16)
+        case name(String)
+    }
+
+    /// The port's name (may be empty when the Service has one port).
+    public var name: String
+    public var transport: TransportProtocol
+    public var port: UInt16
+    public var targetPort: TargetPort
+    public var nodePort: UInt16?
+
+    public init(name: String = "", transport: TransportProtocol = .tcp, port: UInt16,
+                targetPort: TargetPort? = nil, nodePort: UInt16? = nil) {
+        self.name = name
+        self.transport = transport
+        self.port = port
+        self.targetPort = targetPort ?? .number(port)
+        self.nodePort = nodePort
+    }
+}
+
+// MARK: - Endpoints
+
+/// The fields of a `discovery.k8s.io/v1 EndpointSlice` that the agent uses; `v1 Endpoints`
+/// objects are converted to this form.
+public struct EndpointSlice: Hashable, Sendable {
+    /// Where the slice came from: an EndpointSlice, or a converted `v1 Endpoints`.
+    public enum Origin: Hashable, Sendable {
+        case endpointSlice
+        case endpoints
+    }
+
+    public var name: ObjectName
+    /// The Service the slice belongs to (label `kubernetes.io/service-name`, or the Endpoints' name).
+    public var serviceName: String?
+    /// `addressType`; `nil` for FQDN slices, which the agent ignores.
+    public var addressFamily: AddressFamily?
+    public var endpoints: [Endpoint]
+    public var ports: [EndpointPort]
+    public var origin: Origin
+
+    public init(name: ObjectName, serviceName: String?, addressFamily: AddressFamily?,
+                endpoints: [Endpoint], ports: [EndpointPort], origin: Origin = .endpointSlice) {
+        self.name = name
+        self.serviceName = serviceName
+        self.addressFamily = addressFamily
+        self.endpoints = endpoints
+        self.ports = ports
+        self.origin = origin
+    }
+}
+
+/// One endpoint of a slice: a pod's addresses and conditions.
+public struct Endpoint: Hashable, Sendable {
+    public var addresses: [IPAddress]
+    /// `conditions.ready`; a missing value counts as ready, as Kubernetes specifies.
+    public var ready: Bool
+    /// `conditions.serving`; a missing value takes `ready`'s.
+    public var serving: Bool
+    /// `conditions.terminating`; a missing value counts as not terminating.
+    public var terminating: Bool
+    public var nodeName: String?
+
+    public init(addresses: [IPAddress], ready: Bool = true, serving: Bool? = nil, terminating: Bool = false,
+                nodeName: String? = nil) {
+        self.addresses = addresses
+        self.ready = ready
+        self.serving = serving ?? ready
+        self.terminating = terminating
+        self.nodeName = nodeName
+    }
+}
+
+/// One port of a slice.
+public struct EndpointPort: Hashable, Sendable {
+    /// The port's name, matching the Service port's name (empty when unnamed).
+    public var name: String
+    public var transport: TransportProtocol
+    public var port: UInt16
+
+    public init(name: String = "", transport: TransportProtocol = .tcp, port: UInt16) {
+        self.name = name
+        self.transport = transport
+        self.port = port
+    }
+}
+
+// MARK: - A decoded manifest object
+
+/// An object the agent understands, as read from a manifest.
+public enum ManifestObject: Hashable, Sendable {
+    case service(KubeService)
+    case endpointSlice(EndpointSlice)
+
+    /// `Kind namespace/name`, to name the object in logs and errors.
+    public var identity: String {
+        switch self {
+        case .service(let service): "Service \(service.name)"
+        case .endpointSlice(let slice):
+            slice.origin == .endpoints ? "Endpoints \(slice.name)" : "EndpointSlice \(slice.name)"
+        }
+    }
+}

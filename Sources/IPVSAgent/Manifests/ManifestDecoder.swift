@@ -1,0 +1,156 @@
+import IPVS
+import Yams
+
+/// The outcome of decoding one manifest file.
+public struct ManifestDecoding: Sendable {
+    /// The objects that decoded cleanly, in file order.
+    public var objects: [ManifestObject] = []
+    /// Every problem found; each names the file, document, object and field.
+    public var issues: [ManifestIssue] = []
+    /// Identities (`Kind namespace/name`) of known objects that had errors: the caller keeps
+    /// their last good version.
+    public var rejected: Set<String> = []
+    /// Whether the whole file could not be read as YAML (then `objects` is empty and the caller
+    /// keeps the file's last good objects).
+    public var unreadable = false
+}
+
+/// Decodes Kubernetes manifests (YAML or JSON, several documents, `kind: List`) into the objects the
+/// agent uses, strictly: unknown fields, bad addresses, ports and protocols are errors that name the
+/// file, the document, the object and the field. Objects of other kinds are skipped.
+public enum ManifestDecoder {
+    /// The annotation that picks a Service's scheduler (`rr`, `wlc`, `mh`, … as ipvsadm names them).
+    public static let schedulerAnnotation = "ipvs.swift.dev/scheduler"
+    /// The annotation that sets scheduler flags: a comma-separated list of `sh-fallback`, `sh-port`,
+    /// `mh-fallback`, `mh-port` (the scheduler must support them) and `onepacket` (UDP).
+    public static let schedulerFlagsAnnotation = "ipvs.swift.dev/scheduler-flags"
+
+    /// Decodes the text of `file` (the name is only used in issues).
+    public static func decode(_ text: String, file: String) -> ManifestDecoding {
+        var result = ManifestDecoding()
+        let documents: [Node]
+        do {
+            var sequence = try Yams.compose_all(yaml: text)
+            var nodes: [Node] = []
+            while let node = sequence.next() { nodes.append(node) }
+            if let error = sequence.error { throw error }
+            documents = nodes
+        } catch {
+            result.unreadable = true
+            result.issues.append(ManifestIssue(file: file, line: line(of: error), message: "not valid YAML or JSON: \(summary(of: error))"))
+            return result
+        }
+        for (index, document) in documents.enumerated() {
+            decodeDocument(NodeReader(node: document, path: ""), file: file, document: index + 1, into: &result)
+        }
+        return result
+    }
+
+    // MARK: - Documents and lists
+
+    private static func decodeDocument(_ reader: NodeReader, file: String, document: Int, into result: inout ManifestDecoding) {
+        if reader.isNull { return }
+        guard case .mapping = reader.node else {
+            result.issues.append(ManifestIssue(file: file, document: document, line: reader.line,
+                                               message: "expected a Kubernetes object (a mapping with apiVersion and kind)"))
+            return
+        }
+        let kind = reader.node["kind"]?.string ?? ""
+        let apiVersion = reader.node["apiVersion"]?.string ?? ""
+        if kind.hasSuffix("List"), apiVersion == "v1" || kind == "List" {
+            guard let items = reader.node["items"], case .sequence = items else {
+                result.issues.append(ManifestIssue(file: file, document: document, line: reader.line, field: "items",
+                                                   message: "a \(kind) needs an items list"))
+                return
+            }
+            for item in (try? NodeReader(node: items, path: "items").sequence()) ?? [] {
+                decodeObject(item, kind: item.node["kind"]?.string ?? "", apiVersion: item.node["apiVersion"]?.string ?? "",
+                             file: file, document: document, into: &result)
+            }
+            return
+        }
+        decodeObject(reader, kind: kind, apiVersion: apiVersion, file: file, document: document, into: &result)
+    }
+
+    private static func decodeObject(_ reader: NodeReader, kind: String, apiVersion: String, file: String,
+                                     document: Int, into result: inout ManifestDecoding) {
+        let prefix = reader.path.isEmpty ? "" : reader.path + "."
+        let namespace = reader.node["metadata"]?["namespace"]?.string ?? "default"
+        let name = reader.node["metadata"]?["name"]?.string ?? "?"
+        let identity = "\(kind) \(namespace)/\(name)"
+        do {
+            switch (apiVersion, kind) {
+            case ("v1", "Service"):
+                result.objects.append(.service(try ServiceDecoder.decode(reader)))
+            case ("discovery.k8s.io/v1", "EndpointSlice"):
+                result.objects.append(.endpointSlice(try EndpointsDecoder.decodeSlice(reader)))
+            case ("v1", "Endpoints"):
+                result.objects.append(.endpointSlice(try EndpointsDecoder.decodeEndpoints(reader)))
+            case (_, "Service"), (_, "EndpointSlice"), (_, "Endpoints"):
+                throw FieldError(path: prefix + "apiVersion", line: reader.line,
+                                 message: "unsupported apiVersion \"\(apiVersion)\" for \(kind); use "
+                                     + (kind == "EndpointSlice" ? "discovery.k8s.io/v1" : "v1"))
+            case (_, ""):
+                throw FieldError(path: prefix + "kind", line: reader.line, message: "required field is missing")
+            default:
+                return // Another kind (Deployment, ConfigMap, …): not the agent's business.
+            }
+        } catch let error as FieldError {
+            result.rejected.insert(identity)
+            let field = error.path.hasPrefix(prefix) ? String(error.path.dropFirst(prefix.count)) : error.path
+            result.issues.append(ManifestIssue(file: file, document: document, line: error.line, object: identity,
+                                               field: reader.path.isEmpty ? field : "\(reader.path): \(field)",
+                                               message: error.message))
+        } catch {
+            result.rejected.insert(identity)
+            result.issues.append(ManifestIssue(file: file, document: document, line: reader.line, object: identity, message: "\(error)"))
+        }
+    }
+
+    // MARK: - Shared pieces
+
+    /// The fields of `metadata` (ObjectMeta); only name, namespace, labels and annotations are used.
+    static let metadataFields: Set<String> = [
+        "name", "namespace", "labels", "annotations", "uid", "resourceVersion", "generation", "creationTimestamp",
+        "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields", "ownerReferences", "finalizers",
+        "generateName", "selfLink",
+    ]
+
+    struct Metadata {
+        var name: ObjectName
+        var labels: [String: String]
+        var annotations: [String: String]
+    }
+
+    static func metadata(_ reader: NodeReader) throws -> Metadata {
+        let fields = try reader.mapping(known: metadataFields)
+        let name = try fields.required("name").string()
+        guard !name.isEmpty else { throw try fields.required("name").fail("must not be empty") }
+        return Metadata(name: ObjectName(namespace: try fields.string("namespace") ?? "default", name: name),
+                        labels: try fields["labels"]?.stringMap() ?? [:],
+                        annotations: try fields["annotations"]?.stringMap() ?? [:])
+    }
+
+    private static func line(of error: Error) -> Int? {
+        guard let error = error as? YamlError else { return nil }
+        switch error {
+        case .scanner(_, _, let mark, _), .parser(_, _, let mark, _), .composer(_, _, let mark, _): return mark.line
+        case .duplicatedKeysInMapping(_, let context): return context.mark.line
+        default: return nil
+        }
+    }
+
+    private static func summary(of error: Error) -> String {
+        guard let error = error as? YamlError else { return "\(error)" }
+        switch error {
+        case .scanner(let context, let problem, _, _), .parser(let context, let problem, _, _),
+             .composer(let context, let problem, _, _):
+            if let context { return "\(problem) (\(context.text) at line \(context.mark.line))" }
+            return problem
+        case .duplicatedKeysInMapping(let duplicates, _):
+            return "duplicated key(s) \(duplicates.sorted().joined(separator: ", "))"
+        default:
+            return "\(error)".split(separator: "\n").first.map(String.init) ?? "\(error)"
+        }
+    }
+}

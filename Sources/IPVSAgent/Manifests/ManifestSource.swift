@@ -1,0 +1,135 @@
+import Foundation
+import Logging
+
+/// Where the desired Kubernetes objects come from. Manifest files today; the API server later.
+public protocol DesiredStateSource: Sendable {
+    /// Reads the current objects. Problems are reported with the objects, never thrown, so one bad
+    /// input never stops the others: a source keeps the last good version of what it cannot read.
+    func load() async -> SourceSnapshot
+}
+
+/// The objects of a source at one moment, with the problems found reading them.
+public struct SourceSnapshot: Sendable {
+    public var objects: [ManifestObject]
+    public var issues: [ManifestIssue]
+
+    public init(objects: [ManifestObject] = [], issues: [ManifestIssue] = []) {
+        self.objects = objects
+        self.issues = issues
+    }
+}
+
+/// Kubernetes manifests from files and folders (`--manifests`, repeatable).
+///
+/// A folder contributes its `.yaml`, `.yml` and `.json` files (not recursively, hidden files
+/// skipped), in name order. Per file, the last good objects are kept: a file that becomes
+/// unreadable or invalid YAML keeps its previous objects, a bad object keeps its previous version,
+/// and a file that disappears is reported and keeps its objects until it comes back or the agent is
+/// told otherwise (remove objects by editing files, not by deleting them by accident).
+public final class ManifestSource: DesiredStateSource, @unchecked Sendable {
+    /// The paths as given on the command line.
+    public let paths: [String]
+    private let logger: Logger
+    private let lock = NSLock()
+    private var lastGood: [String: [String: ManifestObject]] = [:]
+    private var lastGoodOrder: [String: [String]] = [:]
+
+    public init(paths: [String], logger: Logger) {
+        self.paths = paths
+        self.logger = logger
+    }
+
+    /// The files the paths stand for now, and problems with paths that do not exist.
+    public func files() -> (files: [String], issues: [ManifestIssue]) {
+        var files: [String] = []
+        var issues: [ManifestIssue] = []
+        for path in paths {
+            var isFolder: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else {
+                issues.append(ManifestIssue(file: path, message: "no such file or folder; its last good objects are kept"))
+                continue
+            }
+            guard isFolder.boolValue else { files.append(path); continue }
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+            for name in names.sorted() where !name.hasPrefix(".") && [".yaml", ".yml", ".json"].contains(where: name.hasSuffix) {
+                files.append((path as NSString).appendingPathComponent(name))
+            }
+        }
+        return (files, issues)
+    }
+
+    /// The folders to watch for changes: each folder given, and the folder of each file given.
+    public var watchedFolders: [String] {
+        paths.map { path in
+            var isFolder: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue { return path }
+            let parent = (path as NSString).deletingLastPathComponent
+            return parent.isEmpty ? "." : parent
+        }
+    }
+
+    public func load() async -> SourceSnapshot {
+        lock.withLock { loadLocked() }
+    }
+
+    /// Synchronous form of `load()`.
+    public func loadNow() -> SourceSnapshot {
+        lock.withLock { loadLocked() }
+    }
+
+    private func loadLocked() -> SourceSnapshot {
+        let (files, pathIssues) = files()
+        var snapshot = SourceSnapshot(issues: pathIssues)
+        var seen: Set<String> = []
+        for file in files {
+            seen.insert(file)
+            let text: String
+            do {
+                text = try String(contentsOfFile: file, encoding: .utf8)
+            } catch {
+                snapshot.issues.append(ManifestIssue(file: file, message: "cannot read the file (\(error.localizedDescription)); its last good objects are kept"))
+                snapshot.objects += lastGoodObjects(file)
+                continue
+            }
+            let decoded = ManifestDecoder.decode(text, file: file)
+            snapshot.issues += decoded.issues
+            if decoded.unreadable {
+                snapshot.objects += lastGoodObjects(file)
+                continue
+            }
+            var good: [String: ManifestObject] = [:]
+            var order: [String] = []
+            for object in decoded.objects where good[object.identity] == nil {
+                good[object.identity] = object
+                order.append(object.identity)
+            }
+            // A rejected object keeps its previous version from this file.
+            for identity in decoded.rejected.sorted() {
+                if let previous = lastGood[file]?[identity], good[identity] == nil {
+                    logger.warning("keeping the last good version of an invalid object", metadata: ["object": "\(identity)", "file": "\(file)"])
+                    good[identity] = previous
+                    order.append(identity)
+                }
+            }
+            lastGood[file] = good
+            lastGoodOrder[file] = order
+            snapshot.objects += order.compactMap { good[$0] }
+        }
+        // Files that vanished from a listed folder or path keep their objects only when the path
+        // itself is missing (reported above); a file deleted from an existing folder is a removal.
+        let missingPaths = Set(pathIssues.map(\.file))
+        for file in lastGood.keys.sorted() where !seen.contains(file) {
+            if missingPaths.contains(file) || missingPaths.contains(where: { file.hasPrefix($0 + "/") }) {
+                snapshot.objects += lastGoodObjects(file)
+            } else {
+                lastGood[file] = nil
+                lastGoodOrder[file] = nil
+            }
+        }
+        return snapshot
+    }
+
+    private func lastGoodObjects(_ file: String) -> [ManifestObject] {
+        (lastGoodOrder[file] ?? []).compactMap { lastGood[file]?[$0] }
+    }
+}

@@ -1,0 +1,163 @@
+import Foundation
+import IPVS
+
+/// Reads and validates a `v1 Service`.
+enum ServiceDecoder {
+    static let specFields: Set<String> = [
+        "ports", "selector", "clusterIP", "clusterIPs", "type", "externalIPs", "sessionAffinity", "loadBalancerIP",
+        "loadBalancerSourceRanges", "externalName", "externalTrafficPolicy", "healthCheckNodePort",
+        "publishNotReadyAddresses", "sessionAffinityConfig", "ipFamilies", "ipFamilyPolicy",
+        "allocateLoadBalancerNodePorts", "loadBalancerClass", "internalTrafficPolicy", "trafficDistribution",
+    ]
+    static let portFields: Set<String> = ["name", "protocol", "appProtocol", "port", "targetPort", "nodePort"]
+
+    static func decode(_ reader: NodeReader) throws -> KubeService {
+        let object = try reader.mapping(known: ["apiVersion", "kind", "metadata", "spec", "status"])
+        let metadata = try ManifestDecoder.metadata(try object.required("metadata"))
+        var service = KubeService(name: metadata.name, annotations: metadata.annotations)
+        guard let specReader = object["spec"] else { throw reader.fail("a Service needs a spec") }
+        let spec = try specReader.mapping(known: specFields)
+
+        // MARK: Type and addresses
+        if let type = spec["type"] {
+            let text = try type.string()
+            guard let value = KubeService.ServiceType(rawValue: text) else {
+                throw type.fail("must be ClusterIP, NodePort, LoadBalancer or ExternalName, got \"\(text)\"")
+            }
+            service.type = value
+        }
+        let clusterIP = try spec.string("clusterIP")
+        if clusterIP == "None" {
+            service.isHeadless = true
+        } else if let clusterIP, !clusterIP.isEmpty {
+            service.clusterIPs = [try spec.required("clusterIP").ipAddress()]
+        }
+        let clusterIPs = try spec.list("clusterIPs")
+        if !clusterIPs.isEmpty, !service.isHeadless {
+            let addresses = try clusterIPs.map { try $0.ipAddress() }
+            if let first = service.clusterIPs.first, first != addresses[0] {
+                throw clusterIPs[0].fail("must equal spec.clusterIP (\(first)), got \(addresses[0])")
+            }
+            if addresses.count > 2 || Set(addresses.map(\.family)).count != addresses.count {
+                throw clusterIPs[0].fail("at most one address per family (dual-stack), got \(addresses.map(\.description))")
+            }
+            service.clusterIPs = addresses
+        }
+        service.externalIPs = try spec.list("externalIPs").map { try $0.ipAddress() }
+        if let status = object["status"] {
+            service.loadBalancerIngress = try loadBalancerIngress(status)
+        }
+
+        // MARK: Ports
+        var seenPorts: [String: String] = [:]
+        var seenNames: [String: String] = [:]
+        let portReaders = try spec.list("ports")
+        for entry in portReaders {
+            let fields = try entry.mapping(known: portFields)
+            let name = try fields.string("name") ?? ""
+            let transport = try fields["protocol"]?.transportProtocol() ?? .tcp
+            let port = try fields.required("port").port()
+            var targetPort: ServicePort.TargetPort?
+            if let target = fields["targetPort"] {
+                targetPort = target.isInteger ? .number(try target.port()) : .name(try portName(target))
+            }
+            let nodePort = try fields["nodePort"]?.port()
+            let key = "\(port)/\(transport)"
+            if let previous = seenPorts[key] { throw entry.fail("duplicate port \(key) (also \(previous))") }
+            seenPorts[key] = entry.path
+            if let previous = seenNames[name] {
+                throw entry.fail(name.isEmpty ? "ports must be named when a Service has several (also \(previous))"
+                                              : "duplicate port name \"\(name)\" (also \(previous))")
+            }
+            seenNames[name] = entry.path
+            service.ports.append(ServicePort(name: name, transport: transport, port: port, targetPort: targetPort, nodePort: nodePort))
+        }
+        if service.ports.isEmpty, service.type != .externalName, !service.isHeadless {
+            throw specReader.fail("spec.ports must list at least one port")
+        }
+
+        // MARK: Policies
+        if let affinity = try spec.string("sessionAffinity") {
+            switch affinity {
+            case "None": break
+            case "ClientIP":
+                let config = try spec["sessionAffinityConfig"]?.mapping(known: ["clientIP"])
+                let clientIP = try config?["clientIP"]?.mapping(known: ["timeoutSeconds"])
+                service.sessionAffinityTimeout = UInt32(try clientIP?["timeoutSeconds"]?.integer(in: 1...86400) ?? 10800)
+            default:
+                throw try spec.required("sessionAffinity").fail("must be None or ClientIP, got \"\(affinity)\"")
+            }
+        }
+        service.externalTrafficLocal = try trafficPolicy(spec, "externalTrafficPolicy")
+        service.internalTrafficLocal = try trafficPolicy(spec, "internalTrafficPolicy")
+        try schedulerAnnotations(metadata.annotations, reader: reader, into: &service)
+        return service
+    }
+
+    private static func portName(_ reader: NodeReader) throws -> String {
+        let name = try reader.string()
+        let allowed = name.allSatisfy { ($0.isASCII && ($0.isLowercase || $0.isNumber)) || $0 == "-" }
+        guard !name.isEmpty, name.count <= 15, allowed, name.contains(where: \.isLetter),
+              !name.hasPrefix("-"), !name.hasSuffix("-") else {
+            throw reader.fail("must be a port number 1..65535 or a port name (up to 15 lowercase letters, digits and '-'), got \"\(name)\"")
+        }
+        return name
+    }
+
+    private static func trafficPolicy(_ spec: MappingReader, _ field: String) throws -> Bool {
+        guard let value = try spec.string(field) else { return false }
+        switch value {
+        case "Local": return true
+        case "Cluster": return false
+        default: throw try spec.required(field).fail("must be Cluster or Local, got \"\(value)\"")
+        }
+    }
+
+    private static func loadBalancerIngress(_ status: NodeReader) throws -> [IPAddress] {
+        let fields = try status.mapping(known: ["loadBalancer", "conditions"])
+        guard let balancer = try fields["loadBalancer"]?.mapping(known: ["ingress"]) else { return [] }
+        var addresses: [IPAddress] = []
+        for entry in try balancer.list("ingress") {
+            let ingress = try entry.mapping(known: ["ip", "hostname", "ipMode", "ports"])
+            // Like kube-proxy: an `ipMode: Proxy` balancer sends traffic to the node, not to the VIP.
+            if try ingress.string("ipMode") == "Proxy" { continue }
+            if let ip = ingress["ip"] { addresses.append(try ip.ipAddress()) }
+        }
+        return addresses
+    }
+
+    // MARK: - Scheduler annotations
+
+    static let flagNames: [String: ServiceFlags] = [
+        "sh-fallback": .shFallback, "sh-port": .shPort, "mh-fallback": .mhFallback, "mh-port": .mhPort, "onepacket": .onePacket,
+    ]
+
+    private static func schedulerAnnotations(_ annotations: [String: String], reader: NodeReader, into service: inout KubeService) throws {
+        let field = "metadata.annotations[\(ManifestDecoder.schedulerAnnotation)]"
+        let prefix = reader.path.isEmpty ? "" : reader.path + "."
+        if let name = annotations[ManifestDecoder.schedulerAnnotation] {
+            let scheduler = Scheduler(rawValue: name.trimmingCharacters(in: .whitespaces))
+            guard scheduler.isKnown else {
+                throw FieldError(path: prefix + field, line: reader.line,
+                                 message: "unknown scheduler \"\(name)\"; use one of \(Scheduler.allKnown.map(\.rawValue).joined(separator: ", "))")
+            }
+            service.scheduler = scheduler
+        }
+        if let text = annotations[ManifestDecoder.schedulerFlagsAnnotation] {
+            let flagsField = prefix + "metadata.annotations[\(ManifestDecoder.schedulerFlagsAnnotation)]"
+            var flags: ServiceFlags = []
+            for word in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !word.isEmpty {
+                guard let flag = flagNames[word] else {
+                    throw FieldError(path: flagsField, line: reader.line,
+                                     message: "unknown scheduler flag \"\(word)\"; use \(flagNames.keys.sorted().joined(separator: ", "))")
+                }
+                if let scheduler = service.scheduler, word != "onepacket", !word.hasPrefix(scheduler.rawValue + "-") {
+                    throw FieldError(path: flagsField, line: reader.line,
+                                     message: "flag \"\(word)\" does not apply to scheduler \"\(scheduler)\"")
+                }
+                flags.insert(flag)
+            }
+            service.schedulerFlags = flags
+        }
+    }
+}

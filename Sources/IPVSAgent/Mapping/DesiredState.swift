@@ -1,0 +1,71 @@
+import IPVS
+
+/// One virtual service the agent wants in the kernel, with its real servers.
+public struct DesiredService: Hashable, Sendable {
+    public var service: VirtualService
+    public var realServers: [RealServerID: RealServer]
+    /// The Kubernetes Service it comes from.
+    public var origin: ObjectName
+    /// The Service port's name (empty when unnamed).
+    public var portName: String
+
+    public init(service: VirtualService, realServers: [RealServerID: RealServer] = [:], origin: ObjectName, portName: String = "") {
+        self.service = service
+        self.realServers = realServers
+        self.origin = origin
+        self.portName = portName
+    }
+}
+
+/// Everything the agent wants in the kernel: virtual services and the VIPs bound on the dummy interface.
+public struct DesiredState: Hashable, Sendable {
+    public var services: [ServiceKey: DesiredService]
+    /// Addresses to bind on the dummy interface (ClusterIPs, external IPs, load balancer IPs).
+    public var addresses: Set<IPAddress>
+
+    public init(services: [ServiceKey: DesiredService] = [:], addresses: Set<IPAddress> = []) {
+        self.services = services
+        self.addresses = addresses
+    }
+
+    /// The number of real servers over all services.
+    public var realServerCount: Int { services.values.reduce(0) { $0 + $1.realServers.count } }
+}
+
+// MARK: - Health overlay
+
+/// What a health verdict does to a real server's configured weight.
+public enum HealthAdjustment: Hashable, Sendable {
+    /// Keep the server but send it no new connections (weight 0).
+    case quiesce
+    /// Take the server out of the service (it drains like a removed endpoint).
+    case remove
+}
+
+/// A seam for the health checker: adjustments of desired real servers, applied after mapping and
+/// before the diff. An empty overlay leaves every configured weight as it is.
+public struct HealthOverlay: Hashable, Sendable {
+    /// Adjustments per real server address and port, for every service that uses that endpoint.
+    public var adjustments: [RealServerID: HealthAdjustment]
+
+    public init(adjustments: [RealServerID: HealthAdjustment] = [:]) {
+        self.adjustments = adjustments
+    }
+
+    /// `state` with the adjustments applied.
+    public func applied(to state: DesiredState) -> DesiredState {
+        guard !adjustments.isEmpty else { return state }
+        var result = state
+        for (key, desired) in state.services {
+            var servers = desired.realServers
+            for (id, adjustment) in adjustments where servers[id] != nil {
+                switch adjustment {
+                case .quiesce: servers[id]?.weight = 0
+                case .remove: servers[id] = nil
+                }
+            }
+            result.services[key]?.realServers = servers
+        }
+        return result
+    }
+}

@@ -1,0 +1,147 @@
+import IPVS
+
+/// Settings of the mapping from Kubernetes objects to IPVS.
+public struct MappingOptions: Hashable, Sendable {
+    /// The scheduler of Services without the scheduler annotation (`--scheduler`).
+    public var scheduler: Scheduler
+    /// The scheduler flags of Services without the flags annotation.
+    public var schedulerFlags: ServiceFlags
+    /// This node's name, for `internalTrafficPolicy`/`externalTrafficPolicy: Local` (`--node-name`).
+    public var nodeName: String?
+    /// The addresses NodePorts listen on (`--node-ip`).
+    public var nodeAddresses: [IPAddress]
+    /// How real servers are reached; kube-proxy uses NAT.
+    public var forwarding: ForwardingMethod
+    /// The weight of every ready endpoint.
+    public var weight: Int32
+
+    public init(scheduler: Scheduler = .roundRobin, schedulerFlags: ServiceFlags = [], nodeName: String? = nil,
+                nodeAddresses: [IPAddress] = [], forwarding: ForwardingMethod = .masquerade, weight: Int32 = 1) {
+        self.scheduler = scheduler
+        self.schedulerFlags = schedulerFlags
+        self.nodeName = nodeName
+        self.nodeAddresses = nodeAddresses
+        self.forwarding = forwarding
+        self.weight = weight
+    }
+}
+
+/// What one Kubernetes Service maps to.
+public struct ServiceMapping: Hashable, Sendable {
+    public var services: [ServiceKey: DesiredService] = [:]
+    public var addresses: Set<IPAddress> = []
+    public var issues: [ManifestIssue] = []
+}
+
+/// Maps a Service and its endpoints to virtual services, the way kube-proxy's IPVS mode does.
+///
+/// - Every Service port on every ClusterIP (both families), external IP and load balancer ingress IP,
+///   and for NodePort and LoadBalancer Services on every node address at the node port.
+/// - Endpoints: the ready ones; when none is ready, the ones both serving and terminating (so a
+///   rolling restart does not drop traffic). `Local` traffic policies keep this node's endpoints only.
+/// - The endpoint port is the slice port named like the Service port (the EndpointSlice controller
+///   resolves named target ports per pod); a numeric `targetPort` is the fallback for slices without ports.
+/// - `sessionAffinity: ClientIP` becomes persistence with the Service's timeout.
+/// - ExternalName and headless Services map to nothing.
+public enum ServiceMapper {
+    public static func map(_ service: KubeService, slices: [EndpointSlice], options: MappingOptions) -> ServiceMapping {
+        var result = ServiceMapping()
+        if service.type == .externalName || service.isHeadless { return result }
+        let object = "Service \(service.name)"
+
+        // MARK: Scheduler
+        let scheduler = service.scheduler ?? options.scheduler
+        var flags = service.schedulerFlags ?? options.schedulerFlags
+        let schedulerFlags = flags.subtracting(.onePacket)
+        if !schedulerFlags.isEmpty, !scheduler.supportedFlags.isSuperset(of: schedulerFlags) {
+            result.issues.append(ManifestIssue(file: "", object: object,
+                                               field: "metadata.annotations[\(ManifestDecoder.schedulerFlagsAnnotation)]",
+                                               message: "scheduler \(scheduler) takes no such flags; the flags are ignored"))
+            flags = flags.intersection(.onePacket)
+        }
+        let persistence = service.sessionAffinityTimeout.map { Persistence(timeout: $0) }
+
+        // MARK: Frontends
+        let usable = slices.filter { $0.origin == .endpointSlice }.isEmpty ? slices : slices.filter { $0.origin == .endpointSlice }
+        for port in service.ports {
+            var frontends: [(address: IPAddress, port: UInt16, external: Bool)] = []
+            frontends += service.clusterIPs.map { ($0, port.port, false) }
+            frontends += service.externalIPs.map { ($0, port.port, true) }
+            frontends += service.loadBalancerIngress.map { ($0, port.port, true) }
+            if service.type != .clusterIP, let nodePort = port.nodePort {
+                frontends += options.nodeAddresses.map { ($0, nodePort, true) }
+            }
+            for family in AddressFamily.allCases where frontends.contains(where: { $0.address.family == family }) {
+                let candidates = endpoints(for: port, family: family, slices: usable, service: service, into: &result)
+                let internalServers = realServers(select(candidates, local: service.internalTrafficLocal, options: options), options: options)
+                let externalServers = realServers(select(candidates, local: service.externalTrafficLocal, options: options), options: options)
+                for frontend in frontends where frontend.address.family == family {
+                    let key = ServiceKey.address(port.transport, frontend.address, port: frontend.port)
+                    let virtual = VirtualService(key: key, scheduler: scheduler, flags: flags, persistence: persistence)
+                    result.services[key] = DesiredService(service: virtual, realServers: frontend.external ? externalServers : internalServers,
+                                                          origin: service.name, portName: port.name)
+                }
+            }
+        }
+        result.addresses = Set(service.clusterIPs + service.externalIPs + service.loadBalancerIngress)
+        return result
+    }
+
+    // MARK: - Endpoints
+
+    /// An endpoint address with its resolved port and conditions.
+    struct Candidate: Hashable {
+        var address: IPAddress
+        var port: UInt16
+        var endpoint: Endpoint
+    }
+
+    private static func endpoints(for port: ServicePort, family: AddressFamily, slices: [EndpointSlice],
+                                  service: KubeService, into result: inout ServiceMapping) -> [Candidate] {
+        var candidates: [Candidate] = []
+        for slice in slices where slice.addressFamily == nil || slice.addressFamily == family {
+            let resolved: UInt16
+            if let match = slice.ports.first(where: { $0.name == port.name && $0.transport == port.transport }) {
+                resolved = match.port
+            } else if case .number(let number) = port.targetPort, slice.ports.isEmpty {
+                resolved = number
+            } else {
+                if !slice.endpoints.isEmpty {
+                    let target: String = switch port.targetPort {
+                    case .number(let number): "\(number)"
+                    case .name(let name): "\"\(name)\""
+                    }
+                    let kind = slice.origin == .endpoints ? "Endpoints" : "EndpointSlice"
+                    result.issues.append(ManifestIssue(
+                        file: "", object: "\(kind) \(slice.name)", field: "ports",
+                        message: "no \(port.transport) port named \"\(port.name)\" for port \(port.port) (targetPort \(target)) of Service \(service.name); its endpoints are left out of that port"))
+                }
+                continue
+            }
+            for endpoint in slice.endpoints {
+                for address in endpoint.addresses where address.family == family {
+                    candidates.append(Candidate(address: address, port: resolved, endpoint: endpoint))
+                }
+            }
+        }
+        return candidates
+    }
+
+    /// kube-proxy's choice: ready endpoints, else the serving and terminating ones; `local` keeps
+    /// only this node's before choosing.
+    static func select(_ candidates: [Candidate], local: Bool, options: MappingOptions) -> [Candidate] {
+        let pool = local ? candidates.filter { $0.endpoint.nodeName != nil && $0.endpoint.nodeName == options.nodeName } : candidates
+        let ready = pool.filter { $0.endpoint.ready }
+        if !ready.isEmpty { return ready }
+        return pool.filter { $0.endpoint.serving && $0.endpoint.terminating }
+    }
+
+    private static func realServers(_ candidates: [Candidate], options: MappingOptions) -> [RealServerID: RealServer] {
+        var servers: [RealServerID: RealServer] = [:]
+        for candidate in candidates {
+            let server = RealServer(address: candidate.address, port: candidate.port, forwarding: options.forwarding, weight: options.weight)
+            servers[server.id] = server
+        }
+        return servers
+    }
+}

@@ -1,0 +1,26 @@
+import IPVS
+
+/// The kernel's IPVS as the reconciler uses it; `IPVSClient` is the real one, tests use a fake.
+public protocol IPVSBackend: AnyObject {
+    /// Every service with its real servers (and their connection counts).
+    func table() throws -> [ServiceTableEntry]
+    /// The real servers of one service, with connection counts.
+    func realServers(of key: ServiceKey) throws -> [RealServer]
+    /// Applies operations in order and returns one result per operation.
+    func apply(_ operations: [IPVSOperation]) -> [IPVSOperationResult]
+}
+
+extension IPVSClient: IPVSBackend {}
+
+/// The dummy interface and its addresses as the reconciler uses them; `LinkManagerBackend` is the
+/// real one (rtnetlink), tests use a fake.
+public protocol VIPBackend: AnyObject, Sendable {
+    /// Creates the dummy interface when missing; returns whether it was created.
+    func ensureInterface(named name: String) throws -> Bool
+    /// The addresses bound on the interface.
+    func addresses(on name: String) throws -> Set<IPAddress>
+    /// Binds `address` as /32 or /128 (no error when it is already there).
+    func add(_ address: IPAddress, to name: String) throws
+    /// Unbinds `address` (no error when it is missing).
+    func remove(_ address: IPAddress, from name: String) throws
+}

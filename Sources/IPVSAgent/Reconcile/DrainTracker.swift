@@ -1,0 +1,63 @@
+import IPVS
+
+/// Identifies a real server within a virtual service.
+public struct RealServerRef: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public var service: ServiceKey
+    public var server: RealServerID
+
+    public init(service: ServiceKey, server: RealServerID) {
+        self.service = service
+        self.server = server
+    }
+
+    public var description: String { "\(server) of \(service)" }
+    public static func < (lhs: Self, rhs: Self) -> Bool {
+        lhs.service != rhs.service ? lhs.service < rhs.service : lhs.server < rhs.server
+    }
+}
+
+/// Graceful termination of removed endpoints: a removed real server is set to weight 0 (the kernel
+/// sends it no new connections, existing ones continue) and deleted once it has no connections
+/// left, or at its deadline, whichever comes first.
+///
+/// A value type driven by the caller's clock, so its decisions are testable without waiting.
+public struct DrainTracker: Hashable, Sendable {
+    /// How long a removed real server may keep connections before it is deleted anyway.
+    public var timeout: Duration
+    /// Draining servers and their deadlines (on the caller's clock).
+    public private(set) var deadlines: [RealServerRef: ContinuousClock.Instant] = [:]
+
+    public init(timeout: Duration) {
+        self.timeout = timeout
+    }
+
+    public var isEmpty: Bool { deadlines.isEmpty }
+
+    /// The services that have draining servers.
+    public var services: Set<ServiceKey> { Set(deadlines.keys.map(\.service)) }
+
+    public func isDraining(_ ref: RealServerRef) -> Bool { deadlines[ref] != nil }
+
+    /// Starts draining `ref` at `now` (no-op when it already drains).
+    public mutating func begin(_ ref: RealServerRef, now: ContinuousClock.Instant) {
+        if deadlines[ref] == nil { deadlines[ref] = now + timeout }
+    }
+
+    /// Stops tracking `ref` (it came back, or it was deleted).
+    public mutating func end(_ ref: RealServerRef) {
+        deadlines[ref] = nil
+    }
+
+    /// Stops tracking every server of `service` (the service went away).
+    public mutating func endAll(in service: ServiceKey) {
+        deadlines = deadlines.filter { $0.key.service != service }
+    }
+
+    /// Whether `ref` should be deleted now: it has no connections, or its deadline passed.
+    /// `connections` is `nil` when unknown (then only the deadline counts).
+    public func shouldDelete(_ ref: RealServerRef, connections: ConnectionCounts?, now: ContinuousClock.Instant) -> Bool {
+        if let connections, connections.active == 0, connections.inactive == 0 { return true }
+        guard let deadline = deadlines[ref] else { return true }
+        return now >= deadline
+    }
+}

@@ -1,0 +1,33 @@
+import IPVS
+import NodeNetwork
+
+/// The real dummy interface and VIPs, through NodeNetwork's `LinkManager` (rtnetlink).
+public final class LinkManagerBackend: VIPBackend, Sendable {
+    private let links: LinkManager
+
+    public init() throws {
+        links = try LinkManager()
+    }
+
+    public func ensureInterface(named name: String) throws -> Bool {
+        try links.ensureDummyInterface(named: name)
+    }
+
+    public func addresses(on name: String) throws -> Set<IPAddress> {
+        guard try links.interfaceIndex(named: name) != nil else { return [] }
+        return Set(try links.addresses(on: name).filter(\.isHostPrefix).map(\.address))
+    }
+
+    public func add(_ address: IPAddress, to name: String) throws {
+        try links.addAddress(address, to: name)
+    }
+
+    public func remove(_ address: IPAddress, from name: String) throws {
+        try links.removeAddress(address, from: name)
+    }
+
+    /// The node's own addresses (for NodePorts), leaving out `interface` and loopback.
+    public func nodeAddresses(excluding interface: String) throws -> [IPAddress] {
+        try links.nodeAddresses(excluding: [interface, "lo"])
+    }
+}

@@ -1,0 +1,357 @@
+import IPVS
+import Logging
+
+/// What one reconcile pass did.
+public struct ReconcileReport: Sendable {
+    /// Kernel operations and address changes applied successfully.
+    public var applied = 0
+    /// One sentence per failed operation.
+    public var failures: [String] = []
+    /// Differences between the model and the kernel found (and repaired) by a verification.
+    public var repairs = 0
+
+    public var succeeded: Bool { failures.isEmpty }
+}
+
+/// Owns the kernel: the only place that talks to IPVS and the dummy interface. Keeps a model of
+/// what the kernel holds, applies the minimal difference to the desired state, records what it
+/// owns, drains removed endpoints and repairs drift.
+public actor Reconciler {
+    /// Settings of the reconciler.
+    public struct Options: Sendable {
+        /// The dummy interface holding the VIPs (`--interface`).
+        public var interface: String
+        /// How long removed endpoints may keep connections (`--drain-timeout`).
+        public var drainTimeout: Duration
+
+        public init(interface: String = "kube-ipvs0", drainTimeout: Duration = .seconds(60)) {
+            self.interface = interface
+            self.drainTimeout = drainTimeout
+        }
+    }
+
+    private let ipvs: any IPVSBackend
+    private let vips: (any VIPBackend)?
+    private let store: OwnershipStore?
+    private let options: Options
+    private let logger: Logger
+    private let metrics: AgentMetrics
+    private let now: @Sendable () -> ContinuousClock.Instant
+
+    private var kernel = KernelState()
+    private var boundAddresses: Set<IPAddress> = []
+    private var ownership = Ownership()
+    private var drains: DrainTracker
+    private var mapped = DesiredState()
+    private var health = HealthOverlay()
+    private var desired = DesiredState()
+    private var needsVerification = false
+
+    /// - Parameters:
+    ///   - ipvs: the kernel's IPVS; used from this actor only.
+    ///   - vips: the dummy interface, or `nil` to leave addresses alone.
+    ///   - store: where ownership is recorded, or `nil` to keep it in memory (dry runs, tests).
+    public init(ipvs: sending any IPVSBackend, vips: sending (any VIPBackend)?, store: OwnershipStore?, options: Options,
+                logger: Logger, metrics: AgentMetrics = AgentMetrics(),
+                now: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now }) {
+        self.ipvs = ipvs
+        self.vips = vips
+        self.store = store
+        self.options = options
+        self.logger = logger
+        self.metrics = metrics
+        self.now = now
+        self.drains = DrainTracker(timeout: options.drainTimeout)
+    }
+
+    // MARK: - Start
+
+    /// Reads ownership and the kernel's state, and creates the dummy interface when missing.
+    /// Nothing in the kernel is changed or flushed: what is there is adopted by the next reconcile.
+    public func start(createInterface: Bool = true) throws {
+        ownership = try store?.load() ?? Ownership()
+        if let vips, createInterface, try vips.ensureInterface(named: options.interface) {
+            logger.info("created dummy interface", metadata: ["interface": "\(options.interface)"])
+        }
+        try readKernel()
+        logger.info("read kernel state", metadata: [
+            "services": "\(kernel.services.count)", "real_servers": "\(kernel.realServerCount)",
+            "owned_services": "\(ownership.services.count)", "owned_addresses": "\(ownership.addresses.count)",
+        ])
+    }
+
+    private func readKernel() throws {
+        kernel = KernelState(table: try ipvs.table())
+        if let vips {
+            boundAddresses = (try? vips.addresses(on: options.interface)) ?? []
+        }
+    }
+
+    // MARK: - Reconcile
+
+    /// Makes the kernel match `state`, touching only the services in `changed` (all when `nil`).
+    @discardableResult
+    public func reconcile(_ state: DesiredState, changed: Set<ServiceKey>? = nil) -> ReconcileReport {
+        mapped = state
+        desired = health.applied(to: state)
+        return apply(plan(keys: changed))
+    }
+
+    /// Replaces the health overlay and applies its effect on the desired weights.
+    @discardableResult
+    public func setHealth(_ overlay: HealthOverlay) -> ReconcileReport {
+        guard overlay != health else { return ReconcileReport() }
+        let previous = health
+        health = overlay
+        let next = overlay.applied(to: mapped)
+        let affected = Set(previous.adjustments.keys).union(overlay.adjustments.keys)
+        let keys = Set(next.services.filter { !affected.isDisjoint(with: $0.value.realServers.keys) || desired.services[$0.key] != $0.value }.keys)
+        desired = next
+        return apply(plan(keys: keys))
+    }
+
+    /// The plan for `state` without applying it (for `--dry-run`).
+    public func dryRun(_ state: DesiredState) -> ReconcilePlan {
+        var plan = StateDiff.plan(desired: health.applied(to: state), actual: kernel, owned: ownership.services, drains: drains, now: now())
+        let addresses = StateDiff.addresses(desired: state.addresses, actual: boundAddresses, owned: ownership.addresses)
+        plan.addressesToAdd = vips == nil ? [] : addresses.add
+        plan.addressesToRemove = vips == nil ? [] : addresses.remove
+        return plan
+    }
+
+    private func plan(keys: Set<ServiceKey>?) -> ReconcilePlan {
+        var plan = StateDiff.plan(desired: desired, actual: kernel, owned: ownership.services, drains: drains, keys: keys, now: now())
+        if vips != nil {
+            let addresses = StateDiff.addresses(desired: desired.addresses, actual: boundAddresses, owned: ownership.addresses)
+            plan.addressesToAdd = addresses.add
+            plan.addressesToRemove = addresses.remove
+        }
+        return plan
+    }
+
+    // MARK: - Verification and drains
+
+    /// Re-reads the kernel and repairs every difference from the desired state, logging each repair.
+    @discardableResult
+    public func verify() -> ReconcileReport {
+        do {
+            try readKernel()
+        } catch {
+            metrics.errors.increment()
+            return ReconcileReport(failures: ["cannot read the kernel's state to verify it: \(error)"])
+        }
+        needsVerification = false
+        let plan = plan(keys: nil)
+        var repairs = 0
+        for operation in plan.operations where !isDrainStep(operation, plan) {
+            repairs += 1
+            logger.warning("repairing drift", metadata: ["operation": "\(operation)"])
+        }
+        for address in plan.addressesToAdd {
+            repairs += 1
+            logger.warning("repairing drift", metadata: ["operation": "bind \(address) on \(options.interface)"])
+        }
+        metrics.driftRepaired.increment(by: repairs)
+        var report = apply(plan)
+        report.repairs = repairs
+        return report
+    }
+
+    private func isDrainStep(_ operation: IPVSOperation, _ plan: ReconcilePlan) -> Bool {
+        switch operation {
+        case .deleteRealServer(let id, let key):
+            return drains.isDraining(RealServerRef(service: key, server: id)) || desired.services[key] != nil
+        case .updateRealServer(let server, let key):
+            return server.weight == 0 && desired.services[key]?.realServers[server.id] == nil
+        default:
+            return false
+        }
+    }
+
+    /// Reads the connection counts of draining real servers and deletes those that are idle or
+    /// past their deadline. Cheap: reads only the services that have draining servers.
+    @discardableResult
+    public func checkDrains() -> ReconcileReport {
+        guard !drains.isEmpty else { return ReconcileReport() }
+        for key in drains.services {
+            do {
+                for server in try ipvs.realServers(of: key) where kernel.services[key] != nil {
+                    kernel.services[key]?.realServers[server.id] = server
+                }
+            } catch let error as IPVSError where error.kind == .serviceNotFound {
+                kernel.services[key] = nil
+                drains.endAll(in: key)
+            } catch {
+                logger.warning("cannot read connections of draining real servers", metadata: ["service": "\(key)", "error": "\(error)"])
+            }
+        }
+        return apply(plan(keys: drains.services))
+    }
+
+    /// Whether a verification should run soon (an operation failed, so the model may be wrong).
+    public var wantsVerification: Bool { needsVerification }
+
+    /// Whether real servers are draining (the caller then checks drains every second or two).
+    public var isDraining: Bool { !drains.isEmpty }
+
+    // MARK: - Cleanup
+
+    /// Removes every service and VIP the agent owns, and nothing else.
+    public func cleanup() -> ReconcileReport {
+        desired = DesiredState()
+        mapped = DesiredState()
+        drains = DrainTracker(timeout: options.drainTimeout)
+        var plan = ReconcilePlan()
+        plan.operations = ownership.services.sorted().filter { kernel.services[$0] != nil }.map { .deleteService($0) }
+        plan.addressesToRemove = vips == nil ? [] : ownership.addresses.intersection(boundAddresses).sorted()
+        var report = apply(plan)
+        if report.succeeded {
+            ownership = Ownership()
+            save()
+        }
+        report.applied = plan.operations.count + plan.addressesToRemove.count - report.failures.count
+        return report
+    }
+
+    // MARK: - Applying
+
+    private func apply(_ plan: ReconcilePlan) -> ReconcileReport {
+        let start = ContinuousClock.now
+        var report = ReconcileReport()
+        let before = ownership
+        for key in plan.adopted {
+            ownership.services.insert(key)
+            logger.info("adopted service already in the kernel", metadata: ["service": "\(key)"])
+        }
+        let instant = now()
+        for ref in plan.drainsEnded { drains.end(ref) }
+        for ref in plan.drainsStarted {
+            drains.begin(ref, now: instant)
+            logger.info("draining removed endpoint", metadata: ["real_server": "\(ref.server)", "service": "\(ref.service)"])
+        }
+
+        if let vips {
+            for address in plan.addressesToAdd {
+                do {
+                    try vips.add(address, to: options.interface)
+                    boundAddresses.insert(address)
+                    ownership.addresses.insert(address)
+                    report.applied += 1
+                } catch {
+                    report.failures.append("cannot bind \(address) on \(options.interface): \(error)")
+                }
+            }
+        }
+
+        let results = plan.operations.isEmpty ? [] : ipvs.apply(plan.operations)
+        for (operation, result) in zip(plan.operations, results) {
+            switch result {
+            case .success:
+                kernel.record(operation)
+                report.applied += 1
+                track(operation)
+            case .failure(let error):
+                // A delete of something already gone reached the goal anyway.
+                if case .deleteService = operation, error.kind == .serviceNotFound {
+                    kernel.record(operation)
+                    track(operation)
+                } else if case .deleteRealServer = operation, error.kind == .realServerNotFound || error.kind == .serviceNotFound {
+                    kernel.record(operation)
+                    track(operation)
+                } else {
+                    report.failures.append(error.description)
+                    needsVerification = true
+                    logger.error("kernel operation failed", metadata: ["operation": "\(operation)", "error": "\(error)"])
+                }
+            }
+        }
+
+        if let vips {
+            for address in plan.addressesToRemove {
+                do {
+                    try vips.remove(address, from: options.interface)
+                    boundAddresses.remove(address)
+                    ownership.addresses.remove(address)
+                    report.applied += 1
+                } catch {
+                    report.failures.append("cannot remove \(address) from \(options.interface): \(error)")
+                }
+            }
+        }
+
+        if ownership != before { save() }
+        metrics.operationsApplied.increment(by: report.applied)
+        if !report.failures.isEmpty { metrics.errors.increment(by: report.failures.count) }
+        metrics.servicesProgrammed.record(ownership.services.count)
+        metrics.realServersProgrammed.record(ownership.services.reduce(0) { $0 + (kernel.services[$1]?.realServers.count ?? 0) })
+        metrics.addressesProgrammed.record(ownership.addresses.count)
+        metrics.realServersDraining.record(drains.deadlines.count)
+        let elapsed = (ContinuousClock.now - start).components
+        metrics.syncDuration.recordNanoseconds(elapsed.seconds * 1_000_000_000 + elapsed.attoseconds / 1_000_000_000)
+        if report.applied > 0 || !report.failures.isEmpty {
+            logger.info("applied changes", metadata: ["operations": "\(report.applied)", "failures": "\(report.failures.count)"])
+        }
+        return report
+    }
+
+    private func track(_ operation: IPVSOperation) {
+        switch operation {
+        case .addService(let service):
+            ownership.services.insert(service.key)
+        case .deleteService(let key):
+            ownership.services.remove(key)
+            drains.endAll(in: key)
+        case .deleteRealServer(let id, let key):
+            let ref = RealServerRef(service: key, server: id)
+            if drains.isDraining(ref) {
+                logger.info("removed drained endpoint", metadata: ["real_server": "\(id)", "service": "\(key)"])
+            }
+            drains.end(ref)
+        default:
+            break
+        }
+    }
+
+    private func save() {
+        guard let store else { return }
+        do {
+            try store.save(ownership)
+        } catch {
+            metrics.errors.increment()
+            logger.error("cannot record ownership", metadata: ["error": "\(error)"])
+        }
+    }
+
+    // MARK: - Status
+
+    /// What the agent has programmed, for `/status`.
+    public func status() -> AgentStatus {
+        let services = ownership.services.sorted().compactMap { key -> AgentStatus.Service? in
+            guard let entry = kernel.services[key] else { return nil }
+            let servers = entry.realServers.values.sorted { $0.id < $1.id }.map {
+                AgentStatus.RealServer(address: $0.id.description, weight: $0.weight,
+                                       draining: drains.isDraining(RealServerRef(service: key, server: $0.id)))
+            }
+            return AgentStatus.Service(service: key.description, scheduler: entry.service.scheduler.rawValue,
+                                       kubernetesService: desired.services[key].map { "\($0.origin)" }, realServers: servers)
+        }
+        return AgentStatus(services: services, addresses: ownership.addresses.sorted().map(\.description))
+    }
+}
+
+/// The programmed state as `/status` shows it.
+public struct AgentStatus: Codable, Sendable {
+    public struct RealServer: Codable, Sendable {
+        public var address: String
+        public var weight: Int32
+        public var draining: Bool
+    }
+    public struct Service: Codable, Sendable {
+        public var service: String
+        public var scheduler: String
+        public var kubernetesService: String?
+        public var realServers: [RealServer]
+    }
+    public var services: [Service]
+    public var addresses: [String]
+}

@@ -1,1 +1,0 @@
-print("ipvs-agent: not yet implemented")

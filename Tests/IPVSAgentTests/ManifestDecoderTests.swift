@@ -1,0 +1,157 @@
+import IPVS
+import XCTest
+@testable import IPVSAgent
+
+final class ManifestDecoderTests: XCTestCase {
+    static let web = """
+        apiVersion: v1
+        kind: Service
+        metadata:
+          name: web
+          namespace: shop
+          annotations:
+            ipvs.swift.dev/scheduler: mh
+            ipvs.swift.dev/scheduler-flags: mh-fallback,mh-port
+        spec:
+          type: NodePort
+          clusterIP: 10.96.0.10
+          clusterIPs: [10.96.0.10, "fd00::10"]
+          ipFamilies: [IPv4, IPv6]
+          ports:
+          - name: http
+            port: 80
+            targetPort: http
+            nodePort: 30080
+          - name: dns
+            protocol: UDP
+            port: 53
+            targetPort: 5353
+          sessionAffinity: ClientIP
+          sessionAffinityConfig:
+            clientIP:
+              timeoutSeconds: 600
+        """
+
+    func decodeOne(_ text: String, file: StaticString = #filePath, line: UInt = #line) -> ManifestDecoding {
+        ManifestDecoder.decode(text, file: "test.yaml")
+    }
+
+    func testDecodesAService() throws {
+        let result = decodeOne(Self.web)
+        XCTAssertEqual(result.issues, [])
+        guard case .service(let service) = try XCTUnwrap(result.objects.first) else { return XCTFail("not a service") }
+        XCTAssertEqual(service.name, ObjectName(namespace: "shop", name: "web"))
+        XCTAssertEqual(service.type, .nodePort)
+        XCTAssertEqual(service.clusterIPs, [ip("10.96.0.10"), ip("fd00::10")])
+        XCTAssertEqual(service.ports, [
+            ServicePort(name: "http", transport: .tcp, port: 80, targetPort: .name("http"), nodePort: 30080),
+            ServicePort(name: "dns", transport: .udp, port: 53, targetPort: .number(5353)),
+        ])
+        XCTAssertEqual(service.sessionAffinityTimeout, 600)
+        XCTAssertEqual(service.scheduler, .maglevHashing)
+        XCTAssertEqual(service.schedulerFlags, [.mhFallback, .mhPort])
+    }
+
+    func testDecodesSlicesEndpointsListsJSONAndSkipsOtherKinds() throws {
+        let text = """
+            {"apiVersion": "v1", "kind": "List", "items": [
+              {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"whatever": 1}},
+              {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+               "metadata": {"name": "web-abc", "namespace": "shop", "labels": {"kubernetes.io/service-name": "web"}},
+               "addressType": "IPv4",
+               "endpoints": [{"addresses": ["10.244.1.5"], "conditions": {"ready": false, "serving": true, "terminating": true}, "nodeName": "n1"}],
+               "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}
+            ]}
+            ---
+            apiVersion: v1
+            kind: Endpoints
+            metadata: {name: legacy}
+            subsets:
+            - addresses: [{ip: 10.244.2.1}]
+              notReadyAddresses: [{ip: 10.244.2.2}]
+              ports: [{port: 80}]
+            """
+        let result = decodeOne(text)
+        XCTAssertEqual(result.issues, [])
+        XCTAssertEqual(result.objects.count, 2)
+        guard case .endpointSlice(let slice) = result.objects[0], case .endpointSlice(let legacy) = result.objects[1] else {
+            return XCTFail("unexpected objects \(result.objects)")
+        }
+        XCTAssertEqual(slice.serviceName, "web")
+        XCTAssertEqual(slice.endpoints, [Endpoint(addresses: [ip("10.244.1.5")], ready: false, serving: true, terminating: true, nodeName: "n1")])
+        XCTAssertEqual(slice.ports, [EndpointPort(name: "http", transport: .tcp, port: 8080)])
+        XCTAssertEqual(legacy.origin, .endpoints)
+        XCTAssertEqual(legacy.endpoints.map(\.ready), [true, false])
+    }
+
+    // MARK: - Bad input
+
+    func assertIssue(_ text: String, contains expected: [String], file: StaticString = #filePath, line: UInt = #line) {
+        let result = decodeOne(text)
+        XCTAssertEqual(result.issues.count, 1, "issues: \(result.issues)", file: file, line: line)
+        let message = result.issues.first?.description ?? ""
+        for part in expected {
+            XCTAssertTrue(message.contains(part), "«\(message)» lacks «\(part)»", file: file, line: line)
+        }
+    }
+
+    func testMalformedYAMLNamesFileAndLine() {
+        let result = decodeOne("apiVersion: v1\nkind: Service\nmetadata: {name: [oops\n")
+        XCTAssertTrue(result.unreadable)
+        XCTAssertEqual(result.issues.count, 1)
+        XCTAssertTrue(result.issues[0].description.hasPrefix("test.yaml:"), result.issues[0].description)
+        XCTAssertNotNil(result.issues[0].line)
+    }
+
+    func testUnknownFieldIsAnErrorWithItsPath() {
+        let text = Self.web.replacingOccurrences(of: "    targetPort: 5353", with: "    targetPrt: 5353")
+        assertIssue(text, contains: ["test.yaml:", "document 1 (Service shop/web)", "spec.ports[1].targetPrt", "unknown field"])
+        XCTAssertEqual(decodeOne(text).rejected, ["Service shop/web"])
+    }
+
+    func testInvalidPortProtocolAndAddress() {
+        assertIssue(Self.web.replacingOccurrences(of: "port: 53", with: "port: 70000"),
+                    contains: ["spec.ports[1].port", "must be 1..65535, got 70000"])
+        assertIssue(Self.web.replacingOccurrences(of: "protocol: UDP", with: "protocol: ICMP"),
+                    contains: ["spec.ports[1].protocol", "must be TCP, UDP or SCTP"])
+        assertIssue(Self.web.replacingOccurrences(of: "clusterIP: 10.96.0.10", with: "clusterIP: 10.96.0.300"),
+                    contains: ["spec.clusterIP", "not an IPv4 or IPv6 address"])
+        assertIssue(Self.web.replacingOccurrences(of: "targetPort: http", with: "targetPort: Not_A_Name"),
+                    contains: ["spec.ports[0].targetPort"])
+    }
+
+    func testDuplicatePorts() {
+        let text = Self.web.replacingOccurrences(of: "    protocol: UDP\n    port: 53", with: "    protocol: TCP\n    port: 80")
+        assertIssue(text, contains: ["spec.ports[1]", "duplicate port 80/TCP (also spec.ports[0])"])
+    }
+
+    func testInvalidSchedulerAnnotationNamesServiceAndAnnotation() {
+        assertIssue(Self.web.replacingOccurrences(of: "scheduler: mh", with: "scheduler: fastest"),
+                    contains: ["Service shop/web", "metadata.annotations[ipvs.swift.dev/scheduler]", "unknown scheduler \"fastest\""])
+        assertIssue(Self.web.replacingOccurrences(of: "mh-fallback,mh-port", with: "sh-port"),
+                    contains: ["ipvs.swift.dev/scheduler-flags", "does not apply to scheduler \"mh\""])
+    }
+
+    func testABadObjectDoesNotStopTheOthers() {
+        let good = "apiVersion: v1\nkind: Service\nmetadata: {name: ok}\nspec: {clusterIP: 10.96.0.1, ports: [{port: 443}]}\n"
+        let bad = "apiVersion: v1\nkind: Service\nmetadata: {name: bad}\nspec: {clusterIP: 10.96.0.2, ports: [{port: 0}]}\n"
+        let result = decodeOne(bad + "---\n" + good)
+        XCTAssertEqual(result.objects.count, 1)
+        XCTAssertEqual(result.issues.count, 1)
+        XCTAssertEqual(result.issues.first?.document, 1)
+        XCTAssertEqual(result.issues.first?.line, 4)
+        XCTAssertTrue(result.issues[0].description.contains("document 1 (Service default/bad): spec.ports[0].port: must be 1..65535, got 0"),
+                      result.issues[0].description)
+    }
+
+    func testWrongAddressTypeInSlice() {
+        let text = """
+            apiVersion: discovery.k8s.io/v1
+            kind: EndpointSlice
+            metadata: {name: s, labels: {kubernetes.io/service-name: web}}
+            addressType: IPv6
+            endpoints: [{addresses: [10.0.0.1]}]
+            """
+        assertIssue(text, contains: ["EndpointSlice default/s", "endpoints[0].addresses[0]", "not an IPv6 address"])
+    }
+}

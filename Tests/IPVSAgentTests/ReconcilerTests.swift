@@ -1,0 +1,110 @@
+import Foundation
+import IPVS
+import Logging
+import XCTest
+@testable import IPVSAgent
+
+final class ReconcilerTests: XCTestCase {
+    final class ManualClock: @unchecked Sendable {
+        var now = ContinuousClock.now
+    }
+
+    var folder: URL!
+
+    override func setUp() {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("ipvs-agent-\(UUID())")
+    }
+
+    override func tearDown() {
+        try? FileManager.default.removeItem(at: folder)
+    }
+
+    func makeReconciler(_ ipvs: FakeIPVS, _ vips: FakeVIPs, clock: ManualClock = ManualClock()) -> Reconciler {
+        return Reconciler(ipvs: ipvs, vips: vips, store: OwnershipStore(path: folder.appendingPathComponent("state.json").path),
+                          options: .init(interface: "kube-ipvs0", drainTimeout: .seconds(30)), logger: Logger(label: "test"),
+                          now: { clock.now })
+    }
+
+    func web(_ endpoints: [String]) -> DesiredState {
+        let key = tcp("10.96.0.10", 80)
+        return DesiredState(services: [key: desired(key, endpoints.map { server($0, 8080) })], addresses: [ip("10.96.0.10")])
+    }
+
+    func testReconcileRecordsOwnershipAndCleanupRemovesOnlyOwned() async throws {
+        let ipvs = FakeIPVS(), vips = FakeVIPs()
+        let foreign = VirtualService(key: tcp("192.0.2.1", 80))
+        ipvs.state.services[foreign.key] = KernelState.Entry(service: foreign)
+        vips.interfaces["kube-ipvs0"] = [ip("192.0.2.1")]
+        let reconciler = makeReconciler(ipvs, vips)
+        try await reconciler.start()
+        let report = await reconciler.reconcile(web(["10.244.1.5", "10.244.1.6"]))
+        XCTAssertEqual(report.failures, [])
+        XCTAssertEqual(report.applied, 4) // VIP, service, two real servers
+        let owned = try OwnershipStore(path: folder.appendingPathComponent("state.json").path).load()
+        XCTAssertEqual(owned, Ownership(services: [tcp("10.96.0.10", 80)], addresses: [ip("10.96.0.10")]))
+
+        let cleanup = await reconciler.cleanup()
+        XCTAssertEqual(cleanup.failures, [])
+        XCTAssertEqual(Array(ipvs.state.services.keys), [foreign.key])
+        XCTAssertEqual(vips.interfaces["kube-ipvs0"], [ip("192.0.2.1")])
+    }
+
+    func testRestartAdoptsWithoutChangesAndIncrementalChangeIsOneOperation() async throws {
+        let ipvs = FakeIPVS(), vips = FakeVIPs()
+        var reconciler = makeReconciler(ipvs, vips)
+        try await reconciler.start()
+        await reconciler.reconcile(web(["10.244.1.5", "10.244.1.6"]))
+        // A new agent process: same kernel, same state file.
+        ipvs.applied = []
+        vips.changes = []
+        reconciler = makeReconciler(ipvs, vips)
+        try await reconciler.start()
+        let report = await reconciler.reconcile(web(["10.244.1.5", "10.244.1.6"]))
+        XCTAssertEqual(report.applied, 0)
+        XCTAssertEqual(ipvs.applied, [])
+        XCTAssertEqual(vips.changes, [])
+        // One new endpoint, scoped to its service: one operation, no table read.
+        let reads = ipvs.tableReads
+        await reconciler.reconcile(web(["10.244.1.5", "10.244.1.6", "10.244.1.7"]), changed: [tcp("10.96.0.10", 80)])
+        XCTAssertEqual(ipvs.applied, [.addRealServer(server("10.244.1.7", 8080), service: tcp("10.96.0.10", 80))])
+        XCTAssertEqual(ipvs.tableReads, reads)
+    }
+
+    func testVerifyRepairsDrift() async throws {
+        let ipvs = FakeIPVS(), vips = FakeVIPs()
+        let reconciler = makeReconciler(ipvs, vips)
+        try await reconciler.start()
+        await reconciler.reconcile(web(["10.244.1.5"]))
+        ipvs.state.services = [:]                    // ipvsadm -C behind our back
+        vips.interfaces["kube-ipvs0"] = []            // and the VIP removed
+        let report = await reconciler.verify()
+        XCTAssertEqual(report.repairs, 3)
+        XCTAssertEqual(ipvs.state.services[tcp("10.96.0.10", 80)]?.realServers.count, 1)
+        XCTAssertEqual(vips.interfaces["kube-ipvs0"], [ip("10.96.0.10")])
+        let again = await reconciler.verify()
+        XCTAssertEqual(again.repairs, 0)
+        XCTAssertEqual(again.applied, 0)
+    }
+
+    func testDrainWithInjectedClock() async throws {
+        let ipvs = FakeIPVS(), vips = FakeVIPs(), clock = ManualClock()
+        let reconciler = makeReconciler(ipvs, vips, clock: clock)
+        try await reconciler.start()
+        await reconciler.reconcile(web(["10.244.1.5", "10.244.1.6"]))
+        let key = tcp("10.96.0.10", 80)
+        let gone = RealServerID(address: ip("10.244.1.6"), port: 8080)
+        ipvs.connections[RealServerRef(service: key, server: gone)] = ConnectionCounts(active: 1)
+        await reconciler.reconcile(web(["10.244.1.5"]), changed: [key])
+        XCTAssertEqual(ipvs.state.services[key]?.realServers[gone]?.weight, 0)
+        var draining = await reconciler.isDraining
+        XCTAssertTrue(draining)
+        clock.now += .seconds(10)
+        await reconciler.checkDrains()
+        XCTAssertNotNil(ipvs.state.services[key]?.realServers[gone], "busy and before its deadline")
+        clock.now += .seconds(21)
+        await reconciler.checkDrains()
+        XCTAssertNil(ipvs.state.services[key]?.realServers[gone], "past its deadline")
+        draining = await reconciler.isDraining
+        XCTAssertFalse(draining)
+    }
+}

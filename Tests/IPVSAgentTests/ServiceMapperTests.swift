@@ -1,0 +1,153 @@
+import IPVS
+import XCTest
+@testable import IPVSAgent
+
+final class ServiceMapperTests: XCTestCase {
+    let webName = ObjectName(namespace: "default", name: "web")
+
+    func slice(_ endpoints: [Endpoint], ports: [EndpointPort] = [EndpointPort(name: "http", port: 8080)],
+               family: AddressFamily = .inet, suffix: String = "a") -> EndpointSlice {
+        EndpointSlice(name: ObjectName(namespace: "default", name: "web-\(suffix)"), serviceName: "web", addressFamily: family,
+                      endpoints: endpoints, ports: ports)
+    }
+
+    func service(_ configure: (inout KubeService) -> Void = { _ in }) -> KubeService {
+        var service = KubeService(name: webName, clusterIPs: [ip("10.96.0.10")],
+                                  ports: [ServicePort(name: "http", port: 80, targetPort: .name("http"))])
+        configure(&service)
+        return service
+    }
+
+    func testClusterIPWithReadyEndpointsAndNamedPort() {
+        let mapping = ServiceMapper.map(service(), slices: [slice([
+            Endpoint(addresses: [ip("10.244.1.5")]), Endpoint(addresses: [ip("10.244.2.6")], ready: false),
+        ])], options: MappingOptions())
+        XCTAssertEqual(mapping.issues, [])
+        XCTAssertEqual(Array(mapping.services.keys), [tcp("10.96.0.10", 80)])
+        XCTAssertEqual(mapping.services[tcp("10.96.0.10", 80)]?.realServers.keys.sorted(), [RealServerID(address: ip("10.244.1.5"), port: 8080)])
+        XCTAssertEqual(mapping.services[tcp("10.96.0.10", 80)]?.service.scheduler, .roundRobin)
+        XCTAssertEqual(mapping.addresses, [ip("10.96.0.10")])
+    }
+
+    func testNamedPortResolvedPerSlice() {
+        // Two pods whose "http" container port differ end up in two slices.
+        let mapping = ServiceMapper.map(service(), slices: [
+            slice([Endpoint(addresses: [ip("10.244.1.5")])], ports: [EndpointPort(name: "http", port: 8080)], suffix: "a"),
+            slice([Endpoint(addresses: [ip("10.244.1.6")])], ports: [EndpointPort(name: "http", port: 9090)], suffix: "b"),
+        ], options: MappingOptions())
+        XCTAssertEqual(mapping.services[tcp("10.96.0.10", 80)]?.realServers.keys.sorted().map(\.description),
+                       ["10.244.1.5:8080", "10.244.1.6:9090"])
+    }
+
+    func testUnresolvedNamedPortIsReported() {
+        let mapping = ServiceMapper.map(service(), slices: [slice([Endpoint(addresses: [ip("10.244.1.5")])],
+                                                                   ports: [EndpointPort(name: "metrics", port: 9100)])],
+                                        options: MappingOptions())
+        XCTAssertEqual(mapping.services[tcp("10.96.0.10", 80)]?.realServers, [:])
+        XCTAssertEqual(mapping.issues.count, 1)
+        XCTAssertTrue(mapping.issues[0].description.contains("EndpointSlice default/web-a"), mapping.issues[0].description)
+        XCTAssertTrue(mapping.issues[0].description.contains("no TCP port named \"http\""), mapping.issues[0].description)
+    }
+
+    func testTerminatingFallbackLikeKubeProxy() {
+        let terminating = Endpoint(addresses: [ip("10.244.1.5")], ready: false, serving: true, terminating: true)
+        let notServing = Endpoint(addresses: [ip("10.244.1.6")], ready: false, serving: false, terminating: true)
+        var mapping = ServiceMapper.map(service(), slices: [slice([terminating, notServing])], options: MappingOptions())
+        XCTAssertEqual(mapping.services[tcp("10.96.0.10", 80)]?.realServers.keys.map(\.description), ["10.244.1.5:8080"])
+        // A ready endpoint wins over terminating ones.
+        mapping = ServiceMapper.map(service(), slices: [slice([terminating, Endpoint(addresses: [ip("10.244.1.7")])])], options: MappingOptions())
+        XCTAssertEqual(mapping.services[tcp("10.96.0.10", 80)]?.realServers.keys.map(\.description), ["10.244.1.7:8080"])
+    }
+
+    func testDualStackExternalLoadBalancerAndNodePort() {
+        let svc = service {
+            $0.type = .loadBalancer
+            $0.clusterIPs = [ip("10.96.0.10"), ip("fd00::10")]
+            $0.externalIPs = [ip("192.0.2.10")]
+            $0.loadBalancerIngress = [ip("198.51.100.7")]
+            $0.ports[0].nodePort = 30080
+        }
+        let options = MappingOptions(nodeAddresses: [ip("10.0.0.4"), ip("fd00::4")])
+        let mapping = ServiceMapper.map(svc, slices: [
+            slice([Endpoint(addresses: [ip("10.244.1.5")])]),
+            slice([Endpoint(addresses: [ip("fd00:244::5")])], family: .inet6, suffix: "v6"),
+        ], options: options)
+        XCTAssertEqual(Set(mapping.services.keys), [
+            tcp("10.96.0.10", 80), tcp("fd00::10", 80), tcp("192.0.2.10", 80), tcp("198.51.100.7", 80),
+            tcp("10.0.0.4", 30080), tcp("fd00::4", 30080),
+        ])
+        XCTAssertEqual(mapping.services[tcp("fd00::10", 80)]?.realServers.keys.map(\.description), ["[fd00:244::5]:8080"])
+        XCTAssertEqual(mapping.services[tcp("10.0.0.4", 30080)]?.realServers.keys.map(\.description), ["10.244.1.5:8080"])
+        XCTAssertEqual(mapping.addresses, [ip("10.96.0.10"), ip("fd00::10"), ip("192.0.2.10"), ip("198.51.100.7")])
+    }
+
+    func testTrafficPoliciesUseLocalEndpoints() {
+        let svc = service {
+            $0.type = .nodePort
+            $0.ports[0].nodePort = 30080
+            $0.internalTrafficLocal = true
+        }
+        let endpoints = [Endpoint(addresses: [ip("10.244.1.5")], nodeName: "here"), Endpoint(addresses: [ip("10.244.2.5")], nodeName: "there")]
+        let options = MappingOptions(nodeName: "here", nodeAddresses: [ip("10.0.0.4")])
+        var mapping = ServiceMapper.map(svc, slices: [slice(endpoints)], options: options)
+        XCTAssertEqual(mapping.services[tcp("10.96.0.10", 80)]?.realServers.keys.map(\.address), [ip("10.244.1.5")])
+        XCTAssertEqual(mapping.services[tcp("10.0.0.4", 30080)]?.realServers.count, 2)
+        var external = svc
+        external.internalTrafficLocal = false
+        external.externalTrafficLocal = true
+        mapping = ServiceMapper.map(external, slices: [slice(endpoints)], options: options)
+        XCTAssertEqual(mapping.services[tcp("10.96.0.10", 80)]?.realServers.count, 2)
+        XCTAssertEqual(mapping.services[tcp("10.0.0.4", 30080)]?.realServers.keys.map(\.address), [ip("10.244.1.5")])
+    }
+
+    func testAffinitySchedulerAndNothingForHeadlessOrExternalName() {
+        let svc = service {
+            $0.sessionAffinityTimeout = 10800
+            $0.scheduler = .sourceHashing
+            $0.schedulerFlags = [.shPort]
+        }
+        let virtual = ServiceMapper.map(svc, slices: [], options: MappingOptions()).services[tcp("10.96.0.10", 80)]?.service
+        XCTAssertEqual(virtual?.persistence?.timeout, 10800)
+        XCTAssertEqual(virtual?.scheduler, .sourceHashing)
+        XCTAssertEqual(virtual?.flags, [.shPort])
+        XCTAssertTrue(ServiceMapper.map(service { $0.isHeadless = true; $0.clusterIPs = [] }, slices: [], options: MappingOptions()).services.isEmpty)
+        XCTAssertTrue(ServiceMapper.map(service { $0.type = .externalName }, slices: [], options: MappingOptions()).services.isEmpty)
+    }
+
+    func testGlobalSchedulerAndMismatchedFlags() {
+        let options = MappingOptions(scheduler: .weightedLeastConnection)
+        let mapping = ServiceMapper.map(service { $0.schedulerFlags = [.mhPort] }, slices: [], options: options)
+        XCTAssertEqual(mapping.services[tcp("10.96.0.10", 80)]?.service.scheduler, .weightedLeastConnection)
+        XCTAssertEqual(mapping.services[tcp("10.96.0.10", 80)]?.service.flags, [])
+        XCTAssertEqual(mapping.issues.count, 1)
+    }
+
+    func testEndpointsAreUsedOnlyWithoutSlices() {
+        let legacy = EndpointSlice(name: webName, serviceName: "web", addressFamily: nil,
+                                   endpoints: [Endpoint(addresses: [ip("10.244.9.9")])],
+                                   ports: [EndpointPort(name: "http", port: 8080)], origin: .endpoints)
+        var mapping = ServiceMapper.map(service(), slices: [legacy], options: MappingOptions())
+        XCTAssertEqual(mapping.services[tcp("10.96.0.10", 80)]?.realServers.keys.map(\.description), ["10.244.9.9:8080"])
+        mapping = ServiceMapper.map(service(), slices: [legacy, slice([Endpoint(addresses: [ip("10.244.1.5")])])], options: MappingOptions())
+        XCTAssertEqual(mapping.services[tcp("10.96.0.10", 80)]?.realServers.keys.map(\.description), ["10.244.1.5:8080"])
+    }
+
+    func testBuilderReportsOnlyChangedKeysAndConflicts() {
+        var builder = DesiredStateBuilder(options: MappingOptions())
+        let a = service()
+        let b = service { $0.name = ObjectName(namespace: "default", name: "api"); $0.clusterIPs = [ip("10.96.0.11")] }
+        var endpoints = slice([Endpoint(addresses: [ip("10.244.1.5")])])
+        var build = builder.build([.service(a), .service(b), .endpointSlice(endpoints)])
+        XCTAssertNil(build.changed) // First build: everything.
+        endpoints.endpoints.append(Endpoint(addresses: [ip("10.244.1.6")]))
+        build = builder.build([.service(a), .service(b), .endpointSlice(endpoints)])
+        XCTAssertEqual(build.changed, [tcp("10.96.0.10", 80)])
+        build = builder.build([.service(a), .service(b), .endpointSlice(endpoints)])
+        XCTAssertEqual(build.changed, [])
+        // Two Services on one address and port: the first by name keeps it, and it is reported.
+        let clash = service { $0.name = ObjectName(namespace: "default", name: "zzz") }
+        build = builder.build([.service(a), .service(clash)])
+        XCTAssertEqual(build.issues.count, 1)
+        XCTAssertEqual(build.state.services[tcp("10.96.0.10", 80)]?.origin, a.name)
+    }
+}
