@@ -26,7 +26,10 @@ if [[ ! -e /proc/net/ip_vs ]]; then
 fi
 export IPVS_KERNEL=${IPVS_KERNEL:-host}
 
-mapfile -t tests < <("$bundle" --list-tests 2>/dev/null | grep -E '^KernelTests\.' | grep -F -- "$filter" || true)
+# (No process substitution: the guest's /dev may lack the /dev/fd links.)
+listing=$("$bundle" --list-tests 2>/dev/null | grep -E '^KernelTests\.' | grep -F -- "$filter" || true)
+mapfile -t tests <<<"$listing"
+[[ -n "$listing" ]] || tests=()
 if [[ ${#tests[@]} -eq 0 ]]; then
     echo "run-kernel-tests: no kernel test matches '${filter}'" >&2
     echo "0 passed, 1 failed"

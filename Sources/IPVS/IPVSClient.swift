@@ -86,6 +86,11 @@ public final class IPVSClient {
         let messages = try read(what) {
             try socket.dump(operation: what) { IPVSWire.dumpRealServers(key, family: family, sequence: $0) }
         }
+        if messages.isEmpty {
+            // The kernel answers a dump for a missing service with an empty list; tell the two
+            // apart (one extra request, only for empty answers).
+            _ = try service(key)
+        }
         return try decode(what) { try messages.map { try IPVSWire.decodeRealServer($0, serviceFamily: key.family) } }
     }
 

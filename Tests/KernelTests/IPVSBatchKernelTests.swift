@@ -1,0 +1,94 @@
+import Foundation
+import IPVS
+import XCTest
+
+/// The batch API against the real kernel, and the library's view cross-checked with ipvsadm.
+final class IPVSBatchKernelTests: XCTestCase {
+    override func setUpWithError() throws {
+        try KernelTest.requireKernel()
+    }
+
+    /// 1,000 services x 10 real servers in one batch; a dump reads back exactly that state, and
+    /// `ipvsadm -Sn` in the same kernel agrees line for line.
+    func testThousandServicesTimesTenRealServers() throws {
+        let ipvs = try IPVSClient()
+        var expected: [ServiceKey: (VirtualService, [RealServer])] = [:]
+        var operations: [IPVSOperation] = []
+        var expectedSave: [String] = []
+        for index in 0..<1000 {
+            let vip = IPAddress.v4(0x0A60_0000 + UInt32(index))        // 10.96.x.y
+            let service = VirtualService(key: .address(.tcp, vip, port: 80), scheduler: index % 2 == 0 ? .roundRobin : .weightedLeastConnection)
+            operations.append(.addService(service))
+            expectedSave.append("-A -t \(vip):80 -s \(service.scheduler)")
+            var servers: [RealServer] = []
+            for backend in 0..<10 {
+                let address = IPAddress.v4(0x0AF4_0000 + UInt32(index * 10 + backend)) // 10.244.x.y
+                let server = RealServer(address: address, port: 8080, weight: Int32(backend + 1))
+                servers.append(server)
+                operations.append(.addRealServer(server, service: service.key))
+                expectedSave.append("-a -t \(vip):80 -r \(address):8080 -m -w \(backend + 1)")
+            }
+            expected[service.key] = (service, servers)
+        }
+        let results = ipvs.apply(operations)
+        XCTAssertEqual(results.count, 11_000)
+        let failures = results.enumerated().compactMap { index, result -> String? in
+            if case .failure(let error) = result { return "\(index): \(error)" }
+            return nil
+        }
+        XCTAssertEqual(failures, [], "first failures: \(failures.prefix(5))")
+
+        let table = try ipvs.table()
+        XCTAssertEqual(table.count, 1000)
+        for entry in table {
+            guard let (service, servers) = expected[entry.service.key] else {
+                XCTFail("unexpected service \(entry.service.key)")
+                continue
+            }
+            XCTAssertEqual(entry.service.configuration, service)
+            XCTAssertEqual(entry.realServers.map(\.configuration).sorted { $0.id < $1.id }, servers)
+        }
+        let saved = try KernelTest.shell("ipvsadm -Sn").split(separator: "\n").map(String.init)
+        XCTAssertEqual(saved.sorted(), expectedSave.sorted())
+    }
+
+    /// Failing operations in a batch are reported one by one; the others still apply.
+    func testPerOperationResults() throws {
+        let ipvs = try IPVSClient()
+        let key = ServiceKey.address(.udp, IPAddress("10.96.0.10")!, port: 53)
+        let server = RealServer(address: IPAddress("10.244.0.2")!, port: 53)
+        let results = ipvs.apply([
+            .addService(VirtualService(key: key, scheduler: .roundRobin)),
+            .addService(VirtualService(key: key, scheduler: .roundRobin)),      // exists
+            .addRealServer(server, service: key),
+            .addRealServer(server, service: key),                               // exists
+            .deleteRealServer(RealServerID(address: IPAddress("10.244.0.9")!, port: 53), service: key), // missing
+            .addService(VirtualService(key: .address(.tcp, IPAddress("10.96.0.11")!, port: 80), scheduler: "nosuch")),
+            .updateRealServer(RealServer(address: IPAddress("10.244.0.2")!, port: 53, weight: 7), service: key),
+        ])
+        let kinds = results.map { result -> IPVSError.Kind? in
+            if case .failure(let error) = result { return error.kind }
+            return nil
+        }
+        XCTAssertEqual(kinds, [nil, .serviceExists, nil, .realServerExists, .realServerNotFound, .schedulerUnavailable, nil])
+        XCTAssertEqual(try ipvs.realServers(of: key).map(\.weight), [7])
+    }
+
+    /// Many batch sends in a row (more than one send buffer's worth) keep sequence numbers and
+    /// acknowledgements aligned.
+    func testLargeBatchOfMixedOperationsSpansSeveralSends() throws {
+        let ipvs = try IPVSClient()
+        ipvs.batchSendSize = 4096
+        let key = ServiceKey.address(.tcp, IPAddress("10.96.1.1")!, port: 443)
+        var operations: [IPVSOperation] = [.addService(VirtualService(key: key))]
+        for index in 0..<500 {
+            operations.append(.addRealServer(RealServer(address: .v4(0x0AF4_1000 + UInt32(index)), port: 443), service: key))
+        }
+        for index in stride(from: 0, to: 500, by: 2) {
+            operations.append(.deleteRealServer(RealServerID(address: .v4(0x0AF4_1000 + UInt32(index)), port: 443), service: key))
+        }
+        let results = ipvs.apply(operations)
+        XCTAssertTrue(results.allSatisfy { if case .success = $0 { true } else { false } })
+        XCTAssertEqual(try ipvs.realServers(of: key).count, 250)
+    }
+}
