@@ -18,7 +18,7 @@ import Musl
 /// try links.addAddress(IPAddress("10.96.0.1")!, to: "kube-ipvs0")     // 10.96.0.1/32
 /// ```
 public final class LinkManager: Sendable {
-    private let socket: Mutex<RouteSocket>
+    private let connection: Mutex<Connection>
 
     /// The interface kind `ensureDummyInterface(named:)` creates. The corresponding kernel
     /// constant is the `IFLA_INFO_KIND` string `dummy`.
@@ -27,7 +27,7 @@ public final class LinkManager: Sendable {
     /// Opens the rtnetlink socket.
     public init() throws(NodeNetworkError) {
         do {
-            socket = Mutex(try RouteSocket())
+            connection = Mutex(Connection(socket: try RouteSocket()))
         } catch {
             throw NodeNetworkError(error, operation: "open", object: "a route netlink socket (NETLINK_ROUTE)")
         }
@@ -44,12 +44,12 @@ public final class LinkManager: Sendable {
     public func ensureDummyInterface(named name: String) throws(NodeNetworkError) -> Bool {
         try Self.validateInterfaceName(name)
         let object = "interface \(name)"
-        return try socket.withLock { (socket) throws(NodeNetworkError) -> Bool in
+        return try connection.withLock { (connection) throws(NodeNetworkError) -> Bool in
             var created = false
-            var link = try attempt("look up", object) { () throws(SystemFailure) in try socket.link(named: name) }
+            var link = try attempt("look up", object) { () throws(SystemFailure) in try connection.link(named: name) }
             if link == nil {
                 do throws(SystemFailure) {
-                    try socket.createLink(named: name, kind: Self.dummyKind)
+                    try connection.socket.createLink(named: name, kind: Self.dummyKind)
                     created = true
                 } catch where error.errno == EEXIST {
                     // Created by someone else since the look-up; checked below like any existing one.
@@ -59,7 +59,7 @@ public final class LinkManager: Sendable {
                                                ? "the kernel has no dummy interfaces; load the dummy module (modprobe dummy) or use a kernel built with CONFIG_DUMMY"
                                                : nil)
                 }
-                link = try attempt("look up", object) { () throws(SystemFailure) in try socket.link(named: name) }
+                link = try attempt("look up", object) { () throws(SystemFailure) in try connection.link(named: name) }
             }
             guard let link else {
                 throw NodeNetworkError(kind: .notFound, operation: "find the new", object: object, errno: ENODEV,
@@ -68,7 +68,7 @@ public final class LinkManager: Sendable {
             if !created { try Self.requireDummy(link, operation: "use") }
             if !link.isUp {
                 try attempt("set up (IFF_UP)", object) { () throws(SystemFailure) in
-                    try socket.setUp(index: link.index, name: link.name)
+                    try connection.socket.setUp(index: link.index, name: link.name)
                 }
             }
             return created
@@ -78,8 +78,8 @@ public final class LinkManager: Sendable {
     /// The interface index of `name`, or `nil` when there is no such interface.
     public func interfaceIndex(named name: String) throws(NodeNetworkError) -> Int32? {
         try Self.validateInterfaceName(name)
-        return try socket.withLock { (socket) throws(NodeNetworkError) -> Int32? in
-            try attempt("look up", "interface \(name)") { () throws(SystemFailure) in try socket.link(named: name)?.index }
+        return try connection.withLock { (connection) throws(NodeNetworkError) -> Int32? in
+            try attempt("look up", "interface \(name)") { () throws(SystemFailure) in try connection.link(named: name)?.index }
         }
     }
 
@@ -88,13 +88,14 @@ public final class LinkManager: Sendable {
     public func deleteInterface(named name: String) throws(NodeNetworkError) {
         try Self.validateInterfaceName(name)
         let object = "interface \(name)"
-        try socket.withLock { (socket) throws(NodeNetworkError) in
-            guard let link = try attempt("look up", object, { () throws(SystemFailure) in try socket.link(named: name) }) else {
+        try connection.withLock { (connection) throws(NodeNetworkError) in
+            guard let link = try attempt("look up", object, { () throws(SystemFailure) in try connection.link(named: name) }) else {
                 return
             }
             try Self.requireDummy(link, operation: "delete")
             do throws(SystemFailure) {
-                try socket.deleteLink(index: link.index)
+                try connection.socket.deleteLink(index: link.index)
+                connection.indexes[name] = nil
             } catch where error.errno == ENODEV {
                 // Deleted by someone else since the look-up.
             } catch {
@@ -111,9 +112,9 @@ public final class LinkManager: Sendable {
     public func addresses(on name: String) throws(NodeNetworkError) -> [InterfaceAddress] {
         try Self.validateInterfaceName(name)
         let object = "interface \(name)"
-        return try socket.withLock { (socket) throws(NodeNetworkError) -> [InterfaceAddress] in
-            let index = try Self.existingIndex(socket, name: name, operation: "list the addresses of")
-            let records = try attempt("list the addresses of", object) { () throws(SystemFailure) in try socket.addresses() }
+        return try connection.withLock { (connection) throws(NodeNetworkError) -> [InterfaceAddress] in
+            let index = try Self.existingIndex(connection, name: name, operation: "list the addresses of")
+            let records = try attempt("list the addresses of", object) { () throws(SystemFailure) in try connection.socket.addresses() }
             return records.filter { $0.interfaceIndex == index }
                 .map { InterfaceAddress(address: $0.address, prefixLength: $0.prefixLength) }
                 .sorted()
@@ -126,20 +127,26 @@ public final class LinkManager: Sendable {
     public func addAddress(_ address: IPAddress, to name: String) throws(NodeNetworkError) {
         try Self.validateInterfaceName(name)
         let binding = InterfaceAddress(host: address)
-        try socket.withLock { (socket) throws(NodeNetworkError) in
-            let index = try Self.existingIndex(socket, name: name, operation: "add address \(binding) to")
+        let operation = "add address \(binding) to", object = "interface \(name)"
+        try connection.withLock { (connection) throws(NodeNetworkError) in
+            let added: Void?
             do throws(SystemFailure) {
-                try socket.addAddress(address, prefixLength: binding.prefixLength, index: index)
-            } catch where error.errno == EEXIST {
-                return
+                added = try connection.withIndex(named: name) { (index) throws(SystemFailure) in
+                    do throws(SystemFailure) {
+                        try connection.socket.addAddress(address, prefixLength: binding.prefixLength, index: index)
+                    } catch where error.errno == EEXIST {
+                        return
+                    }
+                }
             } catch {
-                var failure = NodeNetworkError(error, operation: "add address \(binding) to", object: "interface \(name)")
+                var failure = NodeNetworkError(error, operation: operation, object: object)
                 if address.family == .inet6, [EACCES, EAFNOSUPPORT, EOPNOTSUPP].contains(error.errno) {
                     failure.kind = .unsupported
                     failure.hint = "IPv6 is disabled on this interface or node (net.ipv6.conf.\(name).disable_ipv6=1 or the ipv6.disable=1 boot option); enable it or leave out IPv6 addresses"
                 }
                 throw failure
             }
+            if added == nil { throw Self.missing(name, operation: operation) }
         }
     }
 
@@ -150,14 +157,17 @@ public final class LinkManager: Sendable {
         try Self.validateInterfaceName(name)
         let binding = InterfaceAddress(host: address)
         let operation = "remove address \(binding) from", object = "interface \(name)"
-        try socket.withLock { (socket) throws(NodeNetworkError) in
-            guard let link = try attempt(operation, object, { () throws(SystemFailure) in try socket.link(named: name) }) else {
-                return
-            }
+        try connection.withLock { (connection) throws(NodeNetworkError) in
             do throws(SystemFailure) {
-                try socket.deleteAddress(address, prefixLength: binding.prefixLength, index: link.index)
-            } catch where error.errno == EADDRNOTAVAIL || error.errno == ENODEV {
-                return
+                _ = try connection.withIndex(named: name) { (index) throws(SystemFailure) in
+                    do throws(SystemFailure) {
+                        try connection.socket.deleteAddress(address, prefixLength: binding.prefixLength, index: index)
+                    } catch where error.errno == EADDRNOTAVAIL {
+                        return
+                    }
+                }
+            } catch where error.errno == ENODEV {
+                // The interface went away during the call: the address is gone with it.
             } catch {
                 throw NodeNetworkError(error, operation: operation, object: object)
             }
@@ -168,9 +178,9 @@ public final class LinkManager: Sendable {
     /// loopback interfaces and the interfaces in `excluding` (the dummy interface), without
     /// loopback and link-local addresses (`169.254.0.0/16`, `fe80::/10`). Sorted, no duplicates.
     public func nodeAddresses(excluding: Set<String>) throws(NodeNetworkError) -> [IPAddress] {
-        try socket.withLock { (socket) throws(NodeNetworkError) -> [IPAddress] in
-            let links = try attempt("list", "the node's interfaces") { () throws(SystemFailure) in try socket.links() }
-            let records = try attempt("list", "the node's addresses") { () throws(SystemFailure) in try socket.addresses() }
+        try connection.withLock { (connection) throws(NodeNetworkError) -> [IPAddress] in
+            let links = try attempt("list", "the node's interfaces") { () throws(SystemFailure) in try connection.socket.links() }
+            let records = try attempt("list", "the node's addresses") { () throws(SystemFailure) in try connection.socket.addresses() }
             let eligible = Set(links.filter { !$0.isLoopback && !excluding.contains($0.name) }.map(\.index))
             let addresses = records.filter { eligible.contains($0.interfaceIndex) }.map(\.address)
                 .filter { !$0.isLoopback && !$0.isLinkLocal }
@@ -222,13 +232,53 @@ public final class LinkManager: Sendable {
                                hint: "choose another interface name; only dummy interfaces are managed")
     }
 
-    private static func existingIndex(_ socket: RouteSocket, name: String, operation: String) throws(NodeNetworkError) -> Int32 {
-        let object = "interface \(name)"
-        guard let link = try attempt(operation, object, { () throws(SystemFailure) in try socket.link(named: name) }) else {
-            throw NodeNetworkError(kind: .notFound, operation: operation, object: object, errno: ENODEV,
-                                   hint: "create the interface first (ensureDummyInterface, or `ip link add \(name) type dummy`)")
+    private static func existingIndex(_ connection: Connection, name: String, operation: String) throws(NodeNetworkError) -> Int32 {
+        guard let link = try attempt(operation, "interface \(name)", { () throws(SystemFailure) in try connection.link(named: name) }) else {
+            throw missing(name, operation: operation)
         }
         return link.index
+    }
+
+    private static func missing(_ name: String, operation: String) -> NodeNetworkError {
+        NodeNetworkError(kind: .notFound, operation: operation, object: "interface \(name)", errno: ENODEV,
+                         hint: "create the interface first (ensureDummyInterface, or `ip link add \(name) type dummy`)")
+    }
+}
+
+// MARK: - Connection
+
+/// The socket and what the manager remembers between calls; touched only under the lock.
+private final class Connection {
+    let socket: RouteSocket
+
+    /// Interface indexes by name, from the last look-up by name. Address changes use it to skip
+    /// one look-up per call (10,000 VIPs are 10,000 calls). Every look-up by name refreshes it,
+    /// so a renamed interface is noticed at the next listing; a request that fails with
+    /// `ENODEV` drops the entry and looks the name up once more.
+    var indexes: [String: Int32] = [:]
+
+    init(socket: RouteSocket) {
+        self.socket = socket
+    }
+
+    /// Looks `name` up in the kernel and refreshes the remembered index.
+    func link(named name: String) throws(SystemFailure) -> LinkRecord? {
+        let link = try socket.link(named: name)
+        indexes[name] = link?.index
+        return link
+    }
+
+    /// Runs `body` with the index of `name`; `nil` when there is no such interface.
+    func withIndex<T>(named name: String, _ body: (Int32) throws(SystemFailure) -> T) throws(SystemFailure) -> T? {
+        if let index = indexes[name] {
+            do throws(SystemFailure) {
+                return try body(index)
+            } catch where error.errno == ENODEV {
+                indexes[name] = nil
+            }
+        }
+        guard let index = try link(named: name)?.index else { return nil }
+        return try body(index)
     }
 }
 

@@ -197,3 +197,35 @@ final class NodeNetworkTests: XCTestCase {
         XCTAssertEqual(withDummy, [ip("10.96.0.1"), ip("192.0.2.10"), ip("2001:db8::10"), ip("fd00::1")])
     }
 }
+
+// MARK: - Interfaces replaced behind the manager's back
+
+extension NodeNetworkTests {
+    func testAnInterfaceRecreatedBySomeoneElseIsFollowed() throws {
+        try KernelTest.requireKernel()
+        let links = try LinkManager()
+        try links.ensureDummyInterface(named: dummy)
+        try links.addAddress(ip("10.96.0.1"), to: dummy)
+        let first = try XCTUnwrap(try links.interfaceIndex(named: dummy))
+
+        // Deleted and created again: a new index.
+        try KernelTest.shell("ip link del \(dummy) && ip link add \(dummy) type dummy")
+        try links.addAddress(ip("10.96.0.2"), to: dummy)
+        XCTAssertNotEqual(try links.interfaceIndex(named: dummy), first)
+        XCTAssertTrue(try ipAddresses(on: dummy).contains("10.96.0.2/32"))
+
+        // Renamed away and replaced: the next listing sees the new one, and so do later adds.
+        try KernelTest.shell("ip link set \(dummy) name old-ipvs0 && ip link add \(dummy) type dummy")
+        XCTAssertEqual(try links.addresses(on: dummy).filter(\.isHostPrefix), [])
+        try links.addAddress(ip("10.96.0.3"), to: dummy)
+        XCTAssertEqual(try ipAddresses(on: dummy).filter { $0.hasPrefix("10.") }, ["10.96.0.3/32"])
+        XCTAssertEqual(try ipAddresses(on: "old-ipvs0"), ["10.96.0.2/32"])
+
+        // Gone: adding says so, removing is fine.
+        try KernelTest.shell("ip link del \(dummy)")
+        XCTAssertThrowsError(try links.addAddress(ip("10.96.0.4"), to: dummy)) { error in
+            XCTAssertEqual((error as? NodeNetworkError)?.kind, .notFound)
+        }
+        XCTAssertNoThrow(try links.removeAddress(ip("10.96.0.3"), from: dummy))
+    }
+}
