@@ -153,6 +153,11 @@ public final class HealthChecker: Service, Sendable {
         state.withLockedValue { $0.runners[backend] }?.machine.state
     }
 
+    /// The runner of one backend, for tests that check a schedule was kept.
+    func runner(for backend: BackendID) -> BackendRunner? {
+        state.withLockedValue { $0.runners[backend] }
+    }
+
     // MARK: - Running
 
     /// Starts the checks of all targets, and of targets added later, until graceful shutdown or cancellation;

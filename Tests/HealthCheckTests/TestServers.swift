@@ -1,0 +1,144 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import NIOSSL
+
+// MARK: - Loopback test servers (127.0.0.1, ephemeral ports only)
+
+/// What the test HTTP server answers; changed by tests while it runs.
+struct HTTPAnswer: Sendable {
+    var status: Int
+    var body: String
+}
+
+enum TestServers {
+    /// A TCP server that accepts and closes nothing in particular (connections just stay until the client closes).
+    static func tcp(group: any EventLoopGroup, port: Int = 0) async throws -> any Channel {
+        try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .bind(host: "127.0.0.1", port: port)
+            .get()
+    }
+
+    /// An HTTP/1.1 server answering every request with `answer` and closing; TLS when `tls` is given.
+    static func http(group: any EventLoopGroup, answer: NIOLockedValueBox<HTTPAnswer>, tls: NIOSSLContext? = nil) async throws -> any Channel {
+        try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
+                    try channel.pipeline.syncOperations.addHandler(RawHTTPResponder(answer: answer))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0)
+            .get()
+    }
+
+    /// A UDP server that echoes every datagram, prefixed with `prefix`.
+    static func udpEcho(group: any EventLoopGroup, prefix: String = "") async throws -> any Channel {
+        try await DatagramBootstrap(group: group)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(UDPEcho(prefix: prefix))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0)
+            .get()
+    }
+
+    /// A loopback port with nothing listening (TCP and UDP): bound, read, closed.
+    static func closedPort(group: any EventLoopGroup) async throws -> Int {
+        let channel = try await DatagramBootstrap(group: group).bind(host: "127.0.0.1", port: 0).get()
+        let port = channel.localAddress!.port!
+        try await channel.close()
+        return port
+    }
+
+    static func serverContext() throws -> NIOSSLContext {
+        let configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: [.certificate(try NIOSSLCertificate(bytes: Array(TestCertificate.certificatePEM.utf8), format: .pem))],
+            privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(TestCertificate.privateKeyPEM.utf8), format: .pem)))
+        return try NIOSSLContext(configuration: configuration)
+    }
+}
+
+// MARK: - Handlers
+
+/// Reads until the end of the request head, writes the answer and closes.
+final class RawHTTPResponder: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let answer: NIOLockedValueBox<HTTPAnswer>
+    private var received = ""
+    private var answered = false
+
+    init(answer: NIOLockedValueBox<HTTPAnswer>) {
+        self.answer = answer
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = unwrapInboundIn(data)
+        received += buffer.readString(length: buffer.readableBytes) ?? ""
+        guard !answered, received.contains("\r\n\r\n") else { return }
+        answered = true
+        let answer = answer.withLockedValue { $0 }
+        let body = Array(answer.body.utf8)
+        let head = "HTTP/1.1 \(answer.status) Test\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n"
+        let response = context.channel.allocator.buffer(bytes: Array(head.utf8) + body)
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(response)).whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}
+
+final class UDPEcho: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    typealias OutboundOut = AddressedEnvelope<ByteBuffer>
+
+    private let prefix: String
+
+    init(prefix: String) {
+        self.prefix = prefix
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let request = unwrapInboundIn(data)
+        var reply = context.channel.allocator.buffer(string: prefix)
+        var payload = request.data
+        reply.writeBuffer(&payload)
+        context.writeAndFlush(wrapOutboundOut(AddressedEnvelope(remoteAddress: request.remoteAddress, data: reply)), promise: nil)
+    }
+}
+
+// MARK: - Test-only certificate
+
+/// TEST ONLY: a self-signed P-256 certificate (CN health-check-test, SAN localhost and 127.0.0.1, valid 100
+/// years) and its private key, made for these tests with `openssl req -x509`. Not a secret; never use it
+/// outside tests.
+enum TestCertificate {
+    static let certificatePEM = """
+        -----BEGIN CERTIFICATE-----
+        MIIBrDCCAVGgAwIBAgIUCzYyNWkP/eNWzTiwgjaNe3jMb+8wCgYIKoZIzj0EAwIw
+        HDEaMBgGA1UEAwwRaGVhbHRoLWNoZWNrLXRlc3QwIBcNMjYxMTI1MTUzNDEyWhgP
+        MjEyNjExMDExNTM0MTJaMBwxGjAYBgNVBAMMEWhlYWx0aC1jaGVjay10ZXN0MFkw
+        EwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAELVx+8h7hqFuFBo8+PcQzWZyYy1EvX09I
+        KliCn9+uM6v+CGYfforJ9eChcbn1arPCswi7Qp9WAts8pSq9KetjeaNvMG0wHQYD
+        VR0OBBYEFNi9NQuhw+7ojBmF9SXfEysM3eHOMB8GA1UdIwQYMBaAFNi9NQuhw+7o
+        jBmF9SXfEysM3eHOMA8GA1UdEwEB/wQFMAMBAf8wGgYDVR0RBBMwEYIJbG9jYWxo
+        b3N0hwR/AAABMAoGCCqGSM49BAMCA0kAMEYCIQCqGZIi6z1scPcX+aLNdBh4DO2y
+        hx81H/SRhQcALhN3qgIhAOaiIEtdpINXhOjaDi5QUOFaNxrjUEg8W+XnQKsMGcYx
+        -----END CERTIFICATE-----
+        """
+
+    static let privateKeyPEM = """
+        -----BEGIN PRIVATE KEY-----
+        MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgkokHbDEUzuKcqkFM
+        3d2Knu3bTE5f14sZ3bwVsRYVKjqhRANCAAQtXH7yHuGoW4UGjz49xDNZnJjLUS9f
+        T0gqWIKf364zq/4IZh9+isn14KFxufVqs8KzCLtCn1YC2zylKr0p62N5
+        -----END PRIVATE KEY-----
+        """
+}
