@@ -41,7 +41,8 @@ final class ReconcilerTests: XCTestCase {
         XCTAssertEqual(report.failures, [])
         XCTAssertEqual(report.applied, 4) // VIP, service, two real servers
         let owned = try OwnershipStore(path: folder.appendingPathComponent("state.json").path).load()
-        XCTAssertEqual(owned, Ownership(services: [tcp("10.96.0.10", 80)], addresses: [ip("10.96.0.10")]))
+        XCTAssertEqual(owned, Ownership(services: [tcp("10.96.0.10", 80)], addresses: [ip("10.96.0.10")],
+                                        origins: [tcp("10.96.0.10", 80): ObjectName(namespace: "default", name: "test")]))
 
         let cleanup = await reconciler.cleanup()
         XCTAssertEqual(cleanup.failures, [])
@@ -106,5 +107,26 @@ final class ReconcilerTests: XCTestCase {
         XCTAssertNil(ipvs.state.services[key]?.realServers[gone], "past its deadline")
         draining = await reconciler.isDraining
         XCTAssertFalse(draining)
+    }
+}
+
+extension ReconcilerTests {
+    func testInvalidManifestsHoldTheirServicesInsteadOfRemovingThem() async throws {
+        let ipvs = FakeIPVS(), vips = FakeVIPs()
+        let reconciler = makeReconciler(ipvs, vips)
+        try await reconciler.start()
+        await reconciler.reconcile(web(["10.244.1.5"]))
+        let web = ObjectName(namespace: "default", name: "test")
+        // The Service's object became invalid (so it is missing from the desired state): kept.
+        await reconciler.reconcile(DesiredState(), hold: .init(services: [web]))
+        XCTAssertEqual(ipvs.state.services[tcp("10.96.0.10", 80)]?.realServers.count, 1)
+        XCTAssertEqual(vips.interfaces["kube-ipvs0"], [ip("10.96.0.10")])
+        // A file could not be read at all: nothing is removed.
+        await reconciler.reconcile(DesiredState(), hold: .init(everything: true))
+        XCTAssertNotNil(ipvs.state.services[tcp("10.96.0.10", 80)])
+        // Fixed (and the Service really removed): now it goes.
+        await reconciler.reconcile(DesiredState())
+        XCTAssertNil(ipvs.state.services[tcp("10.96.0.10", 80)])
+        XCTAssertEqual(vips.interfaces["kube-ipvs0"], [])
     }
 }

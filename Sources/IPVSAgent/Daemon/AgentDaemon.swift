@@ -114,7 +114,8 @@ struct ReconcileLoop: Service {
         logger.info("loaded manifests", metadata: ["reason": "\(reason)", "services": "\(build.state.services.count)",
                                                    "real_servers": "\(build.state.realServerCount)", "problems": "\(issues.count)",
                                                    "changed": "\(build.changed.map { "\($0.count)" } ?? "all")"])
-        let report = await reconciler.reconcile(build.state, changed: build.changed)
+        let report = await reconciler.reconcile(build.state, changed: build.changed,
+                                                hold: Reconciler.Hold(services: snapshot.heldServices, everything: snapshot.incomplete))
         if await reconciler.isDraining { await reconciler.checkDrains() }
         status.update(await reconciler.status(), healthy: report.succeeded)
     }

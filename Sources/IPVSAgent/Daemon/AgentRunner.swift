@@ -76,14 +76,14 @@ struct AgentRunner {
     }
 
     /// Loads the manifests and maps them, logging every problem.
-    func load(_ source: ManifestSource, _ builder: inout DesiredStateBuilder) -> (build: DesiredStateBuilder.Build, issues: [ManifestIssue]) {
+    func load(_ source: ManifestSource, _ builder: inout DesiredStateBuilder) -> (build: DesiredStateBuilder.Build, issues: [ManifestIssue], hold: Reconciler.Hold) {
         let snapshot = source.loadNow()
         let build = builder.build(snapshot.objects)
         let issues = snapshot.issues + build.issues
         for issue in issues { logger.error("\(issue)") }
         logger.info("loaded manifests", metadata: ["objects": "\(snapshot.objects.count)", "services": "\(build.state.services.count)",
                                                    "real_servers": "\(build.state.realServerCount)", "problems": "\(issues.count)"])
-        return (build, issues)
+        return (build, issues, Reconciler.Hold(services: snapshot.heldServices, everything: snapshot.incomplete))
     }
 
     // MARK: - Modes
@@ -99,7 +99,7 @@ struct AgentRunner {
         let links = try? LinkManagerBackend()
         let source = ManifestSource(paths: command.manifests, logger: logger)
         var builder = DesiredStateBuilder(options: mappingOptions(links: links))
-        let (build, issues) = load(source, &builder)
+        let (build, issues, _) = load(source, &builder)
         let reconciler = try makeReconciler(links: links, fallBackToEmpty: true)
         try await reconciler.start(createInterface: false)
         let plan = await reconciler.dryRun(build.state)
@@ -112,7 +112,7 @@ struct AgentRunner {
         applySysctls()
         let source = ManifestSource(paths: command.manifests, logger: logger)
         var builder = DesiredStateBuilder(options: mappingOptions(links: links))
-        let (build, issues) = load(source, &builder)
+        let (build, issues, hold) = load(source, &builder)
         let reconciler = try makeReconciler(links: links)
         do {
             try await reconciler.start()
@@ -120,7 +120,7 @@ struct AgentRunner {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             throw ExitCode(2)
         }
-        var report = await reconciler.reconcile(build.state)
+        var report = await reconciler.reconcile(build.state, hold: hold)
         let drains = await reconciler.checkDrains()
         report.applied += drains.applied
         report.failures += drains.failures

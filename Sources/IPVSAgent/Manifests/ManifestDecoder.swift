@@ -10,6 +10,8 @@ public struct ManifestDecoding: Sendable {
     /// Identities (`Kind namespace/name`) of known objects that had errors: the caller keeps
     /// their last good version.
     public var rejected: Set<String> = []
+    /// The Services concerned by those objects (a Service itself, or the Service of a slice).
+    public var rejectedServices: [String: ObjectName] = [:]
     /// Whether the whole file could not be read as YAML (then `objects` is empty and the caller
     /// keeps the file's last good objects).
     public var unreadable = false
@@ -78,6 +80,7 @@ public enum ManifestDecoder {
         let namespace = reader.node["metadata"]?["namespace"]?.string ?? "default"
         let name = reader.node["metadata"]?["name"]?.string ?? "?"
         let identity = "\(kind) \(namespace)/\(name)"
+        let serviceName = kind == "EndpointSlice" ? reader.node["metadata"]?["labels"]?["kubernetes.io/service-name"]?.string : name
         do {
             switch (apiVersion, kind) {
             case ("v1", "Service"):
@@ -97,12 +100,14 @@ public enum ManifestDecoder {
             }
         } catch let error as FieldError {
             result.rejected.insert(identity)
+            if let serviceName { result.rejectedServices[identity] = ObjectName(namespace: namespace, name: serviceName) }
             let field = error.path.hasPrefix(prefix) ? String(error.path.dropFirst(prefix.count)) : error.path
             result.issues.append(ManifestIssue(file: file, document: document, line: error.line, object: identity,
                                                field: reader.path.isEmpty ? field : "\(reader.path): \(field)",
                                                message: error.message))
         } catch {
             result.rejected.insert(identity)
+            if let serviceName { result.rejectedServices[identity] = ObjectName(namespace: namespace, name: serviceName) }
             result.issues.append(ManifestIssue(file: file, document: document, line: reader.line, object: identity, message: "\(error)"))
         }
     }

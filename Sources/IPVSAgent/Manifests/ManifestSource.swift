@@ -12,10 +12,18 @@ public protocol DesiredStateSource: Sendable {
 public struct SourceSnapshot: Sendable {
     public var objects: [ManifestObject]
     public var issues: [ManifestIssue]
+    /// Services with an invalid object (or invalid endpoints) and no earlier good version: what the
+    /// kernel has for them must be kept, not removed.
+    public var heldServices: Set<ObjectName>
+    /// Whether a file could not be read at all and no earlier good version exists: then nothing
+    /// may be removed from the kernel, since its objects are unknown.
+    public var incomplete: Bool
 
-    public init(objects: [ManifestObject] = [], issues: [ManifestIssue] = []) {
+    public init(objects: [ManifestObject] = [], issues: [ManifestIssue] = [], heldServices: Set<ObjectName> = [], incomplete: Bool = false) {
         self.objects = objects
         self.issues = issues
+        self.heldServices = heldServices
+        self.incomplete = incomplete
     }
 }
 
@@ -89,12 +97,14 @@ public final class ManifestSource: DesiredStateSource, @unchecked Sendable {
             } catch {
                 snapshot.issues.append(ManifestIssue(file: file, message: "cannot read the file (\(error.localizedDescription)); its last good objects are kept"))
                 snapshot.objects += lastGoodObjects(file)
+                if lastGood[file] == nil { snapshot.incomplete = true }
                 continue
             }
             let decoded = ManifestDecoder.decode(text, file: file)
             snapshot.issues += decoded.issues
             if decoded.unreadable {
                 snapshot.objects += lastGoodObjects(file)
+                if lastGood[file] == nil { snapshot.incomplete = true }
                 continue
             }
             var good: [String: ManifestObject] = [:]
@@ -109,6 +119,8 @@ public final class ManifestSource: DesiredStateSource, @unchecked Sendable {
                     logger.warning("keeping the last good version of an invalid object", metadata: ["object": "\(identity)", "file": "\(file)"])
                     good[identity] = previous
                     order.append(identity)
+                } else if let service = decoded.rejectedServices[identity] {
+                    snapshot.heldServices.insert(service)
                 }
             }
             lastGood[file] = good
@@ -118,6 +130,9 @@ public final class ManifestSource: DesiredStateSource, @unchecked Sendable {
         // Files that vanished from a listed folder or path keep their objects only when the path
         // itself is missing (reported above); a file deleted from an existing folder is a removal.
         let missingPaths = Set(pathIssues.map(\.file))
+        for path in missingPaths where !lastGood.keys.contains(where: { $0 == path || $0.hasPrefix(path + "/") }) {
+            snapshot.incomplete = true
+        }
         for file in lastGood.keys.sorted() where !seen.contains(file) {
             if missingPaths.contains(file) || missingPaths.contains(where: { file.hasPrefix($0 + "/") }) {
                 snapshot.objects += lastGoodObjects(file)

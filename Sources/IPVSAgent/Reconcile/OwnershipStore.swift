@@ -6,10 +6,14 @@ import IPVS
 public struct Ownership: Hashable, Sendable {
     public var services: Set<ServiceKey>
     public var addresses: Set<IPAddress>
+    /// The Kubernetes Service each owned virtual service came from, so that an invalid manifest
+    /// object holds its Service's kernel state instead of removing it.
+    public var origins: [ServiceKey: ObjectName]
 
-    public init(services: Set<ServiceKey> = [], addresses: Set<IPAddress> = []) {
+    public init(services: Set<ServiceKey> = [], addresses: Set<IPAddress> = [], origins: [ServiceKey: ObjectName] = [:]) {
         self.services = services
         self.addresses = addresses
+        self.origins = origins
     }
 }
 
@@ -27,6 +31,7 @@ public struct OwnershipStore: Sendable {
             var `protocol`: String
             var address: String
             var port: UInt16
+            var origin: String?
         }
         var version: Int
         var services: [Service]
@@ -53,7 +58,11 @@ public struct OwnershipStore: Sendable {
             guard let transport = TransportProtocol(name: service.protocol), let address = IPAddress(service.address) else {
                 throw AgentError("the state file \(path) lists an invalid service \(service.protocol) \(service.address):\(service.port)")
             }
-            ownership.services.insert(.address(transport, address, port: service.port))
+            let key = ServiceKey.address(transport, address, port: service.port)
+            ownership.services.insert(key)
+            if let origin = service.origin?.split(separator: "/", maxSplits: 1), origin.count == 2 {
+                ownership.origins[key] = ObjectName(namespace: String(origin[0]), name: String(origin[1]))
+            }
         }
         for text in file.addresses {
             guard let address = IPAddress(text) else { throw AgentError("the state file \(path) lists an invalid address \(text)") }
@@ -67,7 +76,8 @@ public struct OwnershipStore: Sendable {
         var services: [File.Service] = []
         for key in ownership.services.sorted() {
             guard case .address(let transport, let address, let port) = key else { continue }
-            services.append(File.Service(protocol: transport.description, address: address.description, port: port))
+            services.append(File.Service(protocol: transport.description, address: address.description, port: port,
+                                         origin: ownership.origins[key]?.description))
         }
         let file = File(version: 1, services: services, addresses: ownership.addresses.sorted().map(\.description))
         let encoder = JSONEncoder()

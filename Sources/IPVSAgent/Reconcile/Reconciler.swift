@@ -46,6 +46,20 @@ public actor Reconciler {
     private var health = HealthOverlay()
     private var desired = DesiredState()
     private var needsVerification = false
+    private var hold = Hold()
+
+    /// Kernel state to keep while manifests are invalid.
+    public struct Hold: Hashable, Sendable {
+        /// Services whose manifests are invalid: their virtual services are not removed nor reduced.
+        public var services: Set<ObjectName>
+        /// A manifest could not be read at all: nothing is removed.
+        public var everything: Bool
+
+        public init(services: Set<ObjectName> = [], everything: Bool = false) {
+            self.services = services
+            self.everything = everything
+        }
+    }
 
     /// - Parameters:
     ///   - ipvs: the kernel's IPVS; used from this actor only.
@@ -90,11 +104,24 @@ public actor Reconciler {
     // MARK: - Reconcile
 
     /// Makes the kernel match `state`, touching only the services in `changed` (all when `nil`).
+    /// `hold` keeps kernel state that invalid manifests would otherwise remove.
     @discardableResult
-    public func reconcile(_ state: DesiredState, changed: Set<ServiceKey>? = nil) -> ReconcileReport {
+    public func reconcile(_ state: DesiredState, changed: Set<ServiceKey>? = nil, hold: Hold = Hold()) -> ReconcileReport {
         mapped = state
         desired = health.applied(to: state)
-        return apply(plan(keys: changed))
+        let released = hold != self.hold
+        if hold.everything || !hold.services.isEmpty {
+            logger.warning("keeping kernel state of invalid manifests", metadata: [
+                "services": "\(hold.everything ? "all" : hold.services.sorted().map(\.description).joined(separator: ", "))"])
+        }
+        self.hold = hold
+        return apply(plan(keys: released ? nil : changed))
+    }
+
+    private var heldKeys: Set<ServiceKey> {
+        if hold.everything { return ownership.services }
+        guard !hold.services.isEmpty else { return [] }
+        return ownership.services.filter { ownership.origins[$0].map(hold.services.contains) == true }
     }
 
     /// Replaces the health overlay and applies its effect on the desired weights.
@@ -120,11 +147,17 @@ public actor Reconciler {
     }
 
     private func plan(keys: Set<ServiceKey>?) -> ReconcilePlan {
-        var plan = StateDiff.plan(desired: desired, actual: kernel, owned: ownership.services, drains: drains, keys: keys, now: now())
+        let held = heldKeys
+        var plan = StateDiff.plan(desired: desired, actual: kernel, owned: ownership.services, drains: drains, keys: keys,
+                                  held: held, now: now())
         if vips != nil {
             let addresses = StateDiff.addresses(desired: desired.addresses, actual: boundAddresses, owned: ownership.addresses)
             plan.addressesToAdd = addresses.add
-            plan.addressesToRemove = addresses.remove
+            let heldAddresses = Set(held.compactMap { key -> IPAddress? in
+                if case .address(_, let address, _) = key { return address }
+                return nil
+            })
+            plan.addressesToRemove = hold.everything ? [] : addresses.remove.filter { !heldAddresses.contains($0) }
         }
         return plan
     }
@@ -221,6 +254,7 @@ public actor Reconciler {
         let before = ownership
         for key in plan.adopted {
             ownership.services.insert(key)
+            ownership.origins[key] = desired.services[key]?.origin
             logger.info("adopted service already in the kernel", metadata: ["service": "\(key)"])
         }
         let instant = now()
@@ -296,10 +330,12 @@ public actor Reconciler {
 
     private func track(_ operation: IPVSOperation) {
         switch operation {
-        case .addService(let service):
+        case .addService(let service), .updateService(let service):
             ownership.services.insert(service.key)
+            ownership.origins[service.key] = desired.services[service.key]?.origin
         case .deleteService(let key):
             ownership.services.remove(key)
+            ownership.origins[key] = nil
             drains.endAll(in: key)
         case .deleteRealServer(let id, let key):
             let ref = RealServerRef(service: key, server: id)

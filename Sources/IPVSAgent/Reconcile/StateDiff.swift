@@ -26,8 +26,11 @@ public struct ReconcilePlan: Hashable, Sendable {
 /// touched; a desired service already in the kernel is adopted and edited in place (never flushed).
 public enum StateDiff {
     /// The plan for the services `keys` (every desired, owned or actual service when `nil`).
+    ///
+    /// `held` services are never deleted nor lose real servers (their manifests are invalid, so
+    /// what they should be is unknown); they can still gain real servers and be edited.
     public static func plan(desired: DesiredState, actual: KernelState, owned: Set<ServiceKey>, drains: DrainTracker,
-                            keys: Set<ServiceKey>? = nil, now: ContinuousClock.Instant) -> ReconcilePlan {
+                            keys: Set<ServiceKey>? = nil, held: Set<ServiceKey> = [], now: ContinuousClock.Instant) -> ReconcilePlan {
         var plan = ReconcilePlan()
         var addServices: [IPVSOperation] = [], editServices: [IPVSOperation] = []
         var addServers: [IPVSOperation] = [], editServers: [IPVSOperation] = []
@@ -55,7 +58,7 @@ public enum StateDiff {
                 }
                 for ref in drains.deadlines.keys where ref.service == key { plan.drainsEnded.append(ref) }
             case (nil, _?):
-                guard owned.contains(key) else { continue } // Foreign: someone else's rule.
+                guard owned.contains(key), !held.contains(key) else { continue } // Foreign, or held.
                 deleteServices.append(.deleteService(key))
                 for ref in drains.deadlines.keys where ref.service == key { plan.drainsEnded.append(ref) }
             case (let wanted?, let present?):
@@ -73,7 +76,7 @@ public enum StateDiff {
                         addServers.append(.addRealServer(server, service: key))
                     }
                 }
-                for id in present.realServers.keys.sorted() where wanted.realServers[id] == nil {
+                for id in present.realServers.keys.sorted() where wanted.realServers[id] == nil && !held.contains(key) {
                     let current = present.realServers[id]!
                     let ref = RealServerRef(service: key, server: id)
                     if isDatagram(key) || drains.isDraining(ref) && drains.shouldDelete(ref, connections: current.connections, now: now)
