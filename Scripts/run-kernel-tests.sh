@@ -11,7 +11,8 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 filter=${1:-}
 
-build_dir=${BUILD_DIR:-.build}
+# IPVS_BUILD_DIR (passed into the VM like every IPVS_* variable) selects another build folder.
+build_dir=${IPVS_BUILD_DIR:-${BUILD_DIR:-.build}}
 bundle=$(find "$build_dir"/debug/ -maxdepth 1 -name '*PackageTests.xctest' | head -n 1)
 if [[ -z "$bundle" ]]; then
     echo "run-kernel-tests: no test bundle under $build_dir/debug; run 'swift build --build-tests' first" >&2
