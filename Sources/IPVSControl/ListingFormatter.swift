@@ -174,8 +174,8 @@ struct ListingFormatter {
     // MARK: - Real servers
 
     private func serverLine(_ server: RealServer, in service: VirtualService, serviceName: String, into out: inout TextBuffer) {
-        // The kernel reports firewall-mark services as TCP, so ipvsadm names their ports as TCP.
-        var name = endpointName(server.address, server.port, service.key.transportProtocol ?? .tcp)
+        // Firewall-mark services have no protocol, so their real servers' ports stay numeric.
+        var name = endpointName(server.address, server.port, service.key.transportProtocol)
         if !format.contains(.rule), server.address.family != .inet6 { name = TextBuffer.truncated(name, to: 28) }
         let connections = server.connections ?? ConnectionCounts()
         if format.contains(.rule) {

@@ -1,0 +1,163 @@
+import IPVS
+import XCTest
+@testable import IPVSControl
+
+/// Whole command lines against an in-memory table: which operations are sent, what is printed.
+final class RestoreAndRunTests: XCTestCase {
+    func testRestoreValidatesEveryLineAndAppliesNothingWhenOneIsBad() {
+        let harness = Harness()
+        let status = harness.run("-R", input: """
+        -A -t 10.0.0.1:80 -s rr
+        -a -t 10.0.0.1:80 -r 10.1.0.5 -m -w x
+
+        # a comment line
+        -a -t 10.0.0.1:80 -r 10.1.0.6 -m   # a trailing comment
+        -L
+        -A -t 300.0.0.1:80
+        -a -t 10.0.0.1:80 -r 10.1.0.7 -i --tun-type gue
+
+        """)
+        XCTAssertEqual(status, ExitStatus.usage)
+        XCTAssertTrue(harness.backend.applied.isEmpty, "nothing may be applied")
+        XCTAssertFalse(harness.backendOpened)
+        let lines = harness.error.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.count, 5, harness.error)
+        XCTAssertEqual(lines[0], "ipvsctl: line 2: -w: weight must be an integer 0..65535, got \"x\"")
+        XCTAssertTrue(lines[1].hasPrefix("ipvsctl: line 6: only -A -E -D -a -e -d -C -Z and --set"))
+        XCTAssertTrue(lines[2].hasPrefix("ipvsctl: line 7: -t: \"300.0.0.1\""))
+        XCTAssertEqual(lines[3], "ipvsctl: line 8: --tun-type gue needs --tun-port PORT")
+        XCTAssertEqual(lines[4], "ipvsctl: nothing was applied (4 bad lines)")
+    }
+
+    func testRestoreAppliesEverythingInOneBatchAndReportsKernelFailuresByLine() {
+        let harness = Harness()
+        harness.backend.failing = { operation in
+            if case .addRealServer(let server, _) = operation, server.port == 81 {
+                return IPVSError(kind: .realServerExists, operation: operation.description, errno: 17)
+            }
+            return nil
+        }
+        let status = harness.run("-R", input: """
+        ipvsadm -A -t 10.0.0.1:80 -s rr
+        -a -t 10.0.0.1:80 -r 10.1.0.5:81 -m
+        -a -t 10.0.0.1:80 -r 10.1.0.6:82 -m
+        --set 10 0 0
+        -Z
+        """)
+        XCTAssertEqual(status, ExitStatus.changeFailed)
+        XCTAssertEqual(harness.backend.applied.count, 2, "one batch before --set, one after")
+        XCTAssertEqual(harness.backend.applied[0].count, 3)
+        XCTAssertEqual(harness.backend.applied[1], [.zero(nil)])
+        XCTAssertEqual(harness.backend.timeoutsValue.tcp, 10)
+        XCTAssertTrue(harness.error.contains("line 2: cannot add real server 10.1.0.5:81 to TCP 10.0.0.1:80"), harness.error)
+        XCTAssertTrue(harness.error.contains("1 of 5 commands failed"), harness.error)
+    }
+
+    func testRestoreRefusesSchedulersTheKernelLacks() {
+        let harness = Harness()
+        harness.catalog = SchedulerCatalog(available: ["rr", "wlc"], isComplete: true, kernelRelease: "6.1.0-test")
+        XCTAssertEqual(harness.run("-R", input: "-A -t 10.0.0.1:80 -s rr\n-A -t 10.0.0.2:80 -s twos\n"), ExitStatus.usage)
+        XCTAssertTrue(harness.backend.applied.isEmpty)
+        XCTAssertTrue(harness.error.contains("line 2: the kernel has no \"twos\" scheduler: module ip_vs_twos"), harness.error)
+        XCTAssertTrue(harness.error.contains("Schedulers this kernel has: rr, wlc"), harness.error)
+    }
+
+    func testKernelRefusalOfASchedulerListsTheAvailableOnes() {
+        let harness = Harness()
+        harness.backend.failing = { operation in IPVSError(kind: .schedulerUnavailable, operation: operation.description, errno: 2) }
+        XCTAssertEqual(harness.run("-A -t 10.0.0.1:80 -s twos"), ExitStatus.changeFailed)
+        XCTAssertTrue(harness.error.contains("cannot add service TCP 10.0.0.1:80: the kernel has no \"twos\" scheduler"), harness.error)
+        XCTAssertTrue(harness.error.contains("Schedulers loaded now: rr, wlc"), harness.error)
+        XCTAssertTrue(harness.error.contains("Known IPVS schedulers: rr, wrr"), harness.error)
+    }
+
+    func testListingsOfAnInMemoryTable() {
+        let harness = Harness()
+        let key = ServiceKey.address(.udp, IPAddress("10.0.0.2")!, port: 53)
+        harness.backend.entries = [ServiceTableEntry(
+            service: VirtualService(key: key, scheduler: "lc", flags: [.onePacket]),
+            realServers: [RealServer(address: IPAddress("10.1.1.1")!, port: 5353, forwarding: .masquerade)])]
+        XCTAssertEqual(harness.run("-Ln"), 0)
+        XCTAssertEqual(harness.text, """
+        IP Virtual Server version 1.2.1 (size=4096)
+        Prot LocalAddress:Port Scheduler Flags
+          -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+        UDP  10.0.0.2:53 lc ops
+          -> 10.1.1.1:5353                Masq    1      0          0         \n
+        """)
+        XCTAssertEqual(harness.run("-Sn"), 0)
+        XCTAssertEqual(harness.text, "-A -u 10.0.0.2:53 -s lc -o\n-a -u 10.0.0.2:53 -r 10.1.1.1:5353 -m -w 1\n")
+        XCTAssertEqual(harness.run("-L --timeout"), 0)
+        XCTAssertEqual(harness.text, "Timeout (tcp tcpfin udp): 900 120 300\n")
+        XCTAssertEqual(harness.run("-Ln -t 10.0.0.9:80"), ExitStatus.listingFailed)
+        XCTAssertTrue(harness.error.contains("no such service"), harness.error)
+    }
+
+    func testJSONListing() {
+        let harness = Harness()
+        harness.backend.entries = [ServiceTableEntry(
+            service: VirtualService(key: .firewallMark(7, family: .inet6), scheduler: "sh", flags: [.shPort],
+                                    persistence: Persistence(timeout: 60, prefixLength: 64),
+                                    statistics: Statistics(incomingBytes: UInt64.max)),
+            realServers: [RealServer(address: IPAddress("fd00::5")!, port: 80, forwarding: .tunnel,
+                                     tunnel: Tunnel(type: .gue, port: 6080, flags: [.checksum]))])]
+        XCTAssertEqual(harness.run("-L --output json"), 0)
+        let text = harness.text
+        for fragment in ["\"version\": \"1.2.1\"", "\"fwmark\": 7", "\"family\": \"ipv6\"", "\"protocol\": null",
+                         "\"scheduler_flags\": [\"sh-port\"]", "\"prefix_length\": 64", "\"in_bytes\": 18446744073709551615",
+                         "\"forwarding\": \"tunnel\"", "\"type\": \"gue\"", "\"checksum\": \"on\""] {
+            XCTAssertTrue(text.contains(fragment), "missing \(fragment) in\n\(text)")
+        }
+        XCTAssertEqual(harness.run("-L --timeout --output json"), 0)
+        XCTAssertEqual(harness.text, "{\n  \"tcp\": 900,\n  \"tcp_fin\": 120,\n  \"udp\": 300\n}\n")
+    }
+
+    func testConnectionListingParsesTheKernelFile() {
+        let harness = Harness()
+        harness.files[ConnectionTable.path] = """
+        Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData
+        TCP 0A0A0001 D431 0A0A0001 1F90 7F000001 1F90 ESTABLISHED     899
+        UDP FD00:0000:0000:0000:0000:0000:0000:0001 0035 FD00:0000:0000:0000:0000:0000:0000:0002 0035 FD00:0000:0000:0000:0000:0000:0000:0003 0035 UDP               5
+
+        """
+        XCTAssertEqual(harness.run("-Lnc"), 0)
+        XCTAssertEqual(harness.text, """
+        IPVS connection entries
+        pro expire state       source             virtual            destination
+        TCP 14:59  ESTABLISHED 10.10.0.1:54321    10.10.0.1:8080     127.0.0.1:8080
+        UDP 00:05  UDP         [fd00::1]:53       [fd00::2]:53       [fd00::3]:53
+
+        """)
+        XCTAssertEqual(harness.run("-Lc --output json"), 0)
+        XCTAssertTrue(harness.text.contains("\"client_port\": 54321"), harness.text)
+        XCTAssertFalse(harness.backendOpened, "-c reads the file only")
+    }
+
+    func testHelpVersionAndCompletionScripts() {
+        let harness = Harness()
+        XCTAssertEqual(harness.run("-h"), 0)
+        XCTAssertTrue(harness.text.contains("Usage:"))
+        XCTAssertFalse(harness.text.contains("Examples:"))
+        XCTAssertEqual(harness.run("--help"), 0)
+        XCTAssertTrue(harness.text.contains("Examples:"))
+        XCTAssertTrue(harness.text.contains("JSON output"))
+        XCTAssertEqual(harness.run("-v"), 0)
+        XCTAssertTrue(harness.text.hasPrefix("ipvsctl "))
+        for shell in ["bash", "zsh", "fish"] {
+            XCTAssertEqual(harness.run(["--generate-completion-script", shell]), 0, harness.error)
+            for spec in OptionSpec.all {
+                XCTAssertTrue(harness.text.contains(spec.long), "\(shell) completion lacks --\(spec.long)")
+            }
+        }
+        XCTAssertFalse(harness.backendOpened)
+    }
+
+    func testUsageErrorsExitTwoWithoutTouchingTheKernel() {
+        let harness = Harness()
+        for line in ["--bogus", "-A -t 10.0.0.1", "-a -t 10.0.0.1:80 -r 10.0.0.2 -w -1", "-L -c --rate", "-C extra"] {
+            XCTAssertEqual(harness.run(line), ExitStatus.usage, line)
+            XCTAssertTrue(harness.error.hasPrefix("ipvsctl: "), line)
+        }
+        XCTAssertFalse(harness.backendOpened)
+    }
+}
