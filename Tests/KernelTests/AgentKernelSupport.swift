@@ -221,6 +221,13 @@ enum TCPClient {
         }
 
         func close() { Glibc.close(descriptor) }
+
+        /// Closes with a TCP reset (SO_LINGER 0), so IPVS forgets the connection within seconds.
+        func reset() {
+            var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+            setsockopt(descriptor, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+            Glibc.close(descriptor)
+        }
     }
 
     static func setTimeout(_ descriptor: Int32, _ seconds: Double) throws {

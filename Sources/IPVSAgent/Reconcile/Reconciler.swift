@@ -258,7 +258,6 @@ public actor Reconciler {
             logger.info("adopted service already in the kernel", metadata: ["service": "\(key)"])
         }
         let instant = now()
-        for ref in plan.drainsEnded { drains.end(ref) }
         for ref in plan.drainsStarted {
             drains.begin(ref, now: instant)
             logger.info("draining removed endpoint", metadata: ["real_server": "\(ref.server)", "service": "\(ref.service)"])
@@ -299,6 +298,8 @@ public actor Reconciler {
                 }
             }
         }
+
+        for ref in plan.drainsEnded { drains.end(ref) }
 
         if let vips {
             for address in plan.addressesToRemove {

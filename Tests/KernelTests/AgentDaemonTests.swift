@@ -1,0 +1,69 @@
+import Foundation
+import XCTest
+
+/// `ipvs-agent` as a daemon on the real kernel: file changes applied, drift repaired, removed
+/// endpoints drained, metrics served, SIGTERM leaves the kernel's state in place.
+final class AgentDaemonTests: XCTestCase {
+    func testDaemonAppliesEditsDrainsRepairsDriftAndStopsCleanly() throws {
+        try KernelTest.requireKernel()
+        let cluster = try AgentTestCluster()
+        let pods = try (1...3).map { try cluster.addPod($0) }
+        try cluster.writeManifest("web.yaml", AgentTestCluster.webManifest(pods: [pods[0], pods[1]]))
+        let log = cluster.folder.appendingPathComponent("agent.log")
+        let agent = try cluster.startDaemon(["--manifests", cluster.manifests, "--sync-period", "1s", "--drain-timeout", "120s",
+                                             "--metrics-address", "127.0.0.1:10249"], log: log)
+        defer { if agent.isRunning { agent.terminate() } }
+        func logText() -> String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+        func rows() throws -> [String] { try cluster.table().split(separator: "\n").map(String.init) }
+        func weight(_ server: String) throws -> String? {
+            try rows().first { $0.contains("-> \(server) ") }?.split(separator: " ", omittingEmptySubsequences: true).dropFirst(3).first.map(String.init)
+        }
+
+        try waitUntil("the agent programs web", timeout: 60) { try weight("10.250.2.2:8080") == "1" }
+        XCTAssertEqual(Set(try (0..<4).map { _ in try TCPClient.request("10.96.0.10", 80) }), ["pod1", "pod2"])
+
+        // Metrics, health and status.
+        let metrics = try KernelTest.shell("curl -sf http://127.0.0.1:10249/metrics")
+        XCTAssertTrue(metrics.contains("ipvs_agent_operations_applied_total"), metrics)
+        XCTAssertTrue(metrics.contains("ipvs_agent_services_programmed 2"), metrics)
+        XCTAssertEqual(try KernelTest.shell("curl -sf http://127.0.0.1:10249/healthz"), "ok\n")
+        XCTAssertTrue(try KernelTest.shell("curl -sf http://127.0.0.1:10249/status").contains("\"TCP 10.96.0.10:80\""))
+
+        // An edit is applied: a third pod joins.
+        try cluster.writeManifest("web.yaml", AgentTestCluster.webManifest(pods: pods))
+        try waitUntil("pod3 is added", timeout: 20) { try weight("10.250.3.2:8080") == "1" }
+
+        // Graceful termination: the endpoint of a long-lived connection goes away.
+        let connection = try TCPClient.Connection("10.96.0.10", 80, timeout: 3)
+        let owner = try connection.ask()
+        let index = Int(owner.dropFirst(3))!
+        let server = "10.250.\(index).2:8080"
+        try cluster.writeManifest("web.yaml", AgentTestCluster.webManifest(pods: pods.filter { $0.name != owner }))
+        try waitUntil("\(server) is quiesced", timeout: 20) { try weight(server) == "0" }
+        XCTAssertNil(try weight("10.250.\(index).2:5353"), "a UDP real server is removed at once")
+        XCTAssertEqual(try connection.ask(), owner, "the established connection broke while draining")
+        for _ in 0..<6 { XCTAssertNotEqual(try TCPClient.request("10.96.0.10", 80), owner, "a draining endpoint got a new connection") }
+        Thread.sleep(forTimeInterval: 3)
+        XCTAssertEqual(try weight(server), "0", "deleted while its connection was still open")
+        connection.reset()
+        try waitUntil("\(server) is deleted once its connection is gone", timeout: 60) { try weight(server) == nil }
+        XCTAssertTrue(logText().contains("removed drained endpoint"), logText())
+
+        // Drift: someone deletes the service and the VIP; the next sync repairs both.
+        try KernelTest.shell("ipvsadm -D -t 10.96.0.10:80 && ip addr del 10.96.0.10/32 dev kube-ipvs0")
+        try waitUntil("the drift is repaired", timeout: 20) {
+            try weight("10.250.\(index == 1 ? 2 : 1).2:8080") == "1"
+                && (try KernelTest.shell("ip -o addr show dev kube-ipvs0")).contains("10.96.0.10/32")
+        }
+        XCTAssertTrue(logText().contains("repairing drift"), logText())
+        XCTAssertEqual(Set(try (0..<4).map { _ in try TCPClient.request("10.96.0.10", 80) }).count, 2)
+
+        // SIGTERM: a clean exit that leaves the kernel as it is.
+        let before = try cluster.table()
+        agent.terminate()
+        agent.waitUntilExit()
+        XCTAssertEqual(agent.terminationStatus, 0, logText())
+        XCTAssertEqual(try cluster.table().filter { !$0.isNumber }, before.filter { !$0.isNumber })
+        XCTAssertTrue(logText().contains("left in place"), logText())
+    }
+}
