@@ -60,13 +60,15 @@ final class BackendRunner: Sendable {
 
     /// Stops checking; a check in flight finishes but its result is dropped.
     func stop() {
-        let scheduled = state.withLockedValue { state -> Scheduled<Void>? in
-            state.stopped = true
-            defer { state.scheduled = nil }
-            return state.scheduled
+        let (scheduled, wasStopped) = state.withLockedValue { state -> (Scheduled<Void>?, Bool) in
+            defer {
+                state.stopped = true
+                state.scheduled = nil
+            }
+            return (state.scheduled, state.stopped)
         }
         scheduled?.cancel()
-        metrics.destroy()
+        if !wasStopped { metrics.destroy() }
     }
 
     private func schedule(in delay: TimeAmount) {

@@ -28,7 +28,7 @@ public struct EffectiveBackends: Hashable, Sendable {
     /// - Parameters:
     ///   - service: The virtual service.
     ///   - configured: Its real servers as configured (from the endpoints), with their configured weights.
-    ///   - health: Health states by backend, as from ``HealthChecker/healthStates()``; other services' entries
+    ///   - health: Health states by backend, as from ``HealthChecker/healthStates(of:)``; other services' entries
     ///     are ignored.
     ///   - configuration: The service's health check configuration (failure action, quorum).
     public init(

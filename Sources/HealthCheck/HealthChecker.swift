@@ -1,4 +1,5 @@
 import Foundation
+import IPVS
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -11,15 +12,24 @@ import ServiceLifecycle
 ///
 /// The agent owns the event loop group, hands the checker its targets with ``update(targets:)`` whenever
 /// endpoints change, runs it in its `ServiceGroup`, and consumes ``transitions`` to recompute the affected
-/// services with ``EffectiveBackends`` and ``healthStates()``.
+/// services with ``EffectiveBackends`` and ``healthStates(of:)``.
 ///
 /// ```swift
 /// let checker = HealthChecker(eventLoopGroup: group, logger: logger)
+/// // On every endpoints change: one target per (service, endpoint) with the service's configuration,
+/// // read with HealthCheckConfiguration(annotations:prefix:defaults:).
 /// try checker.update(targets: targets)
-/// // in a task group / ServiceGroup:
+/// // In the agent's ServiceGroup (or a task group):
 /// try await checker.run()
-/// // elsewhere:
-/// for await transition in checker.transitions { reconcile(transition.backend.service) }
+/// // The reconciler: on each transition, recompute that service and apply the difference (drain the
+/// // transitions already buffered first and recompute each affected service once).
+/// for await transition in checker.transitions {
+///     let desired = EffectiveBackends(
+///         service: transition.backend.service, configured: configuredServers(transition.backend.service),
+///         health: checker.healthStates(of: transition.backend.service), configuration: configuration(transition.backend.service))
+///     try apply(desired.servers, to: transition.backend.service)  // diff against the kernel, minimal ops
+/// }
+/// // The status endpoint: JSONEncoder().encode(checker.status())
 /// ```
 ///
 /// Each backend is checked on one event loop of the group with `scheduleTask`, with no task or thread per
@@ -45,6 +55,14 @@ public final class HealthChecker: Service, Sendable {
     struct CheckerState {
         var phase = Phase.idle
         var runners: [BackendID: BackendRunner] = [:]
+        /// The checked backends of each service, for ``HealthChecker/healthStates(of:)``.
+        var byService: [ServiceKey: Set<BackendID>] = [:]
+
+        mutating func remove(_ id: BackendID) {
+            runners[id] = nil
+            byService[id.service]?.remove(id)
+            if byService[id.service]?.isEmpty == true { byService[id.service] = nil }
+        }
 
         enum Phase { case idle, running, finished }
     }
@@ -98,16 +116,19 @@ public final class HealthChecker: Service, Sendable {
         }
         let time = now()
         let (started, stopped) = state.withLockedValue { state -> ([BackendRunner], [BackendRunner]) in
+            guard state.phase != .finished else { return ([], []) }
             var started: [BackendRunner] = []
             var stopped: [BackendRunner] = []
             for (id, runner) in state.runners where wanted[id] == nil {
                 stopped.append(runner)
-                state.runners[id] = nil
+                state.remove(id)
             }
             for (id, probe) in probes {
                 guard let target = wanted[id] else { continue }
                 var machine = HealthStateMachine(target: target, at: time)
                 if let old = state.runners[id] {
+                    // Stop (and drop the metrics of) the old runner before the new one registers its own.
+                    old.stop()
                     stopped.append(old)
                     machine = old.machine
                     machine.reconfigure(rise: target.configuration.rise, fall: target.configuration.fall, serviceName: target.serviceName)
@@ -116,11 +137,12 @@ public final class HealthChecker: Service, Sendable {
                     target: target, machine: machine, eventLoop: group.next(), probe: probe,
                     record: { [weak self] runner, outcome, nanoseconds in self?.record(runner, outcome, nanoseconds) })
                 state.runners[id] = runner
+                state.byService[id.service, default: []].insert(id)
                 if state.phase == .running { started.append(runner) }
             }
             return (started, stopped)
         }
-        stopped.forEach { $0.stop() }
+        stopped.forEach { $0.stop() }  // idempotent for the replaced ones stopped above
         started.forEach { $0.start() }
         if !probes.isEmpty || !stopped.isEmpty {
             logger.debug("health check targets updated", metadata: [
@@ -146,6 +168,15 @@ public final class HealthChecker: Service, Sendable {
     public func healthStates() -> [BackendID: HealthState] {
         let runners = state.withLockedValue { $0.runners }
         return runners.mapValues { $0.machine.state }
+    }
+
+    /// The health state of the checked backends of one service: what ``EffectiveBackends`` needs to recompute
+    /// that service after a transition, without copying every backend's state.
+    public func healthStates(of service: ServiceKey) -> [BackendID: HealthState] {
+        let runners = state.withLockedValue { state in
+            (state.byService[service] ?? []).compactMap { state.runners[$0] }
+        }
+        return Dictionary(uniqueKeysWithValues: runners.map { ($0.target.id, $0.machine.state) })
     }
 
     /// The health state of one backend; `nil` when it is not checked.
@@ -180,7 +211,10 @@ public final class HealthChecker: Service, Sendable {
 
         let stopping = state.withLockedValue { state -> [BackendRunner] in
             state.phase = .finished
-            defer { state.runners = [:] }
+            defer {
+                state.runners = [:]
+                state.byService = [:]
+            }
             return Array(state.runners.values)
         }
         stopping.forEach { $0.stop() }

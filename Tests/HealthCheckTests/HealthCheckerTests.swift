@@ -147,6 +147,8 @@ final class HealthCheckerTests: XCTestCase {
         XCTAssertTrue(checker.runner(for: a.id) === runnerA, "an unchanged target keeps its runner and schedule")
         XCTAssertNil(checker.state(of: b.id), "a removed target is forgotten")
         XCTAssertEqual(checker.status().map(\.backend), [a.id, c.id].sorted())
+        XCTAssertEqual(Set(checker.healthStates(of: service).keys), [a.id, c.id])
+        XCTAssertTrue(checker.healthStates(of: .address(.udp, IPAddress("10.96.0.10")!, port: 80)).isEmpty)
         try await eventually { (checker.state(of: c.id)?.checks ?? 0) >= 1 }
         XCTAssertGreaterThanOrEqual(checker.state(of: a.id)?.checks ?? 0, checksBefore)
 
