@@ -1,15 +1,19 @@
 /// A command line or input that ipvsctl refuses before talking to the kernel.
 ///
-/// Exits with status 2, as ipvsadm does for the errors it detects itself.
+/// Exits with status 2, as ipvsadm does for the values it checks itself; an unknown option or a
+/// missing option value (which ipvsadm's option library reports) exits with 255, as there.
 struct UsageError: Error, Equatable, Sendable, CustomStringConvertible {
     var message: String
-    /// Whether to suggest `--help` after the message.
+    /// Whether to suggest `--help` after the message (for malformed option syntax).
     var suggestHelp: Bool
 
     init(_ message: String, suggestHelp: Bool = false) {
         self.message = message
         self.suggestHelp = suggestHelp
     }
+
+    /// The exit status: 255 for option syntax errors, 2 for everything else.
+    var status: Int32 { suggestHelp ? ExitStatus.badOption : ExitStatus.usage }
 
     var description: String { message }
 }
@@ -38,4 +42,6 @@ public enum ExitStatus {
     public static let usage: Int32 = 2
     /// The kernel refused a change (or, with `-R`, at least one of them).
     public static let changeFailed: Int32 = ControlFailure.changeFailedStatus
+    /// An unknown option, or an option without its value (ipvsadm's popt errors).
+    public static let badOption: Int32 = 255
 }

@@ -141,8 +141,9 @@ enum HelpText {
                   "sync_id", "max_length", "multicast_group", "multicast_port", "multicast_ttl"}]}
       Counters are exact 64-bit integers; addresses are always numeric; order as in the text listing.
 
-    Exit status (as ipvsadm): 0 success; 1 a listing failed; 2 invalid command line or -R input
-    (nothing changed), or IPVS unavailable; 255 the kernel refused a change.
+    Exit status (as ipvsadm): 0 success; 1 a listing failed; 2 an invalid value or combination on
+    the command line or in -R input (nothing changed), or IPVS unavailable; 255 an unknown option
+    or an option missing its value (nothing changed), or the kernel refused a change.
 
     """
 }

@@ -24,7 +24,7 @@ public enum IPVSControl {
             var message = "\(programName): \(error.message)\n"
             if error.suggestHelp { message += "Try `\(programName) -h' or '\(programName) --help' for more information.\n" }
             environment.writeError(message)
-            return ExitStatus.usage
+            return error.status
         }
         let runner = CommandRunner(environment: environment)
         do {

@@ -209,7 +209,7 @@ struct InvocationParser {
             timeouts = Timeouts(tcp: values[0], tcpFin: values[1], udp: values[2])
         }
         if let extra = rest.first {
-            throw UsageError("unexpected argument \"\(extra)\"", suggestHelp: true)
+            throw UsageError("unexpected argument \"\(extra)\"")
         }
 
         switch command {

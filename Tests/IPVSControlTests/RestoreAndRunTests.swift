@@ -154,7 +154,9 @@ final class RestoreAndRunTests: XCTestCase {
 
     func testUsageErrorsExitTwoWithoutTouchingTheKernel() {
         let harness = Harness()
-        for line in ["--bogus", "-A -t 10.0.0.1", "-a -t 10.0.0.1:80 -r 10.0.0.2 -w -1", "-L -c --rate", "-C extra"] {
+        XCTAssertEqual(harness.run("--bogus"), 255, "unknown options exit 255 as in ipvsadm")
+        XCTAssertEqual(harness.run("-L -t"), 255, "a missing value exits 255 as in ipvsadm")
+        for line in ["-A -t 10.0.0.1", "-a -t 10.0.0.1:80 -r 10.0.0.2 -w -1", "-L -c --rate", "-C extra"] {
             XCTAssertEqual(harness.run(line), ExitStatus.usage, line)
             XCTAssertTrue(harness.error.hasPrefix("ipvsctl: "), line)
         }

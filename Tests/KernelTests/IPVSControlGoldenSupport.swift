@@ -78,7 +78,7 @@ enum Golden {
         "-A -t [fd00::1]:443 -s mh -b mh-port,mh-fallback -p",
         "-a -t [fd00::1]:443 -r [::1]:8443 -m -w 3 -x 100 -y 50",
         "-a -t [fd00::1]:443 -r 192.168.1.9 -i --tun-type gue --tun-port 5555 --tun-csum",
-        "-a -t [fd00::1]:443 -r [fd00::20] -g",
+        "-a -t [fd00::1]:443 -r fd00::20 -g",
         "-A -u [fd00::2]:53 -s sed -b flag-1,flag-3",
         // firewall marks: IPv4, IPv6 with sh flags, and one above 2^31 (printed negative)
         "-A -f 1 -s fo",

@@ -31,7 +31,10 @@ final class IPVSControlManagementTests: XCTestCase {
 
     func testSaveAndRestoreRoundTripBetweenBothTools() throws {
         try KernelTest.requireKernel()
-        try Golden.build(Golden.mixedState)
+        // ipvsadm 1.31 saves marks above 2^31 as negative numbers that its own -R rejects, so
+        // the round trip through ipvsadm -R uses the mixed state without that service.
+        let state = Golden.mixedState.filter { !$0.contains("3000000000") }
+        try Golden.build(state)
         let reference = try Golden.savedState()
         for save in ["-S", "-Sn"] {
             // ipvsctl -S | ipvsadm -R
@@ -42,12 +45,24 @@ final class IPVSControlManagementTests: XCTestCase {
             XCTAssertEqual(try Golden.savedState(), reference, "ipvsctl \(save) | ipvsadm -R")
 
             // ipvsadm -S | ipvsctl -R
+            try KernelTest.shell("\(Golden.ipvsadm) -C")
+            try Golden.build(state)
             let theirs = try KernelTest.shell("\(Golden.ipvsadm) \(save)")
             try KernelTest.shell("\(Golden.ipvsadm) -C")
             let ours = try Golden.ipvsctl(["-R"], input: theirs)
             XCTAssertEqual(ours.status, 0, "ipvsctl -R of ipvsadm \(save): \(ours.standardError)")
             XCTAssertEqual(try Golden.savedState(), reference, "ipvsadm \(save) | ipvsctl -R")
         }
+
+        // ipvsctl -R reads back ipvsadm's negative marks.
+        try KernelTest.shell("\(Golden.ipvsadm) -C")
+        try Golden.build(Golden.mixedState)
+        let full = try Golden.savedState()
+        XCTAssertTrue(full.contains("-A -f -1294967296 -s nq"), full)
+        try KernelTest.shell("\(Golden.ipvsadm) -C")
+        let restored = try Golden.ipvsctl(["-R"], input: full)
+        XCTAssertEqual(restored.status, 0, restored.standardError)
+        XCTAssertEqual(try Golden.savedState(), full)
     }
 
     func testRestoreReportsKernelRefusalsByLineAndAppliesTheRest() throws {
