@@ -28,9 +28,17 @@ enum Golden {
     /// Outputs that move with time (connection expiries, rates) are compared again, up to
     /// `attempts` times, until ipvsadm printed the same before and after ipvsctl (so both saw
     /// one state).
-    static func assertSameOutput(_ arguments: String, attempts: Int = 1, file: StaticString = #filePath, line: UInt = #line) throws {
+    /// With `followEstimator`, each attempt first waits for the kernel's rate estimator to tick
+    /// (ipvsadm's output changes), so that the comparison runs early in the next 2 s period.
+    static func assertSameOutput(_ arguments: String, attempts: Int = 1, followEstimator: Bool = false,
+                                 file: StaticString = #filePath, line: UInt = #line) throws {
         var last: (KernelTest.CommandResult, KernelTest.CommandResult)?
         for _ in 0..<attempts {
+            if followEstimator {
+                let start = try KernelTest.run([ipvsadm] + words(arguments)).standardOutput
+                let deadline = Date().addingTimeInterval(5)
+                while Date() < deadline, try KernelTest.run([ipvsadm] + words(arguments)).standardOutput == start {}
+            }
             let before = try KernelTest.run([ipvsadm] + words(arguments))
             let ours = try KernelTest.run([ipvsctl] + words(arguments))
             let after = attempts > 1 ? try KernelTest.run([ipvsadm] + words(arguments)) : before
