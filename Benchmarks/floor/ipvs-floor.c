@@ -146,10 +146,12 @@ static void put_service_key(struct nl_msg *msg, const struct rule *r) {
 
 /* Builds the request for `r` with libnl and returns it (the caller frees it). */
 static struct nl_msg *build(const struct rule *r, int family, uint32_t sequence) {
+	/* genlmsg_put does not set NLM_F_REQUEST (nl_send_auto would): without it the kernel only
+	 * acknowledges the message and does nothing. */
 	struct nl_msg *msg = nlmsg_alloc();
 	if (!msg)
 		die("out of memory");
-	genlmsg_put(msg, NL_AUTO_PORT, sequence, family, 0, NLM_F_ACK,
+	genlmsg_put(msg, NL_AUTO_PORT, sequence, family, 0, NLM_F_REQUEST | NLM_F_ACK,
 		    r->is_dest ? IPVS_CMD_NEW_DEST : IPVS_CMD_NEW_SERVICE, IPVS_GENL_VERSION);
 	struct nlattr *service = nla_nest_start(msg, IPVS_CMD_ATTR_SERVICE);
 	put_service_key(msg, r);

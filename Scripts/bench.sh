@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# `make bench`: our tools side by side with ipvsadm, moby/ipvs (kube-proxy's library) and a libnl C
+# floor, on one boot of a real IPVS kernel; writes docs/benchmarks.md and docs/benchmarks.png.
+#
+# Usage: Scripts/bench.sh [--smoke] [--sizes "1000:3 10000:2 30000:1"] [--reps N] [--slow-max N] [--no-docs]
+#
+#   (default)  the full benchmark: release build in .build-bench; cold programming of 1,000 /
+#              10,000 / 30,000 services x 10 real servers with 3 / 2 / 1 repetitions (--sizes,
+#              SERVICES:REPETITIONS), ipvsadm, moby/ipvs and the agent up to 10,000 (--slow-max:
+#              minutes per run in the emulator); listings and the agent daemon at 10,000 with 2
+#              repetitions (--reps); then the report is printed and written to docs/
+#   --smoke    every tool path once on 10 services x 2 real servers (debug build in $BUILD_DIR,
+#              default .build), no docs; exits non-zero if any path breaks. For `make test`.
+#   --no-docs  print the report but leave docs/ alone
+#
+# Environment: BUILD_DIR (scratch path of the Swift build), BENCH_CONFIGURATION (debug or release;
+# the defaults are above), IPVS_VM_MEMORY / IPVS_VM_CPUS /
+# IPVS_VM_TIMEOUT (the VM, see Scripts/vm/README.md). Installs the Debian packages it needs.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+
+smoke=0 docs=1 sizes="1000:3 10000:2 30000:1" reps=2 reals=10 slow_max=10000
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --smoke) smoke=1; shift ;;
+    --sizes) sizes=${2:?--sizes needs a list}; shift 2 ;;
+    --reps) reps=${2:?--reps needs a number}; shift 2 ;;
+    --slow-max) slow_max=${2:?--slow-max needs a number}; shift 2 ;;
+    --no-docs) docs=0; shift ;;
+    -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench.sh: unexpected argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+if [ "$smoke" = 1 ]; then
+  sizes=10:1 reps=1 reals=2 docs=0
+  build_dir=${BUILD_DIR:-.build} configuration=${BENCH_CONFIGURATION:-debug}
+  agent_size=10 list_size=10
+else
+  build_dir=${BUILD_DIR:-.build-bench} configuration=${BENCH_CONFIGURATION:-release}
+  agent_size=10000 list_size=10000
+  case " $sizes " in *" 10000:"*) ;; *) agent_size=$(echo "$sizes" | tr ' ' '\n' | cut -d: -f1 | sort -n | tail -n1) list_size=$agent_size ;; esac
+fi
+
+step() { printf '==> %s\n' "$*" >&2; }
+
+# ---- host packages -------------------------------------------------------------------------------
+
+packages=(golang-go golang-github-docker-docker-dev gcc libc6-dev pkg-config libnl-3-dev libnl-genl-3-dev ipvsadm curl)
+[ "$smoke" = 1 ] || packages+=(gnuplot-nox)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  step "installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# ---- builds --------------------------------------------------------------------------------------
+
+step "building ipvsctl and ipvs-agent ($configuration, $build_dir)"
+swift build -c "$configuration" --scratch-path "$build_dir" --product ipvsctl >&2
+swift build -c "$configuration" --scratch-path "$build_dir" --product ipvs-agent >&2
+products=$(swift build -c "$configuration" --scratch-path "$build_dir" --show-bin-path)
+
+mkdir -p "$build_dir/bench/bin"
+bench=$(cd "$build_dir/bench" && pwd)
+bin=$bench/bin
+cp "$products/ipvsctl" "$products/ipvs-agent" "$bin/"
+step "building the libnl floor and the moby/ipvs driver"
+# shellcheck disable=SC2046 # pkg-config prints several flags
+cc -O2 -Wall -Wextra -o "$bin/ipvs-floor" Benchmarks/floor/ipvs-floor.c $(pkg-config --cflags --libs libnl-genl-3.0)
+# shellcheck disable=SC2046
+cc -O2 -Wall -Wextra -o "$bin/ipvs-wait" Benchmarks/wait/ipvs-wait.c $(pkg-config --cflags --libs libnl-genl-3.0)
+# Debian ships moby/ipvs and its netlink dependencies as GOPATH sources: no network needed.
+GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE=$bench/go-cache go build -o "$bin/moby-ipvs-bench" ./Benchmarks/moby-ipvs
+
+counts=$(for entry in $sizes; do echo "${entry%%:*}"; done)
+for size in $counts; do
+  [[ "$size" =~ ^[0-9]+$ ]] || { echo "bench.sh: --sizes takes SERVICES:REPETITIONS pairs (got '$sizes')" >&2; exit 2; }
+done
+step "generating inputs for $(echo "$counts" | paste -sd, -) services x $reals real servers"
+inputs=$bench/inputs
+rm -rf "$inputs"
+/usr/bin/python3 Benchmarks/gen-inputs.py --services 10 --reals 2 "$inputs/warmup"
+for size in $counts; do
+  /usr/bin/python3 Benchmarks/gen-inputs.py --services "$size" --reals "$reals" "$inputs/$size"
+done
+
+# ---- the run -------------------------------------------------------------------------------------
+
+# Results come back through the VM's read-write share (.cache/vm/run).
+mkdir -p .cache/vm/run
+out=$(mktemp -d .cache/vm/run/bench.XXXXXX)
+trap 'rm -rf "$out"' EXIT
+started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+t0=$(date +%s)
+step "running the workloads on a real IPVS kernel (one boot)"
+export IPVS_VM_MEMORY=${IPVS_VM_MEMORY:-3072} IPVS_VM_TIMEOUT=${IPVS_VM_TIMEOUT:-5400}
+set +e
+Scripts/kernel-run.sh Benchmarks/guest-bench.sh --bin "$bin" --inputs "$inputs" --out "$out" --sizes "$sizes" \
+  --reps "$reps" --slow-max "$slow_max" --agent-size "$agent_size" --list-size "$list_size"
+status=$?
+set -e
+elapsed=$(($(date +%s) - t0))
+
+{
+  printf 'date\t%s\n' "$started"
+  printf 'host_cpu\t%s\n' "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+  printf 'host_cpus\t%s\n' "$(nproc)"
+  printf 'emulated\t%s\n' "$([ -e /proc/net/ip_vs ] && echo no || echo "yes (qemu TCG, no KVM)")"
+  printf 'qemu\t%s\n' "$(qemu-system-x86_64 --version 2>/dev/null | head -n1 || echo none)"
+  printf 'elapsed_s\t%s\n' "$elapsed"
+  printf 'sizes\t%s\n' "$sizes"
+  printf 'reals\t%s\n' "$reals"
+  printf 'reps\t%s\n' "$reps"
+  printf 'slow_max\t%s\n' "$slow_max"
+} >>"$out/environment.tsv"
+
+# Kept for a look after the run: $build_dir/bench/last-run/.
+rm -rf "$bench/last-run"
+cp -r "$out" "$bench/last-run"
+
+if [ -s "$out/errors.txt" ]; then
+  echo "bench: some tool paths failed:" >&2
+  sed 's/^/  /' "$out/errors.txt" >&2
+fi
+[ "$status" = 0 ] || [ -s "$out/errors.txt" ] || echo "bench: the run exited with status $status" >&2
+
+if [ "$smoke" = 1 ]; then
+  # Every tool path must have produced a number.
+  expected=(cold/floor cold/ipvsctl cold/ipvsadm cold/moby-ipvs cold/moby-ipvs-kube-proxy cold/ipvs-agent
+    "list/ipvsctl -Ln" "list/ipvsadm -Ln" "list/ipvsctl -Sn" "list/ipvsadm -Sn" "list/moby-ipvs dump"
+    agent-daemon/first-sync noop/writes endpoint-add/file-to-kernel endpoint-remove/file-to-kernel)
+  for e in "${expected[@]}"; do
+    awk -F'\t' -v w="${e%%/*}" -v t="${e#*/}" '$1 == w && $2 == t { found = 1 } END { exit !found }' "$out/results.tsv" ||
+      { echo "bench smoke: no result for ${e/\// }" >&2; status=1; }
+  done
+  writes=$(awk -F'\t' '$1 == "noop" && $2 == "writes" { print $5 }' "$out/results.tsv")
+  [ "${writes:-x}" = 0 ] || { echo "bench smoke: the agent's no-op resync wrote ${writes:-?} operations" >&2; status=1; }
+  [ "$status" = 0 ] && echo "bench smoke: every tool path works (${elapsed} s)" >&2
+  exit "$status"
+fi
+
+step "writing the report"
+/usr/bin/python3 Benchmarks/report.py "$out" --markdown "$bench/benchmarks.md" --plot-data "$bench/plot.tsv"
+gnuplot -e "data='$bench/plot.tsv'; output='$bench/benchmarks.png'" Benchmarks/plot.gp
+cat "$bench/benchmarks.md"
+if [ "$docs" = 1 ]; then
+  mkdir -p docs
+  cp "$bench/benchmarks.md" docs/benchmarks.md
+  cp "$bench/benchmarks.png" docs/benchmarks.png
+  step "wrote docs/benchmarks.md and docs/benchmarks.png (${elapsed} s in the VM)"
+fi
+exit "$status"
