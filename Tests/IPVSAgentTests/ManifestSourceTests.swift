@@ -63,3 +63,18 @@ final class ManifestSourceTests: XCTestCase {
         XCTAssertTrue(snapshot.issues.first?.description.contains("no such file or folder") == true)
     }
 }
+
+extension ManifestSourceTests {
+    func testOnlyChangedFilesAreReadAgain() async throws {
+        let source = ManifestSource(paths: [folder.path], logger: Logger(label: "test"))
+        try write("a.yaml", service("a", port: 80))
+        try write("b.yaml", service("b", port: 81))
+        _ = source.loadNow()
+        try write("a.yaml", service("a", port: 90))
+        try write("b.yaml", service("b", port: 91))
+        let snapshot = await source.load(changed: [folder.appendingPathComponent("b.yaml").path])
+        XCTAssertEqual(ports(snapshot), [80, 91])
+        let all = await source.load(changed: nil)
+        XCTAssertEqual(ports(all), [90, 91])
+    }
+}

@@ -130,3 +130,39 @@ extension ReconcilerTests {
         XCTAssertEqual(vips.interfaces["kube-ipvs0"], [])
     }
 }
+
+extension ReconcilerTests {
+    func testHealthOverlayAdjustsOnlyTheAffectedWeights() async throws {
+        let ipvs = FakeIPVS(), vips = FakeVIPs()
+        let reconciler = makeReconciler(ipvs, vips)
+        try await reconciler.start()
+        await reconciler.reconcile(web(["10.244.1.5", "10.244.1.6"]))
+        ipvs.applied = []
+        let sick = RealServerID(address: ip("10.244.1.6"), port: 8080)
+        await reconciler.setHealth(HealthOverlay(adjustments: [sick: .quiesce]))
+        XCTAssertEqual(ipvs.applied, [.updateRealServer(server("10.244.1.6", 8080, weight: 0), service: tcp("10.96.0.10", 80))])
+        // Healthy again: the configured weight comes back; a new mapping keeps the overlay applied.
+        ipvs.applied = []
+        await reconciler.setHealth(HealthOverlay())
+        XCTAssertEqual(ipvs.applied, [.updateRealServer(server("10.244.1.6", 8080), service: tcp("10.96.0.10", 80))])
+        await reconciler.setHealth(HealthOverlay(adjustments: [sick: .remove]))
+        ipvs.applied = []
+        await reconciler.reconcile(web(["10.244.1.5", "10.244.1.6"]))
+        XCTAssertEqual(ipvs.applied, [])
+    }
+
+    func testDryRunChangesNothing() async throws {
+        let ipvs = FakeIPVS(), vips = FakeVIPs()
+        let reconciler = makeReconciler(ipvs, vips)
+        try await reconciler.start(createInterface: false)
+        let plan = await reconciler.dryRun(web(["10.244.1.5"]))
+        XCTAssertEqual(IPVSSaveFormatter.lines(plan, interface: "kube-ipvs0"), [
+            "# ip address add 10.96.0.10/32 dev kube-ipvs0",
+            "-A -t 10.96.0.10:80 -s rr",
+            "-a -t 10.96.0.10:80 -r 10.244.1.5:8080 -m -w 1",
+        ])
+        XCTAssertEqual(ipvs.applied, [])
+        XCTAssertEqual(vips.changes, [])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: folder.appendingPathComponent("state.json").path))
+    }
+}

@@ -45,13 +45,42 @@ struct ReconcileLoop: Service {
         case hangup
     }
 
+    /// Changes seen and not yet loaded, so a burst of events becomes one reload of those files.
+    final class PendingChanges: @unchecked Sendable {
+        private let lock = NSLock()
+        private var files: Set<String> = []
+        private var everything = false
+
+        func add(_ trigger: Trigger) {
+            lock.withLock {
+                switch trigger {
+                case .file(let name): files.insert(name)
+                case .hangup: everything = true
+                }
+            }
+        }
+
+        /// The files to re-read (`nil`: all), or `.none` when nothing is pending.
+        func take() -> Set<String>?? {
+            lock.withLock {
+                defer { files = []; everything = false }
+                if everything { return .some(nil) }
+                return files.isEmpty ? .none : .some(files)
+            }
+        }
+    }
+
     func run() async throws {
         let source = ManifestSource(paths: paths, logger: logger)
         let watcher = try FileWatcher(folders: source.watchedFolders)
         let (triggers, continuation) = AsyncStream.makeStream(of: Trigger.self, bufferingPolicy: .bufferingNewest(64))
+        let pending = PendingChanges()
         signal(SIGHUP, SIG_IGN)
         let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
-        hangup.setEventHandler { continuation.yield(.hangup) }
+        hangup.setEventHandler {
+            pending.add(.hangup)
+            continuation.yield(.hangup)
+        }
         hangup.resume()
         defer {
             hangup.cancel()
@@ -67,28 +96,36 @@ struct ReconcileLoop: Service {
                 group.addTask {
                     for await name in watcher.changes {
                         let file = (name as NSString).lastPathComponent
-                        guard watched.contains(name) || [".yaml", ".yml", ".json"].contains(where: file.hasSuffix), !file.hasPrefix(".") else { continue }
+                        // `..data` is how Kubernetes swaps a mounted ConfigMap's files at once.
+                        let manifest = [".yaml", ".yml", ".json"].contains(where: file.hasSuffix) && !file.hasPrefix(".")
+                        guard watched.contains(name) || manifest || file == "..data" else { continue }
+                        pending.add(.file(name))
                         continuation.yield(.file(name))
                     }
                 }
                 group.addTask {
                     var builder = DesiredStateBuilder(options: mapping)
-                    await Self.reload(source, &builder, reconciler, status, metrics, logger, reason: "start")
-                    for await trigger in triggers {
+                    await Self.reload(source, changed: nil, &builder, reconciler, metrics, logger, reason: "start")
+                    for await _ in triggers {
                         // Debounce: editors write in several steps; one reload after the burst.
                         try? await Task.sleep(for: .milliseconds(100))
-                        let reason = switch trigger {
-                        case .file(let name): "changed \(name)"
-                        case .hangup: "SIGHUP"
-                        }
-                        await Self.reload(source, &builder, reconciler, status, metrics, logger, reason: reason)
+                        guard let changed = pending.take() else { continue } // Loaded by an earlier pass.
+                        let reason = changed.map { "changed \($0.sorted().joined(separator: ", "))" } ?? "SIGHUP"
+                        await Self.reload(source, changed: changed, &builder, reconciler, metrics, logger, reason: reason)
                     }
                 }
                 group.addTask {
                     var lastVerification = ContinuousClock.now
+                    var shownGeneration = -1
                     while !Task.isCancelled {
                         try? await Task.sleep(for: min(.seconds(1), syncPeriod))
                         if await reconciler.isDraining { await reconciler.checkDrains() }
+                        // /status is rebuilt here, off the path from a change to the kernel.
+                        let generation = await reconciler.generation
+                        if generation != shownGeneration {
+                            shownGeneration = generation
+                            status.update(await reconciler.status(), healthy: !(await reconciler.wantsVerification))
+                        }
                         let wanted = await reconciler.wantsVerification
                         if ContinuousClock.now - lastVerification >= syncPeriod || wanted {
                             lastVerification = ContinuousClock.now
@@ -104,19 +141,20 @@ struct ReconcileLoop: Service {
         }
     }
 
-    private static func reload(_ source: ManifestSource, _ builder: inout DesiredStateBuilder, _ reconciler: Reconciler,
-                               _ status: StatusBox, _ metrics: AgentMetrics, _ logger: Logger, reason: String) async {
-        let snapshot = await source.load()
+    private static func reload(_ source: ManifestSource, changed: Set<String>?, _ builder: inout DesiredStateBuilder,
+                               _ reconciler: Reconciler, _ metrics: AgentMetrics, _ logger: Logger, reason: String) async {
+        let start = ContinuousClock.now
+        let snapshot = await source.load(changed: changed)
         let build = builder.build(snapshot.objects)
         let issues = snapshot.issues + build.issues
         for issue in issues { logger.error("\(issue)") }
         metrics.manifestIssues.record(issues.count)
         logger.info("loaded manifests", metadata: ["reason": "\(reason)", "services": "\(build.state.services.count)",
+                                                   "milliseconds": "\(Reconciler.milliseconds(ContinuousClock.now - start))",
                                                    "real_servers": "\(build.state.realServerCount)", "problems": "\(issues.count)",
                                                    "changed": "\(build.changed.map { "\($0.count)" } ?? "all")"])
-        let report = await reconciler.reconcile(build.state, changed: build.changed,
+        await reconciler.reconcile(build.state, changed: build.changed,
                                                 hold: Reconciler.Hold(services: snapshot.heldServices, everything: snapshot.incomplete))
         if await reconciler.isDraining { await reconciler.checkDrains() }
-        status.update(await reconciler.status(), healthy: report.succeeded)
     }
 }

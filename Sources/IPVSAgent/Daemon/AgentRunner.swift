@@ -99,10 +99,10 @@ struct AgentRunner {
         let links = try? LinkManagerBackend()
         let source = ManifestSource(paths: command.manifests, logger: logger)
         var builder = DesiredStateBuilder(options: mappingOptions(links: links))
-        let (build, issues, _) = load(source, &builder)
+        let (build, issues, hold) = load(source, &builder)
         let reconciler = try makeReconciler(links: links, fallBackToEmpty: true)
         try await reconciler.start(createInterface: false)
-        let plan = await reconciler.dryRun(build.state)
+        let plan = await reconciler.dryRun(build.state, hold: hold)
         for line in IPVSSaveFormatter.lines(plan, interface: command.interface) { print(line) }
         if !issues.isEmpty { throw ExitCode(1) }
     }

@@ -56,7 +56,9 @@ public final class FileWatcher: @unchecked Sendable {
                     return (event.wd, Int(event.len), String(decoding: bytes, as: UTF8.self))
                 }
                 offset += MemoryLayout<inotify_event>.size + length
-                if let folder = folders[watch] { continuation.yield((folder as NSString).appendingPathComponent(name)) }
+                if let folder = folders[watch] {
+                    continuation.yield(folder == "." ? name : (folder as NSString).appendingPathComponent(name))
+                }
             }
         }
         close(descriptor)

@@ -8,6 +8,11 @@ public protocol DesiredStateSource: Sendable {
     func load() async -> SourceSnapshot
 }
 
+extension DesiredStateSource {
+    /// Reads the current objects, re-reading only `changed` files when the source can (all when `nil`).
+    public func load(changed: Set<String>?) async -> SourceSnapshot { await load() }
+}
+
 /// The objects of a source at one moment, with the problems found reading them.
 public struct SourceSnapshot: Sendable {
     public var objects: [ManifestObject]
@@ -41,6 +46,8 @@ public final class ManifestSource: DesiredStateSource, @unchecked Sendable {
     private let lock = NSLock()
     private var lastGood: [String: [String: ManifestObject]] = [:]
     private var lastGoodOrder: [String: [String]] = [:]
+    /// The text and outcome of each file's last decoding, so unchanged files are not parsed again.
+    private var decodedText: [String: (text: String, decoding: ManifestDecoding)] = [:]
 
     public init(paths: [String], logger: Logger) {
         self.paths = paths
@@ -77,15 +84,21 @@ public final class ManifestSource: DesiredStateSource, @unchecked Sendable {
     }
 
     public func load() async -> SourceSnapshot {
-        lock.withLock { loadLocked() }
+        lock.withLock { loadLocked(changed: nil) }
+    }
+
+    /// Re-reads only the files in `changed` (paths as inotify reported them); the others keep
+    /// their last decoding. With `nil`, every file is read again.
+    public func load(changed: Set<String>?) async -> SourceSnapshot {
+        lock.withLock { loadLocked(changed: changed) }
     }
 
     /// Synchronous form of `load()`.
     public func loadNow() -> SourceSnapshot {
-        lock.withLock { loadLocked() }
+        lock.withLock { loadLocked(changed: nil) }
     }
 
-    private func loadLocked() -> SourceSnapshot {
+    private func loadLocked(changed: Set<String>?) -> SourceSnapshot {
         let (files, pathIssues) = files()
         var snapshot = SourceSnapshot(issues: pathIssues)
         var seen: Set<String> = []
@@ -93,14 +106,24 @@ public final class ManifestSource: DesiredStateSource, @unchecked Sendable {
             seen.insert(file)
             let text: String
             do {
-                text = try String(contentsOfFile: file, encoding: .utf8)
+                if let changed, !changed.contains(file), let cached = decodedText[file] {
+                    text = cached.text
+                } else {
+                    text = try String(contentsOfFile: file, encoding: .utf8)
+                }
             } catch {
                 snapshot.issues.append(ManifestIssue(file: file, message: "cannot read the file (\(error.localizedDescription)); its last good objects are kept"))
                 snapshot.objects += lastGoodObjects(file)
                 if lastGood[file] == nil { snapshot.incomplete = true }
                 continue
             }
-            let decoded = ManifestDecoder.decode(text, file: file)
+            let decoded: ManifestDecoding
+            if let cached = decodedText[file], cached.text == text {
+                decoded = cached.decoding
+            } else {
+                decoded = ManifestDecoder.decode(text, file: file)
+                decodedText[file] = (text, decoded)
+            }
             snapshot.issues += decoded.issues
             if decoded.unreadable {
                 snapshot.objects += lastGoodObjects(file)
@@ -139,6 +162,7 @@ public final class ManifestSource: DesiredStateSource, @unchecked Sendable {
             } else {
                 lastGood[file] = nil
                 lastGoodOrder[file] = nil
+                decodedText[file] = nil
             }
         }
         return snapshot

@@ -47,6 +47,8 @@ public actor Reconciler {
     private var desired = DesiredState()
     private var needsVerification = false
     private var hold = Hold()
+    /// Counts passes that changed something, so observers refresh only when needed.
+    public private(set) var generation = 0
 
     /// Kernel state to keep while manifests are invalid.
     public struct Hold: Hashable, Sendable {
@@ -138,12 +140,11 @@ public actor Reconciler {
     }
 
     /// The plan for `state` without applying it (for `--dry-run`).
-    public func dryRun(_ state: DesiredState) -> ReconcilePlan {
-        var plan = StateDiff.plan(desired: health.applied(to: state), actual: kernel, owned: ownership.services, drains: drains, now: now())
-        let addresses = StateDiff.addresses(desired: state.addresses, actual: boundAddresses, owned: ownership.addresses)
-        plan.addressesToAdd = vips == nil ? [] : addresses.add
-        plan.addressesToRemove = vips == nil ? [] : addresses.remove
-        return plan
+    public func dryRun(_ state: DesiredState, hold: Hold = Hold()) -> ReconcilePlan {
+        mapped = state
+        desired = health.applied(to: state)
+        self.hold = hold
+        return plan(keys: nil)
     }
 
     private func plan(keys: Set<ServiceKey>?) -> ReconcilePlan {
@@ -315,6 +316,7 @@ public actor Reconciler {
         }
 
         if ownership != before { save() }
+        if report.applied > 0 || !report.failures.isEmpty { generation += 1 }
         metrics.operationsApplied.increment(by: report.applied)
         if !report.failures.isEmpty { metrics.errors.increment(by: report.failures.count) }
         metrics.servicesProgrammed.record(ownership.services.count)
@@ -324,9 +326,18 @@ public actor Reconciler {
         let elapsed = (ContinuousClock.now - start).components
         metrics.syncDuration.recordNanoseconds(elapsed.seconds * 1_000_000_000 + elapsed.attoseconds / 1_000_000_000)
         if report.applied > 0 || !report.failures.isEmpty {
-            logger.info("applied changes", metadata: ["operations": "\(report.applied)", "failures": "\(report.failures.count)"])
+            logger.info("applied changes", metadata: ["operations": "\(report.applied)", "failures": "\(report.failures.count)",
+                                                      "milliseconds": "\(Self.milliseconds(ContinuousClock.now - start))"])
         }
         return report
+    }
+
+    /// `12.345`: a duration in milliseconds with microsecond precision, for logs.
+    static func milliseconds(_ duration: Duration) -> String {
+        let (seconds, attoseconds) = duration.components
+        let microseconds = seconds * 1_000_000 + attoseconds / 1_000_000_000_000
+        let fraction = String(microseconds % 1000)
+        return "\(microseconds / 1000)." + String(repeating: "0", count: 3 - fraction.count) + fraction
     }
 
     private func track(_ operation: IPVSOperation) {

@@ -1,0 +1,52 @@
+import ArgumentParser
+import XCTest
+@testable import IPVSAgent
+
+final class AgentCommandTests: XCTestCase {
+    func testDefaultsAndDurations() throws {
+        let command = try AgentCommand.parse(["--manifests", "Examples/"])
+        XCTAssertEqual(command.scheduler, "rr")
+        XCTAssertEqual(command.interface, "kube-ipvs0")
+        XCTAssertEqual(command.syncPeriod.duration, .seconds(30))
+        XCTAssertEqual(command.drainTimeout.duration, .seconds(60))
+        XCTAssertEqual(command.metricsAddress, "127.0.0.1:10249")
+        XCTAssertEqual(command.stateFile, "/run/ipvs-agent/state.json")
+        XCTAssertEqual(DurationText(argument: "500ms")?.duration, .milliseconds(500))
+        XCTAssertEqual(DurationText(argument: "2m")?.duration, .seconds(120))
+        XCTAssertEqual(DurationText(argument: "1.5")?.duration, .milliseconds(1500))
+        XCTAssertNil(DurationText(argument: "soon"))
+    }
+
+    func testInvalidCommandLinesAreRejectedWithAReason() {
+        func message(_ arguments: [String]) -> String {
+            do {
+                _ = try AgentCommand.parse(arguments)
+                return "accepted"
+            } catch {
+                return AgentCommand.message(for: error)
+            }
+        }
+        XCTAssertTrue(message([]).contains("--manifests"))
+        XCTAssertTrue(message(["--manifests", "x", "--scheduler", "fastest"]).contains("unknown scheduler 'fastest'"))
+        XCTAssertTrue(message(["--manifests", "x", "--node-ip", "10.0.0.300"]).contains("--node-ip"))
+        XCTAssertTrue(message(["--manifests", "x", "--metrics-address", "localhost"]).contains("--metrics-address"))
+        XCTAssertTrue(message(["--cleanup", "--once"]).contains("--cleanup runs alone"))
+        XCTAssertEqual(message(["--cleanup"]), "accepted")
+        XCTAssertEqual(message(["--manifests", "x", "--metrics-address", "none"]), "accepted")
+    }
+
+    func testMetricsAddressParsing() {
+        XCTAssertEqual(MetricsServer.parse("127.0.0.1:10249")?.0, "127.0.0.1")
+        XCTAssertEqual(MetricsServer.parse("[::1]:9100")?.0, "::1")
+        XCTAssertEqual(MetricsServer.parse("[::1]:9100")?.1, 9100)
+        XCTAssertNil(MetricsServer.parse("127.0.0.1"))
+        XCTAssertNil(MetricsServer.parse(":80"))
+    }
+
+    func testHelpTeachesWithExamples() {
+        let help = AgentCommand.helpMessage()
+        for part in ["--dry-run", "--once", "--cleanup", "ipvs.swift.dev/scheduler", "connection refused", "Examples:"] {
+            XCTAssertTrue(help.contains(part), "help lacks \(part)")
+        }
+    }
+}
