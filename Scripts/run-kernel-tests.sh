@@ -38,28 +38,44 @@ if [[ ${#tests[@]} -eq 0 ]]; then
 fi
 
 log_dir=$(mktemp -d)
+# Tests are independent (own process, own network namespace, pid-derived names for anything
+# global), so up to IPVS_TEST_JOBS of them run at once; default: one per CPU.
+jobs_max=${IPVS_TEST_JOBS:-$(nproc)}
+start=$(date +%s)
+
+run_one() {
+    local test=$1 log="$log_dir/${1//\//_}" t0=$EPOCHREALTIME outcome
+    if unshare -n sh -c 'ip link set lo up && exec "$@"' sh "$bundle" "$test" >"$log.log" 2>&1; then
+        if grep -qE "Executed 1 test, with 1 test skipped" "$log.log"; then outcome=skipped; else outcome=passed; fi
+    else
+        outcome=FAILED
+    fi
+    echo "$outcome" >"$log.outcome"
+    printf '%-8s %-90s %6.1fs\n' "$outcome" "$test" "$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { print b - a }')"
+}
+
+for test in "${tests[@]}"; do
+    while (( $(jobs -rp | wc -l) >= jobs_max )); do wait -n || true; done
+    run_one "$test" &
+done
+wait
+
 passed=0 failed=0 skipped=0
 failures=()
-start=$(date +%s)
 for test in "${tests[@]}"; do
-    log="$log_dir/${test//\//_}.log"
-    t0=$EPOCHREALTIME
-    if unshare -n sh -c 'ip link set lo up && exec "$@"' sh "$bundle" "$test" >"$log" 2>&1; then
-        if grep -q "skipped" "$log" && grep -qE "Executed 1 test, with 1 test skipped" "$log"; then
-            skipped=$((skipped + 1)); outcome=skipped
-        else
-            passed=$((passed + 1)); outcome=passed
-        fi
-    else
-        failed=$((failed + 1)); outcome=FAILED
+    log="$log_dir/${test//\//_}"
+    case $(cat "$log.outcome" 2>/dev/null || echo FAILED) in
+    passed) passed=$((passed + 1)) ;;
+    skipped) skipped=$((skipped + 1)) ;;
+    *)
+        failed=$((failed + 1))
         failures+=("$test")
-    fi
-    printf '%-8s %-70s %5.1fs\n' "$outcome" "$test" "$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { print b - a }')"
-    if [[ $outcome == FAILED ]]; then
-        grep -vE '^(Test Suite|Test Case .* (started|passed))' "$log" | sed 's/^/    | /' | tail -n 60
-    fi
+        echo "---- $test"
+        grep -vE '^(Test Suite|Test Case .* (started|passed))' "$log.log" | sed 's/^/    | /' | tail -n 60
+        ;;
+    esac
 done
-echo "kernel tests on the ${IPVS_KERNEL} kernel $(uname -r): $(( $(date +%s) - start ))s"
+echo "kernel tests on the ${IPVS_KERNEL} kernel $(uname -r), ${jobs_max} at a time: $(( $(date +%s) - start ))s"
 for test in "${failures[@]}"; do echo "failed: $test"; done
 rm -rf "$log_dir"
 if [[ $skipped -gt 0 ]]; then
