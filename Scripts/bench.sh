@@ -21,7 +21,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 
-smoke=0 docs=1 sizes="1000:3 10000:2 30000:1" reps=2 reals=10 slow_max=10000
+smoke=0 docs=1 sizes="1000:3 10000:2 30000:1" reps=2 reals=10 slow_max=10000 quick=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) smoke=1; shift ;;
@@ -34,13 +34,13 @@ while [ $# -gt 0 ]; do
   esac
 done
 if [ "$smoke" = 1 ]; then
-  sizes=10:1 reps=1 reals=2 docs=0
+  sizes=10:1 reps=1 reals=2 docs=0 quick=(--quick)
   build_dir=${BUILD_DIR:-.build} configuration=${BENCH_CONFIGURATION:-debug}
-  agent_size=10 list_size=10
+  agent_size=10
 else
   build_dir=${BUILD_DIR:-.build-bench} configuration=${BENCH_CONFIGURATION:-release}
-  agent_size=10000 list_size=10000
-  case " $sizes " in *" 10000:"*) ;; *) agent_size=$(echo "$sizes" | tr ' ' '\n' | cut -d: -f1 | sort -n | tail -n1) list_size=$agent_size ;; esac
+  agent_size=10000
+  case " $sizes " in *" 10000:"*) ;; *) agent_size=$(echo "$sizes" | tr ' ' '\n' | cut -d: -f1 | sort -n | tail -n1) ;; esac
 fi
 
 step() { printf '==> %s\n' "$*" >&2; }
@@ -102,7 +102,7 @@ step "running the workloads on a real IPVS kernel (one boot)"
 export IPVS_VM_MEMORY=${IPVS_VM_MEMORY:-3072} IPVS_VM_TIMEOUT=${IPVS_VM_TIMEOUT:-5400}
 set +e
 Scripts/kernel-run.sh Benchmarks/guest-bench.sh --bin "$bin" --inputs "$inputs" --out "$out" --sizes "$sizes" \
-  --reps "$reps" --slow-max "$slow_max" --agent-size "$agent_size" --list-size "$list_size"
+  --reps "$reps" --slow-max "$slow_max" --agent-size "$agent_size" "${quick[@]}"
 status=$?
 set -e
 elapsed=$(($(date +%s) - t0))
@@ -142,6 +142,13 @@ if [ "$smoke" = 1 ]; then
   writes=$(awk -F'\t' '$1 == "noop" && $2 == "writes" { print $5 }' "$out/results.tsv")
   [ "${writes:-x}" = 0 ] || { echo "bench smoke: the agent's no-op resync wrote ${writes:-?} operations" >&2; status=1; }
   [ "$status" = 0 ] && echo "bench smoke: every tool path works (${elapsed} s)" >&2
+  exit "$status"
+fi
+
+if [ "$status" != 0 ]; then
+  echo "bench: the run did not complete (status $status); docs/ left alone. Results: $bench/last-run/" >&2
+  /usr/bin/python3 Benchmarks/report.py "$out" --markdown "$bench/benchmarks.md" --plot-data "$bench/plot.tsv" &&
+    echo "bench: partial report in $bench/benchmarks.md" >&2
   exit "$status"
 fi
 
