@@ -151,3 +151,28 @@ final class ServiceMapperTests: XCTestCase {
         XCTAssertEqual(build.state.services[tcp("10.96.0.10", 80)]?.origin, a.name)
     }
 }
+
+extension ServiceMapperTests {
+    func testPatchedStateEqualsAFullRebuild() {
+        var incremental = DesiredStateBuilder(options: MappingOptions())
+        func objects(_ round: Int) -> [ManifestObject] {
+            (0..<20).flatMap { index -> [ManifestObject] in
+                guard !(round == 2 && index == 7) else { return [] } // Service 7 deleted in round 2.
+                let name = ObjectName(namespace: "default", name: "s\(index)")
+                let address = round == 1 && index == 3 ? "10.96.1.3" : "10.96.0.\(index)"
+                let service = KubeService(name: name, clusterIPs: [ip(address)], ports: [ServicePort(name: "http", port: 80)])
+                let endpoints = (0..<(round == 1 && index == 5 ? 3 : 2)).map { Endpoint(addresses: [ip("10.244.\(index).\($0 + 1)")]) }
+                let slice = EndpointSlice(name: ObjectName(namespace: "default", name: "s\(index)-a"), serviceName: "s\(index)",
+                                          addressFamily: .inet, endpoints: endpoints, ports: [EndpointPort(name: "http", port: 8080)])
+                return [.service(service), .endpointSlice(slice)]
+            }
+        }
+        for round in 0..<3 {
+            var fresh = DesiredStateBuilder(options: MappingOptions())
+            let patched = incremental.build(objects(round))
+            XCTAssertEqual(patched.state, fresh.build(objects(round)).state, "round \(round)")
+            if round > 0 { XCTAssertNotNil(patched.changed) }
+        }
+        XCTAssertFalse(incremental.build(objects(2)).state.addresses.contains(ip("10.96.0.7")))
+    }
+}

@@ -98,57 +98,33 @@ public final class ManifestSource: DesiredStateSource, @unchecked Sendable {
         lock.withLock { loadLocked(changed: nil) }
     }
 
+    /// What one file contributed to the last snapshot.
+    private struct FileOutcome {
+        var objects: [ManifestObject] = []
+        var issues: [ManifestIssue] = []
+        var held: Set<ObjectName> = []
+        var incomplete = false
+    }
+
+    private var outcomes: [String: FileOutcome] = [:]
+
     private func loadLocked(changed: Set<String>?) -> SourceSnapshot {
         let (files, pathIssues) = files()
         var snapshot = SourceSnapshot(issues: pathIssues)
         var seen: Set<String> = []
         for file in files {
             seen.insert(file)
-            let text: String
-            do {
-                if let changed, !changed.contains(file), let cached = decodedText[file] {
-                    text = cached.text
-                } else {
-                    text = try String(contentsOfFile: file, encoding: .utf8)
-                }
-            } catch {
-                snapshot.issues.append(ManifestIssue(file: file, message: "cannot read the file (\(error.localizedDescription)); its last good objects are kept"))
-                snapshot.objects += lastGoodObjects(file)
-                if lastGood[file] == nil { snapshot.incomplete = true }
-                continue
-            }
-            let decoded: ManifestDecoding
-            if let cached = decodedText[file], cached.text == text {
-                decoded = cached.decoding
+            let outcome: FileOutcome
+            if let changed, !changed.contains(file), let cached = outcomes[file] {
+                outcome = cached // Not touched since it was read: nothing to redo.
             } else {
-                decoded = ManifestDecoder.decode(text, file: file)
-                decodedText[file] = (text, decoded)
+                outcome = loadFile(file)
+                outcomes[file] = outcome
             }
-            snapshot.issues += decoded.issues
-            if decoded.unreadable {
-                snapshot.objects += lastGoodObjects(file)
-                if lastGood[file] == nil { snapshot.incomplete = true }
-                continue
-            }
-            var good: [String: ManifestObject] = [:]
-            var order: [String] = []
-            for object in decoded.objects where good[object.identity] == nil {
-                good[object.identity] = object
-                order.append(object.identity)
-            }
-            // A rejected object keeps its previous version from this file.
-            for identity in decoded.rejected.sorted() {
-                if let previous = lastGood[file]?[identity], good[identity] == nil {
-                    logger.warning("keeping the last good version of an invalid object", metadata: ["object": "\(identity)", "file": "\(file)"])
-                    good[identity] = previous
-                    order.append(identity)
-                } else if let service = decoded.rejectedServices[identity] {
-                    snapshot.heldServices.insert(service)
-                }
-            }
-            lastGood[file] = good
-            lastGoodOrder[file] = order
-            snapshot.objects += order.compactMap { good[$0] }
+            snapshot.objects += outcome.objects
+            snapshot.issues += outcome.issues
+            snapshot.heldServices.formUnion(outcome.held)
+            if outcome.incomplete { snapshot.incomplete = true }
         }
         // Files that vanished from a listed folder or path keep their objects only when the path
         // itself is missing (reported above); a file deleted from an existing folder is a removal.
@@ -163,9 +139,56 @@ public final class ManifestSource: DesiredStateSource, @unchecked Sendable {
                 lastGood[file] = nil
                 lastGoodOrder[file] = nil
                 decodedText[file] = nil
+                outcomes[file] = nil
             }
         }
         return snapshot
+    }
+
+    private func loadFile(_ file: String) -> FileOutcome {
+        var outcome = FileOutcome()
+        let text: String
+        do {
+            text = try String(contentsOfFile: file, encoding: .utf8)
+        } catch {
+            outcome.issues.append(ManifestIssue(file: file, message: "cannot read the file (\(error.localizedDescription)); its last good objects are kept"))
+            outcome.objects = lastGoodObjects(file)
+            outcome.incomplete = lastGood[file] == nil
+            return outcome
+        }
+        let decoded: ManifestDecoding
+        if let cached = decodedText[file], cached.text == text {
+            decoded = cached.decoding
+        } else {
+            decoded = ManifestDecoder.decode(text, file: file)
+            decodedText[file] = (text, decoded)
+        }
+        outcome.issues = decoded.issues
+        if decoded.unreadable {
+            outcome.objects = lastGoodObjects(file)
+            outcome.incomplete = lastGood[file] == nil
+            return outcome
+        }
+        var good: [String: ManifestObject] = [:]
+        var order: [String] = []
+        for object in decoded.objects where good[object.identity] == nil {
+            good[object.identity] = object
+            order.append(object.identity)
+        }
+        // A rejected object keeps its previous version from this file.
+        for identity in decoded.rejected.sorted() {
+            if let previous = lastGood[file]?[identity], good[identity] == nil {
+                logger.warning("keeping the last good version of an invalid object", metadata: ["object": "\(identity)", "file": "\(file)"])
+                good[identity] = previous
+                order.append(identity)
+            } else if let service = decoded.rejectedServices[identity] {
+                outcome.held.insert(service)
+            }
+        }
+        lastGood[file] = good
+        lastGoodOrder[file] = order
+        outcome.objects = order.compactMap { good[$0] }
+        return outcome
     }
 
     private func lastGoodObjects(_ file: String) -> [ManifestObject] {

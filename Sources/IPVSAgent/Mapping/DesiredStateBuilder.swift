@@ -45,6 +45,8 @@ public struct DesiredStateBuilder: Sendable {
         }
 
         var changed: Set<ServiceKey> = []
+        var changedNames: [ObjectName] = []
+        var previous: [ObjectName: ServiceMapping] = [:]
         var next: [ObjectName: Entry] = [:]
         next.reserveCapacity(services.count)
         for (name, service) in services {
@@ -56,35 +58,88 @@ public struct DesiredStateBuilder: Sendable {
             let mapping = ServiceMapper.map(service, slices: slices, options: options)
             if let old = cache[name] {
                 for (key, value) in old.mapping.services where mapping.services[key] != value { changed.insert(key) }
+                previous[name] = old.mapping
             }
             for (key, value) in mapping.services where cache[name]?.mapping.services[key] != value { changed.insert(key) }
             next[name] = Entry(service: service, slices: slices, mapping: mapping)
+            changedNames.append(name)
         }
-        for (name, old) in cache where next[name] == nil { changed.formUnion(old.mapping.services.keys) }
+        for (name, old) in cache where next[name] == nil {
+            changed.formUnion(old.mapping.services.keys)
+            previous[name] = old.mapping
+            changedNames.append(name)
+        }
         cache = next
 
-        // MARK: Merge, first Service by name wins a shared address and port
-        var state = DesiredState()
-        state.services.reserveCapacity(cache.count * 2)
         var issues: [ManifestIssue] = []
-        var conflicts = false
+        for name in cache.filter({ !$0.value.mapping.issues.isEmpty }).keys.sorted() { issues += cache[name]!.mapping.issues }
+        if !first, !hadConflicts, patch(changedNames, previous: previous) {
+            return Build(state: state, issues: issues, changed: changed)
+        }
+        let (merged, conflictIssues) = merge()
+        state = merged
+        let everything = first || !conflictIssues.isEmpty || hadConflicts
+        first = false
+        hadConflicts = !conflictIssues.isEmpty
+        return Build(state: state, issues: issues + conflictIssues, changed: everything ? nil : changed)
+    }
+
+    // MARK: - Merging
+
+    private var state = DesiredState()
+    /// How many Services bind each address, to patch `state.addresses`.
+    private var addressUsers: [IPAddress: Int] = [:]
+
+    /// Updates `state` for the Services `names` only; `false` when a shared address and port
+    /// makes a full merge necessary.
+    private mutating func patch(_ names: [ObjectName], previous: [ObjectName: ServiceMapping]) -> Bool {
+        var patched = state
+        var users = addressUsers
+        for name in names {
+            if let old = previous[name] {
+                for key in old.services.keys where patched.services[key]?.origin == name { patched.services[key] = nil }
+                for address in old.addresses {
+                    users[address, default: 1] -= 1
+                    if users[address] == 0 { users[address] = nil; patched.addresses.remove(address) }
+                }
+            }
+        }
+        for name in names {
+            guard let mapping = cache[name]?.mapping else { continue }
+            for (key, desired) in mapping.services {
+                if let other = patched.services[key], other.origin != name { return false }
+                patched.services[key] = desired
+            }
+            for address in mapping.addresses {
+                users[address, default: 0] += 1
+                patched.addresses.insert(address)
+            }
+        }
+        state = patched
+        addressUsers = users
+        return true
+    }
+
+    /// Merges every Service's mapping; the first Service by name wins a shared address and port.
+    private mutating func merge() -> (DesiredState, [ManifestIssue]) {
+        var merged = DesiredState()
+        merged.services.reserveCapacity(cache.count * 2)
+        var issues: [ManifestIssue] = []
+        var users: [IPAddress: Int] = [:]
         for name in cache.keys.sorted() {
             let mapping = cache[name]!.mapping
-            issues += mapping.issues
             for (key, desired) in mapping.services {
-                if let other = state.services[key] {
-                    conflicts = true
+                if let other = merged.services[key] {
                     issues.append(ManifestIssue(file: "", object: "Service \(name)", field: "spec.ports",
                                                 message: "\(key) is already used by Service \(other.origin); this port is left out"))
                     continue
                 }
-                state.services[key] = desired
+                merged.services[key] = desired
             }
-            state.addresses.formUnion(mapping.addresses)
+            for address in mapping.addresses { users[address, default: 0] += 1 }
         }
-        let everything = first || conflicts || hadConflicts
-        first = false
-        hadConflicts = conflicts
-        return Build(state: state, issues: issues, changed: everything ? nil : changed)
+        merged.addresses = Set(users.keys)
+        addressUsers = users
+        return (merged, issues)
     }
 }
