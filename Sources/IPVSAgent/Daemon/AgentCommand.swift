@@ -47,6 +47,9 @@ public struct AgentCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The scheduler of Services without the scheduler annotation: \(Scheduler.allKnown.map(\.rawValue).joined(separator: ", ")).", valueName: "name"))
     public var scheduler: String = "rr"
 
+    @Option(name: .long, help: ArgumentHelp("The health check of Services without the ipvs.swift.dev/health-check annotation: none or tcp (a connect every second; a pod down after 2 failures gets weight 0, back after 2 successes). Services tune or enable checks with ipvs.swift.dev/health-* annotations.", valueName: "kind"))
+    public var healthCheck: String = "none"
+
     @Option(name: .long, help: ArgumentHelp("This node's name, for `Local` traffic policies (default: the host name).", valueName: "name"))
     public var nodeName: String?
 
@@ -102,6 +105,9 @@ public struct AgentCommand: AsyncParsableCommand {
         }
         if [dryRun && cleanup, once && cleanup].contains(true) {
             throw ValidationError("--cleanup runs alone; drop --once and --dry-run")
+        }
+        guard ["none", "tcp"].contains(healthCheck) else {
+            throw ValidationError("--health-check: '\(healthCheck)' is not a default check; use none or tcp (per-Service checks: ipvs.swift.dev/health-check annotations)")
         }
         guard Scheduler(rawValue: scheduler).isKnown else {
             throw ValidationError("unknown scheduler '\(scheduler)'; use one of \(Scheduler.allKnown.map(\.rawValue).joined(separator: ", "))")

@@ -1,5 +1,7 @@
 import Dispatch
 import Foundation
+import HealthCheck
+import NIOPosix
 import Logging
 import Metrics
 import Prometheus
@@ -16,9 +18,13 @@ struct AgentDaemon {
 
     func run() async throws {
         let status = StatusBox()
+        let checker = HealthChecker(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: logger)
+        let health = HealthLink(checker: checker)
         var services: [any Service] = [
+            checker,
+            HealthLoop(link: health, reconciler: reconciler, logger: logger),
             ReconcileLoop(paths: command.manifests, reconciler: reconciler, mapping: mapping,
-                          syncPeriod: command.syncPeriod.duration, status: status, logger: logger),
+                          syncPeriod: command.syncPeriod.duration, status: status, health: health, logger: logger),
         ]
         if command.metricsAddress != "none" {
             services.append(try MetricsServer(address: command.metricsAddress, registry: registry, status: status, logger: logger))
@@ -37,6 +43,7 @@ struct ReconcileLoop: Service {
     let mapping: MappingOptions
     let syncPeriod: Duration
     let status: StatusBox
+    let health: HealthLink
     let logger: Logger
     let metrics = AgentMetrics()
 
@@ -88,7 +95,7 @@ struct ReconcileLoop: Service {
             continuation.finish()
         }
         let watched = Set(paths)
-        let reconciler = reconciler, status = status, logger = logger, metrics = metrics, syncPeriod = syncPeriod
+        let reconciler = reconciler, status = status, logger = logger, metrics = metrics, syncPeriod = syncPeriod, health = health
         let mapping = mapping
 
         await cancelWhenGracefulShutdown {
@@ -105,13 +112,13 @@ struct ReconcileLoop: Service {
                 }
                 group.addTask {
                     var builder = DesiredStateBuilder(options: mapping)
-                    await Self.reload(source, changed: nil, &builder, reconciler, metrics, logger, reason: "start")
+                    await Self.reload(source, changed: nil, &builder, reconciler, health, metrics, logger, reason: "start")
                     for await _ in triggers {
                         // Debounce: editors write in several steps; one reload after the burst.
                         try? await Task.sleep(for: .milliseconds(100))
                         guard let changed = pending.take() else { continue } // Loaded by an earlier pass.
                         let reason = changed.map { "changed \($0.sorted().joined(separator: ", "))" } ?? "SIGHUP"
-                        await Self.reload(source, changed: changed, &builder, reconciler, metrics, logger, reason: reason)
+                        await Self.reload(source, changed: changed, &builder, reconciler, health, metrics, logger, reason: reason)
                     }
                 }
                 group.addTask {
@@ -142,7 +149,8 @@ struct ReconcileLoop: Service {
     }
 
     private static func reload(_ source: ManifestSource, changed: Set<String>?, _ builder: inout DesiredStateBuilder,
-                               _ reconciler: Reconciler, _ metrics: AgentMetrics, _ logger: Logger, reason: String) async {
+                               _ reconciler: Reconciler, _ health: HealthLink, _ metrics: AgentMetrics, _ logger: Logger,
+                               reason: String) async {
         let start = ContinuousClock.now
         let snapshot = await source.load(changed: changed)
         let build = builder.build(snapshot.objects)
@@ -156,5 +164,6 @@ struct ReconcileLoop: Service {
         await reconciler.reconcile(build.state, changed: build.changed,
                                                 hold: Reconciler.Hold(services: snapshot.heldServices, everything: snapshot.incomplete))
         if await reconciler.isDraining { await reconciler.checkDrains() }
+        health.update(build.state, logger: logger)
     }
 }

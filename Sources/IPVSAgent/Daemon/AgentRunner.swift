@@ -28,7 +28,8 @@ struct AgentRunner {
         }
         logger.debug("NodePort addresses", metadata: ["addresses": "\(addresses.map(\.description))"])
         return MappingOptions(scheduler: Scheduler(rawValue: command.scheduler), nodeName: command.nodeName ?? Self.hostName,
-                              nodeAddresses: addresses)
+                              nodeAddresses: addresses,
+                              health: command.healthCheck == "tcp" ? .default : MappingOptions.noHealthChecks)
     }
 
     static var hostName: String {

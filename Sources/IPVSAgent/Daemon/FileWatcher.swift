@@ -21,7 +21,10 @@ public final class FileWatcher: @unchecked Sendable {
         (changes, continuation) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(1024))
         descriptor = inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))
         guard descriptor >= 0 else { throw AgentError("cannot start inotify: \(String(cString: strerror(errno)))") }
-        let mask = UInt32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_ATTRIB | IN_MODIFY)
+        // No IN_MODIFY: a file rewritten in place (truncate, then write) would be read half
+        // written, and its missing objects would be deleted for a moment. IN_CLOSE_WRITE sees
+        // the finished file; renames (editors, ConfigMap volumes) arrive as IN_MOVED_TO.
+        let mask = UInt32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_ATTRIB)
         for path in Set(paths) {
             let watch = inotify_add_watch(descriptor, path, mask)
             guard watch >= 0 else {

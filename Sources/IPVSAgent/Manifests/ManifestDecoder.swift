@@ -22,6 +22,8 @@ public struct ManifestDecoding: Sendable {
 /// file, the document, the object and the field. Objects of other kinds are skipped.
 public enum ManifestDecoder {
     /// The annotation that picks a Service's scheduler (`rr`, `wlc`, `mh`, … as ipvsadm names them).
+    /// The prefix of every annotation the agent reads.
+    public static let annotationPrefix = "ipvs.swift.dev/"
     public static let schedulerAnnotation = "ipvs.swift.dev/scheduler"
     /// The annotation that sets scheduler flags: a comma-separated list of `sh-fallback`, `sh-port`,
     /// `mh-fallback`, `mh-port` (the scheduler must support them) and `onepacket` (UDP).

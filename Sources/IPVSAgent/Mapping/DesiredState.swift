@@ -1,3 +1,4 @@
+import HealthCheck
 import IPVS
 
 /// One virtual service the agent wants in the kernel, with its real servers.
@@ -8,13 +9,21 @@ public struct DesiredService: Hashable, Sendable {
     public var origin: ObjectName
     /// The Service port's name (empty when unnamed).
     public var portName: String
+    /// How its real servers are health-checked (the Service's `ipvs.swift.dev/health-*`
+    /// annotations over `--health-check`), or `nil` for no checks.
+    public var health: HealthCheckConfiguration?
 
-    public init(service: VirtualService, realServers: [RealServerID: RealServer] = [:], origin: ObjectName, portName: String = "") {
+    public init(service: VirtualService, realServers: [RealServerID: RealServer] = [:], origin: ObjectName, portName: String = "",
+                health: HealthCheckConfiguration? = nil) {
         self.service = service
         self.realServers = realServers
         self.origin = origin
         self.portName = portName
+        self.health = health
     }
+
+    /// `default/web:http`: the Service and port, for logs and the health status.
+    public var displayName: String { portName.isEmpty ? origin.description : "\(origin):\(portName)" }
 }
 
 /// Everything the agent wants in the kernel: virtual services and the VIPs bound on the dummy interface.

@@ -1,3 +1,4 @@
+import HealthCheck
 import IPVS
 
 /// Settings of the mapping from Kubernetes objects to IPVS.
@@ -14,9 +15,14 @@ public struct MappingOptions: Hashable, Sendable {
     public var forwarding: ForwardingMethod
     /// The weight of every ready endpoint.
     public var weight: Int32
+    /// The health check of Services without `ipvs.swift.dev/health-check` (`--health-check`);
+    /// kind `.disabled` means no checks unless a Service asks for them.
+    public var health: HealthCheckConfiguration
 
     public init(scheduler: Scheduler = .roundRobin, schedulerFlags: ServiceFlags = [], nodeName: String? = nil,
-                nodeAddresses: [IPAddress] = [], forwarding: ForwardingMethod = .masquerade, weight: Int32 = 1) {
+                nodeAddresses: [IPAddress] = [], forwarding: ForwardingMethod = .masquerade, weight: Int32 = 1,
+                health: HealthCheckConfiguration = MappingOptions.noHealthChecks) {
+        self.health = health
         self.scheduler = scheduler
         self.schedulerFlags = schedulerFlags
         self.nodeName = nodeName
@@ -24,6 +30,15 @@ public struct MappingOptions: Hashable, Sendable {
         self.forwarding = forwarding
         self.weight = weight
     }
+}
+
+extension MappingOptions {
+    /// The default: no health checks unless a Service's annotations ask for them.
+    public static let noHealthChecks: HealthCheckConfiguration = {
+        var configuration = HealthCheckConfiguration.default
+        configuration.kind = .disabled
+        return configuration
+    }()
 }
 
 /// What one Kubernetes Service maps to.
@@ -61,6 +76,17 @@ public enum ServiceMapper {
         }
         let persistence = service.sessionAffinityTimeout.map { Persistence(timeout: $0) }
 
+        // MARK: Health checks
+        var health: HealthCheckConfiguration?
+        do {
+            let configuration = try HealthCheckConfiguration(annotations: service.annotations, prefix: ManifestDecoder.annotationPrefix,
+                                                             defaults: options.health)
+            if configuration.kind != .disabled { health = configuration }
+        } catch {
+            result.issues.append(ManifestIssue(file: "", object: object, field: "metadata.annotations",
+                                               message: "\(error); the Service is not health-checked"))
+        }
+
         // MARK: Frontends
         let usable = slices.filter { $0.origin == .endpointSlice }.isEmpty ? slices : slices.filter { $0.origin == .endpointSlice }
         for port in service.ports {
@@ -79,7 +105,7 @@ public enum ServiceMapper {
                     let key = ServiceKey.address(port.transport, frontend.address, port: frontend.port)
                     let virtual = VirtualService(key: key, scheduler: scheduler, flags: flags, persistence: persistence)
                     result.services[key] = DesiredService(service: virtual, realServers: frontend.external ? externalServers : internalServers,
-                                                          origin: service.name, portName: port.name)
+                                                          origin: service.name, portName: port.name, health: health)
                 }
             }
         }

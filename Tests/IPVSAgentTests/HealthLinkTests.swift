@@ -1,0 +1,58 @@
+import Foundation
+import HealthCheck
+import IPVS
+import XCTest
+@testable import IPVSAgent
+
+/// The seam between the health checker and the reconciler: annotations to checks, verdicts to
+/// weight adjustments.
+final class HealthLinkTests: XCTestCase {
+    let web = ServiceKey.address(.tcp, IPAddress("10.96.0.10")!, port: 80)
+    let dns = ServiceKey.address(.udp, IPAddress("10.96.0.53")!, port: 53)
+    let pod = RealServerID(address: IPAddress("10.244.1.5")!, port: 8080)
+    let other = RealServerID(address: IPAddress("10.244.1.6")!, port: 8080)
+
+    func state(_ status: HealthStatus) -> HealthState {
+        HealthState(status: status, since: Date(timeIntervalSince1970: 0))
+    }
+
+    func testServingBackendsAreLeftAloneAndOthersFollowTheirFailureAction() {
+        let overlay = HealthLink.overlay(
+            states: [BackendID(service: web, server: pod): state(.down), BackendID(service: web, server: other): state(.up)],
+            actions: [BackendID(service: web, server: pod): .quiesce, BackendID(service: web, server: other): .quiesce])
+        XCTAssertEqual(overlay.adjustments, [pod: .quiesce])
+
+        let removing = HealthLink.overlay(
+            states: [BackendID(service: web, server: pod): state(.down), BackendID(service: dns, server: pod): state(.down)],
+            actions: [BackendID(service: web, server: pod): .quiesce, BackendID(service: dns, server: pod): .remove])
+        XCTAssertEqual(removing.adjustments, [pod: .remove], "removal wins when two Services check one endpoint")
+
+        XCTAssertEqual(HealthLink.overlay(states: [BackendID(service: web, server: pod): state(.down)], actions: [:]).adjustments, [:],
+                       "a backend no longer targeted is not adjusted")
+    }
+
+    func testAnnotationsTurnChecksOnAndTargetsFollowTheEndpoints() throws {
+        var service = KubeService(name: ObjectName(namespace: "default", name: "web"), clusterIPs: [IPAddress("10.96.0.10")!],
+                                  ports: [ServicePort(name: "http", port: 80, targetPort: .number(8080))])
+        let slice = EndpointSlice(name: ObjectName(namespace: "default", name: "web-a"), serviceName: "web", addressFamily: .inet,
+                                  endpoints: [Endpoint(addresses: [pod.address])], ports: [EndpointPort(name: "http", port: 8080)])
+        XCTAssertNil(ServiceMapper.map(service, slices: [slice], options: MappingOptions()).services[web]?.health,
+                     "no checks without an annotation or --health-check")
+
+        service.annotations = ["ipvs.swift.dev/health-check": "tcp", "ipvs.swift.dev/health-interval": "500ms"]
+        let mapping = ServiceMapper.map(service, slices: [slice], options: MappingOptions())
+        XCTAssertEqual(mapping.issues, [])
+        let health = try XCTUnwrap(mapping.services[web]?.health)
+        XCTAssertEqual(health.interval, .milliseconds(500))
+        let targets = HealthLink.targets(of: DesiredState(services: mapping.services))
+        XCTAssertEqual(targets.map(\.id), [BackendID(service: web, server: pod)])
+        XCTAssertEqual(targets.first?.serviceName, "default/web:http")
+
+        service.annotations = ["ipvs.swift.dev/health-check": "tcp", "ipvs.swift.dev/health-interval": "fast"]
+        let bad = ServiceMapper.map(service, slices: [slice], options: MappingOptions())
+        XCTAssertNil(bad.services[web]?.health)
+        XCTAssertEqual(bad.issues.count, 1)
+        XCTAssertTrue(bad.issues.first?.description.contains("health-interval") == true, "\(bad.issues)")
+        XCTAssertNotNil(bad.services[web], "a bad health annotation does not take the Service down")
+    }
+}
