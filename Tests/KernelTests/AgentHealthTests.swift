@@ -11,7 +11,7 @@ final class AgentHealthTests: XCTestCase {
         try cluster.writeManifest("web.yaml", Self.manifest(pods))
         let log = cluster.folder.appendingPathComponent("agent.log")
         let agent = try cluster.startDaemon(["--manifests", cluster.manifests, "--sync-period", "5s",
-                                             "--metrics-address", "none"], log: log)
+                                             "--metrics-address", "127.0.0.1:10251"], log: log)
         defer { if agent.isRunning { agent.terminate() } }
         func logText() -> String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
         func weight(_ server: String) throws -> String? {
@@ -31,6 +31,12 @@ final class AgentHealthTests: XCTestCase {
         print("detection and reweight took \(String(format: "%.1f", Date().timeIntervalSince(killed))) s (bound 2 x 500 ms + 300 ms; emulated CPU)")
         for _ in 0..<4 { XCTAssertEqual(try TCPClient.request("10.96.0.10", 80), "pod1", "a request reached the dead pod") }
         XCTAssertTrue(logText().contains("applied health verdict"), logText())
+        // /status shows the verdict and since when (refreshed every second).
+        try waitUntil("/status shows the dead backend", timeout: 10) {
+            let status = try KernelTest.shell("curl -sf http://127.0.0.1:10251/status")
+            return status.contains("\"backend\" : \"\(victim)\"") && status.contains("\"state\" : \"down\"")
+                && status.contains("\"since\" : \"20")
+        }
 
         // It comes back: rise (2) successful checks later its weight is restored.
         let restarted = Process()

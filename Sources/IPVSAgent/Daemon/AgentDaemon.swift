@@ -128,17 +128,22 @@ struct ReconcileLoop: Service {
                         try? await Task.sleep(for: min(.seconds(1), syncPeriod))
                         if await reconciler.isDraining { await reconciler.checkDrains() }
                         // /status is rebuilt here, off the path from a change to the kernel.
+                        // Every second: health verdicts change "since" and counters without kernel changes.
                         let generation = await reconciler.generation
-                        if generation != shownGeneration {
+                        if generation != shownGeneration || health.isChecking {
                             shownGeneration = generation
-                            status.update(await reconciler.status(), healthy: !(await reconciler.wantsVerification))
+                            var current = await reconciler.status()
+                            current.health = health.status()
+                            status.update(current, healthy: !(await reconciler.wantsVerification))
                         }
                         let wanted = await reconciler.wantsVerification
                         if ContinuousClock.now - lastVerification >= syncPeriod || wanted {
                             lastVerification = ContinuousClock.now
                             let report = await reconciler.verify()
                             if report.repairs > 0 { logger.warning("repaired drift", metadata: ["repairs": "\(report.repairs)"]) }
-                            status.update(await reconciler.status(), healthy: report.succeeded)
+                            var current = await reconciler.status()
+                            current.health = health.status()
+                            status.update(current, healthy: report.succeeded)
                         }
                     }
                 }

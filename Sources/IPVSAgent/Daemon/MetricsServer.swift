@@ -17,6 +17,7 @@ public final class StatusBox: @unchecked Sendable {
     public func update(_ status: AgentStatus, healthy: Bool) {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.dateEncodingStrategy = .iso8601
         let data = (try? encoder.encode(status)) ?? Data("{}".utf8)
         lock.withLock {
             document = data

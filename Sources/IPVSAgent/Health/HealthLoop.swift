@@ -40,6 +40,21 @@ public final class HealthLink: Sendable {
         }
     }
 
+    /// Whether any backend is checked.
+    var isChecking: Bool { !actions.withLock { $0.isEmpty } }
+
+    /// Every checked backend's verdict, for `/status`.
+    func status() -> [BackendHealthStatus] {
+        checker.status().map { entry in
+            let latency = entry.state.lastLatency.map { Double($0.components.seconds) * 1000 + Double($0.components.attoseconds) / 1e15 }
+            return BackendHealthStatus(
+                service: entry.backend.service.description, kubernetesService: entry.serviceName,
+                backend: entry.backend.server.description, check: entry.checkKind, state: entry.state.status.rawValue,
+                since: entry.state.since, lastReason: entry.state.lastReason, lastLatencyMilliseconds: latency,
+                consecutiveSuccesses: entry.state.consecutiveSuccesses, consecutiveFailures: entry.state.consecutiveFailures)
+        }
+    }
+
     /// The overlay for the checker's current verdicts.
     func overlay() -> HealthOverlay {
         Self.overlay(states: checker.healthStates(), actions: actions.withLock { $0 })

@@ -1,3 +1,4 @@
+import Foundation
 import IPVS
 import Logging
 
@@ -402,4 +403,20 @@ public struct AgentStatus: Codable, Sendable {
     }
     public var services: [Service]
     public var addresses: [String]
+    /// Health of every checked backend (empty without health checks).
+    public var health: [BackendHealthStatus] = []
+}
+
+/// One checked backend in `/status`: its verdict and since when.
+public struct BackendHealthStatus: Codable, Sendable {
+    public var service: String
+    public var kubernetesService: String
+    public var backend: String
+    public var check: String
+    public var state: String
+    public var since: Date
+    public var lastReason: String?
+    public var lastLatencyMilliseconds: Double?
+    public var consecutiveSuccesses: Int
+    public var consecutiveFailures: Int
 }
