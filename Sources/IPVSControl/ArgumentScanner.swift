@@ -111,8 +111,12 @@ struct OptionSpec: Sendable {
         self.init(long, short, .none, name, summary)
     }
 
-    static func long(_ text: Substring) -> OptionSpec? { all.first { $0.long == text } }
-    static func short(_ letter: Character) -> OptionSpec? { all.first { $0.short == letter } }
+    private static let byLong: [String: OptionSpec] = Dictionary(all.map { ($0.long, $0) }, uniquingKeysWith: { first, _ in first })
+    private static let byShort: [UInt8: OptionSpec] = Dictionary(
+        all.compactMap { spec in spec.short.flatMap(\.asciiValue).map { ($0, spec) } }, uniquingKeysWith: { first, _ in first })
+
+    static func long(_ text: Substring) -> OptionSpec? { byLong[String(text)] }
+    static func short(_ letter: UInt8) -> OptionSpec? { byShort[letter] }
 }
 
 /// An option as found on the command line.
@@ -136,9 +140,10 @@ struct ArgumentScanner {
                 operands.append(contentsOf: words)
                 break
             }
-            if word.hasPrefix("--") {
+            let bytes = word.utf8
+            if bytes.count > 2, bytes.first == 0x2D, bytes[bytes.index(after: bytes.startIndex)] == 0x2D {
                 try scanLong(word, rest: &words)
-            } else if word.hasPrefix("-"), word.count > 1 {
+            } else if bytes.count > 1, bytes.first == 0x2D {
                 try scanShortCluster(word, rest: &words)
             } else {
                 operands.append(word)
@@ -168,7 +173,7 @@ struct ArgumentScanner {
                 argument = next
             }
         case .optional:
-            if argument == nil, let next = rest.first, !next.hasPrefix("-") {
+            if argument == nil, let next = rest.first, next.utf8.first != 0x2D {
                 argument = next
                 rest.removeFirst()
             }
@@ -177,10 +182,11 @@ struct ArgumentScanner {
     }
 
     private mutating func scanShortCluster(_ word: String, rest: inout ArraySlice<String>) throws(UsageError) {
-        var letters = word.dropFirst()[...]
-        while let letter = letters.popFirst() {
-            guard let spec = OptionSpec.short(letter) else {
-                throw UsageError("unknown option -\(letter)" + (word.count > 2 ? " (in \(word))" : ""), suggestHelp: true)
+        var letters = word.utf8.dropFirst()
+        while let byte = letters.popFirst() {
+            guard let spec = OptionSpec.short(byte), let letter = spec.short else {
+                let shown = String(decoding: [byte], as: UTF8.self)
+                throw UsageError("unknown option -\(shown)" + (word.utf8.count > 2 ? " (in \(word))" : ""), suggestHelp: true)
             }
             var argument: String?
             switch spec.argument {
@@ -188,16 +194,19 @@ struct ArgumentScanner {
                 break
             case .required, .optional:
                 if !letters.isEmpty {
-                    argument = String(letters)
-                    letters = ""
-                } else if let next = rest.first, spec.argument == .required || !next.hasPrefix("-") {
+                    argument = String(Substring(letters))
+                    letters = letters[letters.endIndex...]
+                } else if let next = rest.first, spec.argument == .required || next.utf8.first != 0x2D {
                     argument = next
                     rest.removeFirst()
                 } else if spec.argument == .required {
                     throw UsageError("option -\(letter) (--\(spec.long)) needs a value", suggestHelp: true)
                 }
             }
-            options.append(ScannedOption(name: spec.name, argument: argument, spelling: "-\(letter)"))
+            options.append(ScannedOption(name: spec.name, argument: argument, spelling: Self.shortSpellings[letter] ?? "-\(letter)"))
         }
     }
+
+    private static let shortSpellings: [Character: String] = Dictionary(
+        OptionSpec.all.compactMap { spec in spec.short.map { ($0, "-\($0)") } }, uniquingKeysWith: { first, _ in first })
 }

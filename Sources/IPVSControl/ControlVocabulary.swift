@@ -106,7 +106,11 @@ struct CommandRules: Sendable {
     /// At most one of these may be given.
     var exclusive: ControlOptions = []
 
-    static func of(_ command: ControlCommand) -> CommandRules {
+    private static let table: [CommandRules] = ControlCommand.allCases.map(rules)
+
+    static func of(_ command: ControlCommand) -> CommandRules { table[command.rawValue] }
+
+    private static func rules(_ command: ControlCommand) -> CommandRules {
         switch command {
         case .addService, .editService:
             CommandRules(required: [.init(.service)],

@@ -13,7 +13,7 @@ enum EndpointParser {
     static func parse(_ text: String, proto: TransportProtocol) -> Endpoint? {
         guard let (host, portText) = split(text) else { return nil }
         let address: IPAddress
-        if text.hasPrefix("[") || (portText == nil && host.contains(":")) {
+        if text.utf8.first == 0x5B || (portText == nil && host.utf8.contains(0x3A)) {
             guard let v6 = IPAddress(host), v6.family == .inet6 else { return nil }
             address = v6
         } else if let v4 = NameResolver.ipv4Address(host) {
@@ -32,16 +32,17 @@ enum EndpointParser {
     /// Splits into host and port text; a bare IPv6 address has no port.
     private static func split(_ text: String) -> (host: String, port: String?)? {
         if text.isEmpty || text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) { return nil }
-        if text.hasPrefix("[") {
+        if text.utf8.first == 0x5B {
             guard let close = text.firstIndex(of: "]") else { return nil }
             let host = String(text[text.index(after: text.startIndex)..<close])
             let after = text[text.index(after: close)...]
             guard after.first == ":" else { return nil }
             return (host, String(after.dropFirst()))
         }
-        if let v6 = IPAddress(text), v6.family == .inet6 { return (text, nil) }
-        guard let colon = text.lastIndex(of: ":") else { return (text, nil) }
-        return (String(text[..<colon]), String(text[text.index(after: colon)...]))
+        let bytes = text.utf8
+        guard let colon = bytes.lastIndex(of: 0x3A) else { return (text, nil) }
+        if bytes[..<colon].contains(0x3A), let v6 = IPAddress(text), v6.family == .inet6 { return (text, nil) }
+        return (String(Substring(bytes[..<colon])), String(Substring(bytes[bytes.index(after: colon)...])))
     }
 
     /// Why `text` did not parse, in words.

@@ -40,7 +40,8 @@ public struct SchedulerCatalog: Sendable, Equatable {
             for entry in directoryEntries(tree + "/kernel/net/netfilter/ipvs") {
                 if let dot = entry.firstIndex(of: "."), let name = schedulerName(String(entry[..<dot])) { names.insert(name) }
             }
-            if let descriptor = Optional(open(tree + "/modules.builtin", O_RDONLY | O_CLOEXEC)), descriptor >= 0 {
+            let descriptor = open(tree + "/modules.builtin", O_RDONLY | O_CLOEXEC)
+            if descriptor >= 0 {
                 defer { close(descriptor) }
                 let text = String(decoding: (try? SystemIO.readAll(descriptor: descriptor, what: "modules.builtin")) ?? [], as: UTF8.self)
                 for line in text.split(separator: "\n") where line.contains("/ipvs/ip_vs_") {
