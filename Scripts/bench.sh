@@ -2,10 +2,10 @@
 # `make bench`: our tools side by side with ipvsadm, moby/ipvs (kube-proxy's library) and a libnl C
 # floor, on one boot of a real IPVS kernel; writes docs/benchmarks.md and docs/benchmarks.png.
 #
-# Usage: Scripts/bench.sh [--smoke] [--sizes "1000:3 10000:2 30000:1"] [--reps N] [--slow-max N] [--no-docs]
+# Usage: Scripts/bench.sh [--smoke] [--sizes "1000:3 10000:2 30000:2"] [--reps N] [--slow-max N] [--no-docs]
 #
 #   (default)  the full benchmark: release build in .build-bench; cold programming of 1,000 /
-#              10,000 / 30,000 services x 10 real servers with 3 / 2 / 1 repetitions (--sizes,
+#              10,000 / 30,000 services x 10 real servers with 3 / 2 / 2 repetitions (--sizes,
 #              SERVICES:REPETITIONS), ipvsadm, moby/ipvs and the agent up to 10,000 (--slow-max:
 #              minutes per run in the emulator); listings and the agent daemon at 10,000 with 2
 #              repetitions (--reps); then the report is printed and written to docs/
@@ -21,7 +21,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 
-smoke=0 docs=1 sizes="1000:3 10000:2 30000:1" reps=2 reals=10 slow_max=10000 quick=()
+smoke=0 docs=1 sizes="1000:3 10000:2 30000:2" reps=2 reals=10 slow_max=10000 quick=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) smoke=1; shift ;;
@@ -97,6 +97,7 @@ mkdir -p .cache/vm/run
 out=$(mktemp -d .cache/vm/run/bench.XXXXXX)
 trap 'rm -rf "$out"' EXIT
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 t0=$(date +%s)
 step "running the workloads on a real IPVS kernel (one boot)"
 export IPVS_VM_MEMORY=${IPVS_VM_MEMORY:-3072} IPVS_VM_TIMEOUT=${IPVS_VM_TIMEOUT:-5400}
@@ -114,6 +115,7 @@ elapsed=$(($(date +%s) - t0))
   printf 'emulated\t%s\n' "$([ -e /proc/net/ip_vs ] && echo no || echo "yes (qemu TCG, no KVM)")"
   printf 'qemu\t%s\n' "$(qemu-system-x86_64 --version 2>/dev/null | head -n1 || echo none)"
   printf 'elapsed_s\t%s\n' "$elapsed"
+  printf 'host_load\t%s (before) / %s (after), 1/5/15-minute load averages\n' "$load_before" "$(cut -d' ' -f1-3 /proc/loadavg)"
   printf 'sizes\t%s\n' "$sizes"
   printf 'reals\t%s\n' "$reals"
   printf 'reps\t%s\n' "$reps"
