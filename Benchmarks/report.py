@@ -109,7 +109,7 @@ def main():
     for key, label in [("date", "date (UTC)"), ("kernel", "kernel"), ("vcpus", "guest vCPUs"),
                        ("guest_memory_mb", "guest memory (MB)"), ("emulated", "emulated"), ("guest_cpu", "guest CPU"),
                        ("host_cpu", "host CPU model"), ("host_cpus", "host CPUs"), ("qemu", "qemu"), ("ipvsadm", "ipvsadm"),
-                       ("host_load", "host load"), ("elapsed_s", "whole run in the VM (s)")]:
+                       ("host_load", "host load"), ("source", "source measured"), ("elapsed_s", "whole run in the VM (s)")]:
         if key in env:
             add(f"| {label} | {env[key]} |")
     add("")
@@ -271,9 +271,11 @@ def main():
     # ---- missing
     add("## Not measured")
     add("")
-    add("- Health checking 10,000 backends at a 1 s interval (issue 5): `ipvs-agent` does not run the health")
-    add("  checker yet (the `HealthCheck` library exists, but the agent has no flag or annotation that starts")
-    add("  it), so there is nothing to drive. The workload will be added when the agent runs health checks.")
+    add("- Health checking 10,000 backends at a 1 s interval (issue 5): not driven by `make bench` yet. The")
+    add("  agent runs health checks (`--health-check tcp`, `ipvs.swift.dev/health-*` annotations) since")
+    add("  after this workload set was written; measuring it needs 10,000 answering backends in the VM (addresses")
+    add("  on a dummy interface and one listener), killed backends (their address removed) and `ipvs-wait` for")
+    add("  the detection latency, plus the agent's CPU from `/proc/PID/stat`.")
     if errors:
         add("")
         add("## Failures in this run")

@@ -115,6 +115,7 @@ elapsed=$(($(date +%s) - t0))
   printf 'emulated\t%s\n' "$([ -e /proc/net/ip_vs ] && echo no || echo "yes (qemu TCG, no KVM)")"
   printf 'qemu\t%s\n' "$(qemu-system-x86_64 --version 2>/dev/null | head -n1 || echo none)"
   printf 'elapsed_s\t%s\n' "$elapsed"
+  printf 'source\t%s\n' "$(git describe --always --dirty 2>/dev/null || echo unknown) (built at $started)"
   printf 'host_load\t%s (before) / %s (after), 1/5/15-minute load averages\n' "$load_before" "$(cut -d' ' -f1-3 /proc/loadavg)"
   printf 'sizes\t%s\n' "$sizes"
   printf 'reals\t%s\n' "$reals"
@@ -122,9 +123,11 @@ elapsed=$(($(date +%s) - t0))
   printf 'slow_max\t%s\n' "$slow_max"
 } >>"$out/environment.tsv"
 
-# Kept for a look after the run: $build_dir/bench/last-run/.
-rm -rf "$bench/last-run"
-cp -r "$out" "$bench/last-run"
+# Kept for a look after the run: $build_dir/bench/last-run/ (last-smoke/ for --smoke).
+kept=$bench/last-run
+[ "$smoke" = 0 ] || kept=$bench/last-smoke
+rm -rf "$kept"
+cp -r "$out" "$kept"
 
 if [ -s "$out/errors.txt" ]; then
   echo "bench: some tool paths failed:" >&2
@@ -148,7 +151,7 @@ if [ "$smoke" = 1 ]; then
 fi
 
 if [ "$status" != 0 ]; then
-  echo "bench: the run did not complete (status $status); docs/ left alone. Results: $bench/last-run/" >&2
+  echo "bench: the run did not complete (status $status); docs/ left alone. Results: $kept/" >&2
   /usr/bin/python3 Benchmarks/report.py "$out" --markdown "$bench/benchmarks.md" --plot-data "$bench/plot.tsv" &&
     echo "bench: partial report in $bench/benchmarks.md" >&2
   exit "$status"
