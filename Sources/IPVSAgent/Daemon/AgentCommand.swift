@@ -22,6 +22,13 @@ public struct AgentCommand: AsyncParsableCommand {
               ipvs.swift.dev/scheduler: mh
               ipvs.swift.dev/scheduler-flags: mh-fallback,mh-port
 
+            Health checks per Service (or --health-check tcp for all): a backend failing `fall` checks \
+            gets weight 0 (or is removed), and its weight back after `rise` successes; /status shows each \
+            backend's health and since when.
+              ipvs.swift.dev/health-check: http        (tcp, http, https, udp, exec, none)
+              ipvs.swift.dev/health-path: /healthz
+              ipvs.swift.dev/health-interval: 1s       (also -timeout, -rise, -fall, ...)
+
             Removed TCP/SCTP endpoints drain: weight 0 until their connections end or --drain-timeout \
             passes. A Service without endpoints keeps its virtual service with no real servers, so the \
             kernel refuses new connections (ICMP port unreachable, "connection refused") instead of \
