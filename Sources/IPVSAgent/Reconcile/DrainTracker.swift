@@ -1,20 +1,9 @@
+import HealthCheck
 import IPVS
 
-/// Identifies a real server within a virtual service.
-public struct RealServerRef: Hashable, Sendable, Comparable, CustomStringConvertible {
-    public var service: ServiceKey
-    public var server: RealServerID
-
-    public init(service: ServiceKey, server: RealServerID) {
-        self.service = service
-        self.server = server
-    }
-
-    public var description: String { "\(server) of \(service)" }
-    public static func < (lhs: Self, rhs: Self) -> Bool {
-        lhs.service != rhs.service ? lhs.service < rhs.service : lhs.server < rhs.server
-    }
-}
+/// Identifies a real server within a virtual service: the same identity the health checker
+/// uses for its backends.
+public typealias RealServerRef = BackendID
 
 /// Graceful termination of removed endpoints: a removed real server is set to weight 0 (the kernel
 /// sends it no new connections, existing ones continue) and deleted once it has no connections
