@@ -77,9 +77,11 @@ let package = Package(
         .executableTarget(name: "ipvs-agent", dependencies: ["IPVSAgent"]),
 
         // MARK: - Tests (unit tests run on the host; KernelTests need a real IPVS kernel)
-        .testTarget(name: "NetlinkTests", dependencies: ["Netlink"]),
-        .testTarget(name: "IPVSTests", dependencies: ["IPVS", "Netlink"]),
-        .testTarget(name: "IPVSControlTests", dependencies: ["IPVSControl", "IPVS"]),
+        /// Helpers shared by the test targets (hex bytes, a seeded random generator).
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "TestSupport"]),
+        .testTarget(name: "IPVSTests", dependencies: ["IPVS", "Netlink", "TestSupport"]),
+        .testTarget(name: "IPVSControlTests", dependencies: ["IPVSControl", "IPVS", "TestSupport"]),
         .testTarget(name: "HealthCheckTests", dependencies: ["HealthCheck"]),
         .testTarget(name: "IPVSAgentTests", dependencies: ["IPVSAgent", "IPVS"]),
         /// Run by `make test` in a fresh network namespace on the host when it has IPVS, else

@@ -166,7 +166,7 @@ public final class IPVSClient {
             var sequence = firstSequence
             while end < operations.count, buffer.count < batchSendSize {
                 if end > start { sequence = socket.nextSequence() }
-                buffer.append(contentsOf: IPVSWire.encode(operations[end], family: family, sequence: sequence))
+                IPVSWire.encode(operations[end], family: family, sequence: sequence, into: &buffer)
                 end += 1
             }
             collectAcknowledgements(range: start..<end, firstSequence: firstSequence, buffer: buffer,

@@ -101,6 +101,15 @@ enum IPVSWire {
 
     /// The complete request for one operation, with `NLM_F_ACK`.
     static func encode(_ operation: IPVSOperation, family: UInt16, sequence: UInt32) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(160)
+        encode(operation, family: family, sequence: sequence, into: &bytes)
+        return bytes
+    }
+
+    /// Appends the complete request for one operation, with `NLM_F_ACK`, to `buffer`: the batch
+    /// path, with no allocation per message.
+    static func encode(_ operation: IPVSOperation, family: UInt16, sequence: UInt32, into buffer: inout [UInt8]) {
         let command: Command = switch operation {
         case .addService: .newService
         case .updateService: .setService
@@ -111,7 +120,8 @@ enum IPVSWire {
         case .zero: .zero
         case .flush: .flush
         }
-        var builder = request(family: family, command: command, flags: .acknowledge, sequence: sequence)
+        var builder = NetlinkMessageBuilder(appendingTo: &buffer, type: family, flags: [.request, .acknowledge], sequence: sequence)
+        builder.appendGenericHeader(command: command.rawValue, version: version)
         switch operation {
         case .addService(let service), .updateService(let service):
             appendService(service, to: &builder)
@@ -126,7 +136,16 @@ enum IPVSWire {
         case .zero(nil), .flush:
             break
         }
-        return builder.finish()
+        builder.finish(into: &buffer)
+    }
+
+    /// An address attribute: `union nf_inet_addr`, 16 bytes in network order, an IPv4 address
+    /// in the first 4.
+    static func appendAddress(_ type: UInt16, _ address: IPAddress, to builder: inout NetlinkMessageBuilder) {
+        switch address {
+        case .v4(let value): builder.append(type, bytesOf: (value.bigEndian, UInt32(0), UInt64(0)))
+        case .v6(let high, let low): builder.append(type, bytesOf: (high.bigEndian, low.bigEndian))
+        }
     }
 
     /// `IPVS_CMD_ATTR_SERVICE` with only the identifying attributes.
@@ -139,7 +158,7 @@ enum IPVSWire {
         switch key {
         case .address(let proto, let address, let port):
             builder.append(ServiceAttribute.proto, uint16: proto.rawValue)
-            builder.append(ServiceAttribute.address, bytes: address.kernelBytes)
+            appendAddress(ServiceAttribute.address, address, to: &builder)
             builder.append(ServiceAttribute.port, bigEndianUInt16: port)
         case .firewallMark(let mark, _):
             builder.append(ServiceAttribute.firewallMark, uint32: mark)
@@ -155,10 +174,7 @@ enum IPVSWire {
                 nested.append(ServiceAttribute.persistenceEngine, string: engine)
             }
             // struct ip_vs_flags { __u32 flags; __u32 mask; }
-            var flags: [UInt8] = []
-            withUnsafeBytes(of: service.kernelFlags.rawValue) { flags.append(contentsOf: $0) }
-            withUnsafeBytes(of: UInt32.max) { flags.append(contentsOf: $0) }
-            nested.append(ServiceAttribute.flags, bytes: flags)
+            nested.append(ServiceAttribute.flags, bytesOf: (service.kernelFlags.rawValue, UInt32.max))
             nested.append(ServiceAttribute.timeout, uint32: service.persistence?.timeout ?? 0)
             nested.append(ServiceAttribute.netmask, uint32: netmask(prefixLength: service.persistencePrefixLength, family: service.key.family))
         }
@@ -183,7 +199,7 @@ enum IPVSWire {
     static func appendRealServer(_ server: RealServer, family: AddressFamily, full: Bool, to builder: inout NetlinkMessageBuilder) {
         builder.appendNested(commandDestination) { nested in
             nested.append(DestinationAttribute.family, uint16: server.address.family.rawValue)
-            nested.append(DestinationAttribute.address, bytes: server.address.kernelBytes)
+            appendAddress(DestinationAttribute.address, server.address, to: &nested)
             nested.append(DestinationAttribute.port, bigEndianUInt16: server.port)
             guard full else { return }
             nested.append(DestinationAttribute.forwarding, uint32: server.forwarding.rawValue)

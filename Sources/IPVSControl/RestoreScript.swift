@@ -31,10 +31,13 @@ struct RestoreScript: Equatable {
         var lineNumber = 0
         for rawLine in input.split(separator: 0x0A, omittingEmptySubsequences: false) {
             lineNumber += 1
-            let words = tokens(rawLine)
-            guard !words.isEmpty else { continue }
+            // The common lines take the fast path; the rest, and every error, the general parser.
+            let fast = RestoreFastPath.operation(rawLine)
+            let words = fast == nil ? tokens(rawLine) : []
+            guard fast != nil || !words.isEmpty else { continue }
             do throws(UsageError) {
-                let invocation = try InvocationParser.parse(words)
+                let invocation: Invocation
+                if let fast { invocation = .change(fast) } else { invocation = try InvocationParser.parse(words) }
                 switch invocation {
                 case .change(let operation):
                     if let catalog, case .addService(let s) = operation, catalog.lacks(s.scheduler.rawValue) {

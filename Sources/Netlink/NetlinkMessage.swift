@@ -127,19 +127,28 @@ public struct NetlinkMessage: Sendable, Equatable {
 ///
 /// Written in Swift rather than with libnl's `nl_msg` because the batch path packs hundreds of
 /// thousands of messages into large contiguous sends, and libnl allocates a page per message.
+/// `init(appendingTo:…)` and `finish(into:)` write a message straight onto the end of a batch
+/// buffer, with no allocation or copy per message.
 public struct NetlinkMessageBuilder: Sendable {
     public private(set) var bytes: [UInt8]
-    private var nests: [Int] = []
+    /// Where this message starts in `bytes` (non-zero when appending to a batch).
+    private let start: Int
 
     /// Starts a message with the given header fields; the length is written by `finish()`.
     public init(type: UInt16, flags: NetlinkMessageFlags, sequence: UInt32 = 0, portID: UInt32 = 0, capacity: Int = 128) {
         bytes = []
         bytes.reserveCapacity(capacity)
-        appendRaw(UInt32(0))
-        appendRaw(type)
-        appendRaw(flags.rawValue)
-        appendRaw(sequence)
-        appendRaw(portID)
+        start = 0
+        appendHeader(type: type, flags: flags, sequence: sequence, portID: portID)
+    }
+
+    /// Starts a message at the end of `buffer`, taking the buffer over (it is left empty) until
+    /// `finish(into:)` hands it back with the message appended.
+    public init(appendingTo buffer: inout [UInt8], type: UInt16, flags: NetlinkMessageFlags, sequence: UInt32 = 0, portID: UInt32 = 0) {
+        bytes = []
+        swap(&bytes, &buffer)
+        start = bytes.count
+        appendHeader(type: type, flags: flags, sequence: sequence, portID: portID)
     }
 
     /// Appends a generic netlink header (`struct genlmsghdr`).
@@ -150,79 +159,95 @@ public struct NetlinkMessageBuilder: Sendable {
     }
 
     /// Sets the sequence number in the header.
-    public mutating func setSequence(_ sequence: UInt32) {
-        withUnsafeBytes(of: sequence) { raw in
-            for (index, byte) in raw.enumerated() { bytes[8 + index] = byte }
-        }
-    }
+    public mutating func setSequence(_ sequence: UInt32) { store(sequence, at: start + 8) }
 
     /// Sets the flags in the header.
-    public mutating func setFlags(_ flags: NetlinkMessageFlags) {
-        withUnsafeBytes(of: flags.rawValue) { raw in
-            for (index, byte) in raw.enumerated() { bytes[6 + index] = byte }
-        }
-    }
+    public mutating func setFlags(_ flags: NetlinkMessageFlags) { store(flags.rawValue, at: start + 6) }
 
     // MARK: Attributes
 
     public mutating func append(_ type: UInt16, bytes payload: some Collection<UInt8>) {
-        let length = NetlinkConstants.attributeHeaderSize + payload.count
-        appendRaw(UInt16(length))
-        appendRaw(type)
+        appendAttributeHeader(type, payloadLength: payload.count)
         bytes.append(contentsOf: payload)
         pad()
     }
 
-    public mutating func append(_ type: UInt16, uint8 value: UInt8) { append(type, bytes: CollectionOfOne(value)) }
-    public mutating func append(_ type: UInt16, uint16 value: UInt16) { appendInteger(type, value) }
-    public mutating func append(_ type: UInt16, uint32 value: UInt32) { appendInteger(type, value) }
-    public mutating func append(_ type: UInt16, uint64 value: UInt64) { appendInteger(type, value) }
+    /// Appends the in-memory bytes of `value` as the payload (a C struct, or an address laid out
+    /// as the kernel expects it).
+    public mutating func append<T: BitwiseCopyable>(_ type: UInt16, bytesOf value: T) {
+        appendAttributeHeader(type, payloadLength: MemoryLayout<T>.size)
+        withUnsafeBytes(of: value) { bytes.append(contentsOf: $0) }
+        pad()
+    }
+
+    public mutating func append(_ type: UInt16, uint8 value: UInt8) { append(type, bytesOf: value) }
+    public mutating func append(_ type: UInt16, uint16 value: UInt16) { append(type, bytesOf: value) }
+    public mutating func append(_ type: UInt16, uint32 value: UInt32) { append(type, bytesOf: value) }
+    public mutating func append(_ type: UInt16, uint64 value: UInt64) { append(type, bytesOf: value) }
 
     /// Appends a 16-bit value in network byte order (ports).
-    public mutating func append(_ type: UInt16, bigEndianUInt16 value: UInt16) { appendInteger(type, value.bigEndian) }
+    public mutating func append(_ type: UInt16, bigEndianUInt16 value: UInt16) { append(type, bytesOf: value.bigEndian) }
 
     /// Appends a NUL-terminated string.
     public mutating func append(_ type: UInt16, string: String) {
-        append(type, bytes: Array(string.utf8) + [0])
+        let utf8 = string.utf8
+        appendAttributeHeader(type, payloadLength: utf8.count + 1)
+        bytes.append(contentsOf: utf8)
+        bytes.append(0)
+        pad()
     }
 
     /// Appends a nested attribute whose contents `body` writes.
     public mutating func appendNested(_ type: UInt16, _ body: (inout NetlinkMessageBuilder) -> Void) {
-        let start = bytes.count
+        let nestStart = bytes.count
         appendRaw(UInt16(0))
         appendRaw(type | NetlinkConstants.attributeNested)
         body(&self)
-        let length = UInt16(truncatingIfNeeded: bytes.count - start)
-        withUnsafeBytes(of: length) { raw in
-            bytes[start] = raw[0]
-            bytes[start + 1] = raw[1]
-        }
+        store(UInt16(truncatingIfNeeded: bytes.count - nestStart), at: nestStart)
     }
 
     /// Writes the total length into the header and returns the finished bytes.
     public func finish() -> [UInt8] {
-        var result = bytes
-        withUnsafeBytes(of: UInt32(result.count)) { raw in
-            for (index, byte) in raw.enumerated() { result[index] = byte }
-        }
-        return result
+        var result = self
+        result.writeLength()
+        return result.bytes
+    }
+
+    /// Writes the total length into the header and hands the buffer back to `buffer`, this
+    /// message appended; for a builder made with `init(appendingTo:…)`.
+    public mutating func finish(into buffer: inout [UInt8]) {
+        writeLength()
+        swap(&bytes, &buffer)
     }
 
     // MARK: Private
 
-    private mutating func appendInteger<T: FixedWidthInteger>(_ type: UInt16, _ value: T) {
-        appendRaw(UInt16(NetlinkConstants.attributeHeaderSize + MemoryLayout<T>.size))
+    private mutating func appendHeader(type: UInt16, flags: NetlinkMessageFlags, sequence: UInt32, portID: UInt32) {
+        appendRaw(UInt32(0))
         appendRaw(type)
-        appendRaw(value)
-        pad()
+        appendRaw(flags.rawValue)
+        appendRaw(sequence)
+        appendRaw(portID)
+    }
+
+    private mutating func writeLength() { store(UInt32(truncatingIfNeeded: bytes.count - start), at: start) }
+
+    private mutating func appendAttributeHeader(_ type: UInt16, payloadLength: Int) {
+        appendRaw(UInt16(truncatingIfNeeded: NetlinkConstants.attributeHeaderSize + payloadLength))
+        appendRaw(type)
     }
 
     private mutating func appendRaw<T: FixedWidthInteger>(_ value: T) {
         withUnsafeBytes(of: value) { bytes.append(contentsOf: $0) }
     }
 
+    private mutating func store<T: FixedWidthInteger>(_ value: T, at offset: Int) {
+        bytes.withUnsafeMutableBytes { $0.storeBytes(of: value, toByteOffset: offset, as: T.self) }
+    }
+
     private mutating func pad() {
-        while bytes.count % 4 != 0 { bytes.append(0) }
+        let padding = NetlinkConstants.align(bytes.count) - bytes.count
+        if padding > 0 { bytes.append(contentsOf: repeatElement(0, count: padding)) }
     }
 }
 

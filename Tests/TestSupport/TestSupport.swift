@@ -1,5 +1,7 @@
+// Helpers shared by the test targets.
+
 /// Bytes from hex text; spaces and newlines are ignored.
-func hex(_ text: String) -> [UInt8] {
+public func hex(_ text: String) -> [UInt8] {
     let digits = text.filter { $0.isHexDigit }
     precondition(digits.count % 2 == 0, "odd number of hex digits")
     var bytes: [UInt8] = []
@@ -12,11 +14,11 @@ func hex(_ text: String) -> [UInt8] {
     return bytes
 }
 
-/// A small deterministic generator so failures reproduce.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
+/// A small deterministic generator (SplitMix64), so failures of randomised tests reproduce.
+public struct SplitMix64: RandomNumberGenerator {
+    private var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
