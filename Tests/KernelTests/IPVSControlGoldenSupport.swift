@@ -54,6 +54,39 @@ enum Golden {
                        file: file, line: line)
     }
 
+    /// Like `assertSameOutput` for connection listings (`-c`), whose expiry column counts down
+    /// while the tools run (a slow, loaded VM can take seconds per command): when no attempt saw
+    /// one state, the listings must still be identical except for the expiries, and each of
+    /// ipvsctl's expiries must lie between ipvsadm's readings before and after it.
+    static func assertSameConnectionListing(_ arguments: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        var before = try KernelTest.run([ipvsadm] + words(arguments))
+        var ours = try KernelTest.run([ipvsctl] + words(arguments))
+        var after = try KernelTest.run([ipvsadm] + words(arguments))
+        for _ in 0..<3 where before.standardOutput != ours.standardOutput || ours.standardOutput != after.standardOutput {
+            if before.standardOutput == ours.standardOutput || ours.standardOutput == after.standardOutput { return }
+            before = try KernelTest.run([ipvsadm] + words(arguments))
+            ours = try KernelTest.run([ipvsctl] + words(arguments))
+            after = try KernelTest.run([ipvsadm] + words(arguments))
+        }
+        XCTAssertEqual(ours.status, before.status, "exit status of `\(arguments)`; ipvsctl said: \(ours.standardError)", file: file, line: line)
+        if before.standardOutput == ours.standardOutput || ours.standardOutput == after.standardOutput { return }
+        let expiry = #/(?<minutes>[0-9]{2}):(?<seconds>[0-9]{2})/#
+        func masked(_ text: String) -> String { text.replacing(expiry) { _ in "MM:SS" } }
+        func seconds(_ text: String) -> [Int] {
+            text.matches(of: expiry).map { Int($0.output.minutes)! * 60 + Int($0.output.seconds)! }
+        }
+        XCTAssertEqual(masked(ours.standardOutput), masked(before.standardOutput),
+                       "`\(arguments)` differs beyond the expiries:\n--- ipvsadm\n\(before.standardOutput)--- ipvsctl\n\(ours.standardOutput)",
+                       file: file, line: line)
+        let (early, mine, late) = (seconds(before.standardOutput), seconds(ours.standardOutput), seconds(after.standardOutput))
+        XCTAssertEqual(mine.count, early.count, file: file, line: line)
+        for (index, value) in mine.enumerated() where index < early.count && index < late.count {
+            XCTAssertTrue((min(late[index], early[index])...max(late[index], early[index])).contains(value),
+                          "`\(arguments)`: expiry \(value) s of row \(index + 1) is outside ipvsadm's \(late[index])...\(early[index]) s:\n--- ipvsadm\n\(before.standardOutput)--- ipvsctl\n\(ours.standardOutput)",
+                          file: file, line: line)
+        }
+    }
+
     /// Runs `ipvsctl` with `arguments`, returning the result.
     @discardableResult
     static func ipvsctl(_ arguments: [String], input: String? = nil) throws -> KernelTest.CommandResult {
