@@ -7,7 +7,7 @@ SWIFT ?= swift
 # IPVS, else a qemu VM booting Debian's stock kernel (Scripts/vm/README.md).
 KERNEL_RUN = Scripts/kernel-run.sh
 
-.PHONY: all build deps vm-prepare test unit-test kernel-test demo bench clean
+.PHONY: all build deps vm-prepare test unit-test kernel-test bench-smoke demo bench clean
 
 all: build
 
@@ -21,10 +21,11 @@ build: deps
 vm-prepare:
 	Scripts/vm/prepare.sh
 
-# Every test: unit tests on the host, then kernel tests on a real IPVS kernel.
+# Every test: unit tests on the host, kernel tests on a real IPVS kernel, and one pass of every
+# benchmark workload at a tiny size so the benchmark code cannot rot.
 test: deps vm-prepare
 	$(SWIFT) build --build-tests
-	$(MAKE) --no-print-directory unit-test kernel-test
+	$(MAKE) --no-print-directory unit-test kernel-test bench-smoke
 
 unit-test:
 	$(SWIFT) test --skip-build --skip KernelTests
@@ -32,6 +33,10 @@ unit-test:
 # Each kernel test runs in its own process and network namespace; FILTER narrows them.
 kernel-test:
 	$(KERNEL_RUN) Scripts/run-kernel-tests.sh $(FILTER)
+
+# Every `make bench` tool path once, at 10 services (about a minute in the VM); no docs written.
+bench-smoke:
+	Scripts/bench.sh --smoke
 
 # The agent balancing real traffic to pods (network namespaces) on a real kernel.
 demo: deps vm-prepare
