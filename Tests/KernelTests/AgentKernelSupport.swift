@@ -30,7 +30,8 @@ final class AgentTestCluster {
         try? FileManager.default.removeItem(at: folder)
     }
 
-    /// Adds pod number `index` (1-based) at 10.250.<index>.2 serving TCP 8080 and UDP 5353.
+    /// Adds pod number `index` (1-based) at 10.250.<index>.2 and fd00:250:<index>::2 serving TCP
+    /// 8080 and UDP 5353 on both.
     @discardableResult
     func addPod(_ index: Int) throws -> Pod {
         let namespace = "\(prefix)-\(index)", name = "pod\(index)", address = "10.250.\(index).2"
@@ -40,7 +41,10 @@ final class AgentTestCluster {
             ip link add \(veth) type veth peer name eth0 netns \(namespace) && \
             ip addr add 10.250.\(index).1/24 dev \(veth) && ip link set \(veth) up && \
             ip -n \(namespace) link set lo up && ip -n \(namespace) addr add \(address)/24 dev eth0 && \
-            ip -n \(namespace) link set eth0 up && ip -n \(namespace) route add default via 10.250.\(index).1
+            ip -n \(namespace) link set eth0 up && ip -n \(namespace) route add default via 10.250.\(index).1 && \
+            ip addr add fd00:250:\(index)::1/64 dev \(veth) nodad && \
+            ip -n \(namespace) addr add fd00:250:\(index)::2/64 dev eth0 nodad && \
+            ip -n \(namespace) -6 route add default via fd00:250:\(index)::1
             """)
         let server = Process()
         server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -126,13 +130,17 @@ final class AgentTestCluster {
     }
 
     static let serverScript = """
-        # A pod: answers every TCP message and every UDP datagram with its name.
+        # A pod: answers every TCP message and every UDP datagram with its name, over IPv4 and IPv6.
         import socket, sys, threading
         name = sys.argv[1].encode() + b"\\n"
+        def dual(kind):
+            s = socket.socket(socket.AF_INET6, kind)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            return s
         def serve_tcp():
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s = dual(socket.SOCK_STREAM)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(("0.0.0.0", 8080)); s.listen(128)
+            s.bind(("::", 8080)); s.listen(128)
             while True:
                 c, _ = s.accept()
                 threading.Thread(target=answer, args=(c,), daemon=True).start()
@@ -144,8 +152,8 @@ final class AgentTestCluster {
                 pass
             c.close()
         def serve_udp():
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            s.bind(("0.0.0.0", 5353))
+            s = dual(socket.SOCK_DGRAM)
+            s.bind(("::", 5353))
             while True:
                 _, peer = s.recvfrom(100)
                 s.sendto(name, peer)

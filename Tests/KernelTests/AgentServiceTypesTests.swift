@@ -1,9 +1,9 @@
 import Foundation
 import XCTest
 
-/// The agent's mapping beyond ClusterIP, on the real kernel: NodePort on the node's address,
-/// externalIPs and LoadBalancer ingress addresses carrying traffic, `--strict-arp`, and SIGHUP
-/// reloading files that inotify does not see.
+/// The agent's mapping beyond an IPv4 ClusterIP, on the real kernel: dual-stack Services,
+/// NodePort on the node's address, externalIPs and LoadBalancer ingress addresses carrying
+/// traffic, `--strict-arp`, and SIGHUP reloading files that inotify does not see.
 final class AgentServiceTypesTests: XCTestCase {
     private static func loadBalancerManifest(pods: [AgentTestCluster.Pod]) -> String {
         let endpoints = pods.map { "- addresses: [\($0.address)]\n  conditions: {ready: true}" }.joined(separator: "\n")
@@ -106,5 +106,53 @@ final class AgentServiceTypesTests: XCTestCase {
         let table = try cluster.table()
         XCTAssertTrue(table.contains("10.250.1.2:5353"), table)
         XCTAssertTrue(agent.isRunning, "the agent exited on SIGHUP:\n\((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+    }
+    func testDualStackServiceCarriesIPv6Traffic() throws {
+        try KernelTest.requireKernel()
+        let cluster = try AgentTestCluster()
+        let pods = try (1...2).map { try cluster.addPod($0) }
+        let endpoints6 = pods.indices.map { "- addresses: [\"fd00:250:\($0 + 1)::2\"]\n  conditions: {ready: true}" }.joined(separator: "\n")
+        try cluster.writeManifest("web.yaml", AgentTestCluster.webManifest(clusterIP: "10.96.0.40", pods: pods, extra: """
+              clusterIPs: [10.96.0.40, "fd00:96::40"]
+              ipFamilies: [IPv4, IPv6]
+              ipFamilyPolicy: RequireDualStack
+            """) + """
+            ---
+            apiVersion: discovery.k8s.io/v1
+            kind: EndpointSlice
+            metadata:
+              name: web-v6
+              namespace: default
+              labels: {kubernetes.io/service-name: web}
+            addressType: IPv6
+            endpoints:
+            \(endpoints6)
+            ports:
+            - {name: http, protocol: TCP, port: 8080}
+            - {name: dns, protocol: UDP, port: 5353}
+
+            """)
+        let run = try cluster.agent(["--manifests", cluster.manifests, "--once"])
+        XCTAssertEqual(run.status, 0, run.standardError)
+        let table = try cluster.table()
+        XCTAssertTrue(table.contains("TCP  [fd00:96::40]:80 rr"), table)
+        XCTAssertTrue(table.contains("[fd00:250:2::2]:8080"), table)
+        XCTAssertTrue(table.contains("TCP  10.96.0.40:80 rr"), table)
+        XCTAssertTrue(try KernelTest.shell("ip -o -6 addr show dev kube-ipvs0").contains("fd00:96::40/128"))
+
+        // Both pods answer through the IPv6 VIP, over TCP and UDP.
+        let client = #"""
+            import socket, sys
+            kind = socket.SOCK_STREAM if sys.argv[1] == "tcp" else socket.SOCK_DGRAM
+            answers = {}
+            for _ in range(4):
+                s = socket.socket(socket.AF_INET6, kind); s.settimeout(5)
+                s.connect(("fd00:96::40", 80 if kind == socket.SOCK_STREAM else 53)); s.send(b"ping")
+                answer = s.recv(100).decode().strip(); s.close()
+                answers[answer] = answers.get(answer, 0) + 1
+            print(" ".join(f"{k}={v}" for k, v in sorted(answers.items())))
+            """#
+        XCTAssertEqual(try KernelTest.shell("python3 -c '\(client)' tcp").trimmingCharacters(in: .whitespacesAndNewlines), "pod1=2 pod2=2")
+        XCTAssertEqual(try KernelTest.shell("python3 -c '\(client)' udp").trimmingCharacters(in: .whitespacesAndNewlines), "pod1=2 pod2=2")
     }
 }
