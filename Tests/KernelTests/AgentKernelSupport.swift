@@ -50,7 +50,7 @@ final class AgentTestCluster {
         let pod = Pod(name: name, namespace: namespace, address: address, server: server)
         pods.append(pod)
         // Wait until it answers directly (python starts slowly on an emulated CPU).
-        try waitUntil("\(name) answers", timeout: 60) { (try? TCPClient.request(address, 8080, timeout: 1)) == name }
+        try waitUntil("\(name) answers", timeout: 120) { (try? TCPClient.request(address, 8080, timeout: 1)) == name }
         return pod
     }
 
