@@ -16,6 +16,7 @@ enum HelpText {
       ipvsctl -L|l [virtual-service] [options] [--output text|json]
       ipvsctl -Z [virtual-service]
       ipvsctl --set tcp tcpfin udp
+      ipvsctl status [--agent-address HOST:PORT] [--service SERVICE] [--output text|json]
       ipvsctl -h | --help | --generate-completion-script bash|zsh|fish
 
     Commands:
@@ -111,6 +112,9 @@ enum HelpText {
       # Save and restore (the same format as ipvsadm -S / -R)
       ipvsctl -Sn > rules.txt
       ipvsctl -C && ipvsctl -R < rules.txt
+
+      # What ipvs-agent's health checks decided (its /status; `ipvsctl status --help`)
+      ipvsctl status --agent-address 127.0.0.1:10249 --service default/web
 
     Restore (-R):
       Reads one command per line (-A -E -D -a -e -d -C -Z --set), as -S prints them.

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import IPVS
 
 /// What ipvsctl needs from the kernel: `IPVSClient`'s calls, as a protocol so command lines can
@@ -30,6 +35,10 @@ public struct ControlEnvironment {
     public var writeError: (String) -> Void
     /// Schedulers the running kernel has, for messages and checks.
     public var schedulerCatalog: () -> SchedulerCatalog
+    /// The body of ipvs-agent's `/status` at `HOST:PORT` (for `ipvsctl status`).
+    public var fetchAgentStatus: (String) throws -> [UInt8]
+    /// Seconds since 1970 (for "3m ago" in `ipvsctl status`).
+    public var currentTime: () -> Int
 
     public init(
         openBackend: @escaping () throws -> any IPVSBackend,
@@ -37,8 +46,12 @@ public struct ControlEnvironment {
         readFile: @escaping (String) throws -> String,
         writeOutput: @escaping ([UInt8]) -> Void,
         writeError: @escaping (String) -> Void,
-        schedulerCatalog: @escaping () -> SchedulerCatalog
+        schedulerCatalog: @escaping () -> SchedulerCatalog,
+        fetchAgentStatus: @escaping (String) throws -> [UInt8] = ControlEnvironment.fetchAgentStatusOverHTTP,
+        currentTime: @escaping () -> Int = { time(nil) }
     ) {
+        self.fetchAgentStatus = fetchAgentStatus
+        self.currentTime = currentTime
         self.openBackend = openBackend
         self.readStandardInput = readStandardInput
         self.readFile = readFile

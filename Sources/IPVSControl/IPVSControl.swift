@@ -17,6 +17,10 @@ public enum IPVSControl {
         if arguments.contains(where: { $0 == "--generate-completion-script" || $0.hasPrefix("--generate-completion-script=") }) {
             return CompletionCommand.run(arguments, environment: environment)
         }
+        // Not an ipvsadm command line: ipvsadm takes no operand first.
+        if arguments.first == "status" {
+            return AgentStatusCommand.run(Array(arguments.dropFirst()), environment: environment)
+        }
         let invocation: Invocation
         do {
             invocation = try InvocationParser.parse(arguments)

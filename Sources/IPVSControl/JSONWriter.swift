@@ -18,6 +18,10 @@ struct JSONWriter {
     mutating func field(_ key: String, _ value: UInt64?) { member(key) { $0.write(value.map(String.init) ?? "null") } }
     mutating func field(_ key: String, _ value: Int64?) { member(key) { $0.write(value.map(String.init) ?? "null") } }
     mutating func field(_ key: String, _ value: Bool) { member(key) { $0.write(value ? "true" : "false") } }
+    /// A number with three decimals (`0.412`), or `null`.
+    mutating func field(_ key: String, thousandths value: Double?) {
+        member(key) { $0.write(value.map(Self.thousandths) ?? "null") }
+    }
     mutating func field(_ key: String, strings: [String]) {
         member(key) { $0.write("[" + strings.map(Self.quoted).joined(separator: ", ") + "]") }
     }
@@ -59,6 +63,13 @@ struct JSONWriter {
     }
 
     /// `text` as a JSON string.
+    /// `12.345`: a non-negative number rounded to three decimals, without Foundation's formatting.
+    static func thousandths(_ value: Double) -> String {
+        let scaled = Int((max(0, value) * 1000).rounded())
+        let fraction = String(scaled % 1000)
+        return "\(scaled / 1000)." + String(repeating: "0", count: 3 - fraction.count) + fraction
+    }
+
     static func quoted(_ text: String) -> String {
         var result = "\""
         for scalar in text.unicodeScalars {

@@ -41,6 +41,10 @@ final class Harness {
     var files: [String: String] = [:]
     var catalog = SchedulerCatalog(available: ["rr", "wlc"], isComplete: false, kernelRelease: "test")
     var backendOpened = false
+    /// The body `ipvsctl status` gets from the agent; `nil`: fetch for real.
+    var agentStatus: [UInt8]?
+    var agentAddresses: [String] = []
+    var now = 1_796_080_000
 
     var text: String { String(decoding: output, as: UTF8.self) }
 
@@ -63,7 +67,13 @@ final class Harness {
             },
             writeOutput: { self.output += $0 },
             writeError: { self.error += $0 },
-            schedulerCatalog: { self.catalog })
+            schedulerCatalog: { self.catalog },
+            fetchAgentStatus: { address in
+                self.agentAddresses.append(address)
+                guard let body = self.agentStatus else { return try AgentHTTPClient.get("/status", from: address, timeoutSeconds: 2) }
+                return body
+            },
+            currentTime: { self.now })
         return IPVSControl.run(arguments, environment: environment)
     }
 }

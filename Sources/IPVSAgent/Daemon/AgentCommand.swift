@@ -28,6 +28,10 @@ public struct AgentCommand: AsyncParsableCommand {
               ipvs.swift.dev/health-check: http        (tcp, http, https, udp, exec, none)
               ipvs.swift.dev/health-path: /healthz
               ipvs.swift.dev/health-interval: 1s       (also -timeout, -rise, -fall, ...)
+            Below a quorum of healthy backends, keep them all or serve from a "sorry" server:
+              ipvs.swift.dev/health-quorum: 2
+              ipvs.swift.dev/health-fallback: 10.0.0.9:8080   (or health-quorum-policy: keep-all)
+            `ipvsctl status` prints /status per Service (backends, weights, verdicts, quorum).
 
             Removed TCP/SCTP endpoints drain: weight 0 until their connections end or --drain-timeout \
             passes. A Service without endpoints keeps its virtual service with no real servers, so the \

@@ -134,6 +134,7 @@ struct ReconcileLoop: Service {
                             shownGeneration = generation
                             var current = await reconciler.status()
                             current.health = health.status()
+                            current.quorum = health.quorumStatus()
                             status.update(current, healthy: !(await reconciler.wantsVerification))
                         }
                         let wanted = await reconciler.wantsVerification
@@ -143,6 +144,7 @@ struct ReconcileLoop: Service {
                             if report.repairs > 0 { logger.warning("repaired drift", metadata: ["repairs": "\(report.repairs)"]) }
                             var current = await reconciler.status()
                             current.health = health.status()
+                            current.quorum = health.quorumStatus()
                             status.update(current, healthy: report.succeeded)
                         }
                     }
@@ -170,5 +172,7 @@ struct ReconcileLoop: Service {
                                                 hold: Reconciler.Hold(services: snapshot.heldServices, everything: snapshot.incomplete))
         if await reconciler.isDraining { await reconciler.checkDrains() }
         health.update(build.state, logger: logger)
+        // New endpoints can change a Service's quorum without any health transition.
+        await reconciler.setHealth(health.overlay(logger: logger))
     }
 }

@@ -12,6 +12,10 @@ import Synchronization
 public final class HealthLink: Sendable {
     let checker: HealthChecker
     private let actions = Mutex<[BackendID: FailureAction]>([:])
+    /// The Services with a health quorum, as last mapped.
+    private let quorumServices = Mutex<[ServiceKey: DesiredService]>([:])
+    /// The quorum overrides last handed out, to log each switch once.
+    private let lastQuorum = Mutex<[ServiceKey: QuorumOverride]>([:])
 
     init(checker: HealthChecker) {
         self.checker = checker
@@ -35,6 +39,7 @@ public final class HealthLink: Sendable {
             actions.withLock { actions in
                 actions = Dictionary(targets.map { ($0.id, $0.configuration.failureAction) }, uniquingKeysWith: { first, _ in first })
             }
+            quorumServices.withLock { $0 = state.services.filter { $0.value.health?.quorum != nil } }
         } catch {
             logger.error("health checks not updated", metadata: ["error": "\(error)"])
         }
@@ -55,9 +60,89 @@ public final class HealthLink: Sendable {
         }
     }
 
-    /// The overlay for the checker's current verdicts.
-    func overlay() -> HealthOverlay {
-        Self.overlay(states: checker.healthStates(), actions: actions.withLock { $0 })
+    /// The overlay for the checker's current verdicts; logs each Service that loses or regains
+    /// its health quorum.
+    func overlay(logger: Logger) -> HealthOverlay {
+        let states = checker.healthStates()
+        let services = quorumServices.withLock { $0 }
+        var overlay = Self.overlay(states: states, actions: actions.withLock { $0 })
+        overlay.quorum = Self.quorum(states: states, services: services)
+        let previous = lastQuorum.withLock { last in
+            defer { last = overlay.quorum }
+            return last
+        }
+        for key in Set(previous.keys).union(overlay.quorum.keys).sorted() where previous[key] != overlay.quorum[key] {
+            guard let desired = services[key], let configuration = desired.health else { continue }
+            let effective = Self.effective(key, desired, states: states, configuration: configuration)
+            var metadata: Logger.Metadata = [
+                "service": "\(key)", "kubernetes_service": "\(desired.displayName)",
+                "healthy": "\(effective.healthy)", "configured": "\(effective.configured)",
+                "minimum_healthy": "\(configuration.quorum?.minimumHealthy ?? 0)",
+                "reason": "\(Self.quorumReason(effective, configuration))",
+            ]
+            switch overlay.quorum[key] {
+            case .keepAll?:
+                metadata["action"] = "keeping every backend at its configured weight (policy keep-all)"
+                logger.warning("health quorum lost", metadata: metadata)
+            case .fallback(let sorry, _)?:
+                metadata["action"] = "serving from fallback \(sorry.id) only (policy fallback)"
+                logger.warning("health quorum lost", metadata: metadata)
+            case nil:
+                metadata["action"] = previous[key].map {
+                    if case .fallback(let sorry, _) = $0 { return "backends restored; fallback \(sorry.id) removed" }
+                    return "health verdicts apply again"
+                } ?? ""
+                logger.info("health quorum regained", metadata: metadata)
+            }
+        }
+        return overlay
+    }
+
+    /// The quorum of every Service that has one, for `/status`.
+    func quorumStatus() -> [ServiceQuorumStatus] {
+        let states = checker.healthStates()
+        return quorumServices.withLock { $0 }.sorted { $0.key < $1.key }.compactMap { key, desired in
+            guard let configuration = desired.health, let quorum = configuration.quorum else { return nil }
+            let effective = Self.effective(key, desired, states: states, configuration: configuration)
+            var fallback: String?
+            if case .fallback(let sorry) = quorum.policy { fallback = sorry.id.description }
+            return ServiceQuorumStatus(
+                service: key.description, kubernetesService: desired.displayName, configured: effective.configured,
+                healthy: effective.healthy, minimumHealthy: quorum.minimumHealthy,
+                policy: fallback == nil ? "keep-all" : "fallback", fallback: fallback, quorumLost: effective.quorumLost)
+        }
+    }
+
+    /// Pure: HealthCheck's ``EffectiveBackends`` decision for each Service with a quorum, as
+    /// overrides for the Services below it.
+    static func quorum(states: [BackendID: HealthState], services: [ServiceKey: DesiredService]) -> [ServiceKey: QuorumOverride] {
+        var overrides: [ServiceKey: QuorumOverride] = [:]
+        for (key, desired) in services {
+            guard let configuration = desired.health, let quorum = configuration.quorum else { continue }
+            let effective = Self.effective(key, desired, states: states, configuration: configuration)
+            guard effective.quorumLost else { continue }
+            switch quorum.policy {
+            case .keepAll:
+                overrides[key] = .keepAll
+            case .fallback:
+                guard let sorry = effective.fallback else { continue }
+                overrides[key] = .fallback(sorry, others: configuration.failureAction == .remove ? .remove : .quiesce)
+            }
+        }
+        return overrides
+    }
+
+    static func effective(_ key: ServiceKey, _ desired: DesiredService, states: [BackendID: HealthState],
+                          configuration: HealthCheckConfiguration) -> EffectiveBackends {
+        EffectiveBackends(service: key, configured: desired.realServers.values.sorted { $0.id < $1.id },
+                          health: states, configuration: configuration)
+    }
+
+    /// `1 of 3 backends healthy, quorum 2`.
+    static func quorumReason(_ effective: EffectiveBackends, _ configuration: HealthCheckConfiguration) -> String {
+        let minimum = configuration.quorum?.minimumHealthy ?? 0
+        return "\(effective.healthy) of \(effective.configured) backends healthy, "
+            + (effective.quorumLost ? "fewer than the quorum of \(minimum)" : "quorum \(minimum) met")
     }
 
     /// Pure: a backend that is not serving is adjusted by its Service's failure action; when
@@ -82,7 +167,7 @@ struct HealthLoop: Service {
     func run() async throws {
         await cancelWhenGracefulShutdown {
             for await transition in link.checker.transitions {
-                let report = await reconciler.setHealth(link.overlay())
+                let report = await reconciler.setHealth(link.overlay(logger: logger))
                 logger.info("applied health verdict", metadata: [
                     "backend": "\(transition.backend)", "to": "\(transition.to)", "reason": "\(transition.reason)",
                     "operations": "\(report.applied)", "failures": "\(report.failures.count)",

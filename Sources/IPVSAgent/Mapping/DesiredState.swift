@@ -56,14 +56,17 @@ public enum HealthAdjustment: Hashable, Sendable {
 public struct HealthOverlay: Hashable, Sendable {
     /// Adjustments per real server address and port, for every service that uses that endpoint.
     public var adjustments: [RealServerID: HealthAdjustment]
+    /// Services below their health quorum, and what they serve instead (wins over `adjustments`).
+    public var quorum: [ServiceKey: QuorumOverride]
 
-    public init(adjustments: [RealServerID: HealthAdjustment] = [:]) {
+    public init(adjustments: [RealServerID: HealthAdjustment] = [:], quorum: [ServiceKey: QuorumOverride] = [:]) {
         self.adjustments = adjustments
+        self.quorum = quorum
     }
 
     /// `state` with the adjustments applied.
     public func applied(to state: DesiredState) -> DesiredState {
-        guard !adjustments.isEmpty else { return state }
+        guard !adjustments.isEmpty || !quorum.isEmpty else { return state }
         var result = state
         for (key, desired) in state.services {
             var servers = desired.realServers
@@ -73,6 +76,7 @@ public struct HealthOverlay: Hashable, Sendable {
                 case .remove: servers[id] = nil
                 }
             }
+            if let override = quorum[key] { servers = override.servers(configured: desired.realServers) }
             result.services[key]?.realServers = servers
         }
         return result

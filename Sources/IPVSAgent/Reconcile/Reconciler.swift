@@ -405,6 +405,8 @@ public struct AgentStatus: Codable, Sendable {
     public var addresses: [String]
     /// Health of every checked backend (empty without health checks).
     public var health: [BackendHealthStatus] = []
+    /// Health quorum of every Service that has one (`health-quorum`).
+    public var quorum: [ServiceQuorumStatus] = []
 }
 
 /// One checked backend in `/status`: its verdict and since when.
