@@ -40,7 +40,7 @@ while [ $# -gt 0 ]; do
     --health-size) health_size=${2:?--health-size needs a number}; shift 2 ;;
     --health-reps) health_reps=${2:?--health-reps needs a number}; shift 2 ;;
     --health-only) health_only=1 docs=0; shift ;;
-    -h | --help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unexpected argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
