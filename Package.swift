@@ -35,6 +35,9 @@ let package = Package(
             providers: [.apt(["libnl-3-dev", "libnl-route-3-dev", "pkg-config"])]
         ),
 
+        /// epoll and eventfd for HealthCheck's TCP poller: headers Swift's Glibc module leaves out.
+        .target(name: "CEpoll"),
+
         // MARK: - Libraries
         /// Generic netlink over libnl: socket, message framing, attribute encoding and parsing.
         .target(name: "Netlink", dependencies: ["CNetlink"]),
@@ -49,7 +52,7 @@ let package = Package(
         ]),
         /// Health checks of backends (TCP, HTTP(S), UDP, exec) on an event loop, and their state machine.
         .target(name: "HealthCheck", dependencies: [
-            "IPVS",
+            "IPVS", "CEpoll",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -75,6 +78,17 @@ let package = Package(
         // MARK: - Executables
         .executableTarget(name: "ipvsctl", dependencies: ["IPVSControl"]),
         .executableTarget(name: "ipvs-agent", dependencies: ["IPVSAgent"]),
+        /// `make bench`'s health workload: HealthChecker against N loopback TCP backends (Benchmarks/health).
+        .executableTarget(
+            name: "health-bench",
+            dependencies: [
+                "HealthCheck", "IPVS",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Benchmarks/health/driver"
+        ),
 
         // MARK: - Tests (unit tests run on the host; KernelTests need a real IPVS kernel)
         /// Helpers shared by the test targets (hex bytes, a seeded random generator).

@@ -3,6 +3,7 @@
 # floor, on one boot of a real IPVS kernel; writes docs/benchmarks.md and docs/benchmarks.png.
 #
 # Usage: Scripts/bench.sh [--smoke] [--sizes "1000:3 10000:2 30000:2"] [--reps N] [--slow-max N] [--no-docs]
+#                         [--health-size N] [--health-reps N] [--health-only]
 #
 #   (default)  the full benchmark: release build in .build-bench; cold programming of 1,000 /
 #              10,000 / 30,000 services x 10 real servers with 3 / 2 / 2 repetitions (--sizes,
@@ -12,6 +13,12 @@
 #   --smoke    every tool path once on 10 services x 2 real servers (debug build in $BUILD_DIR,
 #              default .build), no docs; exits non-zero if any path breaks. For `make test`.
 #   --no-docs  print the report but leave docs/ alone
+#   --health-size N, --health-reps N
+#              the health-check workload, run on the host after the VM (checks need no IPVS, and host
+#              CPU numbers are real rather than emulated): HealthChecker against N loopback TCP
+#              backends checked every second, 1% of them killed, and the C floor on the same
+#              backends (default 10,000 x 3; smoke 200 x 1)
+#   --health-only  only the health-check workload: no VM, report printed, docs/ left alone
 #
 # Environment: BUILD_DIR (scratch path of the Swift build), BENCH_CONFIGURATION (debug or release;
 # the defaults are above), IPVS_VM_MEMORY / IPVS_VM_CPUS /
@@ -22,6 +29,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 
 smoke=0 docs=1 sizes="1000:3 10000:2 30000:2" reps=2 reals=10 slow_max=10000 quick=()
+health_size="" health_reps="" health_only=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) smoke=1; shift ;;
@@ -29,7 +37,10 @@ while [ $# -gt 0 ]; do
     --reps) reps=${2:?--reps needs a number}; shift 2 ;;
     --slow-max) slow_max=${2:?--slow-max needs a number}; shift 2 ;;
     --no-docs) docs=0; shift ;;
-    -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --health-size) health_size=${2:?--health-size needs a number}; shift 2 ;;
+    --health-reps) health_reps=${2:?--health-reps needs a number}; shift 2 ;;
+    --health-only) health_only=1 docs=0; shift ;;
+    -h | --help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unexpected argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -37,11 +48,14 @@ if [ "$smoke" = 1 ]; then
   sizes=10:1 reps=1 reals=2 docs=0 quick=(--quick)
   build_dir=${BUILD_DIR:-.build} configuration=${BENCH_CONFIGURATION:-debug}
   agent_size=10
+  health_size=${health_size:-200} health_reps=${health_reps:-1} health_time=(--warmup 2 --window 3)
 else
   build_dir=${BUILD_DIR:-.build-bench} configuration=${BENCH_CONFIGURATION:-release}
   agent_size=10000
   case " $sizes " in *" 10000:"*) ;; *) agent_size=$(echo "$sizes" | tr ' ' '\n' | cut -d: -f1 | sort -n | tail -n1) ;; esac
+  health_size=${health_size:-10000} health_reps=${health_reps:-3} health_time=(--warmup 5 --window 10)
 fi
+[[ "$health_size" =~ ^[0-9]+$ && "$health_reps" =~ ^[0-9]+$ ]] || { echo "bench.sh: --health-size and --health-reps take numbers" >&2; exit 2; }
 
 step() { printf '==> %s\n' "$*" >&2; }
 
@@ -61,14 +75,49 @@ fi
 
 # ---- builds --------------------------------------------------------------------------------------
 
-step "building ipvsctl and ipvs-agent ($configuration, $build_dir)"
-swift build -c "$configuration" --scratch-path "$build_dir" --product ipvsctl >&2
-swift build -c "$configuration" --scratch-path "$build_dir" --product ipvs-agent >&2
+step "building health-bench ($configuration, $build_dir)"
+swift build -c "$configuration" --scratch-path "$build_dir" --product health-bench >&2
 products=$(swift build -c "$configuration" --scratch-path "$build_dir" --show-bin-path)
-
 mkdir -p "$build_dir/bench/bin"
 bench=$(cd "$build_dir/bench" && pwd)
 bin=$bench/bin
+cp "$products/health-bench" "$bin/"
+cc -O2 -Wall -Wextra -o "$bin/health-backends" Benchmarks/health/health-backends.c
+cc -O2 -Wall -Wextra -o "$bin/health-floor" Benchmarks/health/health-floor.c
+
+# The health-check workload on the host: appends to $1/results.tsv, failures to $1/errors.txt.
+run_health() {
+  local rep
+  [ "$health_reps" -gt 0 ] || return 0
+  step "health checks: $health_size TCP backends on the host's loopback, $health_reps repetition(s)"
+  printf 'health_load\t%s (before the health workload), 1/5/15-minute load averages\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$1/environment.tsv"
+  for rep in $(seq 1 "$health_reps"); do
+    if ! "$bin/health-bench" --server "$bin/health-backends" --floor "$bin/health-floor" --backends "$health_size" "${health_time[@]}" \
+      --repetition "$rep" --tsv >>"$1/results.tsv" 2>>"$1/health.log"; then
+      echo "health-bench at $health_size backends failed (repetition $rep): $(tail -n1 "$1/health.log")" >>"$1/errors.txt"
+    fi
+  done
+}
+
+if [ "$health_only" = 1 ]; then
+  out=$(mktemp -d)
+  trap 'rm -rf "$out"' EXIT
+  printf 'date\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >>"$out/environment.tsv"
+  printf 'host_cpu\t%s\n' "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)" >>"$out/environment.tsv"
+  printf 'host_cpus\t%s\n' "$(nproc)" >>"$out/environment.tsv"
+  printf 'source\t%s\n' "$(git describe --always --dirty 2>/dev/null || echo unknown)" >>"$out/environment.tsv"
+  run_health "$out"
+  cat "$out/results.tsv"
+  [ ! -s "$out/errors.txt" ] || { sed 's/^/bench: /' "$out/errors.txt" >&2; exit 1; }
+  /usr/bin/python3 Benchmarks/report.py "$out" --markdown "$bench/health.md" --plot-data "$bench/health-plot.tsv"
+  sed -n '/^## Health checks/,/^## Targets/p' "$bench/health.md" | sed '$d'
+  grep 'issue 5' "$bench/health.md"
+  exit 0
+fi
+
+step "building ipvsctl and ipvs-agent ($configuration, $build_dir)"
+swift build -c "$configuration" --scratch-path "$build_dir" --product ipvsctl >&2
+swift build -c "$configuration" --scratch-path "$build_dir" --product ipvs-agent >&2
 cp "$products/ipvsctl" "$products/ipvs-agent" "$bin/"
 step "building the libnl floor and the moby/ipvs driver"
 # shellcheck disable=SC2046 # pkg-config prints several flags
@@ -107,6 +156,8 @@ Scripts/kernel-run.sh Benchmarks/guest-bench.sh --bin "$bin" --inputs "$inputs" 
 status=$?
 set -e
 elapsed=$(($(date +%s) - t0))
+# After the VM has stopped, so that the two do not share the host's cores.
+run_health "$out"
 
 {
   printf 'date\t%s\n' "$started"
@@ -139,13 +190,16 @@ if [ "$smoke" = 1 ]; then
   # Every tool path must have produced a number.
   expected=(cold/floor cold/ipvsctl cold/ipvsadm cold/moby-ipvs cold/moby-ipvs-kube-proxy cold/ipvs-agent
     "list/ipvsctl -Ln" "list/ipvsadm -Ln" "list/ipvsctl -Sn" "list/ipvsadm -Sn" "list/moby-ipvs dump"
-    agent-daemon/first-sync noop/writes endpoint-add/file-to-kernel endpoint-remove/file-to-kernel)
+    agent-daemon/first-sync noop/writes endpoint-add/file-to-kernel endpoint-remove/file-to-kernel
+    health/cpu health/detect-p99)
   for e in "${expected[@]}"; do
     awk -F'\t' -v w="${e%%/*}" -v t="${e#*/}" '$1 == w && $2 == t { found = 1 } END { exit !found }' "$out/results.tsv" ||
       { echo "bench smoke: no result for ${e/\// }" >&2; status=1; }
   done
   writes=$(awk -F'\t' '$1 == "noop" && $2 == "writes" { print $5 }' "$out/results.tsv")
   [ "${writes:-x}" = 0 ] || { echo "bench smoke: the agent's no-op resync wrote ${writes:-?} operations" >&2; status=1; }
+  missed=$(awk -F'\t' '$1 == "health" && ($2 == "missed" || $2 == "false-down") { n += $5 } END { print n + 0 }' "$out/results.tsv")
+  [ "$missed" = 0 ] || { echo "bench smoke: the health checker missed killed backends or reported live ones down ($missed)" >&2; status=1; }
   [ "$status" = 0 ] && echo "bench smoke: every tool path works (${elapsed} s)" >&2
   exit "$status"
 fi

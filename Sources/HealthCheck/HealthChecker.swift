@@ -33,8 +33,8 @@ import ServiceLifecycle
 /// ```
 ///
 /// Each backend is checked on one event loop of the group with `scheduleTask`, with no task or thread per
-/// check; exec checks block a thread of the checker's own thread pool (``execThreads``) while the program
-/// runs. Checks start when ``run()`` starts and stop when it returns (graceful shutdown or cancellation),
+/// check; TCP checks use a bare socket each, watched by one epoll thread of the checker's own; exec checks
+/// block a thread of the checker's own thread pool (``execThreads``) while the program runs. Checks start when ``run()`` starts and stop when it returns (graceful shutdown or cancellation),
 /// which also finishes ``transitions``.
 public final class HealthChecker: Service, Sendable {
     /// The transitions of all backends, in order per backend. One consumer; unbounded buffer (transitions are
@@ -218,6 +218,7 @@ public final class HealthChecker: Service, Sendable {
             return Array(state.runners.values)
         }
         stopping.forEach { $0.stop() }
+        context.shutdown()
         continuation.finish()
         try? await threadPool.shutdownGracefully()
         logger.info("health checker stopped", metadata: ["targets": "\(stopping.count)"])

@@ -14,13 +14,24 @@ protocol HealthProbe: Sendable {
     func check(on eventLoop: any EventLoop, timeout: TimeAmount) -> EventLoopFuture<CheckOutcome>
 }
 
-/// What probes share: the thread pool exec checks block on and the TLS contexts HTTPS checks reuse.
+/// What probes share: the thread pool exec checks block on, the TLS contexts HTTPS checks reuse and the
+/// poller thread of TCP checks.
 final class ProbeContext: Sendable {
     let threadPool: NIOThreadPool
+    let tcpPoller = TCPConnectPoller()
     private let tlsContexts = NIOLockedValueBox<[Bool: NIOSSLContext]>([:])
 
     init(threadPool: NIOThreadPool) {
         self.threadPool = threadPool
+    }
+
+    deinit {
+        tcpPoller.shutdown()
+    }
+
+    /// Stops the TCP poller thread: checks in progress and later TCP checks fail.
+    func shutdown() {
+        tcpPoller.shutdown()
     }
 
     /// The client TLS context, verifying or not; built once (building one loads the trust roots).
@@ -40,7 +51,7 @@ final class ProbeContext: Sendable {
         let address = try SocketAddress(ipAddress: target.id.server.address.description, port: Int(target.checkPort))
         switch target.configuration.kind {
         case .disabled, .tcp:
-            return TCPProbe(address: address)
+            return TCPProbe(address: address, poller: tcpPoller)
         case .http(let http):
             let tls = http.tls ? try tlsContext(insecureSkipVerify: http.insecureSkipVerify) : nil
             return HTTPProbe(address: address, check: http, tls: tls, defaultHost: target.id.server.address.withPort(target.checkPort))
@@ -94,18 +105,12 @@ enum ProbeFailure {
 
 // MARK: - TCPProbe
 
-/// Connects and closes at once.
+/// Connects and closes at once, with a bare socket on the checker's ``TCPConnectPoller``.
 struct TCPProbe: HealthProbe {
     let address: SocketAddress
+    let poller: TCPConnectPoller
 
     func check(on eventLoop: any EventLoop, timeout: TimeAmount) -> EventLoopFuture<CheckOutcome> {
-        ClientBootstrap(group: eventLoop)
-            .connectTimeout(timeout)
-            .connect(to: address)
-            .map { channel -> CheckOutcome in
-                channel.close(promise: nil)
-                return .success(reason: "connected")
-            }
-            .recover { error in .failure(reason: ProbeFailure.describe(error, during: "connect", timeout: timeout)) }
+        poller.check(address, timeout: timeout, on: eventLoop)
     }
 }

@@ -63,6 +63,24 @@ final class HealthCheckerTests: XCTestCase {
 
     // MARK: - Detection
 
+    func testABackendThatStopsAnsweringGoesDownByTimeout() async throws {
+        // Its accept queue is full, so the kernel drops the SYNs: every connect hangs until the timeout.
+        let listener = try FullBacklogListener()
+        defer { listener.closeAll() }
+        let checker = HealthChecker(eventLoopGroup: group)
+        let config = fast(rise: 2, fall: 2)
+        try checker.update(targets: [target(port: listener.port, config)])
+        let (run, seen) = start(checker)
+        defer { run.cancel() }
+
+        try await eventually { seen.withLockedValue { $0.count } >= 1 }
+        let down = try XCTUnwrap(seen.withLockedValue { $0.first })
+        XCTAssertEqual(down.to, .down)
+        XCTAssertEqual(down.reason, "timeout after 200ms")
+        XCTAssertEqual(down.consecutive, 2)
+        XCTAssertGreaterThanOrEqual(down.latency, .milliseconds(200), "the check that failed waited the whole timeout")
+    }
+
     func testDetectsAStoppedServerWithinTheBoundAndBringsItBackAfterRise() async throws {
         var server = try await TestServers.tcp(group: group)
         let port = server.localAddress!.port!

@@ -21,6 +21,7 @@ final class ProbeTests: XCTestCase {
     }
 
     override func tearDown() async throws {
+        context.shutdown()
         try await pool.shutdownGracefully()
         try await group.shutdownGracefully()
     }

@@ -1,0 +1,110 @@
+/*
+ * health-floor: the floor of the health workload. The least a TCP health checker has to do: one
+ * non-blocking connect per backend per interval, spread evenly over the interval, completions from
+ * one epoll set, each socket closed with a reset (SO_LINGER 0). No state machine, no timeouts, no
+ * allocation. Its CPU is mostly the kernel's TCP work for each check; on loopback that includes the
+ * backends' side of every handshake (processed in the checker's softirq context), which on a real
+ * node happens on the backends' hosts.
+ *
+ * Usage: health-floor COUNT PORT WARMUP_SECONDS WINDOW_SECONDS
+ *
+ * Checks the backends of health-backends.c (127.1.(i / 250).(i % 250 + 1):PORT) every second;
+ * prints "cpu PERCENT checks-per-second RATE failures N" for the window (CPU of this process, user
+ * + system, as a percentage of one core).
+ *
+ * Build: cc -O2 -o health-floor health-floor.c
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static double cpu(void)
+{
+	struct rusage u;
+	getrusage(RUSAGE_SELF, &u);
+	return (double)(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + (double)(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+static void finish(int fd)
+{
+	struct linger option = { .l_onoff = 1, .l_linger = 0 };
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &option, sizeof option);
+	close(fd);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 5) {
+		fprintf(stderr, "usage: health-floor COUNT PORT WARMUP_SECONDS WINDOW_SECONDS\n");
+		return 2;
+	}
+	long count = strtol(argv[1], NULL, 10);
+	int port = atoi(argv[2]);
+	double warmup = atof(argv[3]), window = atof(argv[4]);
+	int epoll = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event events[256];
+	double start = now(), measured_from = 0, cpu_from = 0;
+	long next = 0, checks = 0, failures = 0, checks_from = 0;
+
+	for (;;) {
+		double t = now() - start;
+		if (measured_from == 0 && t >= warmup) {
+			measured_from = now();
+			cpu_from = cpu();
+			checks_from = checks;
+		}
+		if (t >= warmup + window)
+			break;
+		/* Start every check due by now: backend i at i / count of each second. */
+		long due = (long)(t * (double)count);
+		for (; next < due; next++) {
+			long i = next % count;
+			struct sockaddr_in address = {
+				.sin_family = AF_INET,
+				.sin_port = htons((uint16_t)port),
+				.sin_addr.s_addr = htonl((127u << 24) | (1u << 16) | ((uint32_t)(i / 250) << 8) | (uint32_t)(i % 250 + 1)),
+			};
+			int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+			if (fd < 0)
+				continue;
+			int connected = connect(fd, (struct sockaddr *)&address, sizeof address);
+			if (connected == 0 || errno != EINPROGRESS) {
+				checks++;
+				failures += connected != 0;
+				finish(fd);
+				continue;
+			}
+			struct epoll_event event = { .events = EPOLLOUT | EPOLLONESHOT, .data.fd = fd };
+			epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event);
+		}
+		int ready = epoll_wait(epoll, events, 256, 1);
+		for (int e = 0; e < ready; e++) {
+			int error = 0;
+			socklen_t length = sizeof error;
+			getsockopt(events[e].data.fd, SOL_SOCKET, SO_ERROR, &error, &length);
+			checks++;
+			failures += error != 0;
+			finish(events[e].data.fd);
+		}
+	}
+	double elapsed = now() - measured_from;
+	printf("cpu %.2f checks-per-second %.0f failures %ld\n", (cpu() - cpu_from) / elapsed * 100,
+	       (double)(checks - checks_from) / elapsed, failures);
+	return 0;
+}

@@ -1,0 +1,265 @@
+import CEpoll
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+
+// MARK: - TCPConnectPoller
+
+/// Runs TCP connect checks with a bare non-blocking socket each, watched by one epoll thread: no channel,
+/// pipeline or handler per check, which is what a check through `ClientBootstrap` costs (about a dozen
+/// allocations and as many system calls).
+///
+/// A check opens a socket and calls `connect` on the caller's thread (the backend's event loop). A connect
+/// that finishes at once (common on loopback) or fails at once completes the check there; one in progress
+/// is added to the poller's epoll set with its deadline, and the poller thread completes it when the socket
+/// becomes writable (`SO_ERROR` says whether it connected) or when the deadline passes. Every socket is
+/// closed with a reset (`SO_LINGER` 0), as HAProxy closes its health checks, so neither side keeps a
+/// `TIME_WAIT` entry per check.
+///
+/// The thread starts at the first connect in progress and ends with ``shutdown()``.
+final class TCPConnectPoller: @unchecked Sendable {
+    // @unchecked: `epoll` and `wakeup` are immutable after init; everything else is behind `state`.
+    private let epoll: CInt
+    private let wakeup: CInt
+    private let state = NIOLockedValueBox(State())
+
+    private struct Pending {
+        var id: UInt64
+        var timeout: TimeAmount
+        var promise: EventLoopPromise<CheckOutcome>
+    }
+
+    private struct State {
+        var pending: [CInt: Pending] = [:]
+        var deadlines = DeadlineHeap()
+        var nextID: UInt64 = 0
+        /// The deadline the poller sleeps until (`.distantFuture`: no deadline); `nil` while it is awake.
+        var sleepingUntil: NIODeadline?
+        var threadStarted = false
+        var stopped = false
+    }
+
+    init() {
+        epoll = epoll_create1(CInt(EPOLL_CLOEXEC))
+        wakeup = eventfd(0, CInt(EFD_CLOEXEC | EFD_NONBLOCK))
+        if epoll >= 0, wakeup >= 0 {
+            var event = epoll_event()
+            event.events = EPOLLIN.rawValue
+            event.data.fd = wakeup
+            _ = epoll_ctl(epoll, EPOLL_CTL_ADD, wakeup, &event)
+        }
+    }
+
+    deinit {
+        if epoll >= 0 { close(epoll) }
+        if wakeup >= 0 { close(wakeup) }
+    }
+
+    // MARK: - Checks
+
+    /// Connects to `address` and closes at once; the future completes on `eventLoop` within about `timeout`
+    /// and never fails.
+    func check(_ address: SocketAddress, timeout: TimeAmount, on eventLoop: any EventLoop) -> EventLoopFuture<CheckOutcome> {
+        let family: CInt
+        switch address {
+        case .v4: family = AF_INET
+        case .v6: family = AF_INET6
+        case .unixDomainSocket: return eventLoop.makeSucceededFuture(.failure(reason: "connect: not an IP address"))
+        }
+        let fd = socket(family, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else {
+            return eventLoop.makeSucceededFuture(.failure(reason: "socket: \(ProbeFailure.errnoText(errno))"))
+        }
+        let result = address.withSockAddr { pointer, length in connect(fd, pointer, socklen_t(length)) }
+        let error = result == 0 ? 0 : errno
+        guard error == EINPROGRESS else {
+            Self.closeWithReset(fd)
+            return eventLoop.makeSucceededFuture(Self.outcome(error))
+        }
+        guard epoll >= 0, wakeup >= 0 else {
+            Self.closeWithReset(fd)
+            return eventLoop.makeSucceededFuture(.failure(reason: "connect: no epoll instance for the health checks"))
+        }
+        let promise = eventLoop.makePromise(of: CheckOutcome.self)
+        let deadline = NIODeadline.now() + timeout
+        let (registered, wake, startThread) = state.withLockedValue { state -> (Bool, Bool, Bool) in
+            guard !state.stopped else { return (false, false, false) }
+            state.nextID &+= 1
+            state.pending[fd] = Pending(id: state.nextID, timeout: timeout, promise: promise)
+            state.deadlines.push(DeadlineHeap.Entry(deadline: deadline, fd: fd, id: state.nextID))
+            // Added under the lock, so the poller cannot expire the entry and reuse the descriptor before.
+            var event = epoll_event()
+            event.events = EPOLLOUT.rawValue | EPOLLONESHOT.rawValue
+            event.data.fd = fd
+            _ = epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event)
+            let startThread = !state.threadStarted
+            state.threadStarted = true
+            return (true, state.sleepingUntil.map { deadline < $0 } ?? false, startThread)
+        }
+        guard registered else {
+            Self.closeWithReset(fd)
+            promise.succeed(.failure(reason: "health checker stopped"))
+            return promise.futureResult
+        }
+        if startThread {
+            let thread = Thread { [self] in self.run() }
+            thread.name = "health-tcp-poller"
+            thread.start()
+        } else if wake {
+            signal()
+        }
+        return promise.futureResult
+    }
+
+    /// Stops the poller thread; checks in progress complete as failed, later ones fail at once.
+    func shutdown() {
+        let (running, dropped) = state.withLockedValue { state -> (Bool, [CInt: Pending]) in
+            state.stopped = true
+            guard !state.threadStarted else { return (true, [:]) }
+            defer { state.pending = [:] }
+            return (false, state.pending)
+        }
+        if running { signal() }
+        for (fd, check) in dropped {
+            Self.closeWithReset(fd)
+            check.promise.succeed(.failure(reason: "health checker stopped"))
+        }
+    }
+
+    // MARK: - The poller thread
+
+    private func run() {
+        let capacity = 256
+        let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: capacity)
+        defer { events.deallocate() }
+        while true {
+            let sleep = state.withLockedValue { state -> Int32? in
+                guard !state.stopped else { return nil }
+                // Entries of checks that completed stay in the heap; never wake up for one of them.
+                while let first = state.deadlines.first, state.pending[first.fd]?.id != first.id {
+                    state.deadlines.pop()
+                }
+                guard let next = state.deadlines.first?.deadline else {
+                    state.sleepingUntil = .distantFuture
+                    return -1
+                }
+                state.sleepingUntil = next
+                let nanoseconds = (next - .now()).nanoseconds
+                return nanoseconds <= 0 ? 0 : Int32(clamping: (nanoseconds + 999_999) / 1_000_000)
+            }
+            guard let sleep else { break }
+            let count = epoll_wait(epoll, events, CInt(capacity), sleep)
+            state.withLockedValue { $0.sleepingUntil = nil }
+            for index in 0..<max(0, Int(count)) {
+                let fd = events[index].data.fd
+                if fd == wakeup {
+                    var value: UInt64 = 0
+                    _ = read(wakeup, &value, MemoryLayout<UInt64>.size)
+                    continue
+                }
+                guard let check = state.withLockedValue({ $0.pending.removeValue(forKey: fd) }) else { continue }
+                var error: CInt = 0
+                var length = socklen_t(MemoryLayout<CInt>.size)
+                if getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0 { error = errno }
+                Self.closeWithReset(fd)
+                check.promise.succeed(Self.outcome(error))
+            }
+            expire()
+        }
+        let dropped = state.withLockedValue { state in
+            defer {
+                state.pending = [:]
+                state.deadlines = DeadlineHeap()
+            }
+            return state.pending
+        }
+        for (fd, check) in dropped {
+            Self.closeWithReset(fd)
+            check.promise.succeed(.failure(reason: "health checker stopped"))
+        }
+    }
+
+    /// Fails the checks whose deadline has passed.
+    private func expire() {
+        let now = NIODeadline.now()
+        let expired = state.withLockedValue { state -> [(CInt, Pending)] in
+            var expired: [(CInt, Pending)] = []
+            while let first = state.deadlines.first, first.deadline <= now {
+                state.deadlines.pop()
+                // A completed check left its entry behind; its descriptor may belong to a newer check.
+                guard let check = state.pending[first.fd], check.id == first.id else { continue }
+                state.pending[first.fd] = nil
+                expired.append((first.fd, check))
+            }
+            return expired
+        }
+        for (fd, check) in expired {
+            Self.closeWithReset(fd)
+            check.promise.succeed(.failure(reason: ProbeFailure.timeout(check.timeout)))
+        }
+    }
+
+    private func signal() {
+        var one: UInt64 = 1
+        _ = write(wakeup, &one, MemoryLayout<UInt64>.size)
+    }
+
+    // MARK: - Sockets
+
+    private static func outcome(_ error: CInt) -> CheckOutcome {
+        error == 0 ? .success(reason: "connected") : .failure(reason: "connect: \(ProbeFailure.errnoText(error))")
+    }
+
+    /// Closes with a reset (`SO_LINGER` 0): no `TIME_WAIT` left on either side.
+    private static func closeWithReset(_ fd: CInt) {
+        var option = linger(l_onoff: 1, l_linger: 0)
+        _ = setsockopt(fd, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))
+        close(fd)
+    }
+}
+
+// MARK: - DeadlineHeap
+
+/// A binary min-heap of check deadlines. Completed checks leave their entry until it comes up: cheaper than
+/// finding and removing it, and bounded by the checks started within one timeout.
+struct DeadlineHeap {
+    struct Entry {
+        var deadline: NIODeadline
+        var fd: CInt
+        var id: UInt64
+    }
+
+    private var entries: [Entry] = []
+
+    var first: Entry? { entries.first }
+    var count: Int { entries.count }
+
+    mutating func push(_ entry: Entry) {
+        entries.append(entry)
+        var child = entries.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard entries[child].deadline < entries[parent].deadline else { break }
+            entries.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    @discardableResult
+    mutating func pop() -> Entry? {
+        guard !entries.isEmpty else { return nil }
+        entries.swapAt(0, entries.count - 1)
+        let top = entries.removeLast()
+        var parent = 0
+        while true {
+            let left = 2 * parent + 1
+            let right = left + 1
+            var smallest = parent
+            if left < entries.count, entries[left].deadline < entries[smallest].deadline { smallest = left }
+            if right < entries.count, entries[right].deadline < entries[smallest].deadline { smallest = right }
+            guard smallest != parent else { return top }
+            entries.swapAt(parent, smallest)
+            parent = smallest
+        }
+    }
+}

@@ -1,0 +1,168 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import IPVS
+import NIOCore
+import NIOPosix
+import XCTest
+
+@testable import HealthCheck
+
+/// The bare-socket TCP checks, against listeners on 127.0.0.1 (ephemeral ports); no other address is ever targeted.
+final class TCPConnectPollerTests: XCTestCase {
+    var group: MultiThreadedEventLoopGroup!
+    var poller: TCPConnectPoller!
+
+    override func setUp() {
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        poller = TCPConnectPoller()
+    }
+
+    override func tearDown() async throws {
+        poller.shutdown()
+        try await group.shutdownGracefully()
+    }
+
+    func check(port: Int, timeout: TimeAmount = .seconds(2)) async throws -> CheckOutcome {
+        let address = try SocketAddress(ipAddress: "127.0.0.1", port: port)
+        return try await poller.check(address, timeout: timeout, on: group.next()).get()
+    }
+
+    // MARK: - Verdicts
+
+    func testAListeningPortIsUp() async throws {
+        let server = try await TestServers.tcp(group: group)
+        defer { server.close(promise: nil) }
+        let outcome = try await check(port: server.localAddress!.port!)
+        XCTAssertEqual(outcome, .success(reason: "connected"))
+    }
+
+    func testARefusedConnectionIsDown() async throws {
+        let port = try await TestServers.closedPort(group: group)
+        let outcome = try await check(port: port)
+        XCTAssertEqual(outcome, .failure(reason: "connect: connection refused"))
+    }
+
+    func testAConnectThatHangsTimesOutAsDown() async throws {
+        let listener = try FullBacklogListener()
+        defer { listener.closeAll() }
+        let started = ContinuousClock.now
+        let outcome = try await check(port: listener.port, timeout: .milliseconds(200))
+        XCTAssertEqual(outcome, .failure(reason: "timeout after 200ms"))
+        let elapsed = ContinuousClock.now - started
+        XCTAssertGreaterThanOrEqual(elapsed, .milliseconds(200), "never before the timeout")
+        XCTAssertLessThan(elapsed, .seconds(1), "not at the SYN retransmission (1 s) either")
+    }
+
+    func testEarlierDeadlinesWakeThePollerFromALongerOne() async throws {
+        // The poller sleeps until the 5 s deadline of the first check; the 100 ms one must still fire on time.
+        let listener = try FullBacklogListener()
+        defer { listener.closeAll() }
+        let address = try SocketAddress(ipAddress: "127.0.0.1", port: listener.port)
+        let long = poller.check(address, timeout: .seconds(5), on: group.next())
+        try await Task.sleep(for: .milliseconds(50))
+        let started = ContinuousClock.now
+        let short = try await check(port: listener.port, timeout: .milliseconds(100))
+        XCTAssertEqual(short, .failure(reason: "timeout after 100ms"))
+        XCTAssertLessThan(ContinuousClock.now - started, .seconds(2))
+        poller.shutdown()
+        let stopped = try await long.get()
+        XCTAssertEqual(stopped, .failure(reason: "health checker stopped"), "shutdown completes a check in progress")
+    }
+
+    func testManyChecksAtOnceEachGetTheirOwnVerdict() async throws {
+        let server = try await TestServers.tcp(group: group)
+        defer { server.close(promise: nil) }
+        let open = try SocketAddress(ipAddress: "127.0.0.1", port: server.localAddress!.port!)
+        let closed = try SocketAddress(ipAddress: "127.0.0.1", port: try await TestServers.closedPort(group: group))
+        // Descriptors are reused between checks; a verdict must never go to the wrong check.
+        let futures = (0..<120).map { index in
+            poller.check(index.isMultiple(of: 3) ? closed : open, timeout: .seconds(5), on: group.next())
+        }
+        for (index, future) in futures.enumerated() {
+            let outcome = try await future.get()
+            XCTAssertEqual(outcome.isSuccess, !index.isMultiple(of: 3), "check \(index): \(outcome)")
+        }
+    }
+
+    func testAfterShutdownChecksFail() async throws {
+        poller.shutdown()
+        let listener = try FullBacklogListener()
+        defer { listener.closeAll() }
+        let outcome = try await check(port: listener.port)
+        XCTAssertEqual(outcome, .failure(reason: "health checker stopped"))
+    }
+
+    func testTheProbeOfATCPTargetUsesThePoller() async throws {
+        let pool = NIOThreadPool(numberOfThreads: 1)
+        let context = ProbeContext(threadPool: pool)
+        let target = HealthTarget(
+            id: BackendID(
+                service: .address(.tcp, IPAddress("10.96.0.10")!, port: 80),
+                server: RealServerID(address: IPAddress("127.0.0.1")!, port: 1)),
+            configuration: HealthCheckConfiguration(kind: .tcp))
+        let probe = try XCTUnwrap(try context.makeProbe(for: target) as? TCPProbe)
+        XCTAssertTrue(probe.poller === context.tcpPoller)
+        context.shutdown()
+        try await pool.shutdownGracefully()
+    }
+
+    // MARK: - DeadlineHeap
+
+    func testDeadlineHeapPopsInDeadlineOrder() {
+        var heap = DeadlineHeap()
+        let base = NIODeadline.now()
+        let offsets: [Int64] = [50, 10, 40, 10, 30, 0, 20, 60, 5]
+        for (index, offset) in offsets.enumerated() {
+            heap.push(.init(deadline: base + .milliseconds(offset), fd: CInt(index), id: UInt64(index)))
+        }
+        var popped: [Int64] = []
+        while let entry = heap.pop() { popped.append((entry.deadline - base).nanoseconds / 1_000_000) }
+        XCTAssertEqual(popped, offsets.sorted())
+        XCTAssertEqual(heap.count, 0)
+    }
+}
+
+// MARK: - FullBacklogListener
+
+/// A loopback listener with a backlog of 0 whose accept queue is filled and never drained: the kernel drops
+/// further SYNs, so a connect to it hangs until the client gives up. The way to test a timeout on loopback.
+struct FullBacklogListener {
+    let fd: CInt
+    let port: Int
+    private let fillers: [CInt]
+
+    init() throws {
+        let listener = socket(AF_INET, CInt(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(listener, pointer, length) == 0 && listen(listener, 0) == 0 && getsockname(listener, pointer, &length) == 0
+            }
+        }
+        guard listener >= 0, bound else { throw POSIXError(.EADDRNOTAVAIL) }
+        // One connection fills a backlog of 0; a second makes sure.
+        var fillers: [CInt] = []
+        for _ in 0..<2 {
+            let filler = socket(AF_INET, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue), 0)
+            _ = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(filler, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            fillers.append(filler)
+        }
+        usleep(50_000)
+        self.fd = listener
+        self.port = Int(UInt16(bigEndian: address.sin_port))
+        self.fillers = fillers
+    }
+
+    func closeAll() {
+        for filler in fillers { close(filler) }
+        close(fd)
+    }
+}
