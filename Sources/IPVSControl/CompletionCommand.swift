@@ -8,7 +8,8 @@ import IPVS
 struct CompletionCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: IPVSControl.programName,
-        abstract: "Manage the kernel's IPVS table, ipvsadm-compatible.")
+        abstract: "Manage the kernel's IPVS table, ipvsadm-compatible.",
+        subcommands: [StatusCompletion.self])
 
     /// Writes the requested completion script and returns the exit status.
     static func run(_ arguments: [String], environment: ControlEnvironment) -> Int32 {
@@ -100,6 +101,17 @@ struct CompletionCommand: ParsableCommand {
     @Option(name: .customLong("mcast-ttl")) var mcastTTL: String?
 
     @Argument(help: "The three timeouts of --set.") var timeouts: [String] = []
+
+    init() {}
+}
+
+/// `ipvsctl status` (see `AgentStatusCommand`), described for the completion scripts only.
+struct StatusCompletion: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Show ipvs-agent's health verdicts per virtual service.")
+
+    @Option(name: .customLong("agent-address"), help: "The agent's --metrics-address (HOST:PORT).") var agentAddress: String?
+    @Option(name: .customLong("service"), help: "Only this virtual service or Kubernetes Service.") var service: String?
+    @Option(name: .customLong("output"), help: "text or json.", completion: .list(["text", "json"])) var output: String?
 
     init() {}
 }

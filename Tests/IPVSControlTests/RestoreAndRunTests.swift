@@ -148,6 +148,9 @@ final class RestoreAndRunTests: XCTestCase {
             for spec in OptionSpec.all {
                 XCTAssertTrue(harness.text.contains(spec.long), "\(shell) completion lacks --\(spec.long)")
             }
+            for word in ["status", "agent-address"] {
+                XCTAssertTrue(harness.text.contains(word), "\(shell) completion lacks \(word)")
+            }
         }
         XCTAssertFalse(harness.backendOpened)
     }
