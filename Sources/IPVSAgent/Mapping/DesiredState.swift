@@ -66,15 +66,27 @@ public struct HealthOverlay: Hashable, Sendable {
         guard !adjustments.isEmpty else { return state }
         var result = state
         for (key, desired) in state.services {
-            var servers = desired.realServers
-            for (id, adjustment) in adjustments where servers[id] != nil {
-                switch adjustment {
-                case .quiesce: servers[id]?.weight = 0
-                case .remove: servers[id] = nil
-                }
-            }
-            result.services[key]?.realServers = servers
+            if let adjusted = adjusted(desired) { result.services[key] = adjusted }
         }
+        return result
+    }
+
+    /// `service` with the adjustments applied, or `nil` when none concerns it.
+    public func adjusted(_ service: DesiredService) -> DesiredService? {
+        guard !adjustments.isEmpty else { return nil }
+        var servers = service.realServers
+        var changed = false
+        for id in service.realServers.keys {
+            guard let adjustment = adjustments[id] else { continue }
+            changed = true
+            switch adjustment {
+            case .quiesce: servers[id]?.weight = 0
+            case .remove: servers[id] = nil
+            }
+        }
+        guard changed else { return nil }
+        var result = service
+        result.realServers = servers
         return result
     }
 }
