@@ -145,6 +145,11 @@ public actor Reconciler {
     /// Replaces the whole desired state (`state` as mapped, before health adjustments).
     private func setMapped(_ state: DesiredState) {
         desired = state
+        // Storage of this actor's own now (reserving capacity copies shared storage), so the
+        // first change after a full reconcile does not pay for copying every service, and the
+        // caller's copy is not copied either when it changes next.
+        desired.services.reserveCapacity(state.services.count)
+        desired.addresses.reserveCapacity(state.addresses.count)
         unadjusted = [:]
         guard !health.adjustments.isEmpty else { return }
         for (key, service) in state.services {
