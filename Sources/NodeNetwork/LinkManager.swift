@@ -150,6 +150,45 @@ public final class LinkManager: Sendable {
         }
     }
 
+    /// Binds every address of `addresses` on interface `name`, like `addAddress(_:to:)` but with
+    /// pipelined requests (a few hundred per send) instead of one round trip each. One result
+    /// per address, in order.
+    public func addAddresses(_ addresses: [IPAddress], to name: String) -> [Result<Void, NodeNetworkError>] {
+        do {
+            try Self.validateInterfaceName(name)
+        } catch {
+            return addresses.map { _ in .failure(error) }
+        }
+        let object = "interface \(name)"
+        let bindings = addresses.map { InterfaceAddress(host: $0) }
+        return connection.withLock { (connection) -> [Result<Void, NodeNetworkError>] in
+            var failures: [SystemFailure?]?
+            do throws(SystemFailure) {
+                failures = try connection.withIndex(named: name) { (index) throws(SystemFailure) in
+                    let results = connection.socket.addAddresses(bindings.map { ($0.address, $0.prefixLength) }, index: index)
+                    // A stale index (the interface was re-created) fails every request alike: look it up again.
+                    if let first = results.first, let failure = first, failure.errno == ENODEV { throw failure }
+                    return results
+                }
+            } catch {
+                return addresses.map { _ in .failure(NodeNetworkError(error, operation: "add addresses to", object: object)) }
+            }
+            guard let failures else {
+                let missing = Self.missing(name, operation: "add addresses to")
+                return addresses.map { _ in .failure(missing) }
+            }
+            return zip(bindings, failures).map { binding, failure in
+                guard let failure else { return .success(()) }
+                var error = NodeNetworkError(failure, operation: "add address \(binding) to", object: object)
+                if binding.address.family == .inet6, [EACCES, EAFNOSUPPORT, EOPNOTSUPP].contains(failure.errno) {
+                    error.kind = .unsupported
+                    error.hint = "IPv6 is disabled on this interface or node (net.ipv6.conf.\(name).disable_ipv6=1 or the ipv6.disable=1 boot option); enable it or leave out IPv6 addresses"
+                }
+                return .failure(error)
+            }
+        }
+    }
+
     /// Removes the /32 (IPv4) or /128 (IPv6) binding of `address` from interface `name`.
     /// No error when it is not bound or the interface does not exist; a binding of the same
     /// address with another prefix length (added by someone else) is left alone.

@@ -75,6 +75,9 @@ struct AddressRecord {
 final class RouteSocket {
     private let handle: OpaquePointer
     private let answer = KernelAnswer()
+    /// The last sequence number of `addAddresses`' requests.
+    private var batchSequence: UInt32 = 1 << 31
+    private var receiveBufferRaised = false
 
     init() throws(SystemFailure) {
         guard let handle = nl_socket_alloc() else { throw SystemFailure(errno: ENOMEM, library: "out of memory") }
@@ -239,6 +242,94 @@ final class RouteSocket {
             if address.family == .inet6 { rtnl_addr_set_flags(request, UInt32(IFA_F_NODAD)) }
             try call { rtnl_addr_add(handle, request, NLM_F_CREATE | NLM_F_EXCL) }
         }
+    }
+
+    /// Adds many addresses to the link with index `index` with pipelined `RTM_NEWADDR` requests:
+    /// up to `window` requests go out in one `send`, then their acknowledgements are read. The
+    /// kernel handles a send's requests one by one before `send` returns, so every answer is
+    /// queued by then and is read without waiting. One result per address, `nil` for success;
+    /// an address already bound (`EEXIST`) is a success.
+    ///
+    /// Requests carry sequence numbers of their own (from the top half of the range), so libnl's
+    /// sequence checking of the socket's other requests is not disturbed.
+    func addAddresses(_ addresses: [(address: IPAddress, prefixLength: Int)], index: Int32, window: Int = 256) -> [SystemFailure?] {
+        var results = [SystemFailure?](repeating: nil, count: addresses.count)
+        let descriptor = nl_socket_get_fd(handle)
+        if !receiveBufferRaised {
+            // Room for a whole window of acknowledgements (about 1 KiB each in the kernel's count).
+            var size = Int32(window * 4096)
+            if setsockopt(descriptor, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size)) != 0 {
+                _ = setsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+            }
+            receiveBufferRaised = true
+        }
+        var buffer: [UInt8] = []
+        var answer = [UInt8](repeating: 0, count: 64 * 1024)
+        var start = 0
+        while start < addresses.count {
+            let end = min(start + window, addresses.count)
+            buffer.removeAll(keepingCapacity: true)
+            var pending: [UInt32: Int] = [:]
+            for position in start..<end {
+                let (address, prefixLength) = addresses[position]
+                do throws(SystemFailure) {
+                    try withAddress(address, prefixLength: prefixLength, index: index) { (request) throws(SystemFailure) in
+                        if address.family == .inet6 { rtnl_addr_set_flags(request, UInt32(IFA_F_NODAD)) }
+                        var message: OpaquePointer?
+                        let status = rtnl_addr_build_add_request(request, NLM_F_CREATE | NLM_F_EXCL, &message)
+                        guard status >= 0, let message else { throw Self.failure(status, answer: nil) }
+                        defer { nlmsg_free(message) }
+                        guard let header = nlmsg_hdr(message) else { throw SystemFailure(errno: ENOMEM, library: "out of memory") }
+                        batchSequence = batchSequence == UInt32.max ? 1 << 31 : batchSequence + 1
+                        header.pointee.nlmsg_seq = batchSequence
+                        header.pointee.nlmsg_pid = nl_socket_get_local_port(handle)
+                        header.pointee.nlmsg_flags |= UInt16(NLM_F_REQUEST | NLM_F_ACK)
+                        buffer.append(contentsOf: UnsafeRawBufferPointer(start: header, count: Int(header.pointee.nlmsg_len)))
+                        pending[batchSequence] = position
+                    }
+                } catch {
+                    results[position] = error
+                }
+            }
+            start = end
+            guard !pending.isEmpty else { continue }
+            let sent = buffer.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, 0) }
+            if sent != buffer.count {
+                let failure = SystemFailure(errno: sent < 0 ? errno : EIO, library: sent < 0 ? nil : "short send to rtnetlink")
+                for position in pending.values { results[position] = failure }
+                continue
+            }
+            while !pending.isEmpty {
+                let count = answer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+                if count < 0, errno == EINTR { continue }
+                guard count > 0 else {
+                    // No answer queued (or ENOBUFS: the kernel dropped some): their outcome is unknown.
+                    let failure = SystemFailure(errno: count < 0 ? errno : EIO, library: "no acknowledgement from the kernel")
+                    for position in pending.values { results[position] = failure }
+                    break
+                }
+                answer.withUnsafeBytes { raw in
+                    var offset = 0
+                    let headerSize = MemoryLayout<nlmsghdr>.size
+                    while offset + headerSize <= count {
+                        let header = raw.loadUnaligned(fromByteOffset: offset, as: nlmsghdr.self)
+                        let length = Int(header.nlmsg_len)
+                        guard length >= headerSize, offset + length <= count else { break }
+                        if header.nlmsg_type == UInt16(NLMSG_ERROR), length >= headerSize + MemoryLayout<nlmsgerr>.size,
+                           let position = pending.removeValue(forKey: header.nlmsg_seq) {
+                            let error = raw.baseAddress!.advanced(by: offset + headerSize).assumingMemoryBound(to: nlmsgerr.self)
+                            let code = -error.pointee.error
+                            if code != 0, code != EEXIST {
+                                results[position] = SystemFailure(errno: code, library: nil,
+                                                                  kernelMessage: cnlroute_extack_message(error).map { String(cString: $0) })
+                            }
+                        }
+                        offset += (length + 3) & ~3
+                    }
+                }
+            }
+        }
+        return results
     }
 
     /// Deletes `address`/`prefixLength` from the link with index `index` (`RTM_DELADDR`).

@@ -72,6 +72,30 @@ final class NodeNetworkTests: XCTestCase {
         XCTAssertNotNil(try links.interfaceIndex(named: "veth-a"), "a refused interface must stay")
     }
 
+    func testAddAddressesPipelinesManyRequestsAndReportsEachOne() throws {
+        try KernelTest.requireKernel()
+        let links = try LinkManager()
+        try links.ensureDummyInterface(named: dummy)
+        try links.addAddress(ip("10.96.0.7"), to: dummy) // Already bound: a success.
+        // More than one send's worth (256 per send), IPv6 among them.
+        let addresses = (0..<600).map { ip("10.96.\($0 / 250).\($0 % 250 + 1)") } + [ip("fd00::7")]
+        let results = links.addAddresses(addresses, to: dummy)
+        XCTAssertEqual(results.count, addresses.count)
+        for (address, result) in zip(addresses, results) {
+            if case .failure(let error) = result { XCTFail("\(address): \(error)") }
+        }
+        XCTAssertTrue(try ipAddresses(on: dummy).contains("fd00::7/128"))
+        let bound = try ipAddresses(on: dummy)
+        XCTAssertEqual(bound.filter { $0.hasPrefix("10.96.") }.count, 600)
+
+        // The interface missing: every address fails with the reason.
+        let missing = links.addAddresses([ip("10.96.9.1"), ip("10.96.9.2")], to: "missing0")
+        for result in missing {
+            guard case .failure(let error) = result else { return XCTFail("an address bound on a missing interface") }
+            XCTAssertEqual(error.kind, .notFound)
+        }
+    }
+
     func testDeleteInterface() throws {
         try KernelTest.requireKernel()
         let links = try LinkManager()

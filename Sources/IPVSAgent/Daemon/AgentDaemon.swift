@@ -132,7 +132,7 @@ struct ReconcileLoop: Service {
                         let generation = await reconciler.generation
                         if generation != shownGeneration || health.isChecking {
                             shownGeneration = generation
-                            var current = await reconciler.status()
+                            var current = await reconciler.statusSource().status()
                             current.health = health.status()
                             current.quorum = health.quorumStatus()
                             status.update(current, healthy: !(await reconciler.wantsVerification))
@@ -142,7 +142,7 @@ struct ReconcileLoop: Service {
                             lastVerification = ContinuousClock.now
                             let report = await reconciler.verify()
                             if report.repairs > 0 { logger.warning("repaired drift", metadata: ["repairs": "\(report.repairs)"]) }
-                            var current = await reconciler.status()
+                            var current = await reconciler.statusSource().status()
                             current.health = health.status()
                             current.quorum = health.quorumStatus()
                             status.update(current, healthy: report.succeeded)
@@ -160,19 +160,21 @@ struct ReconcileLoop: Service {
                                reason: String) async {
         let start = ContinuousClock.now
         let snapshot = await source.load(changed: changed)
-        let build = builder.build(snapshot.objects)
+        let build = builder.build(snapshot)
         let issues = snapshot.issues + build.issues
         for issue in issues { logger.error("\(issue)") }
         metrics.manifestIssues.record(issues.count)
         logger.info("loaded manifests", metadata: ["reason": "\(reason)", "services": "\(build.state.services.count)",
                                                    "milliseconds": "\(Reconciler.milliseconds(ContinuousClock.now - start))",
-                                                   "real_servers": "\(build.state.realServerCount)", "problems": "\(issues.count)",
+                                                   "real_servers": "\(build.realServerCount)", "problems": "\(issues.count)",
                                                    "changed": "\(build.changed.map { "\($0.count)" } ?? "all")"])
         await reconciler.reconcile(build.state, changed: build.changed,
                                                 hold: Reconciler.Hold(services: snapshot.heldServices, everything: snapshot.incomplete))
         if await reconciler.isDraining { await reconciler.checkDrains() }
-        health.update(build.state, logger: logger)
-        // New endpoints can change a Service's quorum without any health transition.
-        await reconciler.setHealth(health.overlay(logger: logger))
+        if build.changed?.isEmpty != true {
+            health.update(build.state, logger: logger)
+            // New endpoints can change a Service's quorum without any health transition.
+            await reconciler.setHealth(health.overlay(logger: logger))
+        }
     }
 }

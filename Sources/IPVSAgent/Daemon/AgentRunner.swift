@@ -79,11 +79,11 @@ struct AgentRunner {
     /// Loads the manifests and maps them, logging every problem.
     func load(_ source: ManifestSource, _ builder: inout DesiredStateBuilder) -> (build: DesiredStateBuilder.Build, issues: [ManifestIssue], hold: Reconciler.Hold) {
         let snapshot = source.loadNow()
-        let build = builder.build(snapshot.objects)
+        let build = builder.build(snapshot)
         let issues = snapshot.issues + build.issues
         for issue in issues { logger.error("\(issue)") }
-        logger.info("loaded manifests", metadata: ["objects": "\(snapshot.objects.count)", "services": "\(build.state.services.count)",
-                                                   "real_servers": "\(build.state.realServerCount)", "problems": "\(issues.count)"])
+        logger.info("loaded manifests", metadata: ["services": "\(build.state.services.count)",
+                                                   "real_servers": "\(build.realServerCount)", "problems": "\(issues.count)"])
         return (build, issues, Reconciler.Hold(services: snapshot.heldServices, everything: snapshot.incomplete))
     }
 

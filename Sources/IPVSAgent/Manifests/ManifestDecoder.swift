@@ -34,7 +34,10 @@ public enum ManifestDecoder {
         var result = ManifestDecoding()
         let documents: [Node]
         do {
-            var sequence = try Yams.compose_all(yaml: text)
+            // No implicit typing of scalars: the readers below parse numbers and booleans
+            // themselves, and Yams' default resolver runs up to seven regular expressions per
+            // scalar (most of the decoding time of large manifests).
+            var sequence = try Yams.compose_all(yaml: text, Resolver.basic)
             var nodes: [Node] = []
             while let node = sequence.next() { nodes.append(node) }
             if let error = sequence.error { throw error }

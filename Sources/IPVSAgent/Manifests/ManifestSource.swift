@@ -13,25 +13,6 @@ extension DesiredStateSource {
     public func load(changed: Set<String>?) async -> SourceSnapshot { await load() }
 }
 
-/// The objects of a source at one moment, with the problems found reading them.
-public struct SourceSnapshot: Sendable {
-    public var objects: [ManifestObject]
-    public var issues: [ManifestIssue]
-    /// Services with an invalid object (or invalid endpoints) and no earlier good version: what the
-    /// kernel has for them must be kept, not removed.
-    public var heldServices: Set<ObjectName>
-    /// Whether a file could not be read at all and no earlier good version exists: then nothing
-    /// may be removed from the kernel, since its objects are unknown.
-    public var incomplete: Bool
-
-    public init(objects: [ManifestObject] = [], issues: [ManifestIssue] = [], heldServices: Set<ObjectName> = [], incomplete: Bool = false) {
-        self.objects = objects
-        self.issues = issues
-        self.heldServices = heldServices
-        self.incomplete = incomplete
-    }
-}
-
 /// Kubernetes manifests from files and folders (`--manifests`, repeatable).
 ///
 /// A folder contributes its `.yaml`, `.yml` and `.json` files (not recursively, hidden files
@@ -48,6 +29,12 @@ public final class ManifestSource: DesiredStateSource, @unchecked Sendable {
     private var lastGoodOrder: [String: [String]] = [:]
     /// The text and outcome of each file's last decoding, so unchanged files are not parsed again.
     private var decodedText: [String: (text: String, decoding: ManifestDecoding)] = [:]
+    /// What each file contributed to the last snapshot, to tell which Services changed.
+    private var contributed: [String: FileObjects] = [:]
+    /// The files holding objects of each Service in the last snapshot.
+    private var filesByService: [ObjectName: Set<String>] = [:]
+    private let lineageSource = UInt64.random(in: 1...UInt64.max)
+    private var snapshotNumber = 0
 
     public init(paths: [String], logger: Logger) {
         self.paths = paths
@@ -100,7 +87,7 @@ public final class ManifestSource: DesiredStateSource, @unchecked Sendable {
 
     /// What one file contributed to the last snapshot.
     private struct FileOutcome {
-        var objects: [ManifestObject] = []
+        var objects = FileObjects()
         var issues: [ManifestIssue] = []
         var held: Set<ObjectName> = []
         var incomplete = false
@@ -110,31 +97,38 @@ public final class ManifestSource: DesiredStateSource, @unchecked Sendable {
 
     private func loadLocked(changed: Set<String>?) -> SourceSnapshot {
         let (files, pathIssues) = files()
-        var snapshot = SourceSnapshot(issues: pathIssues)
-        var seen: Set<String> = []
+        var issues = pathIssues
+        var held: Set<ObjectName> = []
+        var incomplete = false
+        var contents: [(file: String, objects: FileObjects)] = []
+        contents.reserveCapacity(files.count)
+        /// Files whose contribution may differ from the last snapshot's.
+        var touched: Set<String> = []
         for file in files {
-            seen.insert(file)
             let outcome: FileOutcome
             if let changed, !changed.contains(file), let cached = outcomes[file] {
                 outcome = cached // Not touched since it was read: nothing to redo.
             } else {
                 outcome = loadFile(file)
                 outcomes[file] = outcome
+                touched.insert(file)
             }
-            snapshot.objects += outcome.objects
-            snapshot.issues += outcome.issues
-            snapshot.heldServices.formUnion(outcome.held)
-            if outcome.incomplete { snapshot.incomplete = true }
+            contents.append((file, outcome.objects))
+            issues += outcome.issues
+            held.formUnion(outcome.held)
+            if outcome.incomplete { incomplete = true }
         }
         // Files that vanished from a listed folder or path keep their objects only when the path
         // itself is missing (reported above); a file deleted from an existing folder is a removal.
+        let seen = Set(files)
         let missingPaths = Set(pathIssues.map(\.file))
         for path in missingPaths where !lastGood.keys.contains(where: { $0 == path || $0.hasPrefix(path + "/") }) {
-            snapshot.incomplete = true
+            incomplete = true
         }
         for file in lastGood.keys.sorted() where !seen.contains(file) {
+            touched.insert(file)
             if missingPaths.contains(file) || missingPaths.contains(where: { file.hasPrefix($0 + "/") }) {
-                snapshot.objects += lastGoodObjects(file)
+                contents.append((file, FileObjects(lastGoodObjects(file))))
             } else {
                 lastGood[file] = nil
                 lastGoodOrder[file] = nil
@@ -142,7 +136,38 @@ public final class ManifestSource: DesiredStateSource, @unchecked Sendable {
                 outcomes[file] = nil
             }
         }
+        for file in contributed.keys where !seen.contains(file) { touched.insert(file) }
+
+        var snapshot = SourceSnapshot(chunks: contents.map(\.objects.objects), issues: issues)
+        snapshot.heldServices = held
+        snapshot.incomplete = incomplete
+        snapshot.changedServices = recordContributions(contents.filter { touched.contains($0.file) }, removing: touched)
+        snapshotNumber += 1
+        snapshot.lineage = SourceSnapshot.Lineage(source: lineageSource, number: snapshotNumber)
+        snapshot.index = ObjectIndex(files: contents.map(\.objects),
+                                     positions: Dictionary(contents.enumerated().map { ($1.file, $0) }) { first, _ in first },
+                                     filesByService: filesByService)
         return snapshot
+    }
+
+    /// Records what the `touched` files contribute now (`current`; a touched file not in it
+    /// contributes nothing any more) and returns the Services whose objects changed.
+    private func recordContributions(_ current: [(file: String, objects: FileObjects)], removing touched: Set<String>) -> Set<ObjectName> {
+        var changed: Set<ObjectName> = []
+        let now = Dictionary(current.map { ($0.file, $0.objects) }) { first, _ in first }
+        for file in touched {
+            let old = contributed[file]?.byService ?? [:]
+            let new = now[file]?.byService ?? [:]
+            for (name, objects) in new where old[name] != objects { changed.insert(name) }
+            for name in old.keys where new[name] == nil {
+                changed.insert(name)
+                filesByService[name]?.remove(file)
+                if filesByService[name]?.isEmpty == true { filesByService[name] = nil }
+            }
+            for name in new.keys where old[name] == nil { filesByService[name, default: []].insert(file) }
+            contributed[file] = now[file]
+        }
+        return changed
     }
 
     private func loadFile(_ file: String) -> FileOutcome {
@@ -152,7 +177,7 @@ public final class ManifestSource: DesiredStateSource, @unchecked Sendable {
             text = try String(contentsOfFile: file, encoding: .utf8)
         } catch {
             outcome.issues.append(ManifestIssue(file: file, message: "cannot read the file (\(error.localizedDescription)); its last good objects are kept"))
-            outcome.objects = lastGoodObjects(file)
+            outcome.objects = FileObjects(lastGoodObjects(file))
             outcome.incomplete = lastGood[file] == nil
             return outcome
         }
@@ -165,7 +190,7 @@ public final class ManifestSource: DesiredStateSource, @unchecked Sendable {
         }
         outcome.issues = decoded.issues
         if decoded.unreadable {
-            outcome.objects = lastGoodObjects(file)
+            outcome.objects = FileObjects(lastGoodObjects(file))
             outcome.incomplete = lastGood[file] == nil
             return outcome
         }
@@ -187,7 +212,7 @@ public final class ManifestSource: DesiredStateSource, @unchecked Sendable {
         }
         lastGood[file] = good
         lastGoodOrder[file] = order
-        outcome.objects = order.compactMap { good[$0] }
+        outcome.objects = FileObjects(order.compactMap { good[$0] })
         return outcome
     }
 

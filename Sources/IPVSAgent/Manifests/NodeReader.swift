@@ -7,7 +7,37 @@ import Yams
 /// silently ignored) and the line of every offending node.
 struct NodeReader {
     let node: Node
-    let path: String
+    /// The path of the enclosing mapping or list, and this node's key or index in it: the full
+    /// path is only put together when asked for (errors), not for every node read.
+    private let parentPath: String
+    private let component: Component
+
+    private enum Component {
+        case none
+        case key(String)
+        case index(Int)
+    }
+
+    /// The field path of the node (`spec.ports[1].port`).
+    var path: String {
+        switch component {
+        case .none: parentPath
+        case .key(let name): parentPath.isEmpty ? name : "\(parentPath).\(name)"
+        case .index(let index): "\(parentPath)[\(index)]"
+        }
+    }
+
+    init(node: Node, path: String) {
+        self.node = node
+        self.parentPath = path
+        self.component = .none
+    }
+
+    private init(node: Node, parentPath: String, component: Component) {
+        self.node = node
+        self.parentPath = parentPath
+        self.component = component
+    }
 
     var line: Int? { node.mark?.line }
 
@@ -27,9 +57,10 @@ struct NodeReader {
     func mapping(known: Set<String>) throws -> MappingReader {
         guard case .mapping(let mapping) = node else { throw fail("expected a mapping, got \(kindName)") }
         var values: [String: NodeReader] = [:]
+        let base = path
         for (key, value) in mapping {
             guard let name = key.string else { throw fail("expected text keys, got \(key)") }
-            let child = NodeReader(node: value, path: path.isEmpty ? name : "\(path).\(name)")
+            let child = NodeReader(node: value, parentPath: base, component: .key(name))
             guard known.contains(name) else {
                 throw child.fail("unknown field; known fields here are \(known.sorted().joined(separator: ", "))")
             }
@@ -42,7 +73,8 @@ struct NodeReader {
     /// The node as a sequence of nodes.
     func sequence() throws -> [NodeReader] {
         guard case .sequence(let sequence) = node else { throw fail("expected a list, got \(kindName)") }
-        return sequence.enumerated().map { NodeReader(node: $1, path: "\(path)[\($0)]") }
+        let base = path
+        return sequence.enumerated().map { NodeReader(node: $1, parentPath: base, component: .index($0)) }
     }
 
     // MARK: - Scalars
@@ -52,11 +84,16 @@ struct NodeReader {
         return scalar.string
     }
 
+    /// YAML's plain booleans, as Yams reads them (`true`, `yes`, `on`, … in any case).
     func bool() throws -> Bool {
-        guard case .scalar(let scalar) = node, scalar.style == .plain, let value = node.bool else {
+        guard case .scalar(let scalar) = node, scalar.style == .plain else {
             throw fail("expected true or false, got \(describe)")
         }
-        return value
+        switch scalar.string.lowercased() {
+        case "true", "yes", "on": return true
+        case "false", "no", "off": return false
+        default: throw fail("expected true or false, got \(describe)")
+        }
     }
 
     func integer(in range: ClosedRange<Int>) throws -> Int {

@@ -69,16 +69,36 @@ public struct HealthOverlay: Hashable, Sendable {
         guard !adjustments.isEmpty || !quorum.isEmpty else { return state }
         var result = state
         for (key, desired) in state.services {
-            var servers = desired.realServers
-            for (id, adjustment) in adjustments where servers[id] != nil {
-                switch adjustment {
-                case .quiesce: servers[id]?.weight = 0
-                case .remove: servers[id] = nil
-                }
-            }
-            if let override = quorum[key] { servers = override.servers(configured: desired.realServers) }
-            result.services[key]?.realServers = servers
+            if let adjusted = adjusted(desired, key: key) { result.services[key] = adjusted }
         }
         return result
     }
+
+    /// `service` (desired under `key`) with the adjustments and its quorum override applied, or `nil`
+    /// when none concerns it.
+    public func adjusted(_ service: DesiredService, key: ServiceKey) -> DesiredService? {
+        if let override = quorum[key] {
+            var result = service
+            result.realServers = override.servers(configured: service.realServers)
+            return result
+        }
+        guard !adjustments.isEmpty else { return nil }
+        var servers = service.realServers
+        var changed = false
+        for id in service.realServers.keys {
+            guard let adjustment = adjustments[id] else { continue }
+            changed = true
+            switch adjustment {
+            case .quiesce: servers[id]?.weight = 0
+            case .remove: servers[id] = nil
+            }
+        }
+        guard changed else { return nil }
+        var result = service
+        result.realServers = servers
+        return result
+    }
+
+    /// Whether the overlay changes nothing.
+    public var isEmpty: Bool { adjustments.isEmpty && quorum.isEmpty }
 }

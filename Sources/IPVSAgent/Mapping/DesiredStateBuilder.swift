@@ -11,10 +11,14 @@ public struct DesiredStateBuilder: Sendable {
         /// The virtual services whose desired configuration may have changed since the previous
         /// build, or `nil` when everything must be compared.
         public var changed: Set<ServiceKey>?
+        /// `state.realServerCount`, kept up to date without a walk over every service.
+        public var realServerCount: Int
+        /// The Services mapped again by this build (their objects changed, appeared or went).
+        public var remapped: Set<ObjectName>
     }
 
     public var options: MappingOptions {
-        didSet { if options != oldValue { cache = [:]; first = true } }
+        didSet { if options != oldValue { cache = [:]; withIssues = []; first = true } }
     }
 
     private struct Entry: Sendable {
@@ -24,99 +28,127 @@ public struct DesiredStateBuilder: Sendable {
     }
 
     private var cache: [ObjectName: Entry] = [:]
+    /// The Services whose mapping has issues.
+    private var withIssues: Set<ObjectName> = []
     private var first = true
     private var hadConflicts = false
+    /// The snapshot the state was last built from, so the next one from the same source can be
+    /// applied as a change.
+    private var lineage: SourceSnapshot.Lineage?
 
     public init(options: MappingOptions) {
         self.options = options
     }
 
-    public mutating func build(_ objects: [ManifestObject]) -> Build {
-        var services: [ObjectName: KubeService] = [:]
-        var slicesByService: [ObjectName: [EndpointSlice]] = [:]
-        for object in objects {
-            switch object {
-            case .service(let service):
-                services[service.name] = service
-            case .endpointSlice(let slice):
-                guard let serviceName = slice.serviceName else { continue }
-                slicesByService[ObjectName(namespace: slice.name.namespace, name: serviceName), default: []].append(slice)
-            }
+    /// Builds from a source's snapshot: only the Services the snapshot reports as changed are
+    /// mapped again when the builder saw the source's previous snapshot; everything otherwise.
+    public mutating func build(_ snapshot: SourceSnapshot) -> Build {
+        defer { lineage = snapshot.lineage }
+        guard !first, let names = snapshot.changedServices, let current = snapshot.lineage, let previous = lineage,
+              current.source == previous.source, current.number == previous.number + 1 else {
+            return build(snapshot.objects)
         }
+        return update(names) { snapshot.inputs(of: $0) }
+    }
 
+    /// Builds from every object; only Services whose objects differ from the previous build are
+    /// mapped again.
+    public mutating func build(_ objects: [ManifestObject]) -> Build {
+        lineage = nil
+        var inputs: [ObjectName: ServiceInputs] = [:]
+        for object in objects {
+            guard let name = object.serviceName else { continue }
+            inputs[name, default: ServiceInputs()].add(object)
+        }
+        var names = Set(inputs.keys)
+        names.formUnion(cache.keys)
+        return update(names) { inputs[$0] ?? ServiceInputs() }
+    }
+
+    /// Maps the Services `names` again from their `inputs` (a Service without a Service object is
+    /// removed) and updates the state.
+    private mutating func update(_ names: some Sequence<ObjectName>, inputs: (ObjectName) -> ServiceInputs) -> Build {
         var changed: Set<ServiceKey> = []
         var changedNames: [ObjectName] = []
         var previous: [ObjectName: ServiceMapping] = [:]
-        var next: [ObjectName: Entry] = [:]
-        next.reserveCapacity(services.count)
-        for (name, service) in services {
-            let slices = (slicesByService[name] ?? []).sorted { $0.name < $1.name }
-            if let old = cache[name], old.service == service, old.slices == slices {
-                next[name] = old
+        for name in names {
+            let objects = inputs(name)
+            let old = cache[name]
+            guard let service = objects.service else {
+                guard let old else { continue } // Endpoints without their Service: nothing to map.
+                changed.formUnion(old.mapping.services.keys)
+                previous[name] = old.mapping
+                changedNames.append(name)
+                cache[name] = nil
+                withIssues.remove(name)
                 continue
             }
+            let slices = objects.slices.sorted { $0.name < $1.name }
+            if let old, old.service == service, old.slices == slices { continue }
             let mapping = ServiceMapper.map(service, slices: slices, options: options)
-            if let old = cache[name] {
+            if let old {
                 for (key, value) in old.mapping.services where mapping.services[key] != value { changed.insert(key) }
                 previous[name] = old.mapping
             }
-            for (key, value) in mapping.services where cache[name]?.mapping.services[key] != value { changed.insert(key) }
-            next[name] = Entry(service: service, slices: slices, mapping: mapping)
+            for (key, value) in mapping.services where old?.mapping.services[key] != value { changed.insert(key) }
+            cache[name] = Entry(service: service, slices: slices, mapping: mapping)
+            if mapping.issues.isEmpty { withIssues.remove(name) } else { withIssues.insert(name) }
             changedNames.append(name)
         }
-        for (name, old) in cache where next[name] == nil {
-            changed.formUnion(old.mapping.services.keys)
-            previous[name] = old.mapping
-            changedNames.append(name)
-        }
-        cache = next
 
         var issues: [ManifestIssue] = []
-        for name in cache.filter({ !$0.value.mapping.issues.isEmpty }).keys.sorted() { issues += cache[name]!.mapping.issues }
+        for name in withIssues.sorted() { issues += cache[name]?.mapping.issues ?? [] }
         if !first, !hadConflicts, patch(changedNames, previous: previous) {
-            return Build(state: state, issues: issues, changed: changed)
+            return Build(state: state, issues: issues, changed: changed, realServerCount: realServerCount, remapped: Set(changedNames))
         }
         let (merged, conflictIssues) = merge()
         state = merged
         let everything = first || !conflictIssues.isEmpty || hadConflicts
         first = false
         hadConflicts = !conflictIssues.isEmpty
-        return Build(state: state, issues: issues + conflictIssues, changed: everything ? nil : changed)
+        return Build(state: state, issues: issues + conflictIssues, changed: everything ? nil : changed, realServerCount: realServerCount,
+                     remapped: Set(changedNames))
     }
 
     // MARK: - Merging
 
     private var state = DesiredState()
+    private var realServerCount = 0
     /// How many Services bind each address, to patch `state.addresses`.
     private var addressUsers: [IPAddress: Int] = [:]
 
-    /// Updates `state` for the Services `names` only; `false` when a shared address and port
-    /// makes a full merge necessary.
+    /// Updates `state` for the Services `names` only, in place (the state's storage is not
+    /// copied); `false` when a shared address and port makes a full merge necessary.
     private mutating func patch(_ names: [ObjectName], previous: [ObjectName: ServiceMapping]) -> Bool {
-        var patched = state
-        var users = addressUsers
+        // A key may move between the Services being patched, but not onto one held by another.
+        let patchedNames = Set(names)
+        var claims: [ServiceKey: ObjectName] = [:]
         for name in names {
-            if let old = previous[name] {
-                for key in old.services.keys where patched.services[key]?.origin == name { patched.services[key] = nil }
-                for address in old.addresses {
-                    users[address, default: 1] -= 1
-                    if users[address] == 0 { users[address] = nil; patched.addresses.remove(address) }
-                }
+            for key in cache[name]?.mapping.services.keys ?? [:].keys {
+                if claims.updateValue(name, forKey: key) != nil { return false }
+                if let other = state.services[key]?.origin, !patchedNames.contains(other) { return false }
+            }
+        }
+        for name in names {
+            guard let old = previous[name] else { continue }
+            for key in old.services.keys where state.services[key]?.origin == name {
+                realServerCount -= state.services.removeValue(forKey: key)?.realServers.count ?? 0
+            }
+            for address in old.addresses {
+                addressUsers[address, default: 1] -= 1
+                if addressUsers[address] == 0 { addressUsers[address] = nil; state.addresses.remove(address) }
             }
         }
         for name in names {
             guard let mapping = cache[name]?.mapping else { continue }
             for (key, desired) in mapping.services {
-                if let other = patched.services[key], other.origin != name { return false }
-                patched.services[key] = desired
+                realServerCount += desired.realServers.count - (state.services.updateValue(desired, forKey: key)?.realServers.count ?? 0)
             }
             for address in mapping.addresses {
-                users[address, default: 0] += 1
-                patched.addresses.insert(address)
+                addressUsers[address, default: 0] += 1
+                state.addresses.insert(address)
             }
         }
-        state = patched
-        addressUsers = users
         return true
     }
 
@@ -140,6 +172,7 @@ public struct DesiredStateBuilder: Sendable {
         }
         merged.addresses = Set(users.keys)
         addressUsers = users
+        realServerCount = merged.realServerCount
         return (merged, issues)
     }
 }

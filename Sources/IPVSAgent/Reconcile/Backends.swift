@@ -23,4 +23,13 @@ public protocol VIPBackend: AnyObject, Sendable {
     func add(_ address: IPAddress, to name: String) throws
     /// Unbinds `address` (no error when it is missing).
     func remove(_ address: IPAddress, from name: String) throws
+    /// Binds every address of `addresses`; one result per address, in order.
+    func add(_ addresses: [IPAddress], to name: String) -> [Result<Void, any Error>]
+}
+
+extension VIPBackend {
+    /// One `add(_:to:)` per address.
+    public func add(_ addresses: [IPAddress], to name: String) -> [Result<Void, any Error>] {
+        addresses.map { address in Result { try add(address, to: name) } }
+    }
 }

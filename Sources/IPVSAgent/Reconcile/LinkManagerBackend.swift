@@ -22,6 +22,11 @@ public final class LinkManagerBackend: VIPBackend, Sendable {
         try links.addAddress(address, to: name)
     }
 
+    /// Pipelined: a few hundred requests per send instead of one round trip per address.
+    public func add(_ addresses: [IPAddress], to name: String) -> [Result<Void, any Error>] {
+        links.addAddresses(addresses, to: name).map { $0.mapError { $0 as any Error } }
+    }
+
     public func remove(_ address: IPAddress, from name: String) throws {
         try links.removeAddress(address, from: name)
     }

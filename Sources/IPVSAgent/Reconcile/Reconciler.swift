@@ -43,9 +43,16 @@ public actor Reconciler {
     private var boundAddresses: Set<IPAddress> = []
     private var ownership = Ownership()
     private var drains: DrainTracker
-    private var mapped = DesiredState()
     private var health = HealthOverlay()
+    /// The mapped state with the health overlay applied, kept up to date by changes (its storage
+    /// is this actor's own, so a change to one service never copies the others).
     private var desired = DesiredState()
+    /// The mapped services that the health overlay changed in `desired`, as mapped.
+    private var unadjusted: [ServiceKey: DesiredService] = [:]
+    /// The real servers of owned services in the kernel (a gauge), kept up to date per operation.
+    private var programmedRealServers = 0
+    /// Whether ownership changed since it was last saved.
+    private var ownershipChanged = false
     private var needsVerification = false
     private var hold = Hold()
     /// Counts passes that changed something, so observers refresh only when needed.
@@ -102,16 +109,30 @@ public actor Reconciler {
         if let vips {
             boundAddresses = (try? vips.addresses(on: options.interface)) ?? []
         }
+        programmedRealServers = ownership.services.reduce(0) { $0 + programmedRealServers(of: $1) }
+    }
+
+    private func programmedRealServers(of key: ServiceKey) -> Int {
+        ownership.services.contains(key) ? kernel.services[key]?.realServers.count ?? 0 : 0
     }
 
     // MARK: - Reconcile
 
     /// Makes the kernel match `state`, touching only the services in `changed` (all when `nil`).
+    /// `changed` must hold every service whose desired configuration may differ from the state of
+    /// the previous call: only those services (and their VIPs) are read from `state`, so the
+    /// work is proportional to the change, not to the number of services.
     /// `hold` keeps kernel state that invalid manifests would otherwise remove.
     @discardableResult
     public func reconcile(_ state: DesiredState, changed: Set<ServiceKey>? = nil, hold: Hold = Hold()) -> ReconcileReport {
-        mapped = state
-        desired = health.applied(to: state)
+        if let changed {
+            for key in changed { setMapped(key, state.services[key]) }
+            for address in Self.addresses(of: changed) {
+                if state.addresses.contains(address) { desired.addresses.insert(address) } else { desired.addresses.remove(address) }
+            }
+        } else {
+            setMapped(state)
+        }
         let released = hold != self.hold
         if hold.everything || !hold.services.isEmpty {
             logger.warning("keeping kernel state of invalid manifests", metadata: [
@@ -119,6 +140,43 @@ public actor Reconciler {
         }
         self.hold = hold
         return apply(plan(keys: released ? nil : changed))
+    }
+
+    /// Replaces the whole desired state (`state` as mapped, before health adjustments).
+    private func setMapped(_ state: DesiredState) {
+        desired = state
+        // Storage of this actor's own now (reserving capacity copies shared storage), so the
+        // first change after a full reconcile does not pay for copying every service, and the
+        // caller's copy is not copied either when it changes next.
+        desired.services.reserveCapacity(state.services.count)
+        desired.addresses.reserveCapacity(state.addresses.count)
+        unadjusted = [:]
+        guard !health.isEmpty else { return }
+        for (key, service) in state.services {
+            guard let adjusted = health.adjusted(service, key: key) else { continue }
+            desired.services[key] = adjusted
+            unadjusted[key] = service
+        }
+    }
+
+    /// Sets the desired service of `key` from its mapped version (`nil`: not desired).
+    private func setMapped(_ key: ServiceKey, _ service: DesiredService?) {
+        if let service, let adjusted = health.adjusted(service, key: key) {
+            desired.services[key] = adjusted
+            unadjusted[key] = service
+        } else {
+            desired.services[key] = service
+            if !unadjusted.isEmpty { unadjusted[key] = nil }
+        }
+    }
+
+    /// The VIPs of `keys` (the addresses of address-based services).
+    static func addresses(of keys: some Sequence<ServiceKey>) -> Set<IPAddress> {
+        var addresses: Set<IPAddress> = []
+        for key in keys {
+            if case .address(_, let address, _) = key { addresses.insert(address) }
+        }
+        return addresses
     }
 
     private var heldKeys: Set<ServiceKey> {
@@ -131,19 +189,21 @@ public actor Reconciler {
     @discardableResult
     public func setHealth(_ overlay: HealthOverlay) -> ReconcileReport {
         guard overlay != health else { return ReconcileReport() }
-        let previous = health
+        let affected = Set(health.adjustments.keys).union(overlay.adjustments.keys)
+        var keys = Set(health.quorum.keys).union(overlay.quorum.keys).filter {
+            health.quorum[$0] != overlay.quorum[$0] && desired.services[$0] != nil
+        }
         health = overlay
-        let next = overlay.applied(to: mapped)
-        let affected = Set(previous.adjustments.keys).union(overlay.adjustments.keys)
-        let keys = Set(next.services.filter { !affected.isDisjoint(with: $0.value.realServers.keys) || desired.services[$0.key] != $0.value }.keys)
-        desired = next
+        for (key, service) in desired.services where !affected.isDisjoint(with: (unadjusted[key] ?? service).realServers.keys) {
+            keys.insert(key)
+        }
+        for key in keys { setMapped(key, unadjusted[key] ?? desired.services[key]) }
         return apply(plan(keys: keys))
     }
 
     /// The plan for `state` without applying it (for `--dry-run`).
     public func dryRun(_ state: DesiredState, hold: Hold = Hold()) -> ReconcilePlan {
-        mapped = state
-        desired = health.applied(to: state)
+        setMapped(state)
         self.hold = hold
         return plan(keys: nil)
     }
@@ -153,7 +213,9 @@ public actor Reconciler {
         var plan = StateDiff.plan(desired: desired, actual: kernel, owned: ownership.services, drains: drains, keys: keys,
                                   held: held, now: now())
         if vips != nil {
-            let addresses = StateDiff.addresses(desired: desired.addresses, actual: boundAddresses, owned: ownership.addresses)
+            // A change can only move the VIPs of the services it touches.
+            let addresses = StateDiff.addresses(desired: desired.addresses, actual: boundAddresses, owned: ownership.addresses,
+                                                among: keys.map { Self.addresses(of: $0) })
             plan.addressesToAdd = addresses.add
             let heldAddresses = Set(held.compactMap { key -> IPAddress? in
                 if case .address(_, let address, _) = key { return address }
@@ -214,6 +276,7 @@ public actor Reconciler {
                     kernel.services[key]?.realServers[server.id] = server
                 }
             } catch let error as IPVSError where error.kind == .serviceNotFound {
+                programmedRealServers -= programmedRealServers(of: key)
                 kernel.services[key] = nil
                 drains.endAll(in: key)
             } catch {
@@ -234,7 +297,7 @@ public actor Reconciler {
     /// Removes every service and VIP the agent owns, and nothing else.
     public func cleanup() -> ReconcileReport {
         desired = DesiredState()
-        mapped = DesiredState()
+        unadjusted = [:]
         drains = DrainTracker(timeout: options.drainTimeout)
         var plan = ReconcilePlan()
         plan.operations = ownership.services.sorted().filter { kernel.services[$0] != nil }.map { .deleteService($0) }
@@ -242,6 +305,7 @@ public actor Reconciler {
         var report = apply(plan)
         if report.succeeded {
             ownership = Ownership()
+            programmedRealServers = 0
             save()
         }
         report.applied = plan.operations.count + plan.addressesToRemove.count - report.failures.count
@@ -253,10 +317,14 @@ public actor Reconciler {
     private func apply(_ plan: ReconcilePlan) -> ReconcileReport {
         let start = ContinuousClock.now
         var report = ReconcileReport()
-        let before = ownership
+        // The gauge of programmed real servers, updated for the services this plan touches.
+        var touched = plan.adopted
+        for operation in plan.operations { if let key = operation.serviceKey { touched.insert(key) } }
+        let countBefore = touched.reduce(0) { $0 + programmedRealServers(of: $1) }
         for key in plan.adopted {
             ownership.services.insert(key)
             ownership.origins[key] = desired.services[key]?.origin
+            ownershipChanged = true
             logger.info("adopted service already in the kernel", metadata: ["service": "\(key)"])
         }
         let instant = now()
@@ -265,14 +333,14 @@ public actor Reconciler {
             logger.info("draining removed endpoint", metadata: ["real_server": "\(ref.server)", "service": "\(ref.service)"])
         }
 
-        if let vips {
-            for address in plan.addressesToAdd {
-                do {
-                    try vips.add(address, to: options.interface)
+        if let vips, !plan.addressesToAdd.isEmpty {
+            for (address, result) in zip(plan.addressesToAdd, vips.add(plan.addressesToAdd, to: options.interface)) {
+                switch result {
+                case .success:
                     boundAddresses.insert(address)
-                    ownership.addresses.insert(address)
+                    if ownership.addresses.insert(address).inserted { ownershipChanged = true }
                     report.applied += 1
-                } catch {
+                case .failure(let error):
                     report.failures.append("cannot bind \(address) on \(options.interface): \(error)")
                 }
             }
@@ -308,7 +376,7 @@ public actor Reconciler {
                 do {
                     try vips.remove(address, from: options.interface)
                     boundAddresses.remove(address)
-                    ownership.addresses.remove(address)
+                    if ownership.addresses.remove(address) != nil { ownershipChanged = true }
                     report.applied += 1
                 } catch {
                     report.failures.append("cannot remove \(address) from \(options.interface): \(error)")
@@ -316,12 +384,13 @@ public actor Reconciler {
             }
         }
 
-        if ownership != before { save() }
+        if ownershipChanged { save() }
         if report.applied > 0 || !report.failures.isEmpty { generation += 1 }
+        programmedRealServers += touched.reduce(0) { $0 + programmedRealServers(of: $1) } - countBefore
         metrics.operationsApplied.increment(by: report.applied)
         if !report.failures.isEmpty { metrics.errors.increment(by: report.failures.count) }
         metrics.servicesProgrammed.record(ownership.services.count)
-        metrics.realServersProgrammed.record(ownership.services.reduce(0) { $0 + (kernel.services[$1]?.realServers.count ?? 0) })
+        metrics.realServersProgrammed.record(programmedRealServers)
         metrics.addressesProgrammed.record(ownership.addresses.count)
         metrics.realServersDraining.record(drains.deadlines.count)
         let elapsed = (ContinuousClock.now - start).components
@@ -344,11 +413,15 @@ public actor Reconciler {
     private func track(_ operation: IPVSOperation) {
         switch operation {
         case .addService(let service), .updateService(let service):
-            ownership.services.insert(service.key)
-            ownership.origins[service.key] = desired.services[service.key]?.origin
+            let origin = desired.services[service.key]?.origin
+            if ownership.services.insert(service.key).inserted { ownershipChanged = true }
+            if ownership.origins[service.key] != origin {
+                ownership.origins[service.key] = origin
+                ownershipChanged = true
+            }
         case .deleteService(let key):
-            ownership.services.remove(key)
-            ownership.origins[key] = nil
+            if ownership.services.remove(key) != nil { ownershipChanged = true }
+            if ownership.origins.removeValue(forKey: key) != nil { ownershipChanged = true }
             drains.endAll(in: key)
         case .deleteRealServer(let id, let key):
             let ref = RealServerRef(service: key, server: id)
@@ -362,6 +435,7 @@ public actor Reconciler {
     }
 
     private func save() {
+        ownershipChanged = false
         guard let store else { return }
         do {
             try store.save(ownership)
@@ -374,6 +448,25 @@ public actor Reconciler {
     // MARK: - Status
 
     /// What the agent has programmed, for `/status`.
+    public func status() -> AgentStatus {
+        statusSource().status()
+    }
+
+    /// What `/status` is made of, taken in constant time so that the document is built outside
+    /// the actor and never delays a reconcile.
+    public func statusSource() -> StatusSource {
+        StatusSource(ownership: ownership, kernel: kernel, drains: drains, desired: desired)
+    }
+}
+
+/// The reconciler's state that `/status` shows (copies that share storage with the reconciler's).
+public struct StatusSource: Sendable {
+    let ownership: Ownership
+    let kernel: KernelState
+    let drains: DrainTracker
+    let desired: DesiredState
+
+    /// The document: every owned service with its real servers, sorted.
     public func status() -> AgentStatus {
         let services = ownership.services.sorted().compactMap { key -> AgentStatus.Service? in
             guard let entry = kernel.services[key] else { return nil }

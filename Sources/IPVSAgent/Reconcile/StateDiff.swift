@@ -99,9 +99,16 @@ public enum StateDiff {
     }
 
     /// The VIP changes: bind desired addresses that are missing; unbind owned ones no longer desired.
-    /// Addresses the agent does not own are never removed.
-    public static func addresses(desired: Set<IPAddress>, actual: Set<IPAddress>, owned: Set<IPAddress>) -> (add: [IPAddress], remove: [IPAddress]) {
-        (desired.subtracting(actual).sorted(), owned.intersection(actual).subtracting(desired).sorted())
+    /// Addresses the agent does not own are never removed. With `candidates`, only those
+    /// addresses are looked at (the work is proportional to them, not to every address).
+    public static func addresses(desired: Set<IPAddress>, actual: Set<IPAddress>, owned: Set<IPAddress>,
+                                 among candidates: Set<IPAddress>? = nil) -> (add: [IPAddress], remove: [IPAddress]) {
+        guard let candidates else {
+            return (desired.subtracting(actual).sorted(), owned.intersection(actual).subtracting(desired).sorted())
+        }
+        let add = candidates.filter { desired.contains($0) && !actual.contains($0) }
+        let remove = candidates.filter { owned.contains($0) && actual.contains($0) && !desired.contains($0) }
+        return (add.sorted(), remove.sorted())
     }
 
     // MARK: - Comparisons
