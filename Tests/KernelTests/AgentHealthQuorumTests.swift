@@ -103,59 +103,6 @@ final class AgentHealthQuorumTests: XCTestCase {
     /// Service `web` on 10.96.0.10:80 with TCP checks every 500 ms and `annotations` (without
     /// their `ipvs.swift.dev/` prefix).
     static func manifest(_ pods: [AgentTestCluster.Pod], annotations: [String: String]) -> String {
-        let endpoints = pods.map { "- addresses: [\($0.address)]\n  conditions: {ready: true}\n  nodeName: node-1" }
-            .joined(separator: "\n")
-        let extra = annotations.sorted { $0.key < $1.key }.map { "    ipvs.swift.dev/\($0.key): \"\($0.value)\"" }
-            .joined(separator: "\n")
-        return """
-            apiVersion: v1
-            kind: Service
-            metadata:
-              name: web
-              namespace: default
-              annotations:
-                ipvs.swift.dev/health-check: tcp
-                ipvs.swift.dev/health-interval: 500ms
-                ipvs.swift.dev/health-timeout: 300ms
-            \(extra)
-            spec:
-              clusterIP: 10.96.0.10
-              ports:
-              - {name: http, protocol: TCP, port: 80, targetPort: http}
-            ---
-            apiVersion: discovery.k8s.io/v1
-            kind: EndpointSlice
-            metadata:
-              name: web-abc12
-              namespace: default
-              labels: {kubernetes.io/service-name: web}
-            addressType: IPv4
-            endpoints:
-            \(endpoints)
-            ports:
-            - {name: http, protocol: TCP, port: 8080}
-
-            """
+        AgentTestCluster.webManifest(pods: pods, dns: false, annotations: AgentTestCluster.tcpChecks.merging(annotations) { $1 })
     }
-}
-
-extension AgentTestCluster {
-    /// The weight of real server `server` (`address:port`) in `ipvsadm -Ln`, or `nil` when absent.
-    func weight(_ server: String) throws -> String? {
-        try table().split(separator: "\n").first { $0.contains("-> \(server) ") }?
-            .split(separator: " ", omittingEmptySubsequences: true).dropFirst(3).first.map(String.init)
-    }
-
-    /// Starts `pod`'s server again (after its first one was stopped).
-    func restartServer(_ pod: Pod) throws -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["ip", "netns", "exec", pod.namespace, "python3", folder.appendingPathComponent("pod.py").path, pod.name]
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        return process
-    }
-
-    /// The agent's log so far.
-    func log(_ url: URL) -> String { (try? String(contentsOf: url, encoding: .utf8)) ?? "" }
 }

@@ -53,35 +53,6 @@ final class AgentHealthTests: XCTestCase {
     }
 
     static func manifest(_ pods: [AgentTestCluster.Pod]) -> String {
-        let endpoints = pods.map { "- addresses: [\($0.address)]\n  conditions: {ready: true}\n  nodeName: node-1" }
-            .joined(separator: "\n")
-        return """
-            apiVersion: v1
-            kind: Service
-            metadata:
-              name: web
-              namespace: default
-              annotations:
-                ipvs.swift.dev/health-check: tcp
-                ipvs.swift.dev/health-interval: 500ms
-                ipvs.swift.dev/health-timeout: 300ms
-            spec:
-              clusterIP: 10.96.0.10
-              ports:
-              - {name: http, protocol: TCP, port: 80, targetPort: http}
-            ---
-            apiVersion: discovery.k8s.io/v1
-            kind: EndpointSlice
-            metadata:
-              name: web-abc12
-              namespace: default
-              labels: {kubernetes.io/service-name: web}
-            addressType: IPv4
-            endpoints:
-            \(endpoints)
-            ports:
-            - {name: http, protocol: TCP, port: 8080}
-
-            """
+        AgentTestCluster.webManifest(pods: pods, dns: false, annotations: AgentTestCluster.tcpChecks)
     }
 }

@@ -98,20 +98,28 @@ final class AgentTestCluster {
 
     /// A minimal manifest: Service `web` (TCP 80 -> named port http, UDP 53 -> dns) on `clusterIP`
     /// with the given pods as endpoints; `notReady` pods are listed but not ready.
-    static func webManifest(clusterIP: String = "10.96.0.10", pods: [Pod], notReady: [Pod] = [], extra: String = "") -> String {
+    /// Service `web` (TCP `http` 80 -> 8080 and, with `dns`, UDP `dns` 53 -> 5353) and its EndpointSlice;
+    /// `annotations` without their `ipvs.swift.dev/` prefix; `extra` is appended to the Service's spec.
+    static func webManifest(clusterIP: String = "10.96.0.10", pods: [Pod], notReady: [Pod] = [], dns: Bool = true,
+                            annotations: [String: String] = [:], extra: String = "") -> String {
         func endpoint(_ pod: Pod, ready: Bool) -> String {
             "- addresses: [\(pod.address)]\n  conditions: {ready: \(ready)}\n  nodeName: node-1\n  targetRef: {kind: Pod, name: \(pod.name)}"
         }
         let endpoints = (pods.map { endpoint($0, ready: true) } + notReady.map { endpoint($0, ready: false) }).joined(separator: "\n")
+        let annotationLines = annotations.isEmpty ? "" : "  annotations:\n" + annotations.sorted { $0.key < $1.key }
+            .map { "    ipvs.swift.dev/\($0.key): \"\($0.value)\"" }.joined(separator: "\n")
         return """
             apiVersion: v1
             kind: Service
-            metadata: {name: web, namespace: default}
+            metadata:
+              name: web
+              namespace: default
+            \(annotationLines)
             spec:
               clusterIP: \(clusterIP)
               ports:
               - {name: http, protocol: TCP, port: 80, targetPort: http}
-              - {name: dns, protocol: UDP, port: 53, targetPort: dns}
+            \(dns ? "  - {name: dns, protocol: UDP, port: 53, targetPort: dns}" : "")
             \(extra)
             ---
             apiVersion: discovery.k8s.io/v1
@@ -124,10 +132,13 @@ final class AgentTestCluster {
             endpoints:\(endpoints.isEmpty ? " []" : "\n" + endpoints)
             ports:
             - {name: http, protocol: TCP, port: 8080}
-            - {name: dns, protocol: UDP, port: 5353}
+            \(dns ? "- {name: dns, protocol: UDP, port: 5353}" : "")
 
             """
     }
+
+    /// The annotations of TCP health checks every 500 ms with a 300 ms timeout.
+    static let tcpChecks = ["health-check": "tcp", "health-interval": "500ms", "health-timeout": "300ms"]
 
     static let serverScript = """
         # A pod: answers every TCP message and every UDP datagram with its name, over IPv4 and IPv6.
