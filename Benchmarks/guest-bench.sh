@@ -91,6 +91,7 @@ cold_run() {
     moby-ipvs) "$bin/moby-ipvs-bench" restore "$dir/rules" ;;
     moby-ipvs-kube-proxy) "$bin/moby-ipvs-bench" kube-proxy "$dir/rules" ;;
     floor) "$bin/ipvs-floor" "$dir/rules" ;;
+    floor-vips) "$bin/ipvs-floor" "$dir/rules" --bind kube-ipvs0 ;;
     ipvs-agent) "$bin/ipvs-agent" --manifests "$dir/manifests" --once --state-file "$state" --metrics-address none \
       --node-name bench --node-ip 192.0.2.1 --log-level warning ;;
   esac >"$log" 2>&1
@@ -181,7 +182,7 @@ if [ "$quick" = 0 ]; then
   bin=$work/bin
 
   # Warm-up: load every binary and its libraries once (on the small warmup input).
-  for tool in ipvsctl ipvsadm moby-ipvs floor ipvs-agent; do
+  for tool in ipvsctl ipvsadm moby-ipvs floor floor-vips ipvs-agent; do
     fresh_cold_run "$tool" "$work/warmup" 0 || fail "warm-up $tool: $(tail -n 3 "$work/$tool.log")"
   done
 else
@@ -192,7 +193,7 @@ fi
 
 for entry in $sizes; do
   size=${entry%%:*} n=${entry#*:}
-  tools="floor ipvsctl"
+  tools="floor floor-vips ipvsctl"
   [ "$size" -gt "$slow_max" ] || tools="$tools ipvsadm moby-ipvs ipvs-agent"
   [ "$size" -gt "$kube_proxy_max" ] || tools="$tools moby-ipvs-kube-proxy"
   for rep in $(seq 1 "$n"); do

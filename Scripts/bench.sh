@@ -121,7 +121,7 @@ swift build -c "$configuration" --scratch-path "$build_dir" --product ipvs-agent
 cp "$products/ipvsctl" "$products/ipvs-agent" "$bin/"
 step "building the libnl floor and the moby/ipvs driver"
 # shellcheck disable=SC2046 # pkg-config prints several flags
-cc -O2 -Wall -Wextra -o "$bin/ipvs-floor" Benchmarks/floor/ipvs-floor.c $(pkg-config --cflags --libs libnl-genl-3.0)
+cc -O2 -Wall -Wextra -o "$bin/ipvs-floor" Benchmarks/floor/ipvs-floor.c $(pkg-config --cflags --libs libnl-genl-3.0 libnl-route-3.0)
 # shellcheck disable=SC2046
 cc -O2 -Wall -Wextra -o "$bin/ipvs-wait" Benchmarks/wait/ipvs-wait.c $(pkg-config --cflags --libs libnl-genl-3.0)
 # Debian ships moby/ipvs and its netlink dependencies as GOPATH sources: no network needed.
@@ -188,7 +188,7 @@ fi
 
 if [ "$smoke" = 1 ]; then
   # Every tool path must have produced a number.
-  expected=(cold/floor cold/ipvsctl cold/ipvsadm cold/moby-ipvs cold/moby-ipvs-kube-proxy cold/ipvs-agent
+  expected=(cold/floor cold/floor-vips cold/ipvsctl cold/ipvsadm cold/moby-ipvs cold/moby-ipvs-kube-proxy cold/ipvs-agent
     "list/ipvsctl -Ln" "list/ipvsadm -Ln" "list/ipvsctl -Sn" "list/ipvsadm -Sn" "list/moby-ipvs dump"
     agent-daemon/first-sync noop/writes endpoint-add/file-to-kernel endpoint-remove/file-to-kernel
     health/cpu health/detect-p99)

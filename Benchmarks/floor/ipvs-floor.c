@@ -4,14 +4,18 @@
  * requests into large sends (256 KiB, like IPVSClient.apply), and collect one acknowledgement per
  * request. No validation beyond parsing, no reads of kernel state, no model.
  *
- * Usage: ipvs-floor RULES
+ * Usage: ipvs-floor RULES [--bind IFNAME]
+ *
+ * --bind IFNAME also creates the dummy interface IFNAME (when missing) and adds each service
+ * address on it as a /32, as ipvs-agent and kube-proxy do, with RTM_NEWADDR requests built by
+ * libnl-route and packed into large sends the same way.
  *
  * RULES is the subset of `ipvsadm -S -n` that the benchmark generates (IPv4, TCP or UDP):
  *   -A -t 10.96.0.1:80 -s rr
  *   -a -t 10.96.0.1:80 -r 10.244.0.1:8080 -m -w 1
  * Exit status 0 when the kernel acknowledged every request without error, 1 otherwise.
  *
- * Build: cc -O2 -o ipvs-floor ipvs-floor.c $(pkg-config --cflags --libs libnl-genl-3.0)
+ * Build: cc -O2 -o ipvs-floor ipvs-floor.c $(pkg-config --cflags --libs libnl-genl-3.0 libnl-route-3.0)
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,6 +25,9 @@
 #include <netlink/genl/genl.h>
 #include <netlink/msg.h>
 #include <netlink/netlink.h>
+#include <netlink/route/addr.h>
+#include <netlink/route/link.h>
+#include <net/if.h>
 #include <netlink/socket.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -177,22 +184,12 @@ static struct nl_msg *build(const struct rule *r, int family, uint32_t sequence)
 	return msg;
 }
 
-/* ---- main ------------------------------------------------------------------------------- */
+/* ---- sending ---------------------------------------------------------------------------- */
 
-int main(int argc, char **argv) {
-	if (argc != 2) {
-		fprintf(stderr, "usage: ipvs-floor RULES\n");
-		return 2;
-	}
-	size_t count;
-	struct rule *rules = read_rules(argv[1], &count);
+/* Builds request `index` with sequence number `sequence` (the caller frees it). */
+typedef struct nl_msg *(*builder)(size_t index, uint32_t sequence, void *context);
 
-	struct nl_sock *sock = nl_socket_alloc();
-	if (!sock || genl_connect(sock))
-		die("cannot open a generic netlink socket");
-	int family = genl_ctrl_resolve(sock, IPVS_GENL_NAME);
-	if (family < 0)
-		die("the kernel has no IPVS generic netlink family");
+static void tune(struct nl_sock *sock) {
 	int fd = nl_socket_get_fd(sock), one = 1, rcv = RECEIVE_BUFFER, snd = SEND_BUFFER;
 	setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
 	setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof(one));
@@ -200,10 +197,18 @@ int main(int argc, char **argv) {
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
 	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &snd, sizeof(snd)))
 		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &snd, sizeof(snd));
+}
 
-	unsigned char *out = malloc(SEND_SIZE + 4096);
+/* Sends requests 0..<count, packed into sends of SEND_SIZE, and waits for one acknowledgement per
+ * request; returns the number of requests the kernel refused (`what` names them in messages). */
+static size_t send_all(struct nl_sock *sock, size_t count, builder build_one, void *context, const char *what) {
+	static unsigned char *out, *in;
 	size_t receive_size = 1 << 20;
-	unsigned char *in = malloc(receive_size);
+	if (!out) {
+		out = malloc(SEND_SIZE + 4096);
+		in = malloc(receive_size);
+	}
+	int fd = nl_socket_get_fd(sock);
 	uint32_t sequence = 1;
 	size_t failures = 0;
 	for (size_t start = 0; start < count;) {
@@ -211,7 +216,7 @@ int main(int argc, char **argv) {
 		size_t used = 0, end = start;
 		uint32_t first = sequence;
 		while (end < count && used < SEND_SIZE) {
-			struct nl_msg *msg = build(&rules[end], family, sequence++);
+			struct nl_msg *msg = build_one(end, sequence++, context);
 			struct nlmsghdr *header = nlmsg_hdr(msg);
 			memcpy(out + used, header, header->nlmsg_len);
 			used += NLMSG_ALIGN(header->nlmsg_len);
@@ -228,27 +233,121 @@ int main(int argc, char **argv) {
 				if (errno == EINTR)
 					continue;
 				fprintf(stderr, "ipvs-floor: receiving acknowledgements: %s\n", strerror(errno));
-				return 1;
+				exit(1);
 			}
 			int left = (int)got;
 			for (struct nlmsghdr *h = (struct nlmsghdr *)in; nlmsg_ok(h, left); h = nlmsg_next(h, &left)) {
 				if (h->nlmsg_type != NLMSG_ERROR || h->nlmsg_seq < first || h->nlmsg_seq >= sequence)
 					continue;
 				struct nlmsgerr *e = nlmsg_data(h);
-				if (e->error) {
-					size_t index = start + (h->nlmsg_seq - first);
-					if (failures++ < 10)
-						fprintf(stderr, "ipvs-floor: request %zu (rules line %zu): %s\n", index + 1, index + 1,
-							strerror(-e->error));
-				}
+				if (e->error && failures++ < 10)
+					fprintf(stderr, "ipvs-floor: %s %u: %s\n", what, h->nlmsg_seq, strerror(-e->error));
 				pending--;
 			}
 		}
 		start = end;
 	}
+	return failures;
+}
+
+struct ipvs_context {
+	const struct rule *rules;
+	int family;
+};
+
+static struct nl_msg *build_ipvs(size_t index, uint32_t sequence, void *context) {
+	struct ipvs_context *c = context;
+	return build(&c->rules[index], c->family, sequence);
+}
+
+struct address_context {
+	const struct in_addr *addresses;
+	int ifindex;
+};
+
+/* RTM_NEWADDR for addresses[index]/32 on the interface, built by libnl-route. */
+static struct nl_msg *build_address(size_t index, uint32_t sequence, void *context) {
+	struct address_context *c = context;
+	struct rtnl_addr *address = rtnl_addr_alloc();
+	struct nl_addr *local = nl_addr_build(AF_INET, &c->addresses[index], sizeof(struct in_addr));
+	struct nl_msg *msg = NULL;
+	if (!address || !local)
+		die("out of memory");
+	nl_addr_set_prefixlen(local, 32);
+	rtnl_addr_set_ifindex(address, c->ifindex);
+	rtnl_addr_set_family(address, AF_INET);
+	rtnl_addr_set_local(address, local);
+	rtnl_addr_set_prefixlen(address, 32);
+	if (rtnl_addr_build_add_request(address, NLM_F_CREATE | NLM_F_EXCL, &msg) < 0)
+		die("cannot build an address request");
+	struct nlmsghdr *header = nlmsg_hdr(msg);
+	header->nlmsg_seq = sequence;
+	header->nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
+	nl_addr_put(local);
+	rtnl_addr_put(address);
+	return msg;
+}
+
+/* ---- main ------------------------------------------------------------------------------- */
+
+int main(int argc, char **argv) {
+	const char *bind_to = NULL;
+	if (argc == 4 && !strcmp(argv[2], "--bind"))
+		bind_to = argv[3];
+	else if (argc != 2) {
+		fprintf(stderr, "usage: ipvs-floor RULES [--bind IFNAME]\n");
+		return 2;
+	}
+	size_t count;
+	struct rule *rules = read_rules(argv[1], &count);
+
+	struct nl_sock *sock = nl_socket_alloc();
+	if (!sock || genl_connect(sock))
+		die("cannot open a generic netlink socket");
+	int family = genl_ctrl_resolve(sock, IPVS_GENL_NAME);
+	if (family < 0)
+		die("the kernel has no IPVS generic netlink family");
+	tune(sock);
+	struct ipvs_context ipvs = {rules, family};
+	size_t failures = send_all(sock, count, build_ipvs, &ipvs, "IPVS request");
 	nl_socket_free(sock);
+	size_t total = count;
+
+	if (bind_to) {
+		struct nl_sock *route = nl_socket_alloc();
+		if (!route || nl_connect(route, NETLINK_ROUTE))
+			die("cannot open a route netlink socket");
+		tune(route);
+		struct rtnl_link *link = NULL;
+		if (rtnl_link_get_kernel(route, 0, bind_to, &link) < 0) {
+			struct rtnl_link *dummy = rtnl_link_alloc();
+			rtnl_link_set_name(dummy, bind_to);
+			rtnl_link_set_type(dummy, "dummy");
+			rtnl_link_set_flags(dummy, IFF_UP);
+			if (rtnl_link_add(route, dummy, NLM_F_CREATE | NLM_F_EXCL) < 0 ||
+			    rtnl_link_get_kernel(route, 0, bind_to, &link) < 0)
+				link = NULL;
+			rtnl_link_put(dummy);
+		}
+		int ifindex = link ? rtnl_link_get_ifindex(link) : 0;
+		if (link)
+			rtnl_link_put(link);
+		if (!ifindex) {
+			fprintf(stderr, "ipvs-floor: cannot find or create the dummy interface %s\n", bind_to);
+			return 1;
+		}
+		struct in_addr *addresses = malloc(count * sizeof(*addresses));
+		size_t n = 0;
+		for (size_t i = 0; i < count; i++)
+			if (!rules[i].is_dest)
+				addresses[n++] = rules[i].vaddr; /* one service per address in the benchmark's rules */
+		struct address_context context = {addresses, ifindex};
+		failures += send_all(route, n, build_address, &context, "address request");
+		total += n;
+		nl_socket_free(route);
+	}
 	if (failures) {
-		fprintf(stderr, "ipvs-floor: %zu of %zu requests failed\n", failures, count);
+		fprintf(stderr, "ipvs-floor: %zu of %zu requests failed\n", failures, total);
 		return 1;
 	}
 	return 0;

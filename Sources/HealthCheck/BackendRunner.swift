@@ -5,6 +5,8 @@ import NIOCore
 // MARK: - BackendRunner
 
 /// Checks one backend forever on its event loop: one `scheduleTask` per check, no task or thread of its own.
+/// TCP checks instead repeat on the ``TCPConnectPoller`` thread, which starts, completes and reschedules them
+/// itself (``TCPConnectPoller/RepeatingCheck``): the cheapest path for the most common check.
 ///
 /// Its mutable state sits behind one lock because ``HealthChecker`` reads it from other threads (status,
 /// stop); the event loop is the only writer of the schedule.
@@ -20,6 +22,7 @@ final class BackendRunner: Sendable {
         var machine: HealthStateMachine
         var stopped = false
         var scheduled: Scheduled<Void>?
+        var repeating: TCPConnectPoller.RepeatingCheck?
     }
 
     init(
@@ -55,19 +58,37 @@ final class BackendRunner: Sendable {
         let config = target.configuration
         let delay = CheckSchedule.firstDelay(
             initialDelay: config.initialDelay, interval: config.interval, jitter: config.jitter, random: .random(in: 0..<1))
+        if let tcp = probe as? TCPProbe {
+            let check = TCPConnectPoller.RepeatingCheck(
+                address: tcp.address, timeout: .nanoseconds(config.timeout.nanoseconds), interval: config.interval,
+                jitter: config.jitter, report: { [weak self] outcome, nanoseconds in
+                    guard let self else { return }
+                    self.record(self, outcome, nanoseconds)
+                })
+            let started = state.withLockedValue { state -> Bool in
+                guard !state.stopped else { return false }
+                state.repeating = check
+                return true
+            }
+            // The poller refuses only after shutdown, when the checker has stopped too.
+            if started { tcp.poller.schedule(check, after: delay) }
+            return
+        }
         schedule(in: delay)
     }
 
     /// Stops checking; a check in flight finishes but its result is dropped.
     func stop() {
-        let (scheduled, wasStopped) = state.withLockedValue { state -> (Scheduled<Void>?, Bool) in
+        let (scheduled, repeating, wasStopped) = state.withLockedValue { state -> (Scheduled<Void>?, TCPConnectPoller.RepeatingCheck?, Bool) in
             defer {
                 state.stopped = true
                 state.scheduled = nil
+                state.repeating = nil
             }
-            return (state.scheduled, state.stopped)
+            return (state.scheduled, state.repeating, state.stopped)
         }
         scheduled?.cancel()
+        repeating?.cancel()
         if !wasStopped { metrics.destroy() }
     }
 

@@ -26,12 +26,48 @@ final class TCPConnectPoller: @unchecked Sendable {
     private struct Pending {
         var id: UInt64
         var timeout: TimeAmount
-        var promise: EventLoopPromise<CheckOutcome>
+        var completion: Completion
+    }
+
+    /// Who hears a check's outcome: a caller's promise, or a repeating check (on the poller thread).
+    private enum Completion {
+        case promise(EventLoopPromise<CheckOutcome>)
+        case repeating(RepeatingCheck, started: NIODeadline)
+    }
+
+    /// A TCP check that repeats on the poller thread itself, with no event loop, task or promise per check:
+    /// the thread starts it when it is due, completes it, reports the outcome and schedules the next one.
+    /// At 10,000 checks a second this saves two thread hops and an event loop timer per check, and checks
+    /// due within the same millisecond start in one wake-up.
+    final class RepeatingCheck: Sendable {
+        let address: SocketAddress
+        let timeout: TimeAmount
+        let interval: Duration
+        let jitter: Double
+        /// Called on the poller thread with each outcome and its latency in nanoseconds.
+        let report: @Sendable (CheckOutcome, Int64) -> Void
+        private let cancelled = NIOLockedValueBox(false)
+
+        init(address: SocketAddress, timeout: TimeAmount, interval: Duration, jitter: Double,
+             report: @escaping @Sendable (CheckOutcome, Int64) -> Void) {
+            self.address = address
+            self.timeout = timeout
+            self.interval = interval
+            self.jitter = jitter
+            self.report = report
+        }
+
+        /// No further checks; an outcome in flight is still reported (the runner drops it).
+        func cancel() { cancelled.withLockedValue { $0 = true } }
+        var isCancelled: Bool { cancelled.withLockedValue { $0 } }
     }
 
     private struct State {
         var pending: [CInt: Pending] = [:]
         var deadlines = DeadlineHeap()
+        /// When each repeating check is due next (`fd` unused; `id` indexes `repeating`).
+        var due = DeadlineHeap()
+        var repeating: [UInt64: RepeatingCheck] = [:]
         var nextID: UInt64 = 0
         /// The deadline the poller sleeps until (`.distantFuture`: no deadline); `nil` while it is awake.
         var sleepingUntil: NIODeadline?
@@ -60,22 +96,8 @@ final class TCPConnectPoller: @unchecked Sendable {
     /// Connects to `address` and closes at once; the future completes on `eventLoop` within about `timeout`
     /// and never fails.
     func check(_ address: SocketAddress, timeout: TimeAmount, on eventLoop: any EventLoop) -> EventLoopFuture<CheckOutcome> {
-        let family: CInt
-        switch address {
-        case .v4: family = AF_INET
-        case .v6: family = AF_INET6
-        case .unixDomainSocket: return eventLoop.makeSucceededFuture(.failure(reason: "connect: not an IP address"))
-        }
-        let fd = socket(family, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else {
-            return eventLoop.makeSucceededFuture(.failure(reason: "socket: \(ProbeFailure.errnoText(errno))"))
-        }
-        let result = address.withSockAddr { pointer, length in connect(fd, pointer, socklen_t(length)) }
-        let error = result == 0 ? 0 : errno
-        guard error == EINPROGRESS else {
-            Self.closeWithReset(fd)
-            return eventLoop.makeSucceededFuture(Self.outcome(error))
-        }
+        let (fd, immediate) = Self.connect(address)
+        if let immediate { return eventLoop.makeSucceededFuture(immediate) }
         guard epoll >= 0, wakeup >= 0 else {
             Self.closeWithReset(fd)
             return eventLoop.makeSucceededFuture(.failure(reason: "connect: no epoll instance for the health checks"))
@@ -85,7 +107,7 @@ final class TCPConnectPoller: @unchecked Sendable {
         let (registered, wake, startThread) = state.withLockedValue { state -> (Bool, Bool, Bool) in
             guard !state.stopped else { return (false, false, false) }
             state.nextID &+= 1
-            state.pending[fd] = Pending(id: state.nextID, timeout: timeout, promise: promise)
+            state.pending[fd] = Pending(id: state.nextID, timeout: timeout, completion: .promise(promise))
             state.deadlines.push(DeadlineHeap.Entry(deadline: deadline, fd: fd, id: state.nextID))
             // Added under the lock, so the poller cannot expire the entry and reuse the descriptor before.
             var event = epoll_event()
@@ -102,13 +124,36 @@ final class TCPConnectPoller: @unchecked Sendable {
             return promise.futureResult
         }
         if startThread {
-            let thread = Thread { [self] in self.run() }
-            thread.name = "health-tcp-poller"
-            thread.start()
+            startThreadNow()
         } else if wake {
             signal()
         }
         return promise.futureResult
+    }
+
+    /// Runs `check` on the poller thread, first after `delay`, then every (jittered) interval until it is
+    /// cancelled or the poller shuts down. Returns false, scheduling nothing, after shutdown.
+    @discardableResult
+    func schedule(_ check: RepeatingCheck, after delay: TimeAmount) -> Bool {
+        guard epoll >= 0, wakeup >= 0 else { return false }
+        let due = NIODeadline.now() + delay
+        let (scheduled, wake, startThread) = state.withLockedValue { state -> (Bool, Bool, Bool) in
+            guard !state.stopped else { return (false, false, false) }
+            state.nextID &+= 1
+            state.repeating[state.nextID] = check
+            state.due.push(DeadlineHeap.Entry(deadline: due, fd: -1, id: state.nextID))
+            let startThread = !state.threadStarted
+            state.threadStarted = true
+            return (true, state.sleepingUntil.map { due < $0 } ?? false, startThread)
+        }
+        if startThread { startThreadNow() } else if wake { signal() }
+        return scheduled
+    }
+
+    private func startThreadNow() {
+        let thread = Thread { [self] in self.run() }
+        thread.name = "health-tcp-poller"
+        thread.start()
     }
 
     /// Stops the poller thread; checks in progress complete as failed, later ones fail at once.
@@ -122,7 +167,8 @@ final class TCPConnectPoller: @unchecked Sendable {
         if running { signal() }
         for (fd, check) in dropped {
             Self.closeWithReset(fd)
-            check.promise.succeed(.failure(reason: "health checker stopped"))
+            // A repeating check is not told: its checker is stopping too.
+            if case .promise(let promise) = check.completion { promise.succeed(.failure(reason: "health checker stopped")) }
         }
     }
 
@@ -132,14 +178,23 @@ final class TCPConnectPoller: @unchecked Sendable {
         let capacity = 256
         let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: capacity)
         defer { events.deallocate() }
+        // Jitter needs no cryptographic randomness; the system generator costs a system call per draw.
+        var random = SplitMix(seed: UInt64(truncatingIfNeeded: NIODeadline.now().uptimeNanoseconds))
+        var reschedule: [(RepeatingCheck, NIODeadline)] = []
         while true {
             let sleep = state.withLockedValue { state -> Int32? in
                 guard !state.stopped else { return nil }
+                for (check, due) in reschedule {
+                    state.nextID &+= 1
+                    state.repeating[state.nextID] = check
+                    state.due.push(DeadlineHeap.Entry(deadline: due, fd: -1, id: state.nextID))
+                }
                 // Entries of checks that completed stay in the heap; never wake up for one of them.
                 while let first = state.deadlines.first, state.pending[first.fd]?.id != first.id {
                     state.deadlines.pop()
                 }
-                guard let next = state.deadlines.first?.deadline else {
+                let next = [state.deadlines.first?.deadline, state.due.first?.deadline].compactMap { $0 }.min()
+                guard let next else {
                     state.sleepingUntil = .distantFuture
                     return -1
                 }
@@ -147,6 +202,7 @@ final class TCPConnectPoller: @unchecked Sendable {
                 let nanoseconds = (next - .now()).nanoseconds
                 return nanoseconds <= 0 ? 0 : Int32(clamping: (nanoseconds + 999_999) / 1_000_000)
             }
+            reschedule.removeAll(keepingCapacity: true)
             guard let sleep else { break }
             let count = epoll_wait(epoll, events, CInt(capacity), sleep)
             state.withLockedValue { $0.sleepingUntil = nil }
@@ -162,25 +218,29 @@ final class TCPConnectPoller: @unchecked Sendable {
                 var length = socklen_t(MemoryLayout<CInt>.size)
                 if getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0 { error = errno }
                 Self.closeWithReset(fd)
-                check.promise.succeed(Self.outcome(error))
+                if let next = Self.complete(check, Self.outcome(error), random: &random) { reschedule.append(next) }
             }
-            expire()
+            expire(reschedule: &reschedule, random: &random)
+            startDue(reschedule: &reschedule, random: &random)
         }
         let dropped = state.withLockedValue { state in
             defer {
                 state.pending = [:]
                 state.deadlines = DeadlineHeap()
+                state.due = DeadlineHeap()
+                state.repeating = [:]
             }
             return state.pending
         }
         for (fd, check) in dropped {
             Self.closeWithReset(fd)
-            check.promise.succeed(.failure(reason: "health checker stopped"))
+            // A repeating check is not told: its checker is stopping too.
+            if case .promise(let promise) = check.completion { promise.succeed(.failure(reason: "health checker stopped")) }
         }
     }
 
     /// Fails the checks whose deadline has passed.
-    private func expire() {
+    private func expire(reschedule: inout [(RepeatingCheck, NIODeadline)], random: inout SplitMix) {
         let now = NIODeadline.now()
         let expired = state.withLockedValue { state -> [(CInt, Pending)] in
             var expired: [(CInt, Pending)] = []
@@ -195,7 +255,60 @@ final class TCPConnectPoller: @unchecked Sendable {
         }
         for (fd, check) in expired {
             Self.closeWithReset(fd)
-            check.promise.succeed(.failure(reason: ProbeFailure.timeout(check.timeout)))
+            if let next = Self.complete(check, .failure(reason: ProbeFailure.timeout(check.timeout)), random: &random) {
+                reschedule.append(next)
+            }
+        }
+    }
+
+    /// Starts the repeating checks that are due: a connect that finishes at once is reported here, one in
+    /// progress joins the epoll set.
+    private func startDue(reschedule: inout [(RepeatingCheck, NIODeadline)], random: inout SplitMix) {
+        let now = NIODeadline.now()
+        let due = state.withLockedValue { state -> [RepeatingCheck] in
+            var due: [RepeatingCheck] = []
+            while let first = state.due.first, first.deadline <= now {
+                state.due.pop()
+                if let check = state.repeating.removeValue(forKey: first.id), !check.isCancelled { due.append(check) }
+            }
+            return due
+        }
+        for check in due {
+            let started = NIODeadline.now()
+            let (fd, immediate) = Self.connect(check.address)
+            if let immediate {
+                let pending = Pending(id: 0, timeout: check.timeout, completion: .repeating(check, started: started))
+                if let next = Self.complete(pending, immediate, random: &random) { reschedule.append(next) }
+                continue
+            }
+            state.withLockedValue { state in
+                state.nextID &+= 1
+                state.pending[fd] = Pending(id: state.nextID, timeout: check.timeout, completion: .repeating(check, started: started))
+                state.deadlines.push(DeadlineHeap.Entry(deadline: started + check.timeout, fd: fd, id: state.nextID))
+                var event = epoll_event()
+                event.events = EPOLLOUT.rawValue | EPOLLONESHOT.rawValue
+                event.data.fd = fd
+                _ = epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event)
+            }
+        }
+    }
+
+    /// Hands `outcome` to whoever waits for `check`; for a repeating check that is not cancelled, returns
+    /// it with its next due time.
+    @discardableResult
+    private static func complete(_ check: Pending, _ outcome: CheckOutcome, random: inout SplitMix) -> (RepeatingCheck, NIODeadline)? {
+        switch check.completion {
+        case .promise(let promise):
+            promise.succeed(outcome)
+            return nil
+        case .repeating(let repeating, let started):
+            let now = NIODeadline.now()
+            let elapsed = now - started
+            repeating.report(outcome, elapsed.nanoseconds)
+            guard !repeating.isCancelled else { return nil }
+            let delay = CheckSchedule.nextDelay(interval: repeating.interval, jitter: repeating.jitter, elapsed: elapsed,
+                                                random: random.nextUnit())
+            return (repeating, now + delay)
         }
     }
 
@@ -205,6 +318,26 @@ final class TCPConnectPoller: @unchecked Sendable {
     }
 
     // MARK: - Sockets
+
+    /// Opens a non-blocking socket and connects it to `address`: the descriptor of a connect in progress,
+    /// or the outcome of one that finished (or failed) at once, its socket already closed.
+    private static func connect(_ address: SocketAddress) -> (CInt, CheckOutcome?) {
+        let family: CInt
+        switch address {
+        case .v4: family = AF_INET
+        case .v6: family = AF_INET6
+        case .unixDomainSocket: return (-1, .failure(reason: "connect: not an IP address"))
+        }
+        let fd = socket(family, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return (-1, .failure(reason: "socket: \(ProbeFailure.errnoText(errno))")) }
+        let result = address.withSockAddr { pointer, length in Glibc.connect(fd, pointer, socklen_t(length)) }
+        let error = result == 0 ? 0 : errno
+        guard error == EINPROGRESS else {
+            closeWithReset(fd)
+            return (-1, outcome(error))
+        }
+        return (fd, nil)
+    }
 
     private static func outcome(_ error: CInt) -> CheckOutcome {
         error == 0 ? .success(reason: "connected") : .failure(reason: "connect: \(ProbeFailure.errnoText(error))")
@@ -216,6 +349,25 @@ final class TCPConnectPoller: @unchecked Sendable {
         _ = setsockopt(fd, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))
         close(fd)
     }
+}
+
+// MARK: - SplitMix
+
+/// SplitMix64: a fast generator for schedule jitter (not for anything secret).
+struct SplitMix {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Uniform in 0..<1.
+    mutating func nextUnit() -> Double { Double(next() >> 11) * 0x1.0p-53 }
 }
 
 // MARK: - DeadlineHeap

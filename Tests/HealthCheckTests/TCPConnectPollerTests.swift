@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import Foundation
 import IPVS
 import NIOCore
 import NIOPosix
@@ -107,6 +108,69 @@ final class TCPConnectPollerTests: XCTestCase {
         XCTAssertTrue(probe.poller === context.tcpPoller)
         context.shutdown()
         try await pool.shutdownGracefully()
+    }
+
+    // MARK: - Repeating checks
+
+    /// Collects a repeating check's outcomes (reported on the poller thread).
+    final class Outcomes: @unchecked Sendable {
+        private let lock = NSLock()
+        private var outcomes: [CheckOutcome] = []
+        func add(_ outcome: CheckOutcome) { lock.withLock { outcomes.append(outcome) } }
+        var all: [CheckOutcome] { lock.withLock { outcomes } }
+    }
+
+    func repeating(_ port: Int, every interval: Duration, timeout: TimeAmount = .seconds(2), _ outcomes: Outcomes) throws
+        -> TCPConnectPoller.RepeatingCheck {
+        TCPConnectPoller.RepeatingCheck(
+            address: try SocketAddress(ipAddress: "127.0.0.1", port: port), timeout: timeout, interval: interval, jitter: 0,
+            report: { outcome, _ in outcomes.add(outcome) })
+    }
+
+    func testARepeatingCheckRunsEveryIntervalOnThePollerUntilCancelled() async throws {
+        let server = try await TestServers.tcp(group: group)
+        defer { server.close(promise: nil) }
+        let refused = try await TestServers.closedPort(group: group)
+        let up = Outcomes(), down = Outcomes()
+        let upCheck = try repeating(server.localAddress!.port!, every: .milliseconds(50), up)
+        let downCheck = try repeating(refused, every: .milliseconds(50), down)
+        XCTAssertTrue(poller.schedule(upCheck, after: .zero))
+        XCTAssertTrue(poller.schedule(downCheck, after: .milliseconds(10)))
+        try await waitFor { up.all.count >= 4 && down.all.count >= 4 }
+        XCTAssertEqual(Set(up.all), [.success(reason: "connected")])
+        XCTAssertEqual(Set(down.all), [.failure(reason: "connect: connection refused")])
+
+        upCheck.cancel()
+        let stopped = up.all.count
+        try await Task.sleep(for: .milliseconds(300))
+        XCTAssertLessThanOrEqual(up.all.count, stopped + 1, "at most the check in flight reports after cancel")
+        XCTAssertGreaterThanOrEqual(down.all.count, 8, "the other check keeps its schedule")
+        // About one check per 50 ms: not a busy loop either.
+        XCTAssertLessThan(down.all.count, 40, "checks run every interval, not back to back")
+    }
+
+    func testARepeatingCheckThatHangsTimesOutAndRepeats() async throws {
+        let listener = try FullBacklogListener()
+        defer { listener.closeAll() }
+        let outcomes = Outcomes()
+        XCTAssertTrue(poller.schedule(try repeating(listener.port, every: .milliseconds(100), timeout: .milliseconds(100), outcomes),
+                                      after: .zero))
+        try await waitFor { outcomes.all.count >= 2 }
+        XCTAssertEqual(Set(outcomes.all), [.failure(reason: "timeout after 100ms")])
+    }
+
+    func testNothingIsScheduledAfterShutdown() throws {
+        poller.shutdown()
+        XCTAssertFalse(poller.schedule(try repeating(1, every: .milliseconds(10), Outcomes()), after: .zero))
+    }
+
+    /// Polls `condition` every 10 ms for up to 10 s.
+    func waitFor(_ condition: () -> Bool, file: StaticString = #filePath, line: UInt = #line) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !condition() {
+            guard ContinuousClock.now < deadline else { return XCTFail("condition not met within 10 s", file: file, line: line) }
+            try await Task.sleep(for: .milliseconds(10))
+        }
     }
 
     // MARK: - DeadlineHeap

@@ -106,3 +106,24 @@ final class AgentHealthQuorumTests: XCTestCase {
         AgentTestCluster.webManifest(pods: pods, dns: false, annotations: AgentTestCluster.tcpChecks.merging(annotations) { $1 })
     }
 }
+
+extension AgentTestCluster {
+    /// The weight of real server `server` (`address:port`) in `ipvsadm -Ln`, or `nil` when absent.
+    func weight(_ server: String) throws -> String? {
+        try table().split(separator: "\n").first { $0.contains("-> \(server) ") }?
+            .split(separator: " ", omittingEmptySubsequences: true).dropFirst(3).first.map(String.init)
+    }
+
+    /// Starts `pod`'s server again (after its first one was stopped).
+    func restartServer(_ pod: Pod) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["ip", "netns", "exec", pod.namespace, "python3", folder.appendingPathComponent("pod.py").path, pod.name]
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    /// The agent's log so far.
+    func log(_ url: URL) -> String { (try? String(contentsOf: url, encoding: .utf8)) ?? "" }
+}

@@ -3,8 +3,10 @@ import Foundation
 import HealthCheck
 import IPVS
 import Logging
+import Metrics
 import NIOConcurrencyHelpers
 import NIOPosix
+import Prometheus
 
 // MARK: - HealthBench
 
@@ -17,7 +19,8 @@ struct HealthBench: AsyncParsableCommand {
         abstract: "Measures HealthChecker's CPU, memory and detection latency on N loopback TCP backends.",
         discussion: """
             Starts SERVER (Benchmarks/health/health-backends.c) with N backends on 127.1.x.y:PORT, checks them \
-            with HealthChecker on MultiThreadedEventLoopGroup.singleton (as ipvs-agent does) with TCP checks, \
+            with HealthChecker on MultiThreadedEventLoopGroup.singleton with TCP checks and metrics recorded \
+            into a Prometheus registry (as ipvs-agent does), \
             waits WARMUP seconds, measures this process's CPU time (getrusage: every thread, user + system) \
             over WINDOW seconds, then kills K backends spread over the range and records, for each, the time \
             from the kill to its transition to down. Prints a table, or results.tsv rows with --tsv.
@@ -90,6 +93,8 @@ struct HealthBench: AsyncParsableCommand {
         }
         var logger = Logger(label: "health-bench")
         logger.logLevel = .error
+        // Every check records its metrics, as in the agent (which bootstraps the same factory).
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: PrometheusCollectorRegistry()))
         let checker = HealthChecker(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: logger)
         try checker.update(targets: targets)
 

@@ -104,12 +104,13 @@ public final class ManifestSource: DesiredStateSource, @unchecked Sendable {
         contents.reserveCapacity(files.count)
         /// Files whose contribution may differ from the last snapshot's.
         var touched: Set<String> = []
+        let read = prefetch(files.filter { file in changed.map { $0.contains(file) } != false || outcomes[file] == nil })
         for file in files {
             let outcome: FileOutcome
             if let changed, !changed.contains(file), let cached = outcomes[file] {
                 outcome = cached // Not touched since it was read: nothing to redo.
             } else {
-                outcome = loadFile(file)
+                outcome = loadFile(file, read[file] ?? Self.read(file, cache: decodedText[file]))
                 outcomes[file] = outcome
                 touched.insert(file)
             }
@@ -170,23 +171,47 @@ public final class ManifestSource: DesiredStateSource, @unchecked Sendable {
         return changed
     }
 
-    private func loadFile(_ file: String) -> FileOutcome {
+    /// A file's text and its decoding, or why it could not be read.
+    private typealias ReadFile = Result<(text: String, decoding: ManifestDecoding), any Error>
+
+    /// Reads and decodes `file`, reusing `cache` when the text is the same. Pure: safe on any thread.
+    private static func read(_ file: String, cache: (text: String, decoding: ManifestDecoding)?) -> ReadFile {
+        Result {
+            let text = try String(contentsOfFile: file, encoding: .utf8)
+            if let cache, cache.text == text { return cache }
+            return (text, ManifestDecoder.decode(text, file: file))
+        }
+    }
+
+    /// Reads and decodes `files` on every core: YAML decoding is most of a cold start at thousands of
+    /// Services, and files decode independently of each other.
+    private func prefetch(_ files: [String]) -> [String: ReadFile] {
+        guard files.count > 1 else { return [:] }
+        let cache = files.map { decodedText[$0] }
+        var results = [ReadFile?](repeating: nil, count: files.count)
+        results.withUnsafeMutableBufferPointer { results in
+            nonisolated(unsafe) let slots = results // Each iteration writes only its own slot.
+            DispatchQueue.concurrentPerform(iterations: files.count) { index in
+                slots[index] = Self.read(files[index], cache: cache[index])
+            }
+        }
+        var read: [String: ReadFile] = [:]
+        for (file, result) in zip(files, results) { read[file] = result }
+        return read
+    }
+
+    private func loadFile(_ file: String, _ read: ReadFile) -> FileOutcome {
         var outcome = FileOutcome()
-        let text: String
-        do {
-            text = try String(contentsOfFile: file, encoding: .utf8)
-        } catch {
+        let decoded: ManifestDecoding
+        switch read {
+        case .failure(let error):
             outcome.issues.append(ManifestIssue(file: file, message: "cannot read the file (\(error.localizedDescription)); its last good objects are kept"))
             outcome.objects = FileObjects(lastGoodObjects(file))
             outcome.incomplete = lastGood[file] == nil
             return outcome
-        }
-        let decoded: ManifestDecoding
-        if let cached = decodedText[file], cached.text == text {
-            decoded = cached.decoding
-        } else {
-            decoded = ManifestDecoder.decode(text, file: file)
-            decodedText[file] = (text, decoded)
+        case .success(let (text, decoding)):
+            decoded = decoding
+            decodedText[file] = (text, decoding)
         }
         outcome.issues = decoded.issues
         if decoded.unreadable {
