@@ -13,7 +13,7 @@
 #   --sizes   SERVICES:REPETITIONS of cold programming; --reps: repetitions of the other workloads
 #   --agent-size: services of the agent daemon workloads and of the listings (of the agent's table)
 #   --kube-proxy-max: the kube-proxy pattern of the moby/ipvs driver runs up to this size only;
-#   --slow-max: ipvsadm, moby/ipvs and the agent (minutes each in the emulator) up to this size only
+#   --slow-max: ipvsadm, moby/ipvs, the agent and the floor with VIPs (minutes each in the emulator) up to this size only
 #   --quick   no copy to memory and no warm-up: every path once, for the smoke run
 #   --out     results.tsv (workload, tool, size, repetition, value, unit), environment.tsv, errors.txt
 #
@@ -193,8 +193,9 @@ fi
 
 for entry in $sizes; do
   size=${entry%%:*} n=${entry#*:}
-  tools="floor floor-vips ipvsctl"
-  [ "$size" -gt "$slow_max" ] || tools="$tools ipvsadm moby-ipvs ipvs-agent"
+  tools="floor ipvsctl"
+  # floor-vips too: adding tens of thousands of addresses to one interface grows faster than linearly.
+  [ "$size" -gt "$slow_max" ] || tools="$tools floor-vips ipvsadm moby-ipvs ipvs-agent"
   [ "$size" -gt "$kube_proxy_max" ] || tools="$tools moby-ipvs-kube-proxy"
   for rep in $(seq 1 "$n"); do
     for tool in $tools; do

@@ -133,7 +133,7 @@ def main():
     add("so a run right after flushing 100,000 real servers is quadratic (minutes instead of seconds).")
     slow_max = env.get("slow_max")
     if slow_max:
-        add(f"`ipvsadm`, moby/ipvs and the agent take minutes per run in the emulator and run up to {int(slow_max):,}")
+        add(f"`ipvsadm`, moby/ipvs, the agent and the floor with VIPs take minutes per run in the emulator and run up to {int(slow_max):,}")
         add("services only (`--slow-max`); the kube-proxy pattern runs at the smallest size only.")
     add("")
     add("| tool | " + " | ".join(f"{s:,} services" for s in sizes) + " |")
