@@ -32,9 +32,11 @@ import ServiceLifecycle
 /// // The status endpoint: JSONEncoder().encode(checker.status())
 /// ```
 ///
-/// Each backend is checked on one event loop of the group with `scheduleTask`, with no task or thread per
-/// check; TCP checks use a bare socket each, watched by one epoll thread of the checker's own; exec checks
-/// block a thread of the checker's own thread pool (``execThreads``) while the program runs. Checks start when ``run()`` starts and stop when it returns (graceful shutdown or cancellation),
+/// HTTP, UDP and exec checks run on one event loop of the group each, scheduled with `scheduleTask`, with no
+/// task or thread per check; exec checks block a thread of the checker's own thread pool (``execThreads``)
+/// while the program runs. TCP checks, the common case, never touch an event loop: one epoll thread of the
+/// checker's own starts each on a bare non-blocking socket when it is due, completes it and schedules the
+/// next. Checks start when ``run()`` starts and stop when it returns (graceful shutdown or cancellation),
 /// which also finishes ``transitions``.
 public final class HealthChecker: Service, Sendable {
     /// The transitions of all backends, in order per backend. One consumer; unbounded buffer (transitions are
