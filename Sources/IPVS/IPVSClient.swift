@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import Dispatch
 import Netlink
 
 /// A virtual service with its real servers, as one entry of a table dump.
@@ -98,9 +99,38 @@ public final class IPVSClient {
     public func updateRealServer(_ server: RealServer, in key: ServiceKey) throws { try perform(.updateRealServer(server, service: key)) }
     public func deleteRealServer(_ id: RealServerID, from key: ServiceKey) throws { try perform(.deleteRealServer(id, service: key)) }
 
-    /// Every service with its real servers.
+    /// How many sockets `table()` reads a large table over at once (default: one per CPU, at most 4).
+    public var tableSockets = Int(min(4, max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
+
+    /// Every service with its real servers: one dump of the services, then one dump of real servers
+    /// per service, in the kernel's order.
+    ///
+    /// The kernel has no dump of every real server at once, so a large table costs one round trip
+    /// per service. Tables of more than 512 services are read over up to `tableSockets` sockets at
+    /// once (the extra ones opened for this call and closed after), so the kernel answers one
+    /// socket's dump while this process decodes another's.
     public func table() throws -> [ServiceTableEntry] {
-        try services().map { ServiceTableEntry(service: $0, realServers: try realServers(of: $0.key)) }
+        let services = try services()
+        var clients = [self]
+        for _ in 1..<max(1, min(tableSockets, services.count / 512 + 1)) {
+            guard let client = try? IPVSClient() else { break } // Fewer sockets: slower, same answer.
+            clients.append(client)
+        }
+        guard clients.count > 1 else {
+            return try services.map { ServiceTableEntry(service: $0, realServers: try realServers(of: $0.key)) }
+        }
+        var results = [Result<[RealServer], any Error>](repeating: .success([]), count: services.count)
+        results.withUnsafeMutableBufferPointer { buffer in
+            // Each worker uses only its own client and writes only its own slots.
+            nonisolated(unsafe) let slots = buffer
+            nonisolated(unsafe) let workers = clients
+            DispatchQueue.concurrentPerform(iterations: workers.count) { worker in
+                for index in stride(from: worker, to: services.count, by: workers.count) {
+                    slots[index] = Result { try workers[worker].realServers(of: services[index].key) }
+                }
+            }
+        }
+        return try zip(services, results).map { ServiceTableEntry(service: $0, realServers: try $1.get()) }
     }
 
     // MARK: - Global state

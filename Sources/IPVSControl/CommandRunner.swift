@@ -108,9 +108,8 @@ struct CommandRunner {
         environment.writeOutput(out.bytes)
     }
 
-    /// One dump of the services, then one dump of real servers per service.
     private func table(_ backend: any IPVSBackend) throws -> [ServiceTableEntry] {
-        try backend.services().map { ServiceTableEntry(service: $0, realServers: try backend.realServers(of: $0.key)) }
+        try backend.table()
     }
 
     private func reading<T>(_ body: () throws -> T) throws -> T {

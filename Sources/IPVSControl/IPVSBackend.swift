@@ -12,6 +12,8 @@ public protocol IPVSBackend: AnyObject {
     func services() throws -> [VirtualService]
     func service(_ key: ServiceKey) throws -> VirtualService
     func realServers(of key: ServiceKey) throws -> [RealServer]
+    /// Every service with its real servers (`IPVSClient` reads a large table over several sockets).
+    func table() throws -> [ServiceTableEntry]
     func timeouts() throws -> Timeouts
     func setTimeouts(_ timeouts: Timeouts) throws
     func syncDaemons() throws -> [SyncDaemon]
@@ -19,6 +21,13 @@ public protocol IPVSBackend: AnyObject {
 }
 
 extension IPVSClient: IPVSBackend {}
+
+extension IPVSBackend {
+    /// One dump of the services, then one dump of real servers per service.
+    public func table() throws -> [ServiceTableEntry] {
+        try services().map { ServiceTableEntry(service: $0, realServers: try realServers(of: $0.key)) }
+    }
+}
 
 /// Where a run of ipvsctl reads and writes: the process's own streams and the kernel, or
 /// replacements in tests.

@@ -18,6 +18,29 @@ final class IPVSControlGoldenTests: XCTestCase {
         }
     }
 
+    /// More than 512 services: ipvsctl reads the real servers over several sockets at once and must
+    /// still list every service with its own real servers, in the kernel's order.
+    func testALargeTableReadOverSeveralSocketsMatchesIpvsadm() throws {
+        try KernelTest.requireKernel()
+        var rules = ""
+        for index in 0..<1_500 {
+            let vip = "10.97.\(index / 250).\(index % 250 + 1)"
+            rules += "-A -t \(vip):80 -s rr\n"
+            for server in 0..<(index % 4) {
+                rules += "-a -t \(vip):80 -r 10.245.\(index / 250).\(index % 250 + 1):\(8080 + server) -m -w \(server + 1)\n"
+            }
+        }
+        rules += "-A -u 10.97.9.9:53 -s wlc\n-a -u 10.97.9.9:53 -r 10.245.9.9:5353 -m -w 3\n"
+        let restore = try Golden.ipvsctl(["-R"], input: rules)
+        XCTAssertEqual(restore.status, 0, restore.standardError)
+        for mode in ["-Ln", "-Sn", "-Ln --stats", "-L --nosort -n", "-Ln --thresholds"] {
+            try Golden.assertSameOutput(mode)
+        }
+        let json = try Golden.ipvsctl(["-Ln", "--output", "json"])
+        XCTAssertEqual(json.status, 0, json.standardError)
+        XCTAssertEqual(json.standardOutput.components(separatedBy: "8082").count - 1, 375, "the third server of every fourth service")
+    }
+
     func testSingleServiceListingsMatchIpvsadm() throws {
         try KernelTest.requireKernel()
         try Golden.build(Golden.mixedState)
