@@ -8,7 +8,7 @@
 #   (default)  the full benchmark: release build in .build-bench; cold programming of 1,000 /
 #              10,000 / 30,000 services x 10 real servers with 3 / 2 / 2 repetitions (--sizes,
 #              SERVICES:REPETITIONS), ipvsadm, moby/ipvs and the agent up to 10,000 (--slow-max:
-#              minutes per run in the emulator); listings and the agent daemon at 10,000 with 2
+#              minutes per run in the emulator); listings and the agent daemon at 10,000 with 3
 #              repetitions (--reps); then the report is printed and written to docs/
 #   --smoke    every tool path once on 10 services x 2 real servers (debug build in $BUILD_DIR,
 #              default .build), no docs; exits non-zero if any path breaks. For `make test`.
@@ -28,7 +28,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 
-smoke=0 docs=1 sizes="1000:3 10000:2 30000:2" reps=2 reals=10 slow_max=10000 quick=()
+smoke=0 docs=1 sizes="1000:3 10000:2 30000:2" reps=3 reals=10 slow_max=10000 quick=()
 health_size="" health_reps="" health_only=0
 while [ $# -gt 0 ]; do
   case "$1" in
