@@ -9,14 +9,15 @@ import NIOCore
 /// pipeline or handler per check, which is what a check through `ClientBootstrap` costs (about a dozen
 /// allocations and as many system calls).
 ///
-/// A check opens a socket and calls `connect` on the caller's thread (the backend's event loop). A connect
-/// that finishes at once (common on loopback) or fails at once completes the check there; one in progress
-/// is added to the poller's epoll set with its deadline, and the poller thread completes it when the socket
-/// becomes writable (`SO_ERROR` says whether it connected) or when the deadline passes. Every socket is
-/// closed with a reset (`SO_LINGER` 0), as HAProxy closes its health checks, so neither side keeps a
-/// `TIME_WAIT` entry per check.
+/// Two ways in. ``check(_:timeout:on:)`` opens a socket and calls `connect` on the caller's thread (an event
+/// loop) and completes a future on that loop. ``schedule(_:after:)`` hands the poller a ``RepeatingCheck``
+/// that its thread starts itself whenever it is due, which is how ``HealthChecker`` runs TCP checks. Either
+/// way a connect that finishes (or fails) at once completes the check there; one in progress is added to the
+/// epoll set with its deadline, and the poller thread completes it when the socket becomes writable
+/// (`SO_ERROR` says whether it connected) or when the deadline passes. Every socket is closed with a reset
+/// (`SO_LINGER` 0), as HAProxy closes its health checks, so neither side keeps a `TIME_WAIT` entry per check.
 ///
-/// The thread starts at the first connect in progress and ends with ``shutdown()``.
+/// The thread starts with the first connect in progress or scheduled check, and ends with ``shutdown()``.
 final class TCPConnectPoller: @unchecked Sendable {
     // @unchecked: `epoll` and `wakeup` are immutable after init; everything else is behind `state`.
     private let epoll: CInt
