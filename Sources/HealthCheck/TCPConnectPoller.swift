@@ -74,6 +74,25 @@ final class TCPConnectPoller: @unchecked Sendable {
         var sleepingUntil: NIODeadline?
         var threadStarted = false
         var stopped = false
+
+        /// Watches `fd`, a connect in progress, until it is writable or `deadline` passes. Called under the
+        /// lock, so the poller cannot expire the entry and reuse the descriptor first.
+        mutating func watch(_ fd: CInt, timeout: TimeAmount, deadline: NIODeadline, completion: Completion, epoll: CInt) {
+            nextID &+= 1
+            pending[fd] = Pending(id: nextID, timeout: timeout, completion: completion)
+            deadlines.push(DeadlineHeap.Entry(deadline: deadline, fd: fd, id: nextID))
+            var event = epoll_event()
+            event.events = EPOLLOUT.rawValue | EPOLLONESHOT.rawValue
+            event.data.fd = fd
+            _ = epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event)
+        }
+
+        /// Queues `check` to start at `due`.
+        mutating func queue(_ check: RepeatingCheck, at due: NIODeadline) {
+            nextID &+= 1
+            repeating[nextID] = check
+            self.due.push(DeadlineHeap.Entry(deadline: due, fd: -1, id: nextID))
+        }
     }
 
     init() {
@@ -107,14 +126,7 @@ final class TCPConnectPoller: @unchecked Sendable {
         let deadline = NIODeadline.now() + timeout
         let (registered, wake, startThread) = state.withLockedValue { state -> (Bool, Bool, Bool) in
             guard !state.stopped else { return (false, false, false) }
-            state.nextID &+= 1
-            state.pending[fd] = Pending(id: state.nextID, timeout: timeout, completion: .promise(promise))
-            state.deadlines.push(DeadlineHeap.Entry(deadline: deadline, fd: fd, id: state.nextID))
-            // Added under the lock, so the poller cannot expire the entry and reuse the descriptor before.
-            var event = epoll_event()
-            event.events = EPOLLOUT.rawValue | EPOLLONESHOT.rawValue
-            event.data.fd = fd
-            _ = epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event)
+            state.watch(fd, timeout: timeout, deadline: deadline, completion: .promise(promise), epoll: epoll)
             let startThread = !state.threadStarted
             state.threadStarted = true
             return (true, state.sleepingUntil.map { deadline < $0 } ?? false, startThread)
@@ -140,9 +152,7 @@ final class TCPConnectPoller: @unchecked Sendable {
         let due = NIODeadline.now() + delay
         let (scheduled, wake, startThread) = state.withLockedValue { state -> (Bool, Bool, Bool) in
             guard !state.stopped else { return (false, false, false) }
-            state.nextID &+= 1
-            state.repeating[state.nextID] = check
-            state.due.push(DeadlineHeap.Entry(deadline: due, fd: -1, id: state.nextID))
+            state.queue(check, at: due)
             let startThread = !state.threadStarted
             state.threadStarted = true
             return (true, state.sleepingUntil.map { due < $0 } ?? false, startThread)
@@ -185,11 +195,7 @@ final class TCPConnectPoller: @unchecked Sendable {
         while true {
             let sleep = state.withLockedValue { state -> Int32? in
                 guard !state.stopped else { return nil }
-                for (check, due) in reschedule {
-                    state.nextID &+= 1
-                    state.repeating[state.nextID] = check
-                    state.due.push(DeadlineHeap.Entry(deadline: due, fd: -1, id: state.nextID))
-                }
+                for (check, due) in reschedule { state.queue(check, at: due) }
                 // Entries of checks that completed stay in the heap; never wake up for one of them.
                 while let first = state.deadlines.first, state.pending[first.fd]?.id != first.id {
                     state.deadlines.pop()
@@ -283,13 +289,8 @@ final class TCPConnectPoller: @unchecked Sendable {
                 continue
             }
             state.withLockedValue { state in
-                state.nextID &+= 1
-                state.pending[fd] = Pending(id: state.nextID, timeout: check.timeout, completion: .repeating(check, started: started))
-                state.deadlines.push(DeadlineHeap.Entry(deadline: started + check.timeout, fd: fd, id: state.nextID))
-                var event = epoll_event()
-                event.events = EPOLLOUT.rawValue | EPOLLONESHOT.rawValue
-                event.data.fd = fd
-                _ = epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event)
+                state.watch(fd, timeout: check.timeout, deadline: started + check.timeout,
+                            completion: .repeating(check, started: started), epoll: epoll)
             }
         }
     }
