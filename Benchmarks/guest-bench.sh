@@ -90,6 +90,7 @@ cold_run() {
     ipvsadm) ipvsadm -R <"$dir/rules" ;;
     moby-ipvs) "$bin/moby-ipvs-bench" restore "$dir/rules" ;;
     moby-ipvs-kube-proxy) "$bin/moby-ipvs-bench" kube-proxy "$dir/rules" ;;
+    moby-ipvs-vips) "$bin/moby-ipvs-bench" restore "$dir/rules" --bind kube-ipvs0 ;;
     floor) "$bin/ipvs-floor" "$dir/rules" ;;
     floor-vips) "$bin/ipvs-floor" "$dir/rules" --bind kube-ipvs0 ;;
     ipvs-agent) "$bin/ipvs-agent" --manifests "$dir/manifests" --once --state-file "$state" --metrics-address none \
@@ -134,7 +135,7 @@ record_logged() {
 }
 
 # One cold run of TOOL in a fresh network namespace (see reset_kernel): the elapsed microseconds
-# go to $work/cold.us; exit status 3 when the table differs from the rules afterwards.
+# go to $work/cold.us; exit status 3 when the table (or the VIPs bound) differs from the rules afterwards.
 if [ -n "$cold_once" ]; then
   tool=${cold_once%%:*} rest=${cold_once#*:}
   dir=${rest%:*} verify=${rest##*:}
@@ -146,6 +147,14 @@ if [ -n "$cold_once" ]; then
   t1=${EPOCHREALTIME/./}
   echo $((t1 - t0)) >"$work/cold.us"
   if [ "$rc" = 0 ] && [ "$verify" = 1 ] && ! table_matches "$dir/rules"; then rc=3; fi
+  # The tools that bind VIPs must have bound one address per service.
+  case "$tool" in floor-vips | moby-ipvs-vips | ipvs-agent)
+    if [ "$rc" = 0 ] && [ "$verify" = 1 ] &&
+      [ "$(ip -4 -o addr show dev kube-ipvs0 | wc -l)" != "$(grep -c '^-A' "$dir/rules")" ]; then
+      echo "$tool: kube-ipvs0 does not hold one address per service" >>"$work/$tool.log"
+      rc=3
+    fi ;;
+  esac
   ipvsadm -C # flushed here, the namespace's teardown is light
   exit "$rc"
 fi
@@ -182,7 +191,7 @@ if [ "$quick" = 0 ]; then
   bin=$work/bin
 
   # Warm-up: load every binary and its libraries once (on the small warmup input).
-  for tool in ipvsctl ipvsadm moby-ipvs floor floor-vips ipvs-agent; do
+  for tool in ipvsctl ipvsadm moby-ipvs moby-ipvs-vips floor floor-vips ipvs-agent; do
     fresh_cold_run "$tool" "$work/warmup" 0 || fail "warm-up $tool: $(tail -n 3 "$work/$tool.log")"
   done
 else
@@ -194,8 +203,9 @@ fi
 for entry in $sizes; do
   size=${entry%%:*} n=${entry#*:}
   tools="floor ipvsctl"
-  # floor-vips too: adding tens of thousands of addresses to one interface grows faster than linearly.
-  [ "$size" -gt "$slow_max" ] || tools="$tools floor-vips ipvsadm moby-ipvs ipvs-agent"
+  # floor-vips and moby-ipvs-vips too: adding tens of thousands of addresses to one interface grows
+  # faster than linearly.
+  [ "$size" -gt "$slow_max" ] || tools="$tools floor-vips ipvsadm moby-ipvs moby-ipvs-vips ipvs-agent"
   [ "$size" -gt "$kube_proxy_max" ] || tools="$tools moby-ipvs-kube-proxy"
   for rep in $(seq 1 "$n"); do
     for tool in $tools; do
@@ -208,7 +218,7 @@ for entry in $sizes; do
       read -r us <"$work/cold.us"
       record cold "$tool" "$size" "$rep" "$us" us
       log "cold $tool $size services rep $rep: $((us / 1000)) ms"
-      [ "$rc" = 0 ] || fail "cold $tool $size: the kernel table differs from the rules"
+      [ "$rc" = 0 ] || fail "cold $tool $size: the kernel table or the VIPs differ from the rules: $(tail -n 1 "$work/$tool.log")"
     done
   done
 done

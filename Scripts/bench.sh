@@ -188,7 +188,7 @@ fi
 
 if [ "$smoke" = 1 ]; then
   # Every tool path must have produced a number.
-  expected=(cold/floor cold/floor-vips cold/ipvsctl cold/ipvsadm cold/moby-ipvs cold/moby-ipvs-kube-proxy cold/ipvs-agent
+  expected=(cold/floor cold/floor-vips cold/ipvsctl cold/ipvsadm cold/moby-ipvs cold/moby-ipvs-vips cold/moby-ipvs-kube-proxy cold/ipvs-agent
     "list/ipvsctl -Ln" "list/ipvsadm -Ln" "list/ipvsctl -Sn" "list/ipvsadm -Sn" "list/moby-ipvs dump"
     agent-daemon/first-sync noop/writes endpoint-add/file-to-kernel endpoint-remove/file-to-kernel
     health/cpu health/detect-p99)

@@ -4,9 +4,15 @@
 //
 // Usage:
 //
-//	moby-ipvs-bench restore RULES    add the services and real servers of RULES, one request each
-//	moby-ipvs-bench kube-proxy RULES the same with kube-proxy's reads around the writes
-//	moby-ipvs-bench dump             read every service and its real servers; print the counts
+//	moby-ipvs-bench restore RULES [--bind IFNAME]     add the services and real servers of RULES, one request each
+//	moby-ipvs-bench kube-proxy RULES [--bind IFNAME]  the same with kube-proxy's reads around the writes
+//	moby-ipvs-bench dump                              read every service and its real servers; print the counts
+//
+// With --bind, it also does what kube-proxy's IPVS mode does for each ClusterIP: create the dummy
+// interface IFNAME once (kube-ipvs0), then bind each service address on it as a /32 with
+// github.com/vishvananda/netlink, one RTM_NEWADDR request per address right after its service is
+// added, as kube-proxy's syncService calls EnsureAddressBind. That is the same kernel work as
+// ipvs-agent's cold sync, done one request at a time.
 //
 // RULES is the subset of `ipvsadm -S -n` that the benchmark generates:
 //
@@ -26,6 +32,7 @@ import (
 	"syscall"
 
 	"github.com/moby/ipvs"
+	"github.com/vishvananda/netlink"
 )
 
 // rule is one line of RULES: a service (-A) or a real server of a service (-a).
@@ -46,14 +53,18 @@ func main() {
 
 	switch os.Args[1] {
 	case "restore", "kube-proxy":
-		if len(os.Args) != 3 {
+		var bind func(net.IP)
+		switch {
+		case len(os.Args) == 5 && os.Args[3] == "--bind":
+			bind = binder(os.Args[4])
+		case len(os.Args) != 3:
 			usage()
 		}
 		rules := readRules(os.Args[2])
 		if os.Args[1] == "restore" {
-			restore(handle, rules)
+			restore(handle, rules, bind)
 		} else {
-			kubeProxy(handle, rules)
+			kubeProxy(handle, rules, bind)
 		}
 	case "dump":
 		services, err := handle.GetServices()
@@ -74,12 +85,40 @@ func main() {
 	}
 }
 
-// restore issues one NEW_SERVICE or NEW_DEST per rule, in order, each acknowledged before the next.
-func restore(handle *ipvs.Handle, rules []rule) {
+// binder creates the dummy interface name when it is missing, brings it up, and returns a function
+// that binds one address on it as a /32 (one RTM_NEWADDR request, acknowledged before it returns).
+// An address that is already bound (EEXIST) is fine, as in kube-proxy's EnsureAddressBind.
+func binder(name string) func(net.IP) {
+	link, err := netlink.LinkByName(name)
+	if err != nil {
+		if err := netlink.LinkAdd(&netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: name}}); err != nil {
+			fail("create dummy interface %s: %v", name, err)
+		}
+		if link, err = netlink.LinkByName(name); err != nil {
+			fail("find interface %s: %v", name, err)
+		}
+	}
+	if err := netlink.LinkSetUp(link); err != nil {
+		fail("bring %s up: %v", name, err)
+	}
+	return func(address net.IP) {
+		err := netlink.AddrAdd(link, &netlink.Addr{IPNet: netlink.NewIPNet(address)})
+		if err != nil && err != syscall.EEXIST {
+			fail("bind %s on %s: %v", address, name, err)
+		}
+	}
+}
+
+// restore issues one NEW_SERVICE or NEW_DEST per rule, in order, each acknowledged before the next;
+// with bind, each service's address is bound right after the service is added.
+func restore(handle *ipvs.Handle, rules []rule, bind func(net.IP)) {
 	for index, r := range rules {
 		if r.destination == nil {
 			if err := handle.NewService(r.service); err != nil {
 				fail("line %d: add service %s:%d: %v", index+1, r.service.Address, r.service.Port, err)
+			}
+			if bind != nil {
+				bind(r.service.Address)
 			}
 		} else if err := handle.NewDestination(r.service, r.destination); err != nil {
 			fail("line %d: add real server %s:%d: %v", index+1, r.destination.Address, r.destination.Port, err)
@@ -88,8 +127,9 @@ func restore(handle *ipvs.Handle, rules []rule) {
 }
 
 // kubeProxy follows kube-proxy's syncService and syncEndpoint for each service: read the service,
-// add it when missing, read it again, read its real servers, add the missing ones.
-func kubeProxy(handle *ipvs.Handle, rules []rule) {
+// add it when missing, bind its address (with bind), read it again, read its real servers, add the
+// missing ones.
+func kubeProxy(handle *ipvs.Handle, rules []rule, bind func(net.IP)) {
 	for start := 0; start < len(rules); {
 		service := rules[start].service
 		end := start + 1
@@ -100,6 +140,9 @@ func kubeProxy(handle *ipvs.Handle, rules []rule) {
 			if err := handle.NewService(service); err != nil {
 				fail("add service %s:%d: %v", service.Address, service.Port, err)
 			}
+		}
+		if bind != nil {
+			bind(service.Address)
 		}
 		applied, err := handle.GetService(service)
 		if err != nil {
@@ -203,7 +246,7 @@ func endpoint(path string, line int, text string) (net.IP, uint16) {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: moby-ipvs-bench restore RULES | kube-proxy RULES | dump")
+	fmt.Fprintln(os.Stderr, "usage: moby-ipvs-bench restore RULES [--bind IFNAME] | kube-proxy RULES [--bind IFNAME] | dump")
 	os.Exit(2)
 }
 
