@@ -152,7 +152,7 @@ def main():
         cells = [ratio(median("cold", ours, s), median("cold", peer, s)) for s in sizes]
         add(f"| {labels[ours]} vs {labels[peer]} | " + " | ".join(cells) + " |")
     add("")
-    add("\"One request at a time\" (issue 4's baseline) is moby/ipvs, the library under kube-proxy's IPVS")
+    add("\"One request at a time\" is moby/ipvs, the library under kube-proxy's IPVS")
     add("mode, driven by `Benchmarks/moby-ipvs`: one netlink request per service and per real server, each")
     add("waiting for its answer. The kube-proxy row adds the reads kube-proxy's `syncService`/`syncEndpoint`")
     add("make around those writes (get the service, add it, get it again, list its real servers). The")

@@ -105,7 +105,7 @@ final class AgentTestCluster {
         func endpoint(_ pod: Pod, ready: Bool) -> String {
             "- addresses: [\(pod.address)]\n  conditions: {ready: \(ready)}\n  nodeName: node-1\n  targetRef: {kind: Pod, name: \(pod.name)}"
         }
-        let endpoints = (pods.map { endpoint($0, ready: true) } + notReady.map { endpoint($0, ready: false) }).joined(separator: "\n")
+        let endpoints = pods.map { endpoint($0, ready: true) } + notReady.map { endpoint($0, ready: false) }
         let annotationLines = annotations.isEmpty ? "" : "  annotations:\n" + annotations.sorted { $0.key < $1.key }
             .map { "    ipvs.swift.dev/\($0.key): \"\($0.value)\"" }.joined(separator: "\n")
         return """
@@ -122,17 +122,28 @@ final class AgentTestCluster {
             \(dns ? "  - {name: dns, protocol: UDP, port: 53, targetPort: dns}" : "")
             \(extra)
             ---
+            \(endpointSlice(name: "web-abc12", service: "web", endpoints: endpoints,
+                             ports: ["{name: http, protocol: TCP, port: 8080}"] + (dns ? ["{name: dns, protocol: UDP, port: 5353}"] : [])))
+            """
+    }
+
+    /// A `discovery.k8s.io/v1` EndpointSlice of `service` in namespace default: `endpoints` are YAML
+    /// list items (`- addresses: [...]` and their fields), `ports` flow mappings such as
+    /// `{name: http, protocol: TCP, port: 8080}`. Ends with a newline.
+    static func endpointSlice(name: String, service: String, addressType: String = "IPv4", endpoints: [String],
+                              ports: [String]) -> String {
+        let endpointLines = endpoints.isEmpty ? " []" : "\n" + endpoints.joined(separator: "\n")
+        return """
             apiVersion: discovery.k8s.io/v1
             kind: EndpointSlice
             metadata:
-              name: web-abc12
+              name: \(name)
               namespace: default
-              labels: {kubernetes.io/service-name: web}
-            addressType: IPv4
-            endpoints:\(endpoints.isEmpty ? " []" : "\n" + endpoints)
+              labels: {kubernetes.io/service-name: \(service)}
+            addressType: \(addressType)
+            endpoints:\(endpointLines)
             ports:
-            - {name: http, protocol: TCP, port: 8080}
-            \(dns ? "- {name: dns, protocol: UDP, port: 5353}" : "")
+            \(ports.map { "- " + $0 }.joined(separator: "\n"))
 
             """
     }

@@ -6,7 +6,7 @@ import XCTest
 /// traffic, `--strict-arp`, and SIGHUP reloading files that inotify does not see.
 final class AgentServiceTypesTests: XCTestCase {
     private static func loadBalancerManifest(pods: [AgentTestCluster.Pod]) -> String {
-        let endpoints = pods.map { "- addresses: [\($0.address)]\n  conditions: {ready: true}" }.joined(separator: "\n")
+        let endpoints = pods.map { "- addresses: [\($0.address)]\n  conditions: {ready: true}" }
         return """
             apiVersion: v1
             kind: Service
@@ -21,18 +21,8 @@ final class AgentServiceTypesTests: XCTestCase {
               loadBalancer:
                 ingress: [{ip: 10.96.200.1}]
             ---
-            apiVersion: discovery.k8s.io/v1
-            kind: EndpointSlice
-            metadata:
-              name: shop-1
-              namespace: default
-              labels: {kubernetes.io/service-name: shop}
-            addressType: IPv4
-            endpoints:
-            \(endpoints)
-            ports:
-            - {name: http, protocol: TCP, port: 8080}
-
+            \(AgentTestCluster.endpointSlice(name: "shop-1", service: "shop", endpoints: endpoints,
+                                              ports: ["{name: http, protocol: TCP, port: 8080}"]))
             """
     }
 
@@ -111,27 +101,14 @@ final class AgentServiceTypesTests: XCTestCase {
         try KernelTest.requireKernel()
         let cluster = try AgentTestCluster()
         let pods = try (1...2).map { try cluster.addPod($0) }
-        let endpoints6 = pods.indices.map { "- addresses: [\"fd00:250:\($0 + 1)::2\"]\n  conditions: {ready: true}" }.joined(separator: "\n")
+        let endpoints6 = pods.indices.map { "- addresses: [\"fd00:250:\($0 + 1)::2\"]\n  conditions: {ready: true}" }
         try cluster.writeManifest("web.yaml", AgentTestCluster.webManifest(clusterIP: "10.96.0.40", pods: pods, extra: """
               clusterIPs: [10.96.0.40, "fd00:96::40"]
               ipFamilies: [IPv4, IPv6]
               ipFamilyPolicy: RequireDualStack
-            """) + """
-            ---
-            apiVersion: discovery.k8s.io/v1
-            kind: EndpointSlice
-            metadata:
-              name: web-v6
-              namespace: default
-              labels: {kubernetes.io/service-name: web}
-            addressType: IPv6
-            endpoints:
-            \(endpoints6)
-            ports:
-            - {name: http, protocol: TCP, port: 8080}
-            - {name: dns, protocol: UDP, port: 5353}
-
-            """)
+            """) + "---\n" + AgentTestCluster.endpointSlice(
+                name: "web-v6", service: "web", addressType: "IPv6", endpoints: endpoints6,
+                ports: ["{name: http, protocol: TCP, port: 8080}", "{name: dns, protocol: UDP, port: 5353}"]))
         let run = try cluster.agent(["--manifests", cluster.manifests, "--once"])
         XCTAssertEqual(run.status, 0, run.standardError)
         let table = try cluster.table()
