@@ -24,7 +24,7 @@
 #              loopback (default) on the host's 127.1.0.0/16, so the host's CPU does both ends of every
 #              handshake; veth in a network namespace behind a veth pair, like pods, with the pod side's
 #              receive work steered (RPS) to the last CPU, where the backends run, and the checker and
-#              the floor pinned to the other CPUs (see run_health and Benchmarks/README.md)
+#              the floor pinned to the other CPUs (see health_topology_up and Benchmarks/README.md)
 #
 # Environment: BUILD_DIR (scratch path of the Swift build), BENCH_CONFIGURATION (debug or release;
 # the defaults are above), IPVS_VM_MEMORY / IPVS_VM_CPUS /
