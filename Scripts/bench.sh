@@ -3,7 +3,7 @@
 # floor, on one boot of a real IPVS kernel; writes docs/benchmarks.md and docs/benchmarks.png.
 #
 # Usage: Scripts/bench.sh [--smoke] [--sizes "1000:3 10000:2 30000:2"] [--reps N] [--slow-max N] [--no-docs]
-#                         [--health-size N] [--health-reps N] [--health-only]
+#                         [--health-size N] [--health-reps N] [--health-only] [--health-topology loopback|veth]
 #
 #   (default)  the full benchmark: release build in .build-bench; cold programming of 1,000 /
 #              10,000 / 30,000 services x 10 real servers with 3 / 2 / 2 repetitions (--sizes,
@@ -19,6 +19,12 @@
 #              backends checked every second, 1% of them killed, and the C floor on the same
 #              backends (default 10,000 x 3; smoke 200 x 1)
 #   --health-only  only the health-check workload: no VM, report printed, docs/ left alone
+#   --health-topology loopback|veth
+#              where the health workload's backends live (the checker and the C floor always share it):
+#              loopback (default) on the host's 127.1.0.0/16, so the host's CPU does both ends of every
+#              handshake; veth in a network namespace behind a veth pair, like pods, with the pod side's
+#              receive work steered (RPS) to the last CPU, where the backends run, and the checker and
+#              the floor pinned to the other CPUs (see health_topology_up and Benchmarks/README.md)
 #
 # Environment: BUILD_DIR (scratch path of the Swift build), BENCH_CONFIGURATION (debug or release;
 # the defaults are above), IPVS_VM_MEMORY / IPVS_VM_CPUS /
@@ -29,7 +35,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 
 smoke=0 docs=1 sizes="1000:3 10000:2 30000:2" reps=3 reals=10 slow_max=10000 quick=()
-health_size="" health_reps="" health_only=0
+health_size="" health_reps="" health_only=0 health_topology=loopback
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) smoke=1; shift ;;
@@ -40,7 +46,8 @@ while [ $# -gt 0 ]; do
     --health-size) health_size=${2:?--health-size needs a number}; shift 2 ;;
     --health-reps) health_reps=${2:?--health-reps needs a number}; shift 2 ;;
     --health-only) health_only=1 docs=0; shift ;;
-    -h | --help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --health-topology) health_topology=${2:?--health-topology needs loopback or veth}; shift 2 ;;
+    -h | --help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unexpected argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -56,6 +63,7 @@ else
   health_size=${health_size:-10000} health_reps=${health_reps:-3} health_time=(--warmup 5 --window 10)
 fi
 [[ "$health_size" =~ ^[0-9]+$ && "$health_reps" =~ ^[0-9]+$ ]] || { echo "bench.sh: --health-size and --health-reps take numbers" >&2; exit 2; }
+case "$health_topology" in loopback | veth) ;; *) echo "bench.sh: --health-topology takes loopback or veth" >&2; exit 2 ;; esac
 
 step() { printf '==> %s\n' "$*" >&2; }
 
@@ -85,23 +93,68 @@ cp "$products/health-bench" "$bin/"
 cc -O2 -Wall -Wextra -o "$bin/health-backends" Benchmarks/health/health-backends.c
 cc -O2 -Wall -Wextra -o "$bin/health-floor" Benchmarks/health/health-floor.c
 
+# Where the health workload's backends live. On loopback every handshake is done twice by the host
+# that runs the checker, and mostly in the checker's own context: its connect() runs the backend's
+# SYN handling and sends the SYN-ACK in its softirq, which (tick-based CPU accounting) is charged to
+# the checker. On a real node the backends are pods (or other nodes) behind veth pairs or a NIC: their
+# half of the handshake runs in their own network stack, on whichever CPU takes the packet (a NIC's
+# interrupt, RPS), not on the checker's syscall path. --health-topology veth reproduces that: the
+# backends listen in a network namespace behind a veth pair (10.203.0.0/16, all local there), the pod
+# side's receive queue steers its softirq work with RPS to the last CPU, the backends run on that CPU,
+# and health-bench (so the checker and the C floor it starts, under identical conditions) is pinned to
+# the other CPUs. What remains charged to the checker is what it costs on a node: its system calls,
+# building and sending its own packets, and its userspace. Needs root and at least 2 CPUs.
+health_netns="" health_host_if="" health_pin=() health_server_args=()
+health_topology_up() {
+  health_server_args=() health_pin=()
+  [ "$health_topology" = veth ] || return 0
+  local cpus; cpus=$(nproc)
+  [ "$cpus" -ge 2 ] || { echo "bench.sh: --health-topology veth needs at least 2 CPUs" >&2; return 1; }
+  health_netns=ipvs-bench-health-$$ health_host_if=ibh$$h
+  local pod_if=ibh$$p pod_cpu=$((cpus - 1))
+  ip netns add "$health_netns"
+  ip link add "$health_host_if" type veth peer name "$pod_if" netns "$health_netns"
+  ip addr add 169.254.203.1/30 dev "$health_host_if"
+  ip link set "$health_host_if" up
+  ip -n "$health_netns" link set lo up
+  ip -n "$health_netns" addr add 169.254.203.2/30 dev "$pod_if"
+  ip -n "$health_netns" link set "$pod_if" up
+  ip -n "$health_netns" route add local 10.203.0.0/16 dev lo
+  ip route add 10.203.0.0/16 via 169.254.203.2 dev "$health_host_if"
+  ip netns exec "$health_netns" sh -c "printf '%x' $((1 << pod_cpu)) >/sys/class/net/$pod_if/queues/rx-0/rps_cpus"
+  health_server_args=(--base-address 10.203.0.0 --server-launcher "ip netns exec $health_netns taskset -c $pod_cpu")
+  health_pin=(taskset -c "0-$((pod_cpu - 1))")
+}
+# Removes the namespace and the veth pair (deleting either end deletes both, and the route); safe to
+# call twice and when nothing was set up.
+health_topology_down() {
+  [ -n "$health_netns" ] || return 0
+  ip link del "$health_host_if" 2>/dev/null || true
+  ip netns del "$health_netns" 2>/dev/null || true
+  health_netns="" health_host_if=""
+}
+trap 'exit 130' INT TERM
+
 # The health-check workload on the host: appends to $1/results.tsv, failures to $1/errors.txt.
 run_health() {
   local rep
   [ "$health_reps" -gt 0 ] || return 0
-  step "health checks: $health_size TCP backends on the host's loopback, $health_reps repetition(s)"
+  step "health checks: $health_size TCP backends, topology $health_topology, $health_reps repetition(s)"
   printf 'health_load\t%s (before the health workload), 1/5/15-minute load averages\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$1/environment.tsv"
+  printf 'health_topology\t%s\n' "$health_topology" >>"$1/environment.tsv"
+  health_topology_up
   for rep in $(seq 1 "$health_reps"); do
-    if ! "$bin/health-bench" --server "$bin/health-backends" --floor "$bin/health-floor" --backends "$health_size" "${health_time[@]}" \
-      --repetition "$rep" --tsv >>"$1/results.tsv" 2>>"$1/health.log"; then
+    if ! "${health_pin[@]}" "$bin/health-bench" --server "$bin/health-backends" --floor "$bin/health-floor" --backends "$health_size" \
+      "${health_server_args[@]}" "${health_time[@]}" --repetition "$rep" --tsv >>"$1/results.tsv" 2>>"$1/health.log"; then
       echo "health-bench at $health_size backends failed (repetition $rep): $(tail -n1 "$1/health.log")" >>"$1/errors.txt"
     fi
   done
+  health_topology_down
 }
 
 if [ "$health_only" = 1 ]; then
   out=$(mktemp -d)
-  trap 'rm -rf "$out"' EXIT
+  trap 'rm -rf "$out"; health_topology_down' EXIT
   printf 'date\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >>"$out/environment.tsv"
   printf 'host_cpu\t%s\n' "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)" >>"$out/environment.tsv"
   printf 'host_cpus\t%s\n' "$(nproc)" >>"$out/environment.tsv"
@@ -144,7 +197,7 @@ done
 # Results come back through the VM's read-write share (.cache/vm/run).
 mkdir -p .cache/vm/run
 out=$(mktemp -d .cache/vm/run/bench.XXXXXX)
-trap 'rm -rf "$out"' EXIT
+trap 'rm -rf "$out"; health_topology_down' EXIT
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 t0=$(date +%s)

@@ -4,10 +4,11 @@
  * at once, all on one epoll thread so that 10,000 connections a second cost little. A backend is
  * "killed" by closing its listening socket: connects to it then get a reset (connection refused).
  *
- * Usage: health-backends COUNT PORT
+ * Usage: health-backends COUNT PORT [BASE]
  *
- * Backend i (0 <= i < COUNT) listens on 127.1.(i / 250).(i % 250 + 1):PORT, the addresses
- * health-bench checks. Prints "ready" once every socket listens. Then reads commands on stdin, one
+ * Backend i (0 <= i < COUNT) listens on A.B.(i / 250).(i % 250 + 1):PORT, the addresses
+ * health-bench checks, where A.B.0.0 is BASE (default 127.1.0.0; any other base must be local, e.g.
+ * `ip route add local BASE/16 dev lo` in the backends' network namespace). Prints "ready" once every socket listens. Then reads commands on stdin, one
  * a line:
  *   kill I J K ...   closes the listening sockets of backends I, J, K and prints
  *                    "killed NANOSECONDS", the CLOCK_REALTIME instant after the last close
@@ -35,6 +36,7 @@ enum { MAX_BACKENDS = 62500, EVENTS = 256 };
 #define STDIN_TAG UINT64_MAX
 
 static int *listeners;
+static uint32_t base = (127u << 24) | (1u << 16);
 
 static void fail(const char *what, long index)
 {
@@ -48,7 +50,7 @@ static int listen_on(long index, int port)
 	struct sockaddr_in address = {
 		.sin_family = AF_INET,
 		.sin_port = htons((uint16_t)port),
-		.sin_addr.s_addr = htonl((127u << 24) | (1u << 16) | ((uint32_t)(index / 250) << 8) | (uint32_t)(index % 250 + 1)),
+		.sin_addr.s_addr = htonl(base | ((uint32_t)(index / 250) << 8) | (uint32_t)(index % 250 + 1)),
 	};
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	int one = 1;
@@ -109,11 +111,14 @@ int main(int argc, char **argv)
 	long count;
 	int port, epoll;
 
-	if (argc != 3 || (count = strtol(argv[1], NULL, 10)) < 1 || count > MAX_BACKENDS ||
-	    (port = atoi(argv[2])) < 1 || port > 65535) {
-		fprintf(stderr, "usage: health-backends COUNT PORT (COUNT 1 to %d)\n", MAX_BACKENDS);
+	struct in_addr given;
+	if (argc < 3 || argc > 4 || (count = strtol(argv[1], NULL, 10)) < 1 || count > MAX_BACKENDS ||
+	    (port = atoi(argv[2])) < 1 || port > 65535 || (argc == 4 && inet_pton(AF_INET, argv[3], &given) != 1)) {
+		fprintf(stderr, "usage: health-backends COUNT PORT [BASE] (COUNT 1 to %d, BASE an IPv4 address A.B.0.0)\n", MAX_BACKENDS);
 		return 2;
 	}
+	if (argc == 4)
+		base = ntohl(given.s_addr) & 0xffff0000u;
 	if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < (rlim_t)count + 64) {
 		limit.rlim_cur = limit.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &limit);

@@ -6,9 +6,10 @@
  * backends' side of every handshake (processed in the checker's softirq context), which on a real
  * node happens on the backends' hosts.
  *
- * Usage: health-floor COUNT PORT WARMUP_SECONDS WINDOW_SECONDS
+ * Usage: health-floor COUNT PORT WARMUP_SECONDS WINDOW_SECONDS [BASE]
  *
- * Checks the backends of health-backends.c (127.1.(i / 250).(i % 250 + 1):PORT) every second;
+ * Checks the backends of health-backends.c (A.B.(i / 250).(i % 250 + 1):PORT, A.B.0.0 being BASE,
+ * default 127.1.0.0) every second;
  * prints "cpu PERCENT checks-per-second RATE failures N" for the window (CPU of this process, user
  * + system, as a percentage of one core).
  *
@@ -50,10 +51,12 @@ static void finish(int fd)
 
 int main(int argc, char **argv)
 {
-	if (argc != 5) {
-		fprintf(stderr, "usage: health-floor COUNT PORT WARMUP_SECONDS WINDOW_SECONDS\n");
+	struct in_addr given = { .s_addr = htonl((127u << 24) | (1u << 16)) };
+	if ((argc != 5 && argc != 6) || (argc == 6 && inet_pton(AF_INET, argv[5], &given) != 1)) {
+		fprintf(stderr, "usage: health-floor COUNT PORT WARMUP_SECONDS WINDOW_SECONDS [BASE]\n");
 		return 2;
 	}
+	uint32_t base = ntohl(given.s_addr) & 0xffff0000u;
 	long count = strtol(argv[1], NULL, 10);
 	int port = atoi(argv[2]);
 	double warmup = atof(argv[3]), window = atof(argv[4]);
@@ -78,7 +81,7 @@ int main(int argc, char **argv)
 			struct sockaddr_in address = {
 				.sin_family = AF_INET,
 				.sin_port = htons((uint16_t)port),
-				.sin_addr.s_addr = htonl((127u << 24) | (1u << 16) | ((uint32_t)(i / 250) << 8) | (uint32_t)(i % 250 + 1)),
+				.sin_addr.s_addr = htonl(base | ((uint32_t)(i / 250) << 8) | (uint32_t)(i % 250 + 1)),
 			};
 			int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 			if (fd < 0)

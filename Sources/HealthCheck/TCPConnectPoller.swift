@@ -2,6 +2,7 @@ import CEpoll
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
+import Synchronization
 
 // MARK: - TCPConnectPoller
 
@@ -47,7 +48,8 @@ final class TCPConnectPoller: @unchecked Sendable {
         let jitter: Double
         /// Called on the poller thread with each outcome and its latency in nanoseconds.
         let report: @Sendable (CheckOutcome, Int64) -> Void
-        private let cancelled = NIOLockedValueBox(false)
+        /// Read by the poller before every check: an atomic, not a lock.
+        private let cancelled = Atomic(false)
 
         init(address: SocketAddress, timeout: TimeAmount, interval: Duration, jitter: Double,
              report: @escaping @Sendable (CheckOutcome, Int64) -> Void) {
@@ -59,8 +61,8 @@ final class TCPConnectPoller: @unchecked Sendable {
         }
 
         /// No further checks; an outcome in flight is still reported (the runner drops it).
-        func cancel() { cancelled.withLockedValue { $0 = true } }
-        var isCancelled: Bool { cancelled.withLockedValue { $0 } }
+        func cancel() { cancelled.store(true, ordering: .releasing) }
+        var isCancelled: Bool { cancelled.load(ordering: .acquiring) }
     }
 
     private struct State {
@@ -192,6 +194,8 @@ final class TCPConnectPoller: @unchecked Sendable {
         // Jitter needs no cryptographic randomness; the system generator costs a system call per draw.
         var random = SplitMix(seed: UInt64(truncatingIfNeeded: NIODeadline.now().uptimeNanoseconds))
         var reschedule: [(RepeatingCheck, NIODeadline)] = []
+        var completed: [(CInt, Pending)] = []
+        var started: [(CInt, RepeatingCheck, NIODeadline)] = []
         while true {
             let sleep = state.withLockedValue { state -> Int32? in
                 guard !state.stopped else { return nil }
@@ -200,8 +204,7 @@ final class TCPConnectPoller: @unchecked Sendable {
                 while let first = state.deadlines.first, state.pending[first.fd]?.id != first.id {
                     state.deadlines.pop()
                 }
-                let next = [state.deadlines.first?.deadline, state.due.first?.deadline].compactMap { $0 }.min()
-                guard let next else {
+                guard let next = Self.earliest(state.deadlines.first?.deadline, state.due.first?.deadline) else {
                     state.sleepingUntil = .distantFuture
                     return -1
                 }
@@ -211,16 +214,21 @@ final class TCPConnectPoller: @unchecked Sendable {
             }
             reschedule.removeAll(keepingCapacity: true)
             guard let sleep else { break }
-            let count = epoll_wait(epoll, events, CInt(capacity), sleep)
-            state.withLockedValue { $0.sleepingUntil = nil }
-            for index in 0..<max(0, Int(count)) {
-                let fd = events[index].data.fd
-                if fd == wakeup {
-                    var value: UInt64 = 0
-                    _ = read(wakeup, &value, MemoryLayout<UInt64>.size)
-                    continue
+            let count = max(0, Int(epoll_wait(epoll, events, CInt(capacity), sleep)))
+            // One lock for the whole batch of writable sockets, not one per check.
+            completed.removeAll(keepingCapacity: true)
+            state.withLockedValue { state in
+                state.sleepingUntil = nil
+                for index in 0..<count where events[index].data.fd != wakeup {
+                    let fd = events[index].data.fd
+                    if let check = state.pending.removeValue(forKey: fd) { completed.append((fd, check)) }
                 }
-                guard let check = state.withLockedValue({ $0.pending.removeValue(forKey: fd) }) else { continue }
+            }
+            if (0..<count).contains(where: { events[$0].data.fd == wakeup }) {
+                var value: UInt64 = 0
+                _ = read(wakeup, &value, MemoryLayout<UInt64>.size)
+            }
+            for (fd, check) in completed {
                 var error: CInt = 0
                 var length = socklen_t(MemoryLayout<CInt>.size)
                 if getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0 { error = errno }
@@ -228,7 +236,7 @@ final class TCPConnectPoller: @unchecked Sendable {
                 if let next = Self.complete(check, Self.outcome(error), random: &random) { reschedule.append(next) }
             }
             expire(reschedule: &reschedule, random: &random)
-            startDue(reschedule: &reschedule, random: &random)
+            startDue(reschedule: &reschedule, started: &started, random: &random)
         }
         let dropped = state.withLockedValue { state in
             defer {
@@ -270,7 +278,11 @@ final class TCPConnectPoller: @unchecked Sendable {
 
     /// Starts the repeating checks that are due: a connect that finishes at once is reported here, one in
     /// progress joins the epoll set.
-    private func startDue(reschedule: inout [(RepeatingCheck, NIODeadline)], random: inout SplitMix) {
+    /// `started` is scratch space kept by the caller: the connects in progress, watched under one lock.
+    private func startDue(
+        reschedule: inout [(RepeatingCheck, NIODeadline)], started: inout [(CInt, RepeatingCheck, NIODeadline)],
+        random: inout SplitMix
+    ) {
         let now = NIODeadline.now()
         let due = state.withLockedValue { state -> [RepeatingCheck] in
             var due: [RepeatingCheck] = []
@@ -280,17 +292,24 @@ final class TCPConnectPoller: @unchecked Sendable {
             }
             return due
         }
+        started.removeAll(keepingCapacity: true)
         for check in due {
-            let started = NIODeadline.now()
+            let start = NIODeadline.now()
             let (fd, immediate) = Self.connect(check.address)
             if let immediate {
-                let pending = Pending(id: 0, timeout: check.timeout, completion: .repeating(check, started: started))
+                let pending = Pending(id: 0, timeout: check.timeout, completion: .repeating(check, started: start))
                 if let next = Self.complete(pending, immediate, random: &random) { reschedule.append(next) }
                 continue
             }
-            state.withLockedValue { state in
-                state.watch(fd, timeout: check.timeout, deadline: started + check.timeout,
-                            completion: .repeating(check, started: started), epoll: epoll)
+            started.append((fd, check, start))
+        }
+        guard !started.isEmpty else { return }
+        // Only this thread completes repeating checks, and their descriptors stay open until then: watching
+        // them all under one lock after the connects is as safe as one lock each.
+        state.withLockedValue { state in
+            for (fd, check, start) in started {
+                state.watch(fd, timeout: check.timeout, deadline: start + check.timeout,
+                            completion: .repeating(check, started: start), epoll: epoll)
             }
         }
     }
@@ -312,6 +331,13 @@ final class TCPConnectPoller: @unchecked Sendable {
                                                 random: random.nextUnit())
             return (repeating, now + delay)
         }
+    }
+
+    /// The earlier of two optional deadlines; `nil` when neither is set.
+    static func earliest(_ a: NIODeadline?, _ b: NIODeadline?) -> NIODeadline? {
+        guard let a else { return b }
+        guard let b else { return a }
+        return min(a, b)
     }
 
     private func signal() {

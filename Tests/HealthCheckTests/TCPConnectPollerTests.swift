@@ -159,6 +159,32 @@ final class TCPConnectPollerTests: XCTestCase {
         XCTAssertEqual(Set(outcomes.all), [.failure(reason: "timeout after 100ms")])
     }
 
+    /// Checks due in the same wake-up start together and are watched under one lock, and their completions are
+    /// taken from one epoll batch: each still gets its own verdict, every interval.
+    func testManyRepeatingChecksDueAtOnceEachGetTheirOwnVerdicts() async throws {
+        let server = try await TestServers.tcp(group: group)
+        defer { server.close(promise: nil) }
+        let refused = try await TestServers.closedPort(group: group)
+        let ups = (0..<40).map { _ in Outcomes() }, downs = (0..<10).map { _ in Outcomes() }
+        var checks: [TCPConnectPoller.RepeatingCheck] = []
+        for outcomes in ups { checks.append(try repeating(server.localAddress!.port!, every: .milliseconds(100), outcomes)) }
+        for outcomes in downs { checks.append(try repeating(refused, every: .milliseconds(100), outcomes)) }
+        for check in checks { XCTAssertTrue(poller.schedule(check, after: .milliseconds(20))) }
+        try await waitFor { (ups + downs).allSatisfy { $0.all.count >= 3 } }
+        checks.forEach { $0.cancel() }
+        for outcomes in ups { XCTAssertEqual(Set(outcomes.all), [.success(reason: "connected")]) }
+        for outcomes in downs { XCTAssertEqual(Set(outcomes.all), [.failure(reason: "connect: connection refused")]) }
+    }
+
+    func testTheEarliestOfTwoOptionalDeadlines() {
+        let now = NIODeadline.now(), later = now + .milliseconds(5)
+        XCTAssertEqual(TCPConnectPoller.earliest(now, later), now)
+        XCTAssertEqual(TCPConnectPoller.earliest(later, now), now)
+        XCTAssertEqual(TCPConnectPoller.earliest(nil, later), later)
+        XCTAssertEqual(TCPConnectPoller.earliest(later, nil), later)
+        XCTAssertNil(TCPConnectPoller.earliest(nil, nil))
+    }
+
     func testNothingIsScheduledAfterShutdown() throws {
         poller.shutdown()
         XCTAssertFalse(poller.schedule(try repeating(1, every: .milliseconds(10), Outcomes()), after: .zero))

@@ -7,17 +7,28 @@ import Foundation
 final class BackendServer {
     let count: Int
     let port: UInt16
+    /// "A.B" of the base address.
+    private let prefix: String
     private let process = Process()
     private let input = Pipe()
     private let output = Pipe()
     private var buffered: [UInt8] = []
 
-    /// Starts `program` and waits until every backend listens.
-    init(program: String, count: Int, port: UInt16) throws {
+    /// Starts `program` (under `launcher`, a command and its arguments, when not empty) and waits until every
+    /// backend listens on `base` (A.B.0.0) + (i / 250).(i % 250 + 1).
+    init(program: String, launcher: [String] = [], count: Int, port: UInt16, base: String = "127.1.0.0") throws {
+        guard let prefix = Self.base(base) else { throw BenchError("not an IPv4 base address A.B.0.0: \(base)") }
         self.count = count
         self.port = port
-        process.executableURL = URL(fileURLWithPath: program)
-        process.arguments = [String(count), String(port)]
+        self.prefix = prefix
+        let arguments = [program, String(count), String(port), base]
+        if let command = launcher.first {
+            process.executableURL = URL(fileURLWithPath: command.hasPrefix("/") ? command : "/usr/bin/env")
+            process.arguments = (command.hasPrefix("/") ? [] : [command]) + launcher.dropFirst() + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: program)
+            process.arguments = Array(arguments.dropFirst())
+        }
         process.standardInput = input
         process.standardOutput = output
         do {
@@ -29,9 +40,16 @@ final class BackendServer {
         guard line == "ready" else { throw BenchError("the backend server \(program) did not start: \(line)") }
     }
 
-    /// Backend `index`'s address: 127.1.(index / 250).(index % 250 + 1), as health-backends.c listens.
-    static func address(of index: Int) -> String {
-        "127.1.\(index / 250).\(index % 250 + 1)"
+    /// "A.B" of a base address "A.B.0.0"; `nil` when it is not an IPv4 address.
+    static func base(_ text: String) -> String? {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4, parts.allSatisfy({ UInt8($0) != nil }) else { return nil }
+        return "\(parts[0]).\(parts[1])"
+    }
+
+    /// Backend `index`'s address: A.B.(index / 250).(index % 250 + 1), as health-backends.c listens.
+    func address(of index: Int) -> String {
+        "\(prefix).\(index / 250).\(index % 250 + 1)"
     }
 
     /// Closes the listening sockets of `indices`; returns the instant after the last close.

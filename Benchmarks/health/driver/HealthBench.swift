@@ -35,6 +35,12 @@ struct HealthBench: AsyncParsableCommand {
     @Option(name: .long, help: "The port every backend listens on.")
     var port: UInt16 = 18_080
 
+    @Option(name: .long, help: "A.B.0.0: backend i is A.B.(i / 250).(i % 250 + 1), for the server, the floor and the checker.")
+    var baseAddress = "127.1.0.0"
+
+    @Option(name: .long, help: "A command SERVER runs under, split on spaces (e.g. 'ip netns exec NS taskset -c 1').")
+    var serverLauncher: String?
+
     @Option(name: .long, help: "Check interval in milliseconds.")
     var interval = 1_000
 
@@ -74,11 +80,14 @@ struct HealthBench: AsyncParsableCommand {
             throw ValidationError("--interval, --timeout, --fall, --rise and --per-service must be positive")
         }
         if let kill, !(1...backends).contains(kill) { throw ValidationError("--kill must be 1 to --backends") }
+        guard BackendServer.base(baseAddress) != nil else { throw ValidationError("--base-address must be an IPv4 address A.B.0.0") }
     }
 
     func run() async throws {
         let killCount = kill ?? max(1, backends / 100)
-        let backendServer = try BackendServer(program: server, count: backends, port: port)
+        let backendServer = try BackendServer(
+            program: server, launcher: serverLauncher?.split(separator: " ").map(String.init) ?? [], count: backends, port: port,
+            base: baseAddress)
         defer { backendServer.stop() }
         let floorResult = try floor.map { try runFloor($0) }
 
@@ -88,7 +97,7 @@ struct HealthBench: AsyncParsableCommand {
             let service = ServiceKey.address(
                 .tcp, IPAddress("10.96.\(index / perService / 250).\(index / perService % 250 + 1)")!, port: 80)
             return HealthTarget(
-                id: BackendID(service: service, server: RealServerID(address: IPAddress(BackendServer.address(of: index))!, port: port)),
+                id: BackendID(service: service, server: RealServerID(address: IPAddress(backendServer.address(of: index))!, port: port)),
                 configuration: configuration)
         }
         var logger = Logger(label: "health-bench")
@@ -120,7 +129,7 @@ struct HealthBench: AsyncParsableCommand {
         let process = Process()
         let output = Pipe()
         process.executableURL = URL(fileURLWithPath: program)
-        process.arguments = [String(backends), String(port), String(warmup), String(window)]
+        process.arguments = [String(backends), String(port), String(warmup), String(window), baseAddress]
         process.standardOutput = output
         try process.run()
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
