@@ -98,7 +98,9 @@ let package = Package(
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "TestSupport"]),
         .testTarget(name: "IPVSTests", dependencies: ["IPVS", "Netlink", "TestSupport"]),
         .testTarget(name: "IPVSControlTests", dependencies: ["IPVSControl", "IPVS", "TestSupport"]),
-        .testTarget(name: "HealthCheckTests", dependencies: ["HealthCheck"]),
+        .testTarget(name: "HealthCheckTests", dependencies: [
+            "HealthCheck", .product(name: "MetricsTestKit", package: "swift-metrics"),
+        ]),
         .testTarget(name: "IPVSAgentTests", dependencies: ["IPVSAgent", "IPVS"]),
         /// Run by `make test` in a fresh network namespace on the host when it has IPVS, else
         /// inside the kernel VM (Scripts/kernel-run.sh). They fail, not skip, without IPVS there.

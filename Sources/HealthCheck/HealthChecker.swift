@@ -240,13 +240,7 @@ public final class HealthChecker: Service, Sendable {
         }
         guard let transition else { return }
         runner.metrics.recordState(status)
-        if transition.from != transition.to {
-            // Not on the TCP poller thread: the first transition of a backend registers its counter, and
-            // swift-prometheus copies the metric family (every backend's series) to add one. A burst of
-            // transitions would stall every check behind it (timeouts, then more transitions).
-            let metrics = runner.metrics, to = transition.to
-            runner.eventLoop.execute { metrics.recordTransition(to: to) }
-        }
+        if transition.from != transition.to { runner.metrics.recordTransition(to: transition.to) }
         log(transition)
         continuation.yield(transition)
     }

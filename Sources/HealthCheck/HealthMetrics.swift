@@ -10,30 +10,39 @@ import Metrics
 /// | `ipvs_health_check_latency_seconds` | gauge: the last check's latency | `service`, `backend` |
 /// | `ipvs_health_check_duration_seconds` | timer (histogram) | `service`, `check` |
 /// | `ipvs_health_checks_total` | counter | `service`, `result` (`success`, `failure`) |
-/// | `ipvs_health_transitions_total` | counter | `service`, `backend`, `to` (`up`, `down`) |
+/// | `ipvs_health_transitions_total` | counter | `service`, `to` (`up`, `down`) |
 ///
-/// The latency histogram is per service, not per backend, to keep the series count bounded with thousands
-/// of backends; the per-backend latency gauge gives the last value.
+/// The latency histogram and the transition counter are per service, not per backend, to keep the series
+/// count bounded with thousands of backends; the per-backend gauges give each backend's state and last
+/// latency, and every transition is logged with its backend. Every series is registered here, when the
+/// backend's checks start: swift-prometheus copies a metric's series to register one more, so registering
+/// on a backend's first transition would cost time proportional to the backends on the checking path,
+/// at the worst moment (many backends going down at once).
 struct HealthMetrics: Sendable {
-    private let service: String
-    private let backend: String
     private let up: Gauge
     private let latency: Gauge
     private let duration: Timer
     private let successes: Counter
     private let failures: Counter
+    private let toUp: Counter
+    private let toDown: Counter
 
-    init(target: HealthTarget) {
-        service = target.serviceName
-        backend = target.id.server.description
-        let perBackend = [("service", service), ("backend", backend)]
-        up = Gauge(label: "ipvs_health_backend_up", dimensions: perBackend)
-        latency = Gauge(label: "ipvs_health_check_latency_seconds", dimensions: perBackend)
+    /// `factory` is the process's metrics system unless a test passes its own.
+    init(target: HealthTarget, factory: any MetricsFactory = MetricsSystem.factory) {
+        let service = target.serviceName
+        let perBackend = [("service", service), ("backend", target.id.server.description)]
+        up = Gauge(label: "ipvs_health_backend_up", dimensions: perBackend, factory: factory)
+        latency = Gauge(label: "ipvs_health_check_latency_seconds", dimensions: perBackend, factory: factory)
         duration = Timer(label: "ipvs_health_check_duration_seconds", dimensions: [
             ("service", service), ("check", target.configuration.kind.name),
-        ])
-        successes = Counter(label: "ipvs_health_checks_total", dimensions: [("service", service), ("result", "success")])
-        failures = Counter(label: "ipvs_health_checks_total", dimensions: [("service", service), ("result", "failure")])
+        ], factory: factory)
+        func counter(_ label: String, _ name: String, _ value: String) -> Counter {
+            Counter(label: label, dimensions: [("service", service), (name, value)], factory: factory)
+        }
+        successes = counter("ipvs_health_checks_total", "result", "success")
+        failures = counter("ipvs_health_checks_total", "result", "failure")
+        toUp = counter("ipvs_health_transitions_total", "to", HealthStatus.up.rawValue)
+        toDown = counter("ipvs_health_transitions_total", "to", HealthStatus.down.rawValue)
     }
 
     func recordState(_ status: HealthStatus) {
@@ -47,9 +56,7 @@ struct HealthMetrics: Sendable {
     }
 
     func recordTransition(to status: HealthStatus) {
-        Counter(label: "ipvs_health_transitions_total", dimensions: [
-            ("service", service), ("backend", backend), ("to", status.rawValue),
-        ]).increment()
+        (status.isServing ? toUp : toDown).increment()
     }
 
     /// Removes the per-backend series (the per-service ones stay while other backends use them).
