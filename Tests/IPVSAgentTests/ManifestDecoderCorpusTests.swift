@@ -7,36 +7,13 @@ import XCTest
 /// outcomes were recorded from the decoder before it was rewritten for speed; any change of
 /// behaviour, even of one word of an error message, fails here.
 final class ManifestDecoderCorpusTests: XCTestCase {
-    static let service = """
-        apiVersion: v1
-        kind: Service
-        metadata:
-          name: web
-          namespace: shop
-          labels: {app: web}
-          annotations:
-            ipvs.swift.dev/scheduler: mh
-            ipvs.swift.dev/scheduler-flags: mh-fallback,mh-port
-        spec:
-          type: NodePort
-          clusterIP: 10.96.0.10
-          clusterIPs: [10.96.0.10, "fd00::10"]
-          externalIPs: [192.0.2.7]
-          ipFamilies: [IPv4, IPv6]
-          selector: {app: web}
-          ports:
-          - name: http
-            port: 80
-            targetPort: http
-            nodePort: 30080
-          - name: dns
-            protocol: UDP
-            port: 53
-            targetPort: 5353
-          sessionAffinity: ClientIP
-          sessionAffinityConfig:
-            clientIP:
-              timeoutSeconds: 600
+    /// `ManifestDecoderTests.web` with labels, external IPs, a selector, traffic policies and a status.
+    static let service = ManifestDecoderTests.web
+        .replacingOccurrences(of: "  namespace: shop\n", with: "  namespace: shop\n  labels: {app: web}\n")
+        .replacingOccurrences(of: "\"fd00::10\"]\n", with: "\"fd00::10\"]\n  externalIPs: [192.0.2.7]\n")
+        .replacingOccurrences(of: "  ipFamilies: [IPv4, IPv6]\n", with: "  ipFamilies: [IPv4, IPv6]\n  selector: {app: web}\n")
+        + """
+
           externalTrafficPolicy: Local
           internalTrafficPolicy: Cluster
         status:
