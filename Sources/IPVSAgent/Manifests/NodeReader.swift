@@ -6,10 +6,10 @@ import Yams
 /// Unlike `Codable`, it reports unknown fields (a typo such as `targetPrt` would otherwise be
 /// silently ignored) and the line of every offending node.
 ///
-/// Reading is on the hot path of a cold start (every field of thousands of objects), so nothing
-/// here copies a mapping's pairs, builds a dictionary or a set, or puts text together unless it
-/// is an error message: fields are looked up in the mapping's own pairs, and paths are built
-/// only when asked for.
+/// Reading is on the hot path of a cold start (every field of thousands of objects), so a
+/// mapping's pairs are gone through once (no dictionary or set per mapping; its fields are then
+/// found among the pairs kept), lists are read in place, and text is put together for error
+/// messages only (a field path is built when asked for).
 struct NodeReader {
     let node: Node
     /// The path of the enclosing mapping or list, and this node's key or index in it: the full
