@@ -91,6 +91,8 @@ let package = Package(
             ],
             path: "Benchmarks/health/driver"
         ),
+        /// The decoding of manifests alone, on one thread (Benchmarks/decode): CPU per pass.
+        .executableTarget(name: "decode-bench", dependencies: ["IPVSAgent"], path: "Benchmarks/decode"),
 
         // MARK: - Tests (unit tests run on the host; KernelTests need a real IPVS kernel)
         /// Helpers shared by the test targets (hex bytes, a seeded random generator).

@@ -5,14 +5,20 @@ enum EndpointsDecoder {
     /// The label naming a slice's Service.
     static let serviceNameLabel = "kubernetes.io/service-name"
 
-    static let endpointFields: Set<String> = [
+    static let endpointFields: FieldNames = [
         "addresses", "conditions", "hostname", "targetRef", "nodeName", "zone", "hints", "deprecatedTopology",
     ]
+    static let sliceFields: FieldNames = ["apiVersion", "kind", "metadata", "addressType", "endpoints", "ports"]
+    static let conditionFields: FieldNames = ["ready", "serving", "terminating"]
+    static let portFields: FieldNames = ["name", "protocol", "port", "appProtocol"]
+    static let endpointsFields: FieldNames = ["apiVersion", "kind", "metadata", "subsets"]
+    static let subsetFields: FieldNames = ["addresses", "notReadyAddresses", "ports"]
+    static let addressFields: FieldNames = ["ip", "hostname", "nodeName", "targetRef"]
 
     // MARK: - EndpointSlice
 
     static func decodeSlice(_ reader: NodeReader) throws -> EndpointSlice {
-        let object = try reader.mapping(known: ["apiVersion", "kind", "metadata", "addressType", "endpoints", "ports"])
+        let object = try reader.mapping(known: sliceFields)
         let metadata = try ManifestDecoder.metadata(try object.required("metadata"))
         let typeReader = try object.required("addressType")
         let family: AddressFamily?
@@ -35,7 +41,7 @@ enum EndpointsDecoder {
                 }
             }
             var ready = true, serving: Bool?, terminating = false
-            if let conditions = try fields["conditions"]?.mapping(known: ["ready", "serving", "terminating"]) {
+            if let conditions = try fields["conditions"]?.mapping(known: conditionFields) {
                 ready = try conditions.bool("ready") ?? true
                 serving = try conditions.bool("serving")
                 terminating = try conditions.bool("terminating") ?? false
@@ -43,21 +49,23 @@ enum EndpointsDecoder {
             endpoints.append(Endpoint(addresses: addresses, ready: ready, serving: serving, terminating: terminating,
                                       nodeName: try fields.string("nodeName")))
         }
-        let ports = try object.list("ports").map(port)
-        try checkDuplicatePorts(ports, readers: try object.list("ports"))
+        let portReaders = try object.list("ports")
+        let ports = try portReaders.map(port)
+        try checkDuplicatePorts(ports, readers: portReaders)
         return EndpointSlice(name: metadata.name, serviceName: metadata.labels[serviceNameLabel], addressFamily: family,
                              endpoints: family == nil ? [] : endpoints, ports: ports)
     }
 
     private static func port(_ reader: NodeReader) throws -> EndpointPort {
-        let fields = try reader.mapping(known: ["name", "protocol", "port", "appProtocol"])
+        let fields = try reader.mapping(known: portFields)
         return EndpointPort(name: try fields.string("name") ?? "", transport: try fields["protocol"]?.transportProtocol() ?? .tcp,
                             port: try fields.required("port").port())
     }
 
-    private static func checkDuplicatePorts(_ ports: [EndpointPort], readers: [NodeReader]) throws {
-        var seen: Set<String> = []
-        for (index, port) in ports.enumerated() where !seen.insert("\(port.name)/\(port.transport)").inserted {
+    private static func checkDuplicatePorts(_ ports: [EndpointPort], readers: ListReader) throws {
+        // Among the ports before each (a slice has a handful): no set of keys to build.
+        for (index, port) in ports.enumerated()
+        where ports[..<index].contains(where: { $0.name == port.name && $0.transport == port.transport }) {
             throw readers[index].fail("duplicate port name \"\(port.name)\" for \(port.transport)")
         }
     }
@@ -67,21 +75,22 @@ enum EndpointsDecoder {
     /// Converts a `v1 Endpoints` into one slice per subset and family; `notReadyAddresses` become
     /// endpoints that are neither ready nor serving.
     static func decodeEndpoints(_ reader: NodeReader) throws -> EndpointSlice {
-        let object = try reader.mapping(known: ["apiVersion", "kind", "metadata", "subsets"])
+        let object = try reader.mapping(known: endpointsFields)
         let metadata = try ManifestDecoder.metadata(try object.required("metadata"))
         var endpoints: [Endpoint] = []
         var ports: [EndpointPort] = []
         for subset in try object.list("subsets") {
-            let fields = try subset.mapping(known: ["addresses", "notReadyAddresses", "ports"])
-            let subsetPorts = try fields.list("ports").map(port)
-            try checkDuplicatePorts(subsetPorts, readers: try fields.list("ports"))
+            let fields = try subset.mapping(known: subsetFields)
+            let portReaders = try fields.list("ports")
+            let subsetPorts = try portReaders.map(port)
+            try checkDuplicatePorts(subsetPorts, readers: portReaders)
             if !ports.isEmpty, !subsetPorts.isEmpty, Set(ports) != Set(subsetPorts) {
                 throw subset.fail("subsets with different ports are not supported; use EndpointSlices")
             }
             if ports.isEmpty { ports = subsetPorts }
             for (field, ready) in [("addresses", true), ("notReadyAddresses", false)] {
                 for entry in try fields.list(field) {
-                    let address = try entry.mapping(known: ["ip", "hostname", "nodeName", "targetRef"])
+                    let address = try entry.mapping(known: addressFields)
                     endpoints.append(Endpoint(addresses: [try address.required("ip").ipAddress()], ready: ready,
                                               nodeName: try address.string("nodeName")))
                 }

@@ -62,16 +62,17 @@ public enum ManifestDecoder {
                                                message: "expected a Kubernetes object (a mapping with apiVersion and kind)"))
             return
         }
-        let kind = reader.node["kind"]?.string ?? ""
-        let apiVersion = reader.node["apiVersion"]?.string ?? ""
+        let kind = NodeReader.text(of: "kind", in: reader.node) ?? ""
+        let apiVersion = NodeReader.text(of: "apiVersion", in: reader.node) ?? ""
         if kind.hasSuffix("List"), apiVersion == "v1" || kind == "List" {
-            guard let items = reader.node["items"], case .sequence = items else {
+            guard let items = NodeReader.value(of: "items", in: reader.node), case .sequence = items else {
                 result.issues.append(ManifestIssue(file: file, document: document, line: reader.line, field: "items",
                                                    message: "a \(kind) needs an items list"))
                 return
             }
-            for item in (try? NodeReader(node: items, path: "items").sequence()) ?? [] {
-                decodeObject(item, kind: item.node["kind"]?.string ?? "", apiVersion: item.node["apiVersion"]?.string ?? "",
+            for item in (try? NodeReader(node: items, path: "items").sequence()) ?? ListReader(nodes: nil, base: "") {
+                decodeObject(item, kind: NodeReader.text(of: "kind", in: item.node) ?? "",
+                             apiVersion: NodeReader.text(of: "apiVersion", in: item.node) ?? "",
                              file: file, document: document, into: &result)
             }
             return
@@ -81,11 +82,6 @@ public enum ManifestDecoder {
 
     private static func decodeObject(_ reader: NodeReader, kind: String, apiVersion: String, file: String,
                                      document: Int, into result: inout ManifestDecoding) {
-        let prefix = reader.path.isEmpty ? "" : reader.path + "."
-        let namespace = reader.node["metadata"]?["namespace"]?.string ?? "default"
-        let name = reader.node["metadata"]?["name"]?.string ?? "?"
-        let identity = "\(kind) \(namespace)/\(name)"
-        let serviceName = kind == "EndpointSlice" ? reader.node["metadata"]?["labels"]?["kubernetes.io/service-name"]?.string : name
         do {
             switch (apiVersion, kind) {
             case ("v1", "Service"):
@@ -95,32 +91,46 @@ public enum ManifestDecoder {
             case ("v1", "Endpoints"):
                 result.objects.append(.endpointSlice(try EndpointsDecoder.decodeEndpoints(reader)))
             case (_, "Service"), (_, "EndpointSlice"), (_, "Endpoints"):
-                throw FieldError(path: prefix + "apiVersion", line: reader.line,
+                throw FieldError(path: prefix(of: reader) + "apiVersion", line: reader.line,
                                  message: "unsupported apiVersion \"\(apiVersion)\" for \(kind); use "
                                      + (kind == "EndpointSlice" ? "discovery.k8s.io/v1" : "v1"))
             case (_, ""):
-                throw FieldError(path: prefix + "kind", line: reader.line, message: "required field is missing")
+                throw FieldError(path: prefix(of: reader) + "kind", line: reader.line, message: "required field is missing")
             default:
                 return // Another kind (Deployment, ConfigMap, …): not the agent's business.
             }
-        } catch let error as FieldError {
-            result.rejected.insert(identity)
-            if let serviceName { result.rejectedServices[identity] = ObjectName(namespace: namespace, name: serviceName) }
-            let field = error.path.hasPrefix(prefix) ? String(error.path.dropFirst(prefix.count)) : error.path
-            result.issues.append(ManifestIssue(file: file, document: document, line: error.line, object: identity,
-                                               field: reader.path.isEmpty ? field : "\(reader.path): \(field)",
-                                               message: error.message))
         } catch {
+            // The object's names are read again only now: a clean object never builds them.
+            let metadata = NodeReader.value(of: "metadata", in: reader.node)
+            let namespace = metadata.flatMap { NodeReader.text(of: "namespace", in: $0) } ?? "default"
+            let name = metadata.flatMap { NodeReader.text(of: "name", in: $0) } ?? "?"
+            let identity = "\(kind) \(namespace)/\(name)"
+            let serviceName = kind == "EndpointSlice"
+                ? metadata.flatMap { NodeReader.value(of: "labels", in: $0) }.flatMap { NodeReader.text(of: EndpointsDecoder.serviceNameLabel, in: $0) }
+                : name
             result.rejected.insert(identity)
             if let serviceName { result.rejectedServices[identity] = ObjectName(namespace: namespace, name: serviceName) }
-            result.issues.append(ManifestIssue(file: file, document: document, line: reader.line, object: identity, message: "\(error)"))
+            if let error = error as? FieldError {
+                let prefix = prefix(of: reader)
+                let field = error.path.hasPrefix(prefix) ? String(error.path.dropFirst(prefix.count)) : error.path
+                result.issues.append(ManifestIssue(file: file, document: document, line: error.line, object: identity,
+                                                   field: reader.path.isEmpty ? field : "\(reader.path): \(field)",
+                                                   message: error.message))
+            } else {
+                result.issues.append(ManifestIssue(file: file, document: document, line: reader.line, object: identity, message: "\(error)"))
+            }
         }
+    }
+
+    /// The path of an object's fields within its document: nothing, or `items[N].` in a list.
+    private static func prefix(of reader: NodeReader) -> String {
+        reader.path.isEmpty ? "" : reader.path + "."
     }
 
     // MARK: - Shared pieces
 
     /// The fields of `metadata` (ObjectMeta); only name, namespace, labels and annotations are used.
-    static let metadataFields: Set<String> = [
+    static let metadataFields: FieldNames = [
         "name", "namespace", "labels", "annotations", "uid", "resourceVersion", "generation", "creationTimestamp",
         "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields", "ownerReferences", "finalizers",
         "generateName", "selfLink",

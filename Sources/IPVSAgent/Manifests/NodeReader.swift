@@ -5,6 +5,11 @@ import Yams
 ///
 /// Unlike `Codable`, it reports unknown fields (a typo such as `targetPrt` would otherwise be
 /// silently ignored) and the line of every offending node.
+///
+/// Reading is on the hot path of a cold start (every field of thousands of objects), so a
+/// mapping's pairs are gone through once (no dictionary or set per mapping; its fields are then
+/// found among the pairs kept), lists are read in place, and text is put together for error
+/// messages only (a field path is built when asked for).
 struct NodeReader {
     let node: Node
     /// The path of the enclosing mapping or list, and this node's key or index in it: the full
@@ -12,7 +17,7 @@ struct NodeReader {
     private let parentPath: String
     private let component: Component
 
-    private enum Component {
+    fileprivate enum Component {
         case none
         case key(String)
         case index(Int)
@@ -33,7 +38,7 @@ struct NodeReader {
         self.component = .none
     }
 
-    private init(node: Node, parentPath: String, component: Component) {
+    fileprivate init(node: Node, parentPath: String, component: Component) {
         self.node = node
         self.parentPath = parentPath
         self.component = component
@@ -42,9 +47,43 @@ struct NodeReader {
     var line: Int? { node.mark?.line }
 
     /// Whether the node is an explicit null (`~`, `null` or an empty value).
-    var isNull: Bool {
-        guard case .scalar(let scalar) = node else { return false }
-        return scalar.style == .plain && ["", "~", "null", "Null", "NULL"].contains(scalar.string)
+    var isNull: Bool { Self.isNull(node) }
+
+    static func isNull(_ node: Node) -> Bool {
+        guard case .scalar(let scalar) = node, scalar.style == .plain else { return false }
+        switch scalar.string {
+        case "", "~", "null", "Null", "NULL": return true
+        default: return false
+        }
+    }
+
+    /// The text of a node as Yams' `Node.string` gives it, without its detour for scalars.
+    static func text(_ node: Node) -> String? {
+        if case .scalar(let scalar) = node { return scalar.string }
+        return node.string
+    }
+
+    /// `node[key]?.string` as Yams answers it (the last pair whose key is that text with the
+    /// `str` tag; nothing for lists and scalars), without building a key node to compare with.
+    static func text(of key: String, in node: Node) -> String? {
+        value(of: key, in: node).flatMap(text)
+    }
+
+    /// `node[key]` as Yams answers it for a mapping: the last pair whose key is the scalar `key`
+    /// with the `str` tag (Yams' basic resolver gives untagged and `!` keys that tag).
+    static func value(of key: String, in node: Node) -> Node? {
+        guard case .mapping(let mapping) = node else { return nil }
+        var index = mapping.endIndex
+        while index > mapping.startIndex {
+            index -= 1
+            let pair = mapping[index]
+            guard case .scalar(let scalar) = pair.key, scalar.string == key else { continue }
+            switch scalar.tag.description {
+            case Tag.Name.implicit.rawValue, Tag.Name.nonSpecific.rawValue, Tag.Name.str.rawValue: return pair.value
+            default: continue
+            }
+        }
+        return nil
     }
 
     func fail(_ message: String) -> FieldError {
@@ -54,27 +93,28 @@ struct NodeReader {
     // MARK: - Structure
 
     /// The node as a mapping whose keys must all be in `known`.
-    func mapping(known: Set<String>) throws -> MappingReader {
+    func mapping(known: FieldNames) throws -> MappingReader {
         guard case .mapping(let mapping) = node else { throw fail("expected a mapping, got \(kindName)") }
-        var values: [String: NodeReader] = [:]
-        let base = path
-        for (key, value) in mapping {
-            guard let name = key.string else { throw fail("expected text keys, got \(key)") }
-            let child = NodeReader(node: value, parentPath: base, component: .key(name))
+        // One pass over the pairs (each copied out of the mapping once): every key checked, the
+        // non-null fields kept in order for the lookups that follow.
+        var fields: [(name: String, node: Node)] = []
+        fields.reserveCapacity(mapping.endIndex - mapping.startIndex)
+        for index in mapping.startIndex..<mapping.endIndex {
+            let (key, value) = mapping[index]
+            guard let name = Self.text(key) else { throw fail("expected text keys, got \(key)") }
             guard known.contains(name) else {
-                throw child.fail("unknown field; known fields here are \(known.sorted().joined(separator: ", "))")
+                let child = NodeReader(node: value, parentPath: path, component: .key(name))
+                throw child.fail("unknown field; known fields here are \(known.sorted.joined(separator: ", "))")
             }
-            if child.isNull { continue }
-            values[name] = child
+            if !Self.isNull(value) { fields.append((name, value)) }
         }
-        return MappingReader(reader: self, values: values)
+        return MappingReader(reader: self, fields: fields, base: path)
     }
 
     /// The node as a sequence of nodes.
-    func sequence() throws -> [NodeReader] {
+    func sequence() throws -> ListReader {
         guard case .sequence(let sequence) = node else { throw fail("expected a list, got \(kindName)") }
-        let base = path
-        return sequence.enumerated().map { NodeReader(node: $1, parentPath: base, component: .index($0)) }
+        return ListReader(nodes: sequence, base: path)
     }
 
     // MARK: - Scalars
@@ -89,10 +129,35 @@ struct NodeReader {
         guard case .scalar(let scalar) = node, scalar.style == .plain else {
             throw fail("expected true or false, got \(describe)")
         }
-        switch scalar.string.lowercased() {
+        guard let value = Self.boolean(scalar.string) else { throw fail("expected true or false, got \(describe)") }
+        return value
+    }
+
+    /// `true`, `yes`, `on`, `false`, `no` or `off` in any case (as `lowercased()` compares them),
+    /// else `nil`.
+    static func boolean(_ text: String) -> Bool? {
+        // ASCII text (all of it in real manifests) is folded byte by byte into one number, without
+        // a lowercased copy; text of more than five ASCII characters is none of the words.
+        var folded: UInt64 = 0, count = 0
+        for byte in text.utf8 {
+            guard byte < 0x80 else { return lowercasedBoolean(text) }
+            count += 1
+            if count > 5 { return nil }
+            folded = folded << 8 | UInt64(byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte)
+        }
+        switch (count, folded) {
+        case (4, 0x74_72_75_65), (3, 0x79_65_73), (2, 0x6F_6E): return true // true, yes, on
+        case (5, 0x66_61_6C_73_65), (2, 0x6E_6F), (3, 0x6F_66_66): return false // false, no, off
+        default: return nil
+        }
+    }
+
+    /// `boolean` the plain way, for text that is not all ASCII.
+    static func lowercasedBoolean(_ text: String) -> Bool? {
+        switch text.lowercased() {
         case "true", "yes", "on": return true
         case "false", "no", "off": return false
-        default: throw fail("expected true or false, got \(describe)")
+        default: return nil
         }
     }
 
@@ -124,18 +189,21 @@ struct NodeReader {
 
     func transportProtocol() throws -> TransportProtocol {
         let text = try string()
-        guard ["TCP", "UDP", "SCTP"].contains(text), let value = TransportProtocol(name: text) else {
-            throw fail("must be TCP, UDP or SCTP, got \"\(text)\"")
+        switch text {
+        case "TCP": return .tcp
+        case "UDP": return .udp
+        case "SCTP": return .sctp
+        default: throw fail("must be TCP, UDP or SCTP, got \"\(text)\"")
         }
-        return value
     }
 
     /// A mapping of text to text (labels, annotations).
     func stringMap() throws -> [String: String] {
         guard case .mapping(let mapping) = node else { throw fail("expected a mapping, got \(kindName)") }
         var result: [String: String] = [:]
-        for (key, value) in mapping {
-            guard let name = key.string, case .scalar(let scalar) = value else {
+                for index in mapping.startIndex..<mapping.endIndex {
+            let pair = mapping[index]
+            guard let name = Self.text(pair.key), case .scalar(let scalar) = pair.value else {
                 throw fail("expected text keys and text values")
             }
             result[name] = scalar.string
@@ -158,22 +226,59 @@ struct NodeReader {
     }
 }
 
+/// The field names a mapping may have, in a form that is cheap to test a key against.
+struct FieldNames: ExpressibleByArrayLiteral {
+    let names: [String]
+    /// For error messages: the names in order.
+    var sorted: [String] { names.sorted() }
+
+    init(arrayLiteral names: String...) {
+        self.names = names
+    }
+
+    func contains(_ name: String) -> Bool { names.contains(name) }
+}
+
 /// The fields of a mapping read by `NodeReader.mapping(known:)`; null fields count as absent.
+///
+/// A Kubernetes mapping has a handful of fields: they are looked up by going through them, the
+/// last one of a name winning (as in the mapping, where a name can repeat with other tags).
 struct MappingReader {
     let reader: NodeReader
-    let values: [String: NodeReader]
+    /// The non-null fields, in the mapping's order.
+    let fields: [(name: String, node: Node)]
+    /// The mapping's path, the parent of its fields'.
+    let base: String
 
-    subscript(_ name: String) -> NodeReader? { values[name] }
+    subscript(_ name: String) -> NodeReader? {
+        guard let index = fields.lastIndex(where: { $0.name == name }) else { return nil }
+        return NodeReader(node: fields[index].node, parentPath: base, component: .key(name))
+    }
 
     func required(_ name: String) throws -> NodeReader {
-        guard let value = values[name] else {
+        guard let value = self[name] else {
             let path = reader.path.isEmpty ? name : "\(reader.path).\(name)"
             throw FieldError(path: path, line: reader.line, message: "required field is missing")
         }
         return value
     }
 
-    func string(_ name: String) throws -> String? { try values[name]?.string() }
-    func bool(_ name: String) throws -> Bool? { try values[name]?.bool() }
-    func list(_ name: String) throws -> [NodeReader] { try values[name]?.sequence() ?? [] }
+    func string(_ name: String) throws -> String? { try self[name]?.string() }
+    func bool(_ name: String) throws -> Bool? { try self[name]?.bool() }
+    func list(_ name: String) throws -> ListReader { try self[name]?.sequence() ?? ListReader(nodes: nil, base: "") }
+}
+
+/// The entries of a list read by `NodeReader.sequence()`, each a reader with its index in the path.
+struct ListReader: RandomAccessCollection {
+    /// The list; `nil` for an absent one (no list node is made up for it).
+    let nodes: Node.Sequence?
+    /// The list's path, the parent of its entries'.
+    let base: String
+
+    var startIndex: Int { 0 }
+    var endIndex: Int { nodes?.count ?? 0 }
+
+    subscript(position: Int) -> NodeReader {
+        NodeReader(node: nodes![position], parentPath: base, component: .index(position))
+    }
 }

@@ -3,16 +3,22 @@ import IPVS
 
 /// Reads and validates a `v1 Service`.
 enum ServiceDecoder {
-    static let specFields: Set<String> = [
+    static let specFields: FieldNames = [
         "ports", "selector", "clusterIP", "clusterIPs", "type", "externalIPs", "sessionAffinity", "loadBalancerIP",
         "loadBalancerSourceRanges", "externalName", "externalTrafficPolicy", "healthCheckNodePort",
         "publishNotReadyAddresses", "sessionAffinityConfig", "ipFamilies", "ipFamilyPolicy",
         "allocateLoadBalancerNodePorts", "loadBalancerClass", "internalTrafficPolicy", "trafficDistribution",
     ]
-    static let portFields: Set<String> = ["name", "protocol", "appProtocol", "port", "targetPort", "nodePort"]
+    static let portFields: FieldNames = ["name", "protocol", "appProtocol", "port", "targetPort", "nodePort"]
+    static let objectFields: FieldNames = ["apiVersion", "kind", "metadata", "spec", "status"]
+    static let sessionAffinityConfigFields: FieldNames = ["clientIP"]
+    static let clientIPFields: FieldNames = ["timeoutSeconds"]
+    static let statusFields: FieldNames = ["loadBalancer", "conditions"]
+    static let loadBalancerFields: FieldNames = ["ingress"]
+    static let ingressFields: FieldNames = ["ip", "hostname", "ipMode", "ports"]
 
     static func decode(_ reader: NodeReader) throws -> KubeService {
-        let object = try reader.mapping(known: ["apiVersion", "kind", "metadata", "spec", "status"])
+        let object = try reader.mapping(known: objectFields)
         let metadata = try ManifestDecoder.metadata(try object.required("metadata"))
         var service = KubeService(name: metadata.name, annotations: metadata.annotations)
         guard let specReader = object["spec"] else { throw reader.fail("a Service needs a spec") }
@@ -38,7 +44,8 @@ enum ServiceDecoder {
             if let first = service.clusterIPs.first, first != addresses[0] {
                 throw clusterIPs[0].fail("must equal spec.clusterIP (\(first)), got \(addresses[0])")
             }
-            if addresses.count > 2 || Set(addresses.map(\.family)).count != addresses.count {
+            // At most two, of different families (a set of the families is built only for the message).
+            if addresses.count > 2 || (addresses.count == 2 && addresses[0].family == addresses[1].family) {
                 throw clusterIPs[0].fail("at most one address per family (dual-stack), got \(addresses.map(\.description))")
             }
             service.clusterIPs = addresses
@@ -49,8 +56,8 @@ enum ServiceDecoder {
         }
 
         // MARK: Ports
-        var seenPorts: [String: String] = [:]
-        var seenNames: [String: String] = [:]
+        // Duplicates are found among the ports read so far (a Service has a handful); the paths of
+        // the earlier entries are only put together for the message.
         let portReaders = try spec.list("ports")
         for entry in portReaders {
             let fields = try entry.mapping(known: portFields)
@@ -62,14 +69,14 @@ enum ServiceDecoder {
                 targetPort = target.isInteger ? .number(try target.port()) : .name(try portName(target))
             }
             let nodePort = try fields["nodePort"]?.port()
-            let key = "\(port)/\(transport)"
-            if let previous = seenPorts[key] { throw entry.fail("duplicate port \(key) (also \(previous))") }
-            seenPorts[key] = entry.path
-            if let previous = seenNames[name] {
-                throw entry.fail(name.isEmpty ? "ports must be named when a Service has several (also \(previous))"
-                                              : "duplicate port name \"\(name)\" (also \(previous))")
+            if let previous = service.ports.firstIndex(where: { $0.port == port && $0.transport == transport }) {
+                throw entry.fail("duplicate port \(port)/\(transport) (also \(portReaders[previous].path))")
             }
-            seenNames[name] = entry.path
+            if let previous = service.ports.firstIndex(where: { $0.name == name }) {
+                let also = portReaders[previous].path
+                throw entry.fail(name.isEmpty ? "ports must be named when a Service has several (also \(also))"
+                                              : "duplicate port name \"\(name)\" (also \(also))")
+            }
             service.ports.append(ServicePort(name: name, transport: transport, port: port, targetPort: targetPort, nodePort: nodePort))
         }
         if service.ports.isEmpty, service.type != .externalName, !service.isHeadless {
@@ -81,8 +88,8 @@ enum ServiceDecoder {
             switch affinity {
             case "None": break
             case "ClientIP":
-                let config = try spec["sessionAffinityConfig"]?.mapping(known: ["clientIP"])
-                let clientIP = try config?["clientIP"]?.mapping(known: ["timeoutSeconds"])
+                let config = try spec["sessionAffinityConfig"]?.mapping(known: sessionAffinityConfigFields)
+                let clientIP = try config?["clientIP"]?.mapping(known: clientIPFields)
                 service.sessionAffinityTimeout = UInt32(try clientIP?["timeoutSeconds"]?.integer(in: 1...86400) ?? 10800)
             default:
                 throw try spec.required("sessionAffinity").fail("must be None or ClientIP, got \"\(affinity)\"")
@@ -114,11 +121,11 @@ enum ServiceDecoder {
     }
 
     private static func loadBalancerIngress(_ status: NodeReader) throws -> [IPAddress] {
-        let fields = try status.mapping(known: ["loadBalancer", "conditions"])
-        guard let balancer = try fields["loadBalancer"]?.mapping(known: ["ingress"]) else { return [] }
+        let fields = try status.mapping(known: statusFields)
+        guard let balancer = try fields["loadBalancer"]?.mapping(known: loadBalancerFields) else { return [] }
         var addresses: [IPAddress] = []
         for entry in try balancer.list("ingress") {
-            let ingress = try entry.mapping(known: ["ip", "hostname", "ipMode", "ports"])
+            let ingress = try entry.mapping(known: ingressFields)
             // Like kube-proxy: an `ipMode: Proxy` balancer sends traffic to the node, not to the VIP.
             if try ingress.string("ipMode") == "Proxy" { continue }
             if let ip = ingress["ip"] { addresses.append(try ip.ipAddress()) }
@@ -133,9 +140,10 @@ enum ServiceDecoder {
     ]
 
     private static func schedulerAnnotations(_ annotations: [String: String], reader: NodeReader, into service: inout KubeService) throws {
-        let field = "metadata.annotations[\(ManifestDecoder.schedulerAnnotation)]"
+        if annotations.isEmpty { return }
         let prefix = reader.path.isEmpty ? "" : reader.path + "."
         if let name = annotations[ManifestDecoder.schedulerAnnotation] {
+            let field = "metadata.annotations[\(ManifestDecoder.schedulerAnnotation)]"
             let scheduler = Scheduler(rawValue: name.trimmingCharacters(in: .whitespaces))
             guard scheduler.isKnown else {
                 throw FieldError(path: prefix + field, line: reader.line,
