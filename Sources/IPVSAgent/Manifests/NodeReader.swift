@@ -201,7 +201,7 @@ struct NodeReader {
     func stringMap() throws -> [String: String] {
         guard case .mapping(let mapping) = node else { throw fail("expected a mapping, got \(kindName)") }
         var result: [String: String] = [:]
-                for index in mapping.startIndex..<mapping.endIndex {
+        for index in mapping.startIndex..<mapping.endIndex {
             let pair = mapping[index]
             guard let name = Self.text(pair.key), case .scalar(let scalar) = pair.value else {
                 throw fail("expected text keys and text values")
