@@ -91,11 +91,11 @@ public enum ManifestDecoder {
             case ("v1", "Endpoints"):
                 result.objects.append(.endpointSlice(try EndpointsDecoder.decodeEndpoints(reader)))
             case (_, "Service"), (_, "EndpointSlice"), (_, "Endpoints"):
-                throw FieldError(path: prefix(of: reader) + "apiVersion", line: reader.line,
+                throw FieldError(path: reader.fieldPrefix + "apiVersion", line: reader.line,
                                  message: "unsupported apiVersion \"\(apiVersion)\" for \(kind); use "
                                      + (kind == "EndpointSlice" ? "discovery.k8s.io/v1" : "v1"))
             case (_, ""):
-                throw FieldError(path: prefix(of: reader) + "kind", line: reader.line, message: "required field is missing")
+                throw FieldError(path: reader.fieldPrefix + "kind", line: reader.line, message: "required field is missing")
             default:
                 return // Another kind (Deployment, ConfigMap, …): not the agent's business.
             }
@@ -111,7 +111,7 @@ public enum ManifestDecoder {
             result.rejected.insert(identity)
             if let serviceName { result.rejectedServices[identity] = ObjectName(namespace: namespace, name: serviceName) }
             if let error = error as? FieldError {
-                let prefix = prefix(of: reader)
+                let prefix = reader.fieldPrefix
                 let field = error.path.hasPrefix(prefix) ? String(error.path.dropFirst(prefix.count)) : error.path
                 result.issues.append(ManifestIssue(file: file, document: document, line: error.line, object: identity,
                                                    field: reader.path.isEmpty ? field : "\(reader.path): \(field)",
@@ -120,11 +120,6 @@ public enum ManifestDecoder {
                 result.issues.append(ManifestIssue(file: file, document: document, line: reader.line, object: identity, message: "\(error)"))
             }
         }
-    }
-
-    /// The path of an object's fields within its document: nothing, or `items[N].` in a list.
-    private static func prefix(of reader: NodeReader) -> String {
-        reader.path.isEmpty ? "" : reader.path + "."
     }
 
     // MARK: - Shared pieces

@@ -46,6 +46,9 @@ struct NodeReader {
 
     var line: Int? { node.mark?.line }
 
+    /// The path of an object's fields within its document: nothing, or `items[N].` in a list.
+    var fieldPrefix: String { path.isEmpty ? "" : path + "." }
+
     /// Whether the node is an explicit null (`~`, `null` or an empty value).
     var isNull: Bool { Self.isNull(node) }
 

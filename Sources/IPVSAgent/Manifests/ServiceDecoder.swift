@@ -141,7 +141,7 @@ enum ServiceDecoder {
 
     private static func schedulerAnnotations(_ annotations: [String: String], reader: NodeReader, into service: inout KubeService) throws {
         if annotations.isEmpty { return }
-        let prefix = reader.path.isEmpty ? "" : reader.path + "."
+        let prefix = reader.fieldPrefix
         if let name = annotations[ManifestDecoder.schedulerAnnotation] {
             let field = "metadata.annotations[\(ManifestDecoder.schedulerAnnotation)]"
             let scheduler = Scheduler(rawValue: name.trimmingCharacters(in: .whitespaces))
