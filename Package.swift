@@ -35,6 +35,13 @@ let package = Package(
             providers: [.apt(["libnl-3-dev", "libnl-route-3-dev", "pkg-config"])]
         ),
 
+        /// libyaml's parser, read event by event for the manifests (Sources/IPVSAgent/Manifests/YAMLTree.swift).
+        .systemLibrary(
+            name: "CYAML",
+            pkgConfig: "yaml-0.1",
+            providers: [.apt(["libyaml-dev", "pkg-config"])]
+        ),
+
         /// epoll and eventfd for HealthCheck's TCP poller: headers Swift's Glibc module leaves out.
         .target(name: "CEpoll"),
 
@@ -63,8 +70,7 @@ let package = Package(
         ]),
         /// The node agent: Kubernetes objects -> desired IPVS state -> minimal diff -> kernel.
         .target(name: "IPVSAgent", dependencies: [
-            "IPVS", "NodeNetwork", "HealthCheck",
-            .product(name: "Yams", package: "Yams"),
+            "IPVS", "NodeNetwork", "HealthCheck", "CYAML",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
@@ -103,7 +109,10 @@ let package = Package(
         .testTarget(name: "HealthCheckTests", dependencies: [
             "HealthCheck", .product(name: "MetricsTestKit", package: "swift-metrics"),
         ]),
-        .testTarget(name: "IPVSAgentTests", dependencies: ["IPVSAgent", "IPVS"]),
+        /// Yams is the reference the manifest parser (YAMLTree, on libyaml directly) is compared with.
+        .testTarget(name: "IPVSAgentTests", dependencies: [
+            "IPVSAgent", "IPVS", .product(name: "Yams", package: "Yams"),
+        ]),
         /// Run by `make test` in a fresh network namespace on the host when it has IPVS, else
         /// inside the kernel VM (Scripts/kernel-run.sh). They fail, not skip, without IPVS there.
         .testTarget(name: "KernelTests", dependencies: ["IPVS", "NodeNetwork", "IPVSControl", "IPVSAgent"]),

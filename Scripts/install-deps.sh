@@ -4,7 +4,7 @@
 set -euo pipefail
 
 # curl and python3 serve the kernel tests and the demo (pods run tiny python servers).
-packages=(libnl-3-dev libnl-genl-3-dev libnl-route-3-dev pkg-config iproute2 ipvsadm curl python3)
+packages=(libnl-3-dev libnl-genl-3-dev libnl-route-3-dev libyaml-dev pkg-config iproute2 ipvsadm curl python3)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -2,7 +2,7 @@ import XCTest
 import Yams
 @testable import IPVSAgent
 
-/// The shortcuts `NodeReader` takes instead of Yams' general APIs give the same answers.
+/// The shortcuts `NodeReader` takes give the answers of the general ways (Yams' subscript, `lowercased()`).
 final class NodeReaderTests: XCTestCase {
     func testBooleanMatchesLowercasedComparison() {
         var texts = ["", "t", "tru", "truee", "yes ", " no", "of", "offf", "0", "1", "y", "n", "nope", "falsey",
@@ -30,13 +30,15 @@ final class NodeReaderTests: XCTestCase {
             "{kind: a, apiVersion: v}", "{!foo kind: a, kind: b}", "{kind: b, !foo kind: a}", "{!!str kind: a}",
             "{\"kind\": a}", "{'kind': a}", "{! kind: a}", "{!!int kind: a}", "{? [kind] : a, kind: b}",
             "{kind: {x: 1}}", "{kind: [a]}", "{kind: ~}", "{other: a}", "{}", "[kind, a]", "kind", "{kind: !!value a}",
-            "{kind: {!!value =: inner}}",
         ]
+        // Not kept: Yams read the YAML 1.1 value key (`{kind: {!!value =: inner}}` as "inner"); a
+        // Kubernetes field is never written so, and the decoder takes such a mapping for a mapping.
         for text in documents {
-            let node = try XCTUnwrap(Yams.compose(yaml: text, Resolver.basic), text)
-            XCTAssertEqual(NodeReader.text(of: "kind", in: node), node["kind"]?.string, text)
-            XCTAssertEqual(NodeReader.value(of: "kind", in: node), node["kind"], text)
+            let yams = try XCTUnwrap(Yams.compose(yaml: text, Resolver.basic), text)
+            let node = try XCTUnwrap(YAMLTree.parse(text).roots.first, text)
+            XCTAssertEqual(NodeReader.text(of: "kind", in: node), yams["kind"]?.string, text)
+            XCTAssertEqual(NodeReader.value(of: "kind", in: node).map { YAMLTreeTests.shape($0) }, yams["kind"].map(YAMLTreeTests.shape), text)
         }
-        XCTAssertEqual(NodeReader.text(of: "kind", in: try XCTUnwrap(Yams.compose(yaml: "{!foo kind: a, kind: b}", Resolver.basic))), "b")
+        XCTAssertEqual(NodeReader.text(of: "kind", in: try XCTUnwrap(YAMLTree.parse("{!foo kind: a, kind: b}").roots.first)), "b")
     }
 }

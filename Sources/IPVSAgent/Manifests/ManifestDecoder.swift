@@ -1,5 +1,4 @@
 import IPVS
-import Yams
 
 /// The outcome of decoding one manifest file.
 public struct ManifestDecoding: Sendable {
@@ -32,19 +31,12 @@ public enum ManifestDecoder {
     /// Decodes the text of `file` (the name is only used in issues).
     public static func decode(_ text: String, file: String) -> ManifestDecoding {
         var result = ManifestDecoding()
-        let documents: [Node]
+        let documents: [YAMLNode]
         do {
-            // No implicit typing of scalars: the readers below parse numbers and booleans
-            // themselves, and Yams' default resolver runs up to seven regular expressions per
-            // scalar (most of the decoding time of large manifests).
-            var sequence = try Yams.compose_all(yaml: text, Resolver.basic)
-            var nodes: [Node] = []
-            while let node = sequence.next() { nodes.append(node) }
-            if let error = sequence.error { throw error }
-            documents = nodes
+            documents = try YAMLTree.parse(text).roots
         } catch {
             result.unreadable = true
-            result.issues.append(ManifestIssue(file: file, line: line(of: error), message: "not valid YAML or JSON: \(summary(of: error))"))
+            result.issues.append(ManifestIssue(file: file, line: error.line, message: "not valid YAML or JSON: \(error.summary)"))
             return result
         }
         for (index, document) in documents.enumerated() {
@@ -57,7 +49,7 @@ public enum ManifestDecoder {
 
     private static func decodeDocument(_ reader: NodeReader, file: String, document: Int, into result: inout ManifestDecoding) {
         if reader.isNull { return }
-        guard case .mapping = reader.node else {
+        guard reader.node.kind == .mapping else {
             result.issues.append(ManifestIssue(file: file, document: document, line: reader.line,
                                                message: "expected a Kubernetes object (a mapping with apiVersion and kind)"))
             return
@@ -65,12 +57,12 @@ public enum ManifestDecoder {
         let kind = NodeReader.text(of: "kind", in: reader.node) ?? ""
         let apiVersion = NodeReader.text(of: "apiVersion", in: reader.node) ?? ""
         if kind.hasSuffix("List"), apiVersion == "v1" || kind == "List" {
-            guard let items = NodeReader.value(of: "items", in: reader.node), case .sequence = items else {
+            guard let items = NodeReader.value(of: "items", in: reader.node), items.kind == .sequence else {
                 result.issues.append(ManifestIssue(file: file, document: document, line: reader.line, field: "items",
                                                    message: "a \(kind) needs an items list"))
                 return
             }
-            for item in (try? NodeReader(node: items, path: "items").sequence()) ?? ListReader(nodes: nil, base: "") {
+            for item in (try? NodeReader(node: items, path: "items").sequence()) ?? ListReader(node: nil, base: "") {
                 decodeObject(item, kind: NodeReader.text(of: "kind", in: item.node) ?? "",
                              apiVersion: NodeReader.text(of: "apiVersion", in: item.node) ?? "",
                              file: file, document: document, into: &result)
@@ -146,26 +138,4 @@ public enum ManifestDecoder {
                         annotations: try fields["annotations"]?.stringMap() ?? [:])
     }
 
-    private static func line(of error: Error) -> Int? {
-        guard let error = error as? YamlError else { return nil }
-        switch error {
-        case .scanner(_, _, let mark, _), .parser(_, _, let mark, _), .composer(_, _, let mark, _): return mark.line
-        case .duplicatedKeysInMapping(_, let context): return context.mark.line
-        default: return nil
-        }
-    }
-
-    private static func summary(of error: Error) -> String {
-        guard let error = error as? YamlError else { return "\(error)" }
-        switch error {
-        case .scanner(let context, let problem, _, _), .parser(let context, let problem, _, _),
-             .composer(let context, let problem, _, _):
-            if let context { return "\(problem) (\(context.text) at line \(context.mark.line))" }
-            return problem
-        case .duplicatedKeysInMapping(let duplicates, _):
-            return "duplicated key(s) \(duplicates.sorted().joined(separator: ", "))"
-        default:
-            return "\(error)".split(separator: "\n").first.map(String.init) ?? "\(error)"
-        }
-    }
 }

@@ -1,5 +1,4 @@
 import IPVS
-import Yams
 
 /// A strict reader of one YAML node that knows its field path, for error messages.
 ///
@@ -11,7 +10,7 @@ import Yams
 /// found among the pairs kept), lists are read in place, and text is put together for error
 /// messages only (a field path is built when asked for).
 struct NodeReader {
-    let node: Node
+    let node: YAMLNode
     /// The path of the enclosing mapping or list, and this node's key or index in it: the full
     /// path is only put together when asked for (errors), not for every node read.
     private let parentPath: String
@@ -32,19 +31,19 @@ struct NodeReader {
         }
     }
 
-    init(node: Node, path: String) {
+    init(node: YAMLNode, path: String) {
         self.node = node
         self.parentPath = path
         self.component = .none
     }
 
-    fileprivate init(node: Node, parentPath: String, component: Component) {
+    fileprivate init(node: YAMLNode, parentPath: String, component: Component) {
         self.node = node
         self.parentPath = parentPath
         self.component = component
     }
 
-    var line: Int? { node.mark?.line }
+    var line: Int? { node.line }
 
     /// The path of an object's fields within its document: nothing, or `items[N].` in a list.
     var fieldPrefix: String { path.isEmpty ? "" : path + "." }
@@ -52,37 +51,33 @@ struct NodeReader {
     /// Whether the node is an explicit null (`~`, `null` or an empty value).
     var isNull: Bool { Self.isNull(node) }
 
-    static func isNull(_ node: Node) -> Bool {
-        guard case .scalar(let scalar) = node, scalar.style == .plain else { return false }
-        switch scalar.string {
+    static func isNull(_ node: YAMLNode) -> Bool {
+        guard node.isPlain, let text = node.scalar else { return false }
+        switch text {
         case "", "~", "null", "Null", "NULL": return true
         default: return false
         }
     }
 
-    /// The text of a node as Yams' `Node.string` gives it, without its detour for scalars.
-    static func text(_ node: Node) -> String? {
-        if case .scalar(let scalar) = node { return scalar.string }
-        return node.string
-    }
+    /// The text of a scalar node; `nil` for a collection.
+    static func text(_ node: YAMLNode) -> String? { node.scalar }
 
-    /// `node[key]?.string` as Yams answers it (the last pair whose key is that text with the
-    /// `str` tag; nothing for lists and scalars), without building a key node to compare with.
-    static func text(of key: String, in node: Node) -> String? {
+    /// The text of `node[key]` (see `value(of:in:)`), if it is a scalar.
+    static func text(of key: String, in node: YAMLNode) -> String? {
         value(of: key, in: node).flatMap(text)
     }
 
     /// `node[key]` as Yams answers it for a mapping: the last pair whose key is the scalar `key`
-    /// with the `str` tag (Yams' basic resolver gives untagged and `!` keys that tag).
-    static func value(of key: String, in node: Node) -> Node? {
-        guard case .mapping(let mapping) = node else { return nil }
-        var index = mapping.endIndex
-        while index > mapping.startIndex {
-            index -= 1
-            let pair = mapping[index]
-            guard case .scalar(let scalar) = pair.key, scalar.string == key else { continue }
-            switch scalar.tag.description {
-            case Tag.Name.implicit.rawValue, Tag.Name.nonSpecific.rawValue, Tag.Name.str.rawValue: return pair.value
+    /// that resolves to text (no tag, `!` or `!!str`); nothing for lists and scalars.
+    static func value(of key: String, in node: YAMLNode) -> YAMLNode? {
+        guard node.kind == .mapping else { return nil }
+        var position = node.count
+        while position > 0 {
+            position -= 1
+            let pair = node.pair(position)
+            guard pair.key.scalar == key else { continue }
+            switch pair.key.tag {
+            case nil, "!", YAMLTree.stringTag: return pair.value
             default: continue
             }
         }
@@ -97,14 +92,16 @@ struct NodeReader {
 
     /// The node as a mapping whose keys must all be in `known`.
     func mapping(known: FieldNames) throws -> MappingReader {
-        guard case .mapping(let mapping) = node else { throw fail("expected a mapping, got \(kindName)") }
-        // One pass over the pairs (each copied out of the mapping once): every key checked, the
-        // non-null fields kept in order for the lookups that follow.
-        var fields: [(name: String, node: Node)] = []
-        fields.reserveCapacity(mapping.endIndex - mapping.startIndex)
-        for index in mapping.startIndex..<mapping.endIndex {
-            let (key, value) = mapping[index]
-            guard let name = Self.text(key) else { throw fail("expected text keys, got \(key)") }
+        guard node.kind == .mapping else { throw fail("expected a mapping, got \(kindName)") }
+        // One pass over the pairs: every key checked, the non-null fields kept in order for the
+        // lookups that follow.
+        var fields: [(name: String, node: YAMLNode)] = []
+        fields.reserveCapacity(node.count)
+        for position in 0..<node.count {
+            let (key, value) = node.pair(position)
+            guard let name = key.scalar else {
+                throw fail("expected text keys, got \(key.kind == .mapping ? "a mapping" : "a list")")
+            }
             guard known.contains(name) else {
                 let child = NodeReader(node: value, parentPath: path, component: .key(name))
                 throw child.fail("unknown field; known fields here are \(known.sorted.joined(separator: ", "))")
@@ -116,23 +113,23 @@ struct NodeReader {
 
     /// The node as a sequence of nodes.
     func sequence() throws -> ListReader {
-        guard case .sequence(let sequence) = node else { throw fail("expected a list, got \(kindName)") }
-        return ListReader(nodes: sequence, base: path)
+        guard node.kind == .sequence else { throw fail("expected a list, got \(kindName)") }
+        return ListReader(node: node, base: path)
     }
 
     // MARK: - Scalars
 
     func string() throws -> String {
-        guard case .scalar(let scalar) = node else { throw fail("expected text, got \(kindName)") }
-        return scalar.string
+        guard let text = node.scalar else { throw fail("expected text, got \(kindName)") }
+        return text
     }
 
     /// YAML's plain booleans, as Yams reads them (`true`, `yes`, `on`, … in any case).
     func bool() throws -> Bool {
-        guard case .scalar(let scalar) = node, scalar.style == .plain else {
+        guard node.isPlain, let text = node.scalar else {
             throw fail("expected true or false, got \(describe)")
         }
-        guard let value = Self.boolean(scalar.string) else { throw fail("expected true or false, got \(describe)") }
+        guard let value = Self.boolean(text) else { throw fail("expected true or false, got \(describe)") }
         return value
     }
 
@@ -165,7 +162,7 @@ struct NodeReader {
     }
 
     func integer(in range: ClosedRange<Int>) throws -> Int {
-        guard case .scalar(let scalar) = node, scalar.style == .plain, let value = Int(scalar.string) else {
+        guard node.isPlain, let text = node.scalar, let value = Int(text) else {
             throw fail("expected a number, got \(describe)")
         }
         guard range.contains(value) else {
@@ -176,8 +173,8 @@ struct NodeReader {
 
     /// Whether the node is an unquoted integer (for Kubernetes' int-or-string fields).
     var isInteger: Bool {
-        guard case .scalar(let scalar) = node, scalar.style == .plain else { return false }
-        return Int(scalar.string) != nil
+        guard node.isPlain, let text = node.scalar else { return false }
+        return Int(text) != nil
     }
 
     func port() throws -> UInt16 {
@@ -202,30 +199,29 @@ struct NodeReader {
 
     /// A mapping of text to text (labels, annotations).
     func stringMap() throws -> [String: String] {
-        guard case .mapping(let mapping) = node else { throw fail("expected a mapping, got \(kindName)") }
+        guard node.kind == .mapping else { throw fail("expected a mapping, got \(kindName)") }
         var result: [String: String] = [:]
-        for index in mapping.startIndex..<mapping.endIndex {
-            let pair = mapping[index]
-            guard let name = Self.text(pair.key), case .scalar(let scalar) = pair.value else {
+        for position in 0..<node.count {
+            let pair = node.pair(position)
+            guard let name = pair.key.scalar, let text = pair.value.scalar else {
                 throw fail("expected text keys and text values")
             }
-            result[name] = scalar.string
+            result[name] = text
         }
         return result
     }
 
     private var kindName: String {
-        switch node {
+        switch node.kind {
         case .scalar: "a scalar (\(describe))"
         case .mapping: "a mapping"
         case .sequence: "a list"
-        case .alias: "an alias"
         }
     }
 
     private var describe: String {
-        if case .scalar(let scalar) = node { return "\"\(scalar.string)\"" }
-        return "a \(node.mapping != nil ? "mapping" : "list")"
+        if let text = node.scalar { return "\"\(text)\"" }
+        return "a \(node.kind == .mapping ? "mapping" : "list")"
     }
 }
 
@@ -249,7 +245,7 @@ struct FieldNames: ExpressibleByArrayLiteral {
 struct MappingReader {
     let reader: NodeReader
     /// The non-null fields, in the mapping's order.
-    let fields: [(name: String, node: Node)]
+    let fields: [(name: String, node: YAMLNode)]
     /// The mapping's path, the parent of its fields'.
     let base: String
 
@@ -268,20 +264,20 @@ struct MappingReader {
 
     func string(_ name: String) throws -> String? { try self[name]?.string() }
     func bool(_ name: String) throws -> Bool? { try self[name]?.bool() }
-    func list(_ name: String) throws -> ListReader { try self[name]?.sequence() ?? ListReader(nodes: nil, base: "") }
+    func list(_ name: String) throws -> ListReader { try self[name]?.sequence() ?? ListReader(node: nil, base: "") }
 }
 
 /// The entries of a list read by `NodeReader.sequence()`, each a reader with its index in the path.
 struct ListReader: RandomAccessCollection {
     /// The list; `nil` for an absent one (no list node is made up for it).
-    let nodes: Node.Sequence?
+    let node: YAMLNode?
     /// The list's path, the parent of its entries'.
     let base: String
 
     var startIndex: Int { 0 }
-    var endIndex: Int { nodes?.count ?? 0 }
+    var endIndex: Int { node?.count ?? 0 }
 
     subscript(position: Int) -> NodeReader {
-        NodeReader(node: nodes![position], parentPath: base, component: .index(position))
+        NodeReader(node: node!.element(position), parentPath: base, component: .index(position))
     }
 }

@@ -1,0 +1,279 @@
+import CYAML
+
+/// A YAML stream (YAML or JSON text, one document or several) read with libyaml into one flat tree.
+///
+/// Why not Yams' `compose`, which wraps the same libyaml: on a cold start of 10,000 Services the
+/// manifests are millions of nodes, and composing them into `Yams.Node`s (an enum of classes per
+/// node, a `Tag` object per scalar, a dictionary of keys per mapping for its duplicate check) took
+/// 60% of the decoding time, against 16% for libyaml's own parsing. Here libyaml's events go
+/// straight into two arrays: one entry per node (its text for a scalar) and the child indices of
+/// every collection, contiguous. The semantics the decoder relies on stay Yams' (see
+/// `NodeReaderTests`, which compares both): the same scalars, styles, tags, lines, aliases, and
+/// duplicate keys as an error.
+final class YAMLTree: Sendable {
+    /// One node.
+    struct Entry: Sendable {
+        enum Kind: UInt8, Sendable { case scalar, mapping, sequence }
+        var kind: Kind
+        /// Whether a scalar was written plain (no quotes, not a block scalar): only plain scalars
+        /// are numbers, booleans or null.
+        var isPlain: Bool
+        /// The node's explicit tag as libyaml expands it (`tag:yaml.org,2002:int` for `!!int`), `!`
+        /// for the non-specific one, `tag:yaml.org,2002:str` for a quoted scalar without a tag,
+        /// `nil` for none.
+        var tag: String?
+        /// The 1-based line where the node starts.
+        var line: Int
+        /// A collection's children in `YAMLTree.children`: from `first`, `count` of them (a
+        /// mapping's are key, value, key, value, …).
+        var first: Int
+        var count: Int
+        /// A scalar's text; empty for a collection.
+        var text: String
+    }
+
+    let entries: [Entry]
+    let children: [Int]
+    /// The root node of each document, in order.
+    let documents: [Int]
+
+    private init(entries: [Entry], children: [Int], documents: [Int]) {
+        self.entries = entries
+        self.children = children
+        self.documents = documents
+    }
+
+    /// The root node of each document, in order.
+    var roots: [YAMLNode] { documents.map { YAMLNode(tree: self, index: $0) } }
+
+    /// Reads `text`, or throws the first syntax error, undefined alias or duplicated key.
+    static func parse(_ text: String) throws(YAMLError) -> YAMLTree {
+        var text = text
+        text.makeContiguousUTF8() // native strings already are: libyaml reads the string's own bytes
+        var builder = Builder()
+        let read = { (bytes: UnsafeBufferPointer<UInt8>) in Result { () throws(YAMLError) in try builder.read(bytes) } }
+        try (text.utf8.withContiguousStorageIfAvailable(read) ?? Array(text.utf8).withUnsafeBufferPointer(read)).get()
+        return YAMLTree(entries: builder.entries, children: builder.children, documents: builder.documents)
+    }
+}
+
+/// A node of a `YAMLTree`.
+struct YAMLNode: Sendable {
+    let tree: YAMLTree
+    let index: Int
+
+    var kind: YAMLTree.Entry.Kind { tree.entries[index].kind }
+    var line: Int { tree.entries[index].line }
+    var isPlain: Bool { tree.entries[index].isPlain }
+    var tag: String? { tree.entries[index].tag }
+
+    /// The text of a scalar; `nil` for a collection.
+    var scalar: String? {
+        tree.entries[index].kind == .scalar ? tree.entries[index].text : nil
+    }
+
+    /// A mapping's number of pairs, a sequence's number of entries; 0 for a scalar.
+    var count: Int {
+        let entry = tree.entries[index]
+        return entry.kind == .mapping ? entry.count / 2 : entry.count
+    }
+
+    /// A mapping's key and value at `position` (0 ..< count).
+    func pair(_ position: Int) -> (key: YAMLNode, value: YAMLNode) {
+        let first = tree.entries[index].first + 2 * position
+        return (YAMLNode(tree: tree, index: tree.children[first]), YAMLNode(tree: tree, index: tree.children[first + 1]))
+    }
+
+    /// A sequence's entry at `position` (0 ..< count).
+    func element(_ position: Int) -> YAMLNode {
+        YAMLNode(tree: tree, index: tree.children[tree.entries[index].first + position])
+    }
+
+    /// The tag the node resolves to when no types are inferred from plain text (Yams' basic
+    /// resolver): its explicit tag, else `str`, `map` or `seq` by kind.
+    var resolvedTag: String { YAMLTree.resolvedTag(of: tree.entries[index]) }
+}
+
+/// Why a text is not YAML.
+enum YAMLError: Error, Equatable {
+    /// libyaml's scanner or parser refused the text (its problem, with the construct it was in).
+    case syntax(problem: String, context: String?, contextLine: Int?, line: Int)
+    /// The text has characters YAML does not allow (control characters).
+    case characters(problem: String, offset: Int)
+    case undefinedAlias(line: Int)
+    /// Keys that appear twice in one mapping (sorted), and the line of the first one.
+    case duplicatedKeys([String], line: Int)
+    case outOfMemory
+
+    /// The line the error is at, when known.
+    var line: Int? {
+        switch self {
+        case .syntax(_, _, _, let line), .undefinedAlias(let line), .duplicatedKeys(_, let line): line
+        case .characters, .outOfMemory: nil
+        }
+    }
+
+    /// One line that says what is wrong (the file and line are given apart).
+    var summary: String {
+        switch self {
+        case .syntax(let problem, let context?, let contextLine?, _): "\(problem) (\(context) at line \(contextLine))"
+        case .syntax(let problem, _, _, _): problem
+        case .characters(let problem, let offset): "\(problem) (at byte \(offset))"
+        case .undefinedAlias: "found undefined alias"
+        case .duplicatedKeys(let keys, _): "duplicated key(s) \(keys.joined(separator: ", "))"
+        case .outOfMemory: "out of memory"
+        }
+    }
+}
+
+extension YAMLTree {
+    static let stringTag = "tag:yaml.org,2002:str"
+
+    static func resolvedTag(of entry: Entry) -> String {
+        if let tag = entry.tag, tag != "!" { return tag }
+        switch entry.kind {
+        case .scalar: return stringTag
+        case .mapping: return "tag:yaml.org,2002:map"
+        case .sequence: return "tag:yaml.org,2002:seq"
+        }
+    }
+
+    /// Whether nodes `a` and `b` are the same value: kind, resolved tag, text, children.
+    static func equal(_ a: Int, _ b: Int, entries: [Entry], children: [Int]) -> Bool {
+        if a == b { return true }
+        let left = entries[a], right = entries[b]
+        guard left.kind == right.kind, left.text == right.text, left.count == right.count,
+              resolvedTag(of: left) == resolvedTag(of: right) else { return false }
+        for offset in 0..<left.count where !equal(children[left.first + offset], children[right.first + offset],
+                                                   entries: entries, children: children) {
+            return false
+        }
+        return true
+    }
+
+    /// Turns libyaml's events into entries, one collection level at a time.
+    private struct Builder {
+        var entries: [Entry] = []
+        var children: [Int] = []
+        var documents: [Int] = []
+        /// The children of the collections still open, innermost last.
+        var pending: [Int] = []
+        /// The open collections: their entry and where their children start in `pending`.
+        var open: [(entry: Int, start: Int, anchor: String?)] = []
+        /// Anchors by name (the last one of a name wins, over the whole stream, as in Yams).
+        var anchors: [String: Int] = [:]
+
+        mutating func read(_ bytes: UnsafeBufferPointer<UInt8>) throws(YAMLError) {
+            var parser = yaml_parser_t()
+            guard yaml_parser_initialize(&parser) == 1 else { throw .outOfMemory }
+            defer { yaml_parser_delete(&parser) }
+            yaml_parser_set_encoding(&parser, YAML_UTF8_ENCODING)
+            yaml_parser_set_input_string(&parser, bytes.baseAddress, bytes.count)
+            entries.reserveCapacity(bytes.count / 12)
+            children.reserveCapacity(bytes.count / 12)
+            var event = yaml_event_t()
+            while true {
+                guard yaml_parser_parse(&parser, &event) == 1 else { throw Self.error(of: parser) }
+                defer { yaml_event_delete(&event) }
+                switch event.type {
+                case YAML_STREAM_END_EVENT: return
+                case YAML_SCALAR_EVENT: try scalar(event)
+                case YAML_ALIAS_EVENT:
+                    let name = String(cString: event.data.alias.anchor)
+                    guard let target = anchors[name] else { throw .undefinedAlias(line: Int(event.start_mark.line) + 1) }
+                    add(target)
+                case YAML_SEQUENCE_START_EVENT:
+                    let start = event.data.sequence_start
+                    begin(.sequence, tag: start.implicit != 0 ? nil : Self.string(start.tag),
+                          anchor: Self.string(start.anchor), event: event)
+                case YAML_MAPPING_START_EVENT:
+                    let start = event.data.mapping_start
+                    begin(.mapping, tag: start.implicit != 0 ? nil : Self.string(start.tag),
+                          anchor: Self.string(start.anchor), event: event)
+                case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT: try end()
+                default: continue // stream and document starts and ends
+                }
+            }
+        }
+
+        private mutating func scalar(_ event: yaml_event_t) throws(YAMLError) {
+            let data = event.data.scalar
+            // libyaml hands out UTF-8 (the input is), which may hold NUL characters: counted, not C text.
+            let text = String(decoding: UnsafeBufferPointer(start: data.value, count: data.length), as: UTF8.self)
+            let tag = data.quoted_implicit == 1 ? YAMLTree.stringTag : Self.string(data.tag)
+            let index = entries.count
+            entries.append(Entry(kind: .scalar, isPlain: data.style == YAML_PLAIN_SCALAR_STYLE, tag: tag,
+                                 line: Int(event.start_mark.line) + 1, first: 0, count: 0, text: text))
+            if let anchor = Self.string(data.anchor) { anchors[anchor] = index }
+            add(index)
+        }
+
+        private mutating func begin(_ kind: Entry.Kind, tag: String?, anchor: String?, event: yaml_event_t) {
+            open.append((entries.count, pending.count, anchor))
+            entries.append(Entry(kind: kind, isPlain: false, tag: tag, line: Int(event.start_mark.line) + 1,
+                                 first: 0, count: 0, text: ""))
+        }
+
+        private mutating func end() throws(YAMLError) {
+            let (index, start, anchor) = open.removeLast()
+            entries[index].first = children.count
+            entries[index].count = pending.count - start
+            children.append(contentsOf: pending[start...])
+            pending.removeSubrange(start...)
+            if entries[index].kind == .mapping { try checkDuplicates(index) }
+            if let anchor { anchors[anchor] = index }
+            add(index)
+        }
+
+        /// A node is complete: it is a child of the innermost open collection, or a document.
+        private mutating func add(_ index: Int) {
+            if open.isEmpty { documents.append(index) } else { pending.append(index) }
+        }
+
+        /// Throws when a key of the mapping repeats: Kubernetes objects never repeat one, and which
+        /// of the two would count is a guess the user should not have to make.
+        private func checkDuplicates(_ mapping: Int) throws(YAMLError) {
+            let first = entries[mapping].first, pairs = entries[mapping].count / 2
+            guard pairs > 1 else { return }
+            var duplicates: [Int] = []
+            // A mapping has a handful of keys: each is compared with the ones before it, in place
+            // (no set per mapping), by text first.
+            for later in 1..<pairs {
+                let key = children[first + 2 * later]
+                for earlier in 0..<later {
+                    let other = children[first + 2 * earlier]
+                    guard entries[other].text == entries[key].text,
+                          YAMLTree.equal(other, key, entries: entries, children: children) else { continue }
+                    // The first occurrence is the one reported.
+                    if !duplicates.contains(where: { YAMLTree.equal($0, other, entries: entries, children: children) }) {
+                        duplicates.append(other)
+                    }
+                    break
+                }
+            }
+            guard !duplicates.isEmpty else { return }
+            // As Yams reports them: sorted by text, at the first one's line.
+            let sorted = duplicates.sorted { entries[$0].text < entries[$1].text }
+            throw .duplicatedKeys(sorted.map { entries[$0].kind == .scalar ? entries[$0].text : "<complex key>" },
+                                  line: entries[sorted[0]].line)
+        }
+
+        private static func string(_ pointer: UnsafeMutablePointer<yaml_char_t>?) -> String? {
+            pointer.map { String(cString: $0) }
+        }
+
+        private static func error(of parser: yaml_parser_t) -> YAMLError {
+            switch parser.error {
+            case YAML_MEMORY_ERROR: return .outOfMemory
+            case YAML_READER_ERROR:
+                return .characters(problem: parser.problem.map { String(cString: $0) } ?? "unreadable text",
+                                   offset: parser.problem_offset)
+            default:
+                return .syntax(problem: parser.problem.map { String(cString: $0) } ?? "not YAML",
+                               context: parser.context.map { String(cString: $0) },
+                               contextLine: parser.context == nil ? nil : Int(parser.context_mark.line) + 1,
+                               line: Int(parser.problem_mark.line) + 1)
+            }
+        }
+    }
+}
