@@ -26,7 +26,7 @@ public struct OwnershipStore: Sendable {
         self.path = path
     }
 
-    private struct File: Codable {
+    struct File: Codable {
         struct Service: Codable {
             var `protocol`: String
             var address: String
@@ -73,24 +73,79 @@ public struct OwnershipStore: Sendable {
 
     /// Records `ownership`, creating the folder when needed.
     public func save(_ ownership: Ownership) throws {
+        do {
+            let url = URL(fileURLWithPath: path)
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp")
+            try Data(Self.json(Self.file(ownership))).write(to: temporary)
+            if rename(temporary.path, url.path) != 0 { throw AgentError(String(cString: strerror(errno))) }
+        } catch {
+            throw AgentError("cannot write the state file \(path): \(error); the agent needs a writable folder there (--state-file)")
+        }
+    }
+
+    static func file(_ ownership: Ownership) -> File {
         var services: [File.Service] = []
+        services.reserveCapacity(ownership.services.count)
         for key in ownership.services.sorted() {
             guard case .address(let transport, let address, let port) = key else { continue }
             services.append(File.Service(protocol: transport.description, address: address.description, port: port,
                                          origin: ownership.origins[key]?.description))
         }
-        let file = File(version: 1, services: services, addresses: ownership.addresses.sorted().map(\.description))
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        do {
-            let url = URL(fileURLWithPath: path)
-            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-            let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp")
-            try encoder.encode(file).write(to: temporary)
-            if rename(temporary.path, url.path) != 0 { throw AgentError(String(cString: strerror(errno))) }
-        } catch {
-            throw AgentError("cannot write the state file \(path): \(error); the agent needs a writable folder there (--state-file)")
+        return File(version: 1, services: services, addresses: ownership.addresses.sorted().map(\.description))
+    }
+
+    /// The file's text, as `JSONEncoder` with `[.prettyPrinted, .sortedKeys]` writes it (byte for
+    /// byte, see `OwnershipStoreTests`), put together by hand: the file is written whenever the set
+    /// of owned services changes, and at 10,000 services the encoder took 100 ms per write (40 ms
+    /// without its formatting). It is read back with `JSONDecoder`.
+    static func json(_ ownership: Ownership) -> String { String(decoding: json(file(ownership)), as: UTF8.self) }
+
+    static func json(_ file: File) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(100 + file.addresses.count * 24 + file.services.count * 120)
+        out += "{\n  \"addresses\" : [".utf8
+        for (index, address) in file.addresses.enumerated() {
+            out += (index == 0 ? "\n    " : ",\n    ").utf8
+            appendString(address, to: &out)
         }
+        out += (file.addresses.isEmpty ? "\n\n  ],\n  \"services\" : [" : "\n  ],\n  \"services\" : [").utf8
+        for (index, service) in file.services.enumerated() {
+            out += (index == 0 ? "\n    {\n      \"address\" : " : ",\n    {\n      \"address\" : ").utf8
+            appendString(service.address, to: &out)
+            if let origin = service.origin {
+                out += ",\n      \"origin\" : ".utf8
+                appendString(origin, to: &out)
+            }
+            out += ",\n      \"port\" : \(service.port),\n      \"protocol\" : ".utf8
+            appendString(service.protocol, to: &out)
+            out += "\n    }".utf8
+        }
+        out += (file.services.isEmpty ? "\n\n  ],\n  \"version\" : " : "\n  ],\n  \"version\" : ").utf8
+        out += "\(file.version)\n}".utf8
+        return out
+    }
+
+    /// A JSON string literal, escaped as `JSONEncoder` escapes (`/` included). UTF-8 bytes of
+    /// non-ASCII characters are all 0x80 or more, so they pass through unchanged.
+    private static func appendString(_ string: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for byte in string.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): out += [UInt8(ascii: "\\"), byte]
+            case 0x0A: out += "\\n".utf8
+            case 0x0D: out += "\\r".utf8
+            case 0x09: out += "\\t".utf8
+            case 0x08: out += "\\b".utf8
+            case 0x0C: out += "\\f".utf8
+            case ..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                out += "\\u00".utf8
+                out += [hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
+            default: out.append(byte)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
     }
 }
 
