@@ -177,7 +177,7 @@ extension YAMLTree {
                 defer { yaml_event_delete(&event) }
                 switch event.type {
                 case YAML_STREAM_END_EVENT: return
-                case YAML_SCALAR_EVENT: try scalar(event)
+                case YAML_SCALAR_EVENT: scalar(event)
                 case YAML_ALIAS_EVENT:
                     let name = String(cString: event.data.alias.anchor)
                     guard let target = anchors[name] else { throw .undefinedAlias(line: Int(event.start_mark.line) + 1) }
@@ -196,7 +196,7 @@ extension YAMLTree {
             }
         }
 
-        private mutating func scalar(_ event: yaml_event_t) throws(YAMLError) {
+        private mutating func scalar(_ event: yaml_event_t) {
             let data = event.data.scalar
             // libyaml hands out UTF-8 (the input is), which may hold NUL characters: counted, not C text.
             let text = String(decoding: UnsafeBufferPointer(start: data.value, count: data.length), as: UTF8.self)
