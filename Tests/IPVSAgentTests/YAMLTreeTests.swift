@@ -122,4 +122,24 @@ final class YAMLTreeTests: XCTestCase {
             XCTAssertEqual(error as? YAMLError, .duplicatedKeys(["<complex key>"], line: 1))
         }
     }
+
+    func testDeepNestingIsReadWithoutRecursionOrRefusedClearly() throws {
+        // libyaml refuses nesting deeper than 1,000 levels; up to that, nothing here recurses.
+        let depth = 998
+        let nested = String(repeating: "[", count: depth) + String(repeating: "]", count: depth)
+        let tree = try YAMLTree.parse("a: \(nested)\n")
+        XCTAssertEqual(tree.entries.count, depth + 2)
+        // Two equal keys that deep are found equal: a duplicate.
+        XCTAssertThrowsError(try YAMLTree.parse("? \(nested)\n: 1\n? \(nested)\n: 2\n")) { error in
+            XCTAssertEqual(error as? YAMLError, .duplicatedKeys(["<complex key>"], line: 1))
+        }
+        let decoding = ManifestDecoder.decode("apiVersion: v1\nkind: Service\nmetadata: {name: deep}\nspec: \(nested)\n", file: "f.yaml")
+        XCTAssertEqual(decoding.issues.map(\.message), ["expected a mapping, got a list"])
+
+        let tooDeep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
+        let refused = ManifestDecoder.decode("spec: \(tooDeep)\n", file: "f.yaml")
+        XCTAssertTrue(refused.unreadable)
+        XCTAssertEqual(refused.issues.map(\.message),
+                       ["not valid YAML or JSON: nested too deeply (more levels than libyaml accepts: 1,000 by default) (while parsing at line 1)"])
+    }
 }

@@ -138,15 +138,17 @@ extension YAMLTree {
         }
     }
 
-    /// Whether nodes `a` and `b` are the same value: kind, resolved tag, text, children.
+    /// Whether nodes `a` and `b` are the same value: kind, resolved tag, text, children. Pairs of
+    /// nodes still to compare are kept on a list, not the call stack: a key nested thousands deep
+    /// is a wrong manifest, not a crash.
     static func equal(_ a: Int, _ b: Int, entries: [Entry], children: [Int]) -> Bool {
-        if a == b { return true }
-        let left = entries[a], right = entries[b]
-        guard left.kind == right.kind, left.text == right.text, left.count == right.count,
-              resolvedTag(of: left) == resolvedTag(of: right) else { return false }
-        for offset in 0..<left.count where !equal(children[left.first + offset], children[right.first + offset],
-                                                   entries: entries, children: children) {
-            return false
+        var pending = [(a, b)]
+        while let (a, b) = pending.popLast() {
+            if a == b { continue }
+            let left = entries[a], right = entries[b]
+            guard left.kind == right.kind, left.text == right.text, left.count == right.count,
+                  resolvedTag(of: left) == resolvedTag(of: right) else { return false }
+            for offset in 0..<left.count { pending.append((children[left.first + offset], children[right.first + offset])) }
         }
         return true
     }
@@ -269,7 +271,12 @@ extension YAMLTree {
                 return .characters(problem: parser.problem.map { String(cString: $0) } ?? "unreadable text",
                                    offset: parser.problem_offset)
             default:
-                return .syntax(problem: parser.problem.map { String(cString: $0) } ?? "not YAML",
+                var problem = parser.problem.map { String(cString: $0) } ?? "not YAML"
+                // libyaml's own words name its C API; the user needs the limit.
+                if problem.hasPrefix("Maximum nesting level reached") {
+                    problem = "nested too deeply (more levels than libyaml accepts: 1,000 by default)"
+                }
+                return .syntax(problem: problem,
                                context: parser.context.map { String(cString: $0) },
                                contextLine: parser.context == nil ? nil : Int(parser.context_mark.line) + 1,
                                line: Int(parser.problem_mark.line) + 1)
