@@ -132,4 +132,46 @@ final class IncrementalReloadTests: XCTestCase {
         XCTAssertEqual(build.remapped, [name(1), name(2)])
         XCTAssertEqual(build.realServerCount, 5)
     }
+
+    /// A cold build of 600 Services gives the state, issues and counts of a build made 100
+    /// Services at a time (each step maps only the new ones).
+    func testAColdBuildEqualsOneMadeInSteps() throws {
+        var text = ""
+        for index in 0..<600 {
+            let endpoints = (1...3).map { "- addresses: [10.245.\(index / 80).\(index % 80 * 3 + $0)]\n" }.joined()
+            text += """
+                ---
+                apiVersion: v1
+                kind: Service
+                metadata: {name: svc-\(index), namespace: bench}
+                spec: {clusterIP: 10.96.\(index / 250).\(index % 250 + 1), ports: [{name: http, port: 80, targetPort: http}]}
+                ---
+                apiVersion: discovery.k8s.io/v1
+                kind: EndpointSlice
+                metadata: {name: svc-\(index)-a, namespace: bench, labels: {kubernetes.io/service-name: svc-\(index)}}
+                addressType: IPv4
+                endpoints:
+                \(endpoints)ports: [{name: http, port: \(8000 + index % 7)}]
+
+                """
+        }
+        let decoding = ManifestDecoder.decode(text, file: "many.yaml")
+        XCTAssertEqual(decoding.issues, [])
+        XCTAssertEqual(decoding.objects.count, 1200)
+
+        var cold = DesiredStateBuilder(options: MappingOptions())
+        let all = cold.build(decoding.objects)
+        XCTAssertEqual(all.remapped.count, 600)
+        XCTAssertEqual(all.realServerCount, 1800)
+
+        var stepwise = DesiredStateBuilder(options: MappingOptions())
+        var build = stepwise.build([])
+        for end in stride(from: 200, through: 1200, by: 200) {
+            build = stepwise.build(Array(decoding.objects[..<end]))
+            XCTAssertEqual(build.remapped.count, 100)
+        }
+        XCTAssertEqual(build.state, all.state)
+        XCTAssertEqual(build.issues, all.issues)
+        XCTAssertEqual(build.realServerCount, all.realServerCount)
+    }
 }
