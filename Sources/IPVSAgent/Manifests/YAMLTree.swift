@@ -8,7 +8,7 @@ import CYAML
 /// 60% of the decoding time, against 16% for libyaml's own parsing. Here libyaml's events go
 /// straight into two arrays: one entry per node (its text for a scalar) and the child indices of
 /// every collection, contiguous. The semantics the decoder relies on stay Yams' (see
-/// `NodeReaderTests`, which compares both): the same scalars, styles, tags, lines, aliases, and
+/// `YAMLTreeTests`, which compares both): the same scalars, styles, tags, lines, aliases, and
 /// duplicate keys as an error.
 final class YAMLTree: Sendable {
     /// One node.
