@@ -50,8 +50,22 @@ enum Golden {
         guard let (reference, ours) = last else { return }
         XCTAssertEqual(ours.status, reference.status, "exit status of `\(arguments)`; ipvsctl said: \(ours.standardError)", file: file, line: line)
         XCTAssertEqual(ours.standardOutput, reference.standardOutput,
-                       "`\(arguments)` differs:\n--- ipvsadm\n\(reference.standardOutput)--- ipvsctl\n\(ours.standardOutput)\(ours.standardError)",
+                       "`\(arguments)` differs:\n--- ipvsadm\n\(reference.standardOutput)--- ipvsctl\n\(ours.standardOutput)\(ours.standardError)"
+                           + "\n--- first difference (the runner shows the end of a failure's output)\n"
+                           + firstDifference(reference.standardOutput, ours.standardOutput),
                        file: file, line: line)
+    }
+
+    /// The first line where two outputs differ, with its number, for long listings.
+    static func firstDifference(_ reference: String, _ ours: String) -> String {
+        let left = reference.split(separator: "\n", omittingEmptySubsequences: false)
+        let right = ours.split(separator: "\n", omittingEmptySubsequences: false)
+        for index in 0..<max(left.count, right.count) {
+            let a = index < left.count ? String(left[index]) : "(no line)"
+            let b = index < right.count ? String(right[index]) : "(no line)"
+            if a != b { return "line \(index + 1) of \(left.count) / \(right.count):\n  ipvsadm: \(a)\n  ipvsctl: \(b)" }
+        }
+        return "none in the text (the exit status or standard error differs)"
     }
 
     /// Like `assertSameOutput` for connection listings (`-c`), whose expiry column counts down
