@@ -137,5 +137,4 @@ public enum ManifestDecoder {
                         labels: try fields["labels"]?.stringMap() ?? [:],
                         annotations: try fields["annotations"]?.stringMap() ?? [:])
     }
-
 }
