@@ -18,15 +18,16 @@ final class IncrementalReloadTests: XCTestCase {
         try? FileManager.default.removeItem(at: folder)
     }
 
-    /// A Service `svc-N` on 10.96.0.N:80 with one slice of `pods` endpoints (10.244.N.x:8080).
+    /// A Service `svc-N` on 10.96.0.N:80 with one slice of `pods` endpoints (10.244.N.x:8080), for
+    /// N below 250; from 250 on, the next /24 of 10.96 and the next /16 of pods.
     func service(_ index: Int, pods: Int) -> String {
-        let endpoints = (1...pods).map { "- addresses: [10.244.\(index).\($0)]\n" }.joined()
+        let endpoints = (1...pods).map { "- addresses: [10.\(244 + index / 250).\(index % 250).\($0)]\n" }.joined()
         return """
             ---
             apiVersion: v1
             kind: Service
             metadata: {name: svc-\(index), namespace: bench}
-            spec: {clusterIP: 10.96.0.\(index), ports: [{name: http, port: 80, targetPort: 8080}]}
+            spec: {clusterIP: 10.96.\(index / 250).\(index % 250), ports: [{name: http, port: 80, targetPort: 8080}]}
             ---
             apiVersion: discovery.k8s.io/v1
             kind: EndpointSlice
@@ -136,25 +137,7 @@ final class IncrementalReloadTests: XCTestCase {
     /// A cold build of 600 Services gives the state, issues and counts of a build made 100
     /// Services at a time (each step maps only the new ones).
     func testAColdBuildEqualsOneMadeInSteps() throws {
-        var text = ""
-        for index in 0..<600 {
-            let endpoints = (1...3).map { "- addresses: [10.245.\(index / 80).\(index % 80 * 3 + $0)]\n" }.joined()
-            text += """
-                ---
-                apiVersion: v1
-                kind: Service
-                metadata: {name: svc-\(index), namespace: bench}
-                spec: {clusterIP: 10.96.\(index / 250).\(index % 250 + 1), ports: [{name: http, port: 80, targetPort: http}]}
-                ---
-                apiVersion: discovery.k8s.io/v1
-                kind: EndpointSlice
-                metadata: {name: svc-\(index)-a, namespace: bench, labels: {kubernetes.io/service-name: svc-\(index)}}
-                addressType: IPv4
-                endpoints:
-                \(endpoints)ports: [{name: http, port: \(8000 + index % 7)}]
-
-                """
-        }
+        let text = (1...600).map { service($0, pods: 3) }.joined()
         let decoding = ManifestDecoder.decode(text, file: "many.yaml")
         XCTAssertEqual(decoding.issues, [])
         XCTAssertEqual(decoding.objects.count, 1200)
