@@ -75,11 +75,7 @@ struct NodeReader {
         while position > 0 {
             position -= 1
             let pair = node.pair(position)
-            guard pair.key.scalar == key else { continue }
-            switch pair.key.tag {
-            case nil, "!", YAMLTree.stringTag: return pair.value
-            default: continue
-            }
+            if pair.key.scalar == key, pair.key.resolvedTag == YAMLTree.stringTag { return pair.value }
         }
         return nil
     }
