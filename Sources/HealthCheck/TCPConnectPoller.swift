@@ -29,6 +29,8 @@ final class TCPConnectPoller: @unchecked Sendable {
         var id: UInt64
         var timeout: TimeAmount
         var completion: Completion
+        /// The target's port is one a connect can take as its own source port (see ``connectedToItself(_:)``).
+        var mayConnectToItself = false
     }
 
     /// Who hears a check's outcome: a caller's promise, or a repeating check (on the poller thread).
@@ -79,9 +81,10 @@ final class TCPConnectPoller: @unchecked Sendable {
 
         /// Watches `fd`, a connect in progress, until it is writable or `deadline` passes. Called under the
         /// lock, so the poller cannot expire the entry and reuse the descriptor first.
-        mutating func watch(_ fd: CInt, timeout: TimeAmount, deadline: NIODeadline, completion: Completion, epoll: CInt) {
+        mutating func watch(_ fd: CInt, timeout: TimeAmount, deadline: NIODeadline, completion: Completion,
+                            mayConnectToItself: Bool, epoll: CInt) {
             nextID &+= 1
-            pending[fd] = Pending(id: nextID, timeout: timeout, completion: completion)
+            pending[fd] = Pending(id: nextID, timeout: timeout, completion: completion, mayConnectToItself: mayConnectToItself)
             deadlines.push(DeadlineHeap.Entry(deadline: deadline, fd: fd, id: nextID))
             var event = epoll_event()
             event.events = EPOLLOUT.rawValue | EPOLLONESHOT.rawValue
@@ -128,7 +131,8 @@ final class TCPConnectPoller: @unchecked Sendable {
         let deadline = NIODeadline.now() + timeout
         let (registered, wake, startThread) = state.withLockedValue { state -> (Bool, Bool, Bool) in
             guard !state.stopped else { return (false, false, false) }
-            state.watch(fd, timeout: timeout, deadline: deadline, completion: .promise(promise), epoll: epoll)
+            state.watch(fd, timeout: timeout, deadline: deadline, completion: .promise(promise),
+                        mayConnectToItself: Self.mayConnectToItself(address), epoll: epoll)
             let startThread = !state.threadStarted
             state.threadStarted = true
             return (true, state.sleepingUntil.map { deadline < $0 } ?? false, startThread)
@@ -232,8 +236,9 @@ final class TCPConnectPoller: @unchecked Sendable {
                 var error: CInt = 0
                 var length = socklen_t(MemoryLayout<CInt>.size)
                 if getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0 { error = errno }
+                let outcome = Self.outcome(error, fd: fd, mayConnectToItself: check.mayConnectToItself)
                 Self.closeWithReset(fd)
-                if let next = Self.complete(check, Self.outcome(error), random: &random) { reschedule.append(next) }
+                if let next = Self.complete(check, outcome, random: &random) { reschedule.append(next) }
             }
             expire(reschedule: &reschedule, random: &random)
             startDue(reschedule: &reschedule, started: &started, random: &random)
@@ -309,7 +314,8 @@ final class TCPConnectPoller: @unchecked Sendable {
         state.withLockedValue { state in
             for (fd, check, start) in started {
                 state.watch(fd, timeout: check.timeout, deadline: start + check.timeout,
-                            completion: .repeating(check, started: start), epoll: epoll)
+                            completion: .repeating(check, started: start),
+                            mayConnectToItself: Self.mayConnectToItself(check.address), epoll: epoll)
             }
         }
     }
@@ -361,14 +367,69 @@ final class TCPConnectPoller: @unchecked Sendable {
         let result = address.withSockAddr { pointer, length in Glibc.connect(fd, pointer, socklen_t(length)) }
         let error = result == 0 ? 0 : errno
         guard error == EINPROGRESS else {
+            let immediate = outcome(error, fd: fd, mayConnectToItself: mayConnectToItself(address))
             closeWithReset(fd)
-            return (-1, outcome(error))
+            return (-1, immediate)
         }
         return (fd, nil)
     }
 
-    private static func outcome(_ error: CInt) -> CheckOutcome {
-        error == 0 ? .success(reason: "connected") : .failure(reason: "connect: \(ProbeFailure.errnoText(error))")
+    /// The verdict of a finished connect on `fd`: `error` is its `SO_ERROR`.
+    private static func outcome(_ error: CInt, fd: CInt, mayConnectToItself: Bool) -> CheckOutcome {
+        guard error == 0 else { return .failure(reason: "connect: \(ProbeFailure.errnoText(error))") }
+        if mayConnectToItself, connectedToItself(fd) {
+            return .failure(reason: "connect: connected to itself (nothing listens on the port)")
+        }
+        return .success(reason: "connected")
+    }
+
+    /// Linux takes a connect's source port from `net.ipv4.ip_local_port_range`. When the target is an
+    /// address of this host, with a port in that range and nothing listening on it, the connect can pick the
+    /// target's own port as its source and connect to itself (TCP simultaneous open): a dead backend would
+    /// look up. Only ports in that range can do it, so only their checks pay the two extra system calls of
+    /// ``connectedToItself(_:)``; service ports (80, 443, 8080) never do.
+    static let ephemeralPorts: ClosedRange<Int> = {
+        let widest = 1...65535
+        guard let text = try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8) else {
+            return widest
+        }
+        let bounds = text.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
+        guard bounds.count == 2, bounds[0] >= 1, bounds[0] <= bounds[1], bounds[1] <= 65535 else { return widest }
+        return bounds[0]...bounds[1]
+    }()
+
+    static func mayConnectToItself(_ address: SocketAddress) -> Bool {
+        address.port.map { ephemeralPorts.contains($0) } ?? false
+    }
+
+    /// Whether the connected socket `fd` has the same address and port at both ends.
+    static func connectedToItself(_ fd: CInt) -> Bool {
+        var local = sockaddr_storage()
+        var peer = sockaddr_storage()
+        var localLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        var peerLength = localLength
+        let named = withUnsafeMutablePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &localLength) }
+        }
+        let peered = withUnsafeMutablePointer(to: &peer) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &peerLength) }
+        }
+        guard named == 0, peered == 0, local.ss_family == peer.ss_family else { return false }
+        switch CInt(local.ss_family) {
+        case AF_INET:
+            let (mine, theirs) = (rebound(local, as: sockaddr_in.self), rebound(peer, as: sockaddr_in.self))
+            return mine.sin_port == theirs.sin_port && mine.sin_addr.s_addr == theirs.sin_addr.s_addr
+        case AF_INET6:
+            let (mine, theirs) = (rebound(local, as: sockaddr_in6.self), rebound(peer, as: sockaddr_in6.self))
+            return mine.sin6_port == theirs.sin6_port
+                && withUnsafeBytes(of: mine.sin6_addr) { a in withUnsafeBytes(of: theirs.sin6_addr) { b in a.elementsEqual(b) } }
+        default:
+            return false
+        }
+    }
+
+    private static func rebound<T>(_ storage: sockaddr_storage, as type: T.Type) -> T {
+        withUnsafeBytes(of: storage) { $0.load(as: T.self) }
     }
 
     /// Closes with a reset (`SO_LINGER` 0): no `TIME_WAIT` left on either side.

@@ -77,8 +77,9 @@ final class ProbeTests: XCTestCase {
     }
 
     func testHTTPToAClosedPortFails() async throws {
-        let port = try await TestServers.closedPort(group: group)
-        let outcome = try await check(port: port, .http(HTTPHealthCheck()))
+        let refusing = try RefusingPort()
+        defer { refusing.close() }
+        let outcome = try await check(port: refusing.port, .http(HTTPHealthCheck()))
         XCTAssertEqual(outcome, .failure(reason: "connect: connection refused"))
     }
 
@@ -119,7 +120,7 @@ final class ProbeTests: XCTestCase {
         let wrong = try await check(port: port, .udp(UDPHealthCheck(payload: Array("ping".utf8), expectedReply: Array("other".utf8))), timeout: .milliseconds(200))
         XCTAssertEqual(wrong, .failure(reason: "timeout after 200ms without a reply"))
 
-        let closed = try await TestServers.closedPort(group: group)
+        let closed = try await TestServers.closedUDPPort(group: group)
         let started = ContinuousClock.now
         let refused = try await check(port: closed, .udp(UDPHealthCheck(payload: Array("ping".utf8))), timeout: .seconds(5))
         XCTAssertEqual(refused, .failure(reason: "port unreachable (connection refused)"))

@@ -41,8 +41,9 @@ final class TCPConnectPollerTests: XCTestCase {
     }
 
     func testARefusedConnectionIsDown() async throws {
-        let port = try await TestServers.closedPort(group: group)
-        let outcome = try await check(port: port)
+        let refusing = try RefusingPort()
+        defer { refusing.close() }
+        let outcome = try await check(port: refusing.port)
         XCTAssertEqual(outcome, .failure(reason: "connect: connection refused"))
     }
 
@@ -77,7 +78,9 @@ final class TCPConnectPollerTests: XCTestCase {
         let server = try await TestServers.tcp(group: group)
         defer { server.close(promise: nil) }
         let open = try SocketAddress(ipAddress: "127.0.0.1", port: server.localAddress!.port!)
-        let closed = try SocketAddress(ipAddress: "127.0.0.1", port: try await TestServers.closedPort(group: group))
+        let refusing = try RefusingPort()
+        defer { refusing.close() }
+        let closed = try SocketAddress(ipAddress: "127.0.0.1", port: refusing.port)
         // Descriptors are reused between checks; a verdict must never go to the wrong check.
         let futures = (0..<120).map { index in
             poller.check(index.isMultiple(of: 3) ? closed : open, timeout: .seconds(5), on: group.next())
@@ -86,6 +89,45 @@ final class TCPConnectPollerTests: XCTestCase {
             let outcome = try await future.get()
             XCTAssertEqual(outcome.isSuccess, !index.isMultiple(of: 3), "check \(index): \(outcome)")
         }
+    }
+
+    func testASocketConnectedToItselfIsNoBackend() async throws {
+        // A socket bound to a port of the ephemeral range and connected to its own address and port connects
+        // (TCP simultaneous open), as a check's connect can when it picks the target's port as its source.
+        let own = socket(AF_INET, CInt(SOCK_STREAM.rawValue), 0)
+        defer { close(own) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let connected = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(own, pointer, length) == 0 && getsockname(own, pointer, &length) == 0
+                    && connect(own, pointer, length) == 0
+            }
+        }
+        XCTAssertTrue(connected, "errno \(errno)")
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        XCTAssertTrue(TCPConnectPoller.mayConnectToItself(try SocketAddress(ipAddress: "127.0.0.1", port: port)))
+        XCTAssertTrue(TCPConnectPoller.connectedToItself(own))
+
+        // An ordinary connection is not mistaken for one.
+        let server = try await TestServers.tcp(group: group)
+        defer { server.close(promise: nil) }
+        let client = socket(AF_INET, CInt(SOCK_STREAM.rawValue), 0)
+        defer { close(client) }
+        var target = sockaddr_in()
+        target.sin_family = sa_family_t(AF_INET)
+        target.sin_addr.s_addr = inet_addr("127.0.0.1")
+        target.sin_port = UInt16(server.localAddress!.port!).bigEndian
+        let reached = withUnsafePointer(to: &target) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(client, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        XCTAssertEqual(reached, 0)
+        XCTAssertFalse(TCPConnectPoller.connectedToItself(client))
+
+        // Ports below the ephemeral range cannot be a connect's own source port: no extra system calls.
+        XCTAssertFalse(TCPConnectPoller.mayConnectToItself(try SocketAddress(ipAddress: "10.244.1.5", port: 80)))
     }
 
     func testAfterShutdownChecksFail() async throws {
@@ -130,7 +172,9 @@ final class TCPConnectPollerTests: XCTestCase {
     func testARepeatingCheckRunsEveryIntervalOnThePollerUntilCancelled() async throws {
         let server = try await TestServers.tcp(group: group)
         defer { server.close(promise: nil) }
-        let refused = try await TestServers.closedPort(group: group)
+        let refusing = try RefusingPort()
+        defer { refusing.close() }
+        let refused = refusing.port
         let up = Outcomes(), down = Outcomes()
         let upCheck = try repeating(server.localAddress!.port!, every: .milliseconds(50), up)
         let downCheck = try repeating(refused, every: .milliseconds(50), down)
@@ -164,7 +208,9 @@ final class TCPConnectPollerTests: XCTestCase {
     func testManyRepeatingChecksDueAtOnceEachGetTheirOwnVerdicts() async throws {
         let server = try await TestServers.tcp(group: group)
         defer { server.close(promise: nil) }
-        let refused = try await TestServers.closedPort(group: group)
+        let refusing = try RefusingPort()
+        defer { refusing.close() }
+        let refused = refusing.port
         let ups = (0..<40).map { _ in Outcomes() }, downs = (0..<10).map { _ in Outcomes() }
         var checks: [TCPConnectPoller.RepeatingCheck] = []
         for outcomes in ups { checks.append(try repeating(server.localAddress!.port!, every: .milliseconds(100), outcomes)) }

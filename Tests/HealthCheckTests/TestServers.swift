@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -46,8 +50,9 @@ enum TestServers {
             .get()
     }
 
-    /// A loopback port with nothing listening (TCP and UDP): bound, read, closed.
-    static func closedPort(group: any EventLoopGroup) async throws -> Int {
+    /// A loopback port with nothing listening, for UDP: bound, read, closed. TCP tests use ``RefusingPort``,
+    /// which keeps its port.
+    static func closedUDPPort(group: any EventLoopGroup) async throws -> Int {
         let channel = try await DatagramBootstrap(group: group).bind(host: "127.0.0.1", port: 0).get()
         let port = channel.localAddress!.port!
         try await channel.close()
@@ -60,6 +65,38 @@ enum TestServers {
             privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(TestCertificate.privateKeyPEM.utf8), format: .pem)))
         return try NIOSSLContext(configuration: configuration)
     }
+}
+
+// MARK: - RefusingPort
+
+/// A TCP port on 127.0.0.1 bound by a socket that never listens, held until ``close()``. Connects to it are
+/// refused, and while it is held no other socket takes the port, nor does a connect pick it as its own source
+/// port: a port merely bound and closed again can be, and a connect to it then connects to itself.
+struct RefusingPort {
+    let port: Int
+    private let fd: CInt
+
+    init() throws {
+        let fd = socket(AF_INET, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+            }
+        }
+        guard bound else {
+            Glibc.close(fd)
+            throw POSIXError(.EADDRNOTAVAIL)
+        }
+        self.fd = fd
+        self.port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    func close() { Glibc.close(fd) }
 }
 
 // MARK: - Handlers
