@@ -60,9 +60,54 @@ public final class IPVSClient {
     // MARK: - Services
 
     /// Every virtual service, without real servers.
+    ///
+    /// A list that fits one datagram is one snapshot. A larger one comes in several, and the kernel resumes
+    /// each at an index it counts over the services of every network namespace (`ip_vs_genl_dump_services`;
+    /// `/proc/net/ip_vs` resumes the same way), so a service added or deleted anywhere on the host between
+    /// two datagrams makes the dump repeat services or miss some. `ipvsadm` prints what one dump gives. Here a
+    /// large list is read again until a read without repeats lists every service seen so far, at most
+    /// ``wholeListReads`` times; if none does, the answer is every service any read listed, each once.
     public func services() throws -> [VirtualService] {
-        let messages = try read("list services") { try socket.dump(operation: "list services") { IPVSWire.dumpServices(family: family, sequence: $0) } }
-        return try decode("list services") { try messages.map(IPVSWire.decodeService) }
+        let (first, datagrams) = try servicesDump()
+        guard datagrams > 1 else { return first }
+        var union: [VirtualService] = []
+        var position: [ServiceKey: Int] = [:]
+        /// Adds a read's services to `union` (a later read's counters replace an earlier one's); true when the
+        /// read has no repeats and lists exactly the services of `union`.
+        func merge(_ services: [VirtualService]) -> Bool {
+            var listed = Set<ServiceKey>(minimumCapacity: services.count)
+            var whole = true
+            for service in services {
+                guard listed.insert(service.key).inserted else {
+                    whole = false
+                    continue
+                }
+                if let index = position[service.key] {
+                    union[index] = service
+                } else {
+                    position[service.key] = union.count
+                    union.append(service)
+                    whole = false
+                }
+            }
+            return whole && listed.count == union.count
+        }
+        _ = merge(first)
+        for _ in 1..<Self.wholeListReads {
+            let read = try servicesDump().services
+            if merge(read) { return read }
+        }
+        return union
+    }
+
+    /// How many dumps ``services()`` reads at most for a list that takes several datagrams.
+    static let wholeListReads = 8
+
+    func servicesDump() throws -> (services: [VirtualService], datagrams: Int) {
+        let (messages, datagrams) = try read("list services") {
+            try socket.dumpInParts(operation: "list services") { IPVSWire.dumpServices(family: family, sequence: $0) }
+        }
+        return (try decode("list services") { try messages.map(IPVSWire.decodeService) }, datagrams)
     }
 
     /// One virtual service. Throws `.serviceNotFound` when it does not exist.

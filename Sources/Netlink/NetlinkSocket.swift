@@ -149,18 +149,31 @@ public final class NetlinkSocket {
 
     /// Sends a dump request built by `build` and returns every message of the multipart answer.
     public func dump(operation: @autoclosure () -> String, _ build: (UInt32) -> [UInt8]) throws -> [NetlinkMessage] {
+        try dumpInParts(operation: operation(), build).messages
+    }
+
+    /// ``dump(operation:_:)``, also saying how many datagrams the answer took. The kernel builds each
+    /// datagram of a dump under its own lock and resumes where the last one stopped; a table that changes
+    /// between two of them can be read with an entry twice or missing (the caller decides whether to read
+    /// it again).
+    public func dumpInParts(operation: @autoclosure () -> String, _ build: (UInt32) -> [UInt8]) throws
+        -> (messages: [NetlinkMessage], datagrams: Int)
+    {
         let sequence = nextSequence()
         try send(build(sequence))
         var answers: [NetlinkMessage] = []
+        var datagrams = 0
         while true {
-            for message in try receive() where message.sequence == sequence {
+            let received = try receive()
+            if received.contains(where: { $0.sequence == sequence }) { datagrams += 1 }
+            for message in received where message.sequence == sequence {
                 switch message.type {
                 case NetlinkConstants.messageDone:
-                    return answers
+                    return (answers, datagrams)
                 case NetlinkConstants.messageError:
                     let (code, text) = try message.acknowledgement()
                     if code != 0 { throw NetlinkError(errno: code, operation: operation(), kernelMessage: text) }
-                    return answers
+                    return (answers, datagrams)
                 default:
                     answers.append(message)
                 }
