@@ -64,29 +64,39 @@ public final class IPVSClient {
     /// A list that fits one datagram is one snapshot. A larger one comes in several, and the kernel resumes
     /// each at an index it counts over the services of every network namespace (`ip_vs_genl_dump_services`;
     /// `/proc/net/ip_vs` resumes the same way), so a service added or deleted anywhere on the host between
-    /// two datagrams makes the dump repeat services or miss some. `ipvsadm` prints what one dump gives. Here a
-    /// large list is read again until a read without repeats lists every service seen so far, at most
-    /// ``wholeListReads`` times; if none does, the answer is every service any read listed, each once.
+    /// two datagrams makes the dump repeat services or miss some; `ipvsadm` prints what one dump gives.
+    /// Here such a list is read whole (``wholeList(_:key:)``).
     public func services() throws -> [VirtualService] {
-        let (first, datagrams) = try servicesDump()
+        try wholeList(servicesDump, key: \.key)
+    }
+
+    /// How many dumps ``wholeList(_:key:)`` reads at most for a list that takes several datagrams.
+    static let wholeListReads = 8
+
+    /// A dumped list whose datagrams the kernel resumes by index: when it took more than one datagram, it is
+    /// read again until a read without repeats lists exactly the entries seen so far, at most
+    /// ``wholeListReads`` times; if no read does, the answer is every entry any read listed, each once, with
+    /// the latest read's values.
+    func wholeList<Entry, Key: Hashable>(_ dump: () throws -> ([Entry], datagrams: Int), key: (Entry) -> Key) throws -> [Entry] {
+        let (first, datagrams) = try dump()
         guard datagrams > 1 else { return first }
-        var union: [VirtualService] = []
-        var position: [ServiceKey: Int] = [:]
-        /// Adds a read's services to `union` (a later read's counters replace an earlier one's); true when the
-        /// read has no repeats and lists exactly the services of `union`.
-        func merge(_ services: [VirtualService]) -> Bool {
-            var listed = Set<ServiceKey>(minimumCapacity: services.count)
+        var union: [Entry] = []
+        var position: [Key: Int] = [:]
+        /// Adds a read's entries to `union`; true when the read has no repeats and lists exactly `union`.
+        func merge(_ entries: [Entry]) -> Bool {
+            var listed = Set<Key>(minimumCapacity: entries.count)
             var whole = true
-            for service in services {
-                guard listed.insert(service.key).inserted else {
+            for entry in entries {
+                let key = key(entry)
+                guard listed.insert(key).inserted else {
                     whole = false
                     continue
                 }
-                if let index = position[service.key] {
-                    union[index] = service
+                if let index = position[key] {
+                    union[index] = entry
                 } else {
-                    position[service.key] = union.count
-                    union.append(service)
+                    position[key] = union.count
+                    union.append(entry)
                     whole = false
                 }
             }
@@ -94,16 +104,13 @@ public final class IPVSClient {
         }
         _ = merge(first)
         for _ in 1..<Self.wholeListReads {
-            let read = try servicesDump().services
+            let read = try dump().0
             if merge(read) { return read }
         }
         return union
     }
 
-    /// How many dumps ``services()`` reads at most for a list that takes several datagrams.
-    static let wholeListReads = 8
-
-    func servicesDump() throws -> (services: [VirtualService], datagrams: Int) {
+    func servicesDump() throws -> ([VirtualService], datagrams: Int) {
         let (messages, datagrams) = try read("list services") {
             try socket.dumpInParts(operation: "list services") { IPVSWire.dumpServices(family: family, sequence: $0) }
         }
@@ -127,17 +134,24 @@ public final class IPVSClient {
     // MARK: - Real servers
 
     /// The real servers of one service. Throws `.serviceNotFound` when the service does not exist.
+    ///
+    /// A list of several datagrams is read whole (``wholeList(_:key:)``): the kernel resumes each at an index
+    /// into the service's real servers, which changes when one is added or deleted meanwhile.
     public func realServers(of key: ServiceKey) throws -> [RealServer] {
+        try wholeList({ try realServersDump(of: key) }, key: \.id)
+    }
+
+    func realServersDump(of key: ServiceKey) throws -> ([RealServer], datagrams: Int) {
         let what = "list real servers of \(key)"
-        let messages = try read(what) {
-            try socket.dump(operation: what) { IPVSWire.dumpRealServers(key, family: family, sequence: $0) }
+        let (messages, datagrams) = try read(what) {
+            try socket.dumpInParts(operation: what) { IPVSWire.dumpRealServers(key, family: family, sequence: $0) }
         }
         if messages.isEmpty {
             // The kernel answers a dump for a missing service with an empty list; tell the two
             // apart (one extra request, only for empty answers).
             _ = try service(key)
         }
-        return try decode(what) { try messages.map { try IPVSWire.decodeRealServer($0, serviceFamily: key.family) } }
+        return (try decode(what) { try messages.map { try IPVSWire.decodeRealServer($0, serviceFamily: key.family) } }, datagrams)
     }
 
     public func addRealServer(_ server: RealServer, to key: ServiceKey) throws { try perform(.addRealServer(server, service: key)) }
