@@ -67,6 +67,12 @@ final class UDPCheckHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var envelope = unwrapInboundIn(data)
+        // A socket whose source port the kernel picked equal to the target's, on an address of this host with
+        // nothing bound there, receives its own datagram: that is no reply.
+        if envelope.remoteAddress == context.channel.localAddress {
+            promise.succeed(.failure(reason: "connected to itself (nothing listens on the port)"))
+            return
+        }
         guard let expected else {
             promise.succeed(.success(reason: "reply received"))
             return

@@ -2,6 +2,7 @@ import Foundation
 import IPVS
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOEmbedded
 import NIOPosix
 import XCTest
 
@@ -128,6 +129,22 @@ final class ProbeTests: XCTestCase {
     }
 
     // MARK: - Exec
+
+    func testAUDPDatagramFromTheSocketItselfIsNoReply() throws {
+        // What a connected UDP socket receives when its source port is the target's, on this host.
+        let own = try SocketAddress(ipAddress: "127.0.0.1", port: 40_000)
+        let backend = try SocketAddress(ipAddress: "127.0.0.1", port: 5353)
+        for (source, expected) in [(own, CheckOutcome.failure(reason: "connected to itself (nothing listens on the port)")),
+                                   (backend, .success(reason: "reply received"))] {
+            let channel = EmbeddedChannel()
+            channel.localAddress = own
+            let promise = channel.eventLoop.makePromise(of: CheckOutcome.self)
+            try channel.pipeline.syncOperations.addHandler(UDPCheckHandler(expected: nil, promise: promise))
+            try channel.writeInbound(AddressedEnvelope(remoteAddress: source, data: ByteBuffer(string: "ping")))
+            XCTAssertEqual(try promise.futureResult.wait(), expected)
+            _ = try channel.finish()
+        }
+    }
 
     func testExecExitStatus() async throws {
         let ok = try await check(port: 1, .exec(ExecHealthCheck(arguments: ["/bin/true"])))

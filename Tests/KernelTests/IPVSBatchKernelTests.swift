@@ -71,21 +71,9 @@ final class IPVSBatchKernelTests: XCTestCase {
         XCTAssertEqual(failures.count, 0)
 
         // Another namespace restores 300 services and flushes them, over and over, until told to stop.
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("churn-\(getpid())")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: folder) }
         let rules = (0..<300).map { "-A -t 10.98.\($0 / 250).\($0 % 250 + 1):80 -s rr\n" }.joined()
-        try rules.write(to: folder.appendingPathComponent("rules"), atomically: true, encoding: .utf8)
-        let stop = folder.appendingPathComponent("stop").path
-        let churner = Process()
-        churner.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        churner.arguments = ["unshare", "-n", "sh", "-c",
-                             "while [ ! -e '\(stop)' ]; do ipvsadm -R < '\(folder.path)/rules'; ipvsadm -C; done"]
-        try churner.run()
-        defer {
-            _ = FileManager.default.createFile(atPath: stop, contents: nil)
-            churner.waitUntilExit()
-        }
+        let churner = try BackgroundLoop(files: ["rules": rules], body: "ipvsadm -R < rules; ipvsadm -C", launcher: ["unshare", "-n"])
+        defer { churner.stop() }
 
         let expected = Set(keys)
         var torn = 0
@@ -116,23 +104,12 @@ final class IPVSBatchKernelTests: XCTestCase {
         XCTAssertEqual(failures.count, 0)
 
         // Another process adds 200 real servers (10.250.0.x) to the service and deletes them, over and over.
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("churn-reals-\(getpid())")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: folder) }
         let churned = (0..<200).map { "10.250.\($0 / 250).\($0 % 250 + 1)" }
-        try churned.map { "-a -t 10.96.0.1:80 -r \($0):8080 -m\n" }.joined()
-            .write(to: folder.appendingPathComponent("add"), atomically: true, encoding: .utf8)
-        try churned.map { "-d -t 10.96.0.1:80 -r \($0):8080\n" }.joined()
-            .write(to: folder.appendingPathComponent("delete"), atomically: true, encoding: .utf8)
-        let stop = folder.appendingPathComponent("stop").path
-        let churner = Process()
-        churner.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        churner.arguments = ["sh", "-c", "while [ ! -e '\(stop)' ]; do ipvsadm -R < '\(folder.path)/add'; ipvsadm -R < '\(folder.path)/delete'; done"]
-        try churner.run()
-        defer {
-            _ = FileManager.default.createFile(atPath: stop, contents: nil)
-            churner.waitUntilExit()
-        }
+        let churner = try BackgroundLoop(
+            files: ["add": churned.map { "-a -t 10.96.0.1:80 -r \($0):8080 -m\n" }.joined(),
+                    "delete": churned.map { "-d -t 10.96.0.1:80 -r \($0):8080\n" }.joined()],
+            body: "ipvsadm -R < add; ipvsadm -R < delete")
+        defer { churner.stop() }
 
         let stableIDs = Set(stable.map(\.id))
         let allowed = stableIDs.union(churned.map { RealServerID(address: IPAddress($0)!, port: 8080) })
