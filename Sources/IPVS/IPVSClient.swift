@@ -67,7 +67,7 @@ public final class IPVSClient {
     /// two datagrams makes the dump repeat services or miss some; `ipvsadm` prints what one dump gives.
     /// Here such a list is read whole (``wholeList(_:key:)``).
     public func services() throws -> [VirtualService] {
-        try wholeList(servicesDump, key: \.key)
+        try Self.wholeList(servicesDump, key: \.key)
     }
 
     /// How many dumps ``wholeList(_:key:)`` reads at most for a list that takes several datagrams.
@@ -77,7 +77,7 @@ public final class IPVSClient {
     /// read again until a read without repeats lists exactly the entries seen so far, at most
     /// ``wholeListReads`` times; if no read does, the answer is every entry any read listed, each once, with
     /// the latest read's values.
-    func wholeList<Entry, Key: Hashable>(_ dump: () throws -> ([Entry], datagrams: Int), key: (Entry) -> Key) throws -> [Entry] {
+    static func wholeList<Entry, Key: Hashable>(_ dump: () throws -> ([Entry], datagrams: Int), key: (Entry) -> Key) throws -> [Entry] {
         let (first, datagrams) = try dump()
         guard datagrams > 1 else { return first }
         var union: [Entry] = []
@@ -103,7 +103,7 @@ public final class IPVSClient {
             return whole && listed.count == union.count
         }
         _ = merge(first)
-        for _ in 1..<Self.wholeListReads {
+        for _ in 1..<wholeListReads {
             let read = try dump().0
             if merge(read) { return read }
         }
@@ -138,7 +138,7 @@ public final class IPVSClient {
     /// A list of several datagrams is read whole (``wholeList(_:key:)``): the kernel resumes each at an index
     /// into the service's real servers, which changes when one is added or deleted meanwhile.
     public func realServers(of key: ServiceKey) throws -> [RealServer] {
-        try wholeList({ try realServersDump(of: key) }, key: \.id)
+        try Self.wholeList({ try realServersDump(of: key) }, key: \.id)
     }
 
     func realServersDump(of key: ServiceKey) throws -> ([RealServer], datagrams: Int) {
