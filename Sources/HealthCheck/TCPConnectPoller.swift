@@ -52,6 +52,8 @@ final class TCPConnectPoller: @unchecked Sendable {
         let report: @Sendable (CheckOutcome, Int64) -> Void
         /// Read by the poller before every check: an atomic, not a lock.
         private let cancelled = Atomic(false)
+        /// ``TCPConnectPoller/mayConnectToItself(_:)`` of `address`, worked out once.
+        let mayConnectToItself: Bool
 
         init(address: SocketAddress, timeout: TimeAmount, interval: Duration, jitter: Double,
              report: @escaping @Sendable (CheckOutcome, Int64) -> Void) {
@@ -60,6 +62,7 @@ final class TCPConnectPoller: @unchecked Sendable {
             self.interval = interval
             self.jitter = jitter
             self.report = report
+            self.mayConnectToItself = TCPConnectPoller.mayConnectToItself(address)
         }
 
         /// No further checks; an outcome in flight is still reported (the runner drops it).
@@ -315,7 +318,7 @@ final class TCPConnectPoller: @unchecked Sendable {
             for (fd, check, start) in started {
                 state.watch(fd, timeout: check.timeout, deadline: start + check.timeout,
                             completion: .repeating(check, started: start),
-                            mayConnectToItself: Self.mayConnectToItself(check.address), epoll: epoll)
+                            mayConnectToItself: check.mayConnectToItself, epoll: epoll)
             }
         }
     }

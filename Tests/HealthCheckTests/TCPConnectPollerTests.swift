@@ -96,18 +96,9 @@ final class TCPConnectPollerTests: XCTestCase {
         // (TCP simultaneous open), as a check's connect can when it picks the target's port as its source.
         let own = socket(AF_INET, CInt(SOCK_STREAM.rawValue), 0)
         defer { close(own) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let connected = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                bind(own, pointer, length) == 0 && getsockname(own, pointer, &length) == 0
-                    && connect(own, pointer, length) == 0
-            }
-        }
-        XCTAssertTrue(connected, "errno \(errno)")
-        let port = Int(UInt16(bigEndian: address.sin_port))
+        let address = try XCTUnwrap(LoopbackSocket.bind(own), "errno \(errno)")
+        XCTAssertEqual(LoopbackSocket.connect(own, to: address), 0, "errno \(errno)")
+        let port = LoopbackSocket.port(of: address)
         XCTAssertTrue(TCPConnectPoller.mayConnectToItself(try SocketAddress(ipAddress: "127.0.0.1", port: port)))
         XCTAssertTrue(TCPConnectPoller.connectedToItself(own))
 
@@ -116,14 +107,7 @@ final class TCPConnectPollerTests: XCTestCase {
         defer { server.close(promise: nil) }
         let client = socket(AF_INET, CInt(SOCK_STREAM.rawValue), 0)
         defer { close(client) }
-        var target = sockaddr_in()
-        target.sin_family = sa_family_t(AF_INET)
-        target.sin_addr.s_addr = inet_addr("127.0.0.1")
-        target.sin_port = UInt16(server.localAddress!.port!).bigEndian
-        let reached = withUnsafePointer(to: &target) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(client, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        XCTAssertEqual(reached, 0)
+        XCTAssertEqual(LoopbackSocket.connect(client, to: LoopbackSocket.address(port: server.localAddress!.port!)), 0)
         XCTAssertFalse(TCPConnectPoller.connectedToItself(client))
 
         // Ports below the ephemeral range cannot be a connect's own source port: no extra system calls.
@@ -272,28 +256,19 @@ struct FullBacklogListener {
 
     init() throws {
         let listener = socket(AF_INET, CInt(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                bind(listener, pointer, length) == 0 && listen(listener, 0) == 0 && getsockname(listener, pointer, &length) == 0
-            }
+        guard listener >= 0, let address = LoopbackSocket.bind(listener), listen(listener, 0) == 0 else {
+            throw POSIXError(.EADDRNOTAVAIL)
         }
-        guard listener >= 0, bound else { throw POSIXError(.EADDRNOTAVAIL) }
         // One connection fills a backlog of 0; a second makes sure.
         var fillers: [CInt] = []
         for _ in 0..<2 {
             let filler = socket(AF_INET, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue), 0)
-            _ = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(filler, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
+            _ = LoopbackSocket.connect(filler, to: address)
             fillers.append(filler)
         }
         usleep(50_000)
         self.fd = listener
-        self.port = Int(UInt16(bigEndian: address.sin_port))
+        self.port = LoopbackSocket.port(of: address)
         self.fillers = fillers
     }
 

@@ -79,24 +79,50 @@ struct RefusingPort {
     init() throws {
         let fd = socket(AF_INET, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
-            }
-        }
-        guard bound else {
+        guard let address = LoopbackSocket.bind(fd) else {
             Glibc.close(fd)
             throw POSIXError(.EADDRNOTAVAIL)
         }
         self.fd = fd
-        self.port = Int(UInt16(bigEndian: address.sin_port))
+        self.port = LoopbackSocket.port(of: address)
     }
 
     func close() { Glibc.close(fd) }
+}
+
+// MARK: - LoopbackSocket
+
+/// Plain sockets on 127.0.0.1, for what NIO does not do: hold a port without listening, fill a backlog,
+/// connect a socket to itself.
+enum LoopbackSocket {
+    /// 127.0.0.1 and `port` (0: any).
+    static func address(port: Int = 0) -> sockaddr_in {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        return address
+    }
+
+    static func port(of address: sockaddr_in) -> Int { Int(UInt16(bigEndian: address.sin_port)) }
+
+    /// Binds `fd` to 127.0.0.1 on a port the kernel picks (one of the ephemeral range) and returns that
+    /// address; `nil` when it fails (`errno` says why).
+    static func bind(_ fd: CInt) -> sockaddr_in? {
+        var address = address()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        return bound ? address : nil
+    }
+
+    /// `connect(2)` of `fd` to `address`.
+    static func connect(_ fd: CInt, to address: sockaddr_in) -> CInt {
+        withUnsafePointer(to: address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+    }
 }
 
 // MARK: - Handlers
