@@ -152,10 +152,11 @@ public final class NetlinkSocket {
         try dumpInParts(operation: operation(), build).messages
     }
 
-    /// ``dump(operation:_:)``, also saying how many datagrams the answer took. The kernel builds each
+    /// ``dump(operation:_:)``, also saying how many datagrams carried its answers. The kernel builds each
     /// datagram of a dump under its own lock and resumes where the last one stopped; a table that changes
     /// between two of them can be read with an entry twice or missing (the caller decides whether to read
-    /// it again).
+    /// it again). The closing `NLMSG_DONE`, which the kernel sends in a datagram of its own after a
+    /// datagram of answers, is not counted: a dump whose answers fit one datagram says 1.
     public func dumpInParts(operation: @autoclosure () -> String, _ build: (UInt32) -> [UInt8]) throws
         -> (messages: [NetlinkMessage], datagrams: Int)
     {
@@ -164,20 +165,20 @@ public final class NetlinkSocket {
         var answers: [NetlinkMessage] = []
         var datagrams = 0
         while true {
-            let received = try receive()
-            if received.contains(where: { $0.sequence == sequence }) { datagrams += 1 }
-            for message in received where message.sequence == sequence {
+            let counted = answers.count
+            for message in try receive() where message.sequence == sequence {
                 switch message.type {
                 case NetlinkConstants.messageDone:
-                    return (answers, datagrams)
+                    return (answers, datagrams + (answers.count > counted ? 1 : 0))
                 case NetlinkConstants.messageError:
                     let (code, text) = try message.acknowledgement()
                     if code != 0 { throw NetlinkError(errno: code, operation: operation(), kernelMessage: text) }
-                    return (answers, datagrams)
+                    return (answers, datagrams + (answers.count > counted ? 1 : 0))
                 default:
                     answers.append(message)
                 }
             }
+            if answers.count > counted { datagrams += 1 }
         }
     }
 }
