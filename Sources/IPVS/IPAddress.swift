@@ -17,14 +17,18 @@ public enum IPAddress: Hashable, Sendable, Comparable, LosslessStringConvertible
     /// Parses dotted-quad IPv4 or RFC 4291 IPv6 text. Returns `nil` for anything else
     /// (no brackets, no zone, no port).
     public init?(_ text: String) {
-        if text.contains(":") {
+        // On the hot path of a cold start (every endpoint of every manifest): no arrays made.
+        if text.utf8.contains(UInt8(ascii: ":")) {
             var raw = in6_addr()
             guard inet_pton(AF_INET6, text, &raw) == 1 else { return nil }
-            self.init(bytes: withUnsafeBytes(of: raw) { Array($0) })
+            self = withUnsafeBytes(of: raw) { bytes in
+                .v6(UInt64(bigEndian: bytes.loadUnaligned(as: UInt64.self)),
+                    UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
+            }
         } else {
             var raw = in_addr()
             guard inet_pton(AF_INET, text, &raw) == 1 else { return nil }
-            self.init(bytes: withUnsafeBytes(of: raw) { Array($0) })
+            self = .v4(UInt32(bigEndian: raw.s_addr))
         }
     }
 

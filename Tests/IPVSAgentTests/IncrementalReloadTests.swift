@@ -142,6 +142,9 @@ final class IncrementalReloadTests: XCTestCase {
         XCTAssertEqual(decoding.issues, [])
         XCTAssertEqual(decoding.objects.count, 1200)
 
+        // 600 Services at once are mapped on every core, 100 at a time on the caller's thread: the
+        // two ways must agree.
+        XCTAssert((101...600).contains(DesiredStateBuilder.parallelMappingMinimum))
         var cold = DesiredStateBuilder(options: MappingOptions())
         let all = cold.build(decoding.objects)
         XCTAssertEqual(all.remapped.count, 600)

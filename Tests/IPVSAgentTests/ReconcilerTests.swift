@@ -165,4 +165,63 @@ extension ReconcilerTests {
         XCTAssertEqual(vips.changes, [])
         XCTAssertFalse(FileManager.default.fileExists(atPath: folder.appendingPathComponent("state.json").path))
     }
+
+    /// A large plan binds its VIPs while IPVS is programmed: each side waits for the other to have
+    /// started, which one after the other never happens (the first waits out its timeout).
+    func testALargePlanBindsVIPsWhileProgrammingIPVS() async throws {
+        let ipvs = RendezvousIPVS(FakeIPVS()), vips = RendezvousVIPs(FakeVIPs())
+        ipvs.other = vips.started
+        vips.other = ipvs.started
+        let reconciler = Reconciler(ipvs: ipvs, vips: vips, store: nil, options: .init(), logger: Logger(label: "test"))
+        try await reconciler.start()
+        var state = DesiredState()
+        for index in 0..<Reconciler.concurrentBindingMinimum {
+            let key = tcp("10.96.1.\(index)", 80)
+            state.services[key] = desired(key, [server("10.244.1.\(index)", 8080)])
+            state.addresses.insert(ip("10.96.1.\(index)"))
+        }
+        let report = await reconciler.reconcile(state)
+        XCTAssertEqual(report.failures, [])
+        XCTAssertEqual(report.applied, 3 * Reconciler.concurrentBindingMinimum) // VIP, service, real server each
+        XCTAssertEqual(vips.fake.interfaces["kube-ipvs0"], state.addresses)
+        XCTAssertEqual(Set(ipvs.fake.state.services.keys), Set(state.services.keys))
+        XCTAssertFalse(ipvs.waitedInVain, "IPVS was programmed before the VIPs were bound, or after")
+        XCTAssertFalse(vips.waitedInVain, "the VIPs were bound before IPVS was programmed, or after")
+    }
+}
+
+/// `FakeIPVS` whose `apply` signals `started` and waits (at most 5 s) for `other`.
+final class RendezvousIPVS: IPVSBackend, @unchecked Sendable {
+    let fake: FakeIPVS
+    let started = DispatchSemaphore(value: 0)
+    var other: DispatchSemaphore?
+    var waitedInVain = false
+
+    init(_ fake: FakeIPVS) { self.fake = fake }
+    func table() throws -> [ServiceTableEntry] { try fake.table() }
+    func realServers(of key: ServiceKey) throws -> [RealServer] { try fake.realServers(of: key) }
+    func apply(_ operations: [IPVSOperation]) -> [IPVSOperationResult] {
+        started.signal()
+        if other?.wait(timeout: .now() + 5) == .timedOut { waitedInVain = true }
+        return fake.apply(operations)
+    }
+}
+
+/// `FakeVIPs` whose binding of a list signals `started` and waits (at most 5 s) for `other`.
+final class RendezvousVIPs: VIPBackend, @unchecked Sendable {
+    let fake: FakeVIPs
+    let started = DispatchSemaphore(value: 0)
+    var other: DispatchSemaphore?
+    var waitedInVain = false
+
+    init(_ fake: FakeVIPs) { self.fake = fake }
+    func ensureInterface(named name: String) throws -> Bool { try fake.ensureInterface(named: name) }
+    func addresses(on name: String) throws -> Set<IPAddress> { try fake.addresses(on: name) }
+    func add(_ address: IPAddress, to name: String) throws { try fake.add(address, to: name) }
+    func remove(_ address: IPAddress, from name: String) throws { try fake.remove(address, from: name) }
+    func add(_ addresses: [IPAddress], to name: String) -> [Result<Void, any Error>] {
+        started.signal()
+        if other?.wait(timeout: .now() + 5) == .timedOut { waitedInVain = true }
+        return addresses.map { address in Result { try fake.add(address, to: name) } }
+    }
 }

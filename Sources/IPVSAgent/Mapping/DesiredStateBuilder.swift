@@ -1,3 +1,4 @@
+import Dispatch
 import IPVS
 
 /// Builds the desired state from every object of every source, remembering each Service's mapping
@@ -71,6 +72,7 @@ public struct DesiredStateBuilder: Sendable {
         var changed: Set<ServiceKey> = []
         var changedNames: [ObjectName] = []
         var previous: [ObjectName: ServiceMapping] = [:]
+        var toMap: [Mappable] = []
         for name in names {
             let objects = inputs(name)
             let old = cache[name]
@@ -85,7 +87,10 @@ public struct DesiredStateBuilder: Sendable {
             }
             let slices = objects.slices.sorted { $0.name < $1.name }
             if let old, old.service == service, old.slices == slices { continue }
-            let mapping = ServiceMapper.map(service, slices: slices, options: options)
+            toMap.append((name, service, slices))
+        }
+        for ((name, service, slices), mapping) in zip(toMap, Self.map(toMap, options: options)) {
+            let old = cache[name]
             if let old {
                 for (key, value) in old.mapping.services where mapping.services[key] != value { changed.insert(key) }
                 previous[name] = old.mapping
@@ -108,6 +113,32 @@ public struct DesiredStateBuilder: Sendable {
         hadConflicts = !conflictIssues.isEmpty
         return Build(state: state, issues: issues + conflictIssues, changed: everything ? nil : changed, realServerCount: realServerCount,
                      remapped: Set(changedNames))
+    }
+
+    /// A Service to map, with its slices in order.
+    private typealias Mappable = (name: ObjectName, service: KubeService, slices: [EndpointSlice])
+
+    /// Below this many Services to map, they are mapped on the caller's thread.
+    static let parallelMappingMinimum = 256
+
+    /// Maps `services`, on every core when there are many: a cold start maps thousands, and each
+    /// Service maps on its own (`ServiceMapper.map` is pure).
+    private static func map(_ services: [Mappable], options: MappingOptions) -> [ServiceMapping] {
+        guard services.count >= parallelMappingMinimum else {
+            return services.map { ServiceMapper.map($0.service, slices: $0.slices, options: options) }
+        }
+        // Runs of 64 Services per work item: fewer hand-overs between threads than one each.
+        let run = 64
+        var mappings = [ServiceMapping?](repeating: nil, count: services.count)
+        mappings.withUnsafeMutableBufferPointer { mappings in
+            nonisolated(unsafe) let slots = mappings // Each run writes only its own slots.
+            DispatchQueue.concurrentPerform(iterations: (services.count + run - 1) / run) { first in
+                for index in first * run..<min(services.count, (first + 1) * run) {
+                    slots[index] = ServiceMapper.map(services[index].service, slices: services[index].slices, options: options)
+                }
+            }
+        }
+        return mappings.map { $0! }
     }
 
     // MARK: - Merging
