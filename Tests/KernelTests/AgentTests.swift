@@ -64,6 +64,47 @@ final class AgentTests: XCTestCase {
         XCTAssertFalse(addresses.contains("10.96.0."), addresses)
     }
 
+    /// Enough Services (at least `Reconciler.concurrentBindingMinimum`, 64) that the agent binds
+    /// their VIPs on a thread of its own while it programs IPVS: every VIP, service and real server must still be there, and traffic through them must
+    /// reach the pods.
+    func testOnceWithAHundredServicesBindsEveryVIPAndProgramsEveryService() throws {
+        try KernelTest.requireKernel()
+        let cluster = try AgentTestCluster()
+        let pods = try (1...2).map { try cluster.addPod($0) }
+        let count = 100
+        let clusterIP = { (index: Int) in "10.96.\(index / 250).\(index % 250 + 1)" }
+        let endpoints = pods.map { "- addresses: [\($0.address)]\n  conditions: {ready: true}" }
+        let text = (0..<count).map { index in
+            """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: svc-\(index), namespace: default}
+            spec: {clusterIP: \(clusterIP(index)), ports: [{name: http, port: 80, targetPort: 8080}]}
+            ---
+            \(AgentTestCluster.endpointSlice(name: "svc-\(index)-a", service: "svc-\(index)", endpoints: endpoints,
+                                             ports: ["{name: http, protocol: TCP, port: 8080}"]))
+            """
+        }.joined(separator: "---\n")
+        try cluster.writeManifest("many.yaml", text)
+
+        let run = try cluster.agent(["--manifests", cluster.manifests, "--once"])
+        XCTAssertEqual(run.status, 0, run.standardError)
+        let saved = try KernelTest.shell("ipvsadm -Sn").split(separator: "\n")
+        XCTAssertEqual(saved.filter { $0.hasPrefix("-A ") }.count, count)
+        XCTAssertEqual(saved.filter { $0.hasPrefix("-a ") }.count, count * pods.count)
+        let bound = Set(try KernelTest.shell("ip -o -4 addr show dev kube-ipvs0").split(separator: "\n")
+            .compactMap { $0.split(separator: " ").first { $0.hasSuffix("/32") }.map { String($0.dropLast(3)) } })
+        XCTAssertEqual(bound, Set((0..<count).map(clusterIP)))
+        for index in [0, count / 2, count - 1] {
+            XCTAssertEqual(Set(try (0..<4).map { _ in try TCPClient.request(clusterIP(index), 80) }), ["pod1", "pod2"], clusterIP(index))
+        }
+
+        let cleanup = try cluster.agent(["--cleanup"])
+        XCTAssertEqual(cleanup.status, 0, cleanup.standardError)
+        XCTAssertEqual(try KernelTest.shell("ipvsadm -Sn"), "")
+        XCTAssertEqual(try KernelTest.shell("ip -o -4 addr show dev kube-ipvs0 2>/dev/null || true"), "")
+    }
+
     // MARK: - Restart safety
 
     func testRestartKeepsEstablishedConnectionsAndChangesNothing() throws {
