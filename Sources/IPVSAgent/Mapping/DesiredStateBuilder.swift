@@ -95,7 +95,10 @@ public struct DesiredStateBuilder: Sendable {
                 for (key, value) in old.mapping.services where mapping.services[key] != value { changed.insert(key) }
                 previous[name] = old.mapping
             }
-            for (key, value) in mapping.services where old?.mapping.services[key] != value { changed.insert(key) }
+            // The first build reports everything as changed (`changed` is then not returned).
+            if !first {
+                for (key, value) in mapping.services where old?.mapping.services[key] != value { changed.insert(key) }
+            }
             cache[name] = Entry(service: service, slices: slices, mapping: mapping)
             if mapping.issues.isEmpty { withIssues.remove(name) } else { withIssues.insert(name) }
             changedNames.append(name)
