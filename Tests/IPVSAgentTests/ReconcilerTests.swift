@@ -170,8 +170,8 @@ extension ReconcilerTests {
     /// started, which one after the other never happens (the first waits out its timeout).
     func testALargePlanBindsVIPsWhileProgrammingIPVS() async throws {
         let ipvs = RendezvousIPVS(FakeIPVS()), vips = RendezvousVIPs(FakeVIPs())
-        ipvs.other = vips.started
-        vips.other = ipvs.started
+        ipvs.meeting.other = vips.meeting
+        vips.meeting.other = ipvs.meeting
         let reconciler = Reconciler(ipvs: ipvs, vips: vips, store: nil, options: .init(), logger: Logger(label: "test"))
         try await reconciler.start()
         var state = DesiredState()
@@ -185,34 +185,43 @@ extension ReconcilerTests {
         XCTAssertEqual(report.applied, 3 * Reconciler.concurrentBindingMinimum) // VIP, service, real server each
         XCTAssertEqual(vips.fake.interfaces["kube-ipvs0"], state.addresses)
         XCTAssertEqual(Set(ipvs.fake.state.services.keys), Set(state.services.keys))
-        XCTAssertFalse(ipvs.waitedInVain, "IPVS was programmed before the VIPs were bound, or after")
-        XCTAssertFalse(vips.waitedInVain, "the VIPs were bound before IPVS was programmed, or after")
+        XCTAssertFalse(ipvs.meeting.waitedInVain, "IPVS was programmed before the VIPs were bound, or after")
+        XCTAssertFalse(vips.meeting.waitedInVain, "the VIPs were bound before IPVS was programmed, or after")
     }
 }
 
-/// `FakeIPVS` whose `apply` signals `started` and waits (at most 5 s) for `other`.
+/// One side of a meeting of two threads: `arrive()` says this side has started, then waits (at
+/// most 5 s) for `other` to have started too.
+final class Rendezvous: @unchecked Sendable {
+    private let started = DispatchSemaphore(value: 0)
+    weak var other: Rendezvous?
+    /// Whether `arrive()` gave up waiting for the other side.
+    private(set) var waitedInVain = false
+
+    func arrive() {
+        started.signal()
+        if other?.started.wait(timeout: .now() + 5) == .timedOut { waitedInVain = true }
+    }
+}
+
+/// `FakeIPVS` whose `apply` meets `meeting`'s other side first.
 final class RendezvousIPVS: IPVSBackend, @unchecked Sendable {
     let fake: FakeIPVS
-    let started = DispatchSemaphore(value: 0)
-    var other: DispatchSemaphore?
-    var waitedInVain = false
+    let meeting = Rendezvous()
 
     init(_ fake: FakeIPVS) { self.fake = fake }
     func table() throws -> [ServiceTableEntry] { try fake.table() }
     func realServers(of key: ServiceKey) throws -> [RealServer] { try fake.realServers(of: key) }
     func apply(_ operations: [IPVSOperation]) -> [IPVSOperationResult] {
-        started.signal()
-        if other?.wait(timeout: .now() + 5) == .timedOut { waitedInVain = true }
+        meeting.arrive()
         return fake.apply(operations)
     }
 }
 
-/// `FakeVIPs` whose binding of a list signals `started` and waits (at most 5 s) for `other`.
+/// `FakeVIPs` whose binding of a list meets `meeting`'s other side first.
 final class RendezvousVIPs: VIPBackend, @unchecked Sendable {
     let fake: FakeVIPs
-    let started = DispatchSemaphore(value: 0)
-    var other: DispatchSemaphore?
-    var waitedInVain = false
+    let meeting = Rendezvous()
 
     init(_ fake: FakeVIPs) { self.fake = fake }
     func ensureInterface(named name: String) throws -> Bool { try fake.ensureInterface(named: name) }
@@ -220,8 +229,7 @@ final class RendezvousVIPs: VIPBackend, @unchecked Sendable {
     func add(_ address: IPAddress, to name: String) throws { try fake.add(address, to: name) }
     func remove(_ address: IPAddress, from name: String) throws { try fake.remove(address, from: name) }
     func add(_ addresses: [IPAddress], to name: String) -> [Result<Void, any Error>] {
-        started.signal()
-        if other?.wait(timeout: .now() + 5) == .timedOut { waitedInVain = true }
+        meeting.arrive()
         return addresses.map { address in Result { try fake.add(address, to: name) } }
     }
 }
