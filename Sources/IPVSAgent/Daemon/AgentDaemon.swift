@@ -20,6 +20,13 @@ struct AgentDaemon {
         let status = StatusBox()
         let checker = HealthChecker(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: logger)
         let health = HealthLink(checker: checker)
+        // `/status`, made when asked for: what is programmed, and what the health checks decided.
+        status.setProvider { [reconciler] in
+            var current = await reconciler.statusSource().status()
+            current.health = health.status()
+            current.quorum = health.quorumStatus()
+            return current
+        }
         var services: [any Service] = [
             checker,
             HealthLoop(link: health, reconciler: reconciler, logger: logger),
@@ -123,29 +130,16 @@ struct ReconcileLoop: Service {
                 }
                 group.addTask {
                     var lastVerification = ContinuousClock.now
-                    var shownGeneration = -1
                     while !Task.isCancelled {
                         try? await Task.sleep(for: min(.seconds(1), syncPeriod))
                         if await reconciler.isDraining { await reconciler.checkDrains() }
-                        // /status is rebuilt here, off the path from a change to the kernel.
-                        // Every second: health verdicts change "since" and counters without kernel changes.
-                        let generation = await reconciler.generation
-                        if generation != shownGeneration || health.isChecking {
-                            shownGeneration = generation
-                            var current = await reconciler.statusSource().status()
-                            current.health = health.status()
-                            current.quorum = health.quorumStatus()
-                            status.update(current, healthy: !(await reconciler.wantsVerification))
-                        }
                         let wanted = await reconciler.wantsVerification
+                        status.isHealthy = !wanted
                         if ContinuousClock.now - lastVerification >= syncPeriod || wanted {
                             lastVerification = ContinuousClock.now
                             let report = await reconciler.verify()
                             if report.repairs > 0 { logger.warning("repaired drift", metadata: ["repairs": "\(report.repairs)"]) }
-                            var current = await reconciler.statusSource().status()
-                            current.health = health.status()
-                            current.quorum = health.quorumStatus()
-                            status.update(current, healthy: report.succeeded)
+                            status.isHealthy = report.succeeded
                         }
                     }
                 }

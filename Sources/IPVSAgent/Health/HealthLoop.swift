@@ -45,9 +45,6 @@ public final class HealthLink: Sendable {
         }
     }
 
-    /// Whether any backend is checked.
-    var isChecking: Bool { !actions.withLock { $0.isEmpty } }
-
     /// Every checked backend's verdict, for `/status`.
     func status() -> [BackendHealthStatus] {
         checker.status().map { entry in

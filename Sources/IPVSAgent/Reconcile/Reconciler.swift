@@ -55,8 +55,6 @@ public actor Reconciler {
     private var ownershipChanged = false
     private var needsVerification = false
     private var hold = Hold()
-    /// Counts passes that changed something, so observers refresh only when needed.
-    public private(set) var generation = 0
 
     /// Kernel state to keep while manifests are invalid.
     public struct Hold: Hashable, Sendable {
@@ -395,7 +393,6 @@ public actor Reconciler {
         }
 
         if ownershipChanged { save() }
-        if report.applied > 0 || !report.failures.isEmpty { generation += 1 }
         programmedRealServers += touched.reduce(0) { $0 + programmedRealServers(of: $1) } - countBefore
         metrics.operationsApplied.increment(by: report.applied)
         if !report.failures.isEmpty { metrics.errors.increment(by: report.failures.count) }
