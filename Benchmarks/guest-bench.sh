@@ -328,6 +328,7 @@ else
 fi
 kill -TERM "$agent" 2>/dev/null # the agent leaves its table in place
 wait "$agent" 2>/dev/null
+cp "$work/agent-daemon.log" "$out/" 2>/dev/null # kept with the results, for a look at each pass
 
 # ---- 3. listing the whole table (the agent's, left in place) ----------------------------------------------------------------
 
