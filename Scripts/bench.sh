@@ -3,7 +3,7 @@
 # floor, on one boot of a real IPVS kernel; writes docs/benchmarks.md and docs/benchmarks.png.
 #
 # Usage: Scripts/bench.sh [--smoke] [--sizes "1000:3 10000:2 30000:2"] [--reps N] [--slow-max N] [--no-docs]
-#                         [--health-size N] [--health-reps N] [--health-only] [--health-topology loopback|veth]
+#                         [--health-size N] [--health-reps N] [--health-only] [--health-topology both|veth|loopback]
 #
 #   (default)  the full benchmark: release build in .build-bench; cold programming of 1,000 /
 #              10,000 / 30,000 services x 10 real servers with 3 / 2 / 2 repetitions (--sizes,
@@ -15,16 +15,18 @@
 #   --no-docs  print the report but leave docs/ alone
 #   --health-size N, --health-reps N
 #              the health-check workload, run on the host after the VM (checks need no IPVS, and host
-#              CPU numbers are real rather than emulated): HealthChecker against N loopback TCP
-#              backends checked every second, 1% of them killed, and the C floor on the same
-#              backends (default 10,000 x 3; smoke 200 x 1)
+#              CPU numbers are real rather than emulated): HealthChecker against N TCP backends
+#              checked every second, 1% of them killed, and the C floor on the same backends
+#              (default 10,000 x 3; smoke 200 x 1)
 #   --health-only  only the health-check workload: no VM, report printed, docs/ left alone
-#   --health-topology loopback|veth
+#   --health-topology both|veth|loopback
 #              where the health workload's backends live (the checker and the C floor always share it):
-#              loopback (default) on the host's 127.1.0.0/16, so the host's CPU does both ends of every
-#              handshake; veth in a network namespace behind a veth pair, like pods, with the pod side's
-#              receive work steered (RPS) to the last CPU, where the backends run, and the checker and
-#              the floor pinned to the other CPUs (see health_topology_up and Benchmarks/README.md)
+#              veth in a network namespace behind a veth pair, like pods, with the pod side's receive
+#              work steered (RPS) to the last CPU, where the backends run, and the checker and the floor
+#              pinned to the other CPUs: what the checker itself costs, the issue's measure; loopback on
+#              the host's 127.1.0.0/16, so the checker's CPU also does the backends' half of every
+#              handshake: the bound for pods on the checker's own node; both (default): veth, then
+#              loopback reported beside it (see health_topology_up and Benchmarks/README.md)
 #
 # Environment: BUILD_DIR (scratch path of the Swift build), BENCH_CONFIGURATION (debug or release;
 # the defaults are above), IPVS_VM_MEMORY / IPVS_VM_CPUS /
@@ -35,7 +37,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 
 smoke=0 docs=1 sizes="1000:3 10000:2 30000:2" reps=3 reals=10 slow_max=10000 quick=()
-health_size="" health_reps="" health_only=0 health_topology=loopback
+health_size="" health_reps="" health_only=0 health_topologies=both
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) smoke=1; shift ;;
@@ -46,7 +48,7 @@ while [ $# -gt 0 ]; do
     --health-size) health_size=${2:?--health-size needs a number}; shift 2 ;;
     --health-reps) health_reps=${2:?--health-reps needs a number}; shift 2 ;;
     --health-only) health_only=1 docs=0; shift ;;
-    --health-topology) health_topology=${2:?--health-topology needs loopback or veth}; shift 2 ;;
+    --health-topology) health_topologies=${2:?--health-topology needs both, veth or loopback}; shift 2 ;;
     -h | --help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unexpected argument '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -63,7 +65,11 @@ else
   health_size=${health_size:-10000} health_reps=${health_reps:-3} health_time=(--warmup 5 --window 10)
 fi
 [[ "$health_size" =~ ^[0-9]+$ && "$health_reps" =~ ^[0-9]+$ ]] || { echo "bench.sh: --health-size and --health-reps take numbers" >&2; exit 2; }
-case "$health_topology" in loopback | veth) ;; *) echo "bench.sh: --health-topology takes loopback or veth" >&2; exit 2 ;; esac
+case "$health_topologies" in
+  both) health_topologies="veth loopback" ;;
+  loopback | veth) ;;
+  *) echo "bench.sh: --health-topology takes both, veth or loopback" >&2; exit 2 ;;
+esac
 
 step() { printf '==> %s\n' "$*" >&2; }
 
@@ -104,7 +110,12 @@ cc -O2 -Wall -Wextra -o "$bin/health-floor" Benchmarks/health/health-floor.c
 # and health-bench (so the checker and the C floor it starts, under identical conditions) is pinned to
 # the other CPUs. What remains charged to the checker is what it costs on a node: its system calls,
 # building and sending its own packets, and its userspace. Needs root and at least 2 CPUs.
-health_netns="" health_host_if="" health_pin=() health_server_args=()
+# The pod side's CPU also runs the backends, and on a shared host it can stall for tens of
+# milliseconds; its receive backlog (net.core.netdev_max_backlog, 1,000 packets by default) then
+# overflows and drops SYNs, which the checker rightly reports as timeouts ("reported down but not
+# killed"). A backend's host keeps up with 30,000 packets a second, so the pod side gets a deeper
+# backlog while the workload runs (restored after).
+health_netns="" health_host_if="" health_pin=() health_server_args=() health_backlog=""
 health_topology_up() {
   health_server_args=() health_pin=()
   [ "$health_topology" = veth ] || return 0
@@ -122,12 +133,16 @@ health_topology_up() {
   ip -n "$health_netns" route add local 10.203.0.0/16 dev lo
   ip route add 10.203.0.0/16 via 169.254.203.2 dev "$health_host_if"
   ip netns exec "$health_netns" sh -c "printf '%x' $((1 << pod_cpu)) >/sys/class/net/$pod_if/queues/rx-0/rps_cpus"
+  health_backlog=$(cat /proc/sys/net/core/netdev_max_backlog)
+  echo 30000 >/proc/sys/net/core/netdev_max_backlog
   health_server_args=(--base-address 10.203.0.0 --server-launcher "ip netns exec $health_netns taskset -c $pod_cpu")
   health_pin=(taskset -c "0-$((pod_cpu - 1))")
 }
 # Removes the namespace and the veth pair (deleting either end deletes both, and the route); safe to
 # call twice and when nothing was set up.
 health_topology_down() {
+  [ -z "$health_backlog" ] || echo "$health_backlog" >/proc/sys/net/core/netdev_max_backlog
+  health_backlog=""
   [ -n "$health_netns" ] || return 0
   ip link del "$health_host_if" 2>/dev/null || true
   ip netns del "$health_netns" 2>/dev/null || true
@@ -135,21 +150,28 @@ health_topology_down() {
 }
 trap 'exit 130' INT TERM
 
-# The health-check workload on the host: appends to $1/results.tsv, failures to $1/errors.txt.
+# The health-check workload on the host, in each topology of $health_topologies: appends to
+# $1/results.tsv (workload "health" for the first topology, "health-TOPOLOGY" for the others),
+# failures to $1/errors.txt.
 run_health() {
-  local rep
+  local rep workload
   [ "$health_reps" -gt 0 ] || return 0
-  step "health checks: $health_size TCP backends, topology $health_topology, $health_reps repetition(s)"
   printf 'health_load\t%s (before the health workload), 1/5/15-minute load averages\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$1/environment.tsv"
-  printf 'health_topology\t%s\n' "$health_topology" >>"$1/environment.tsv"
-  health_topology_up
-  for rep in $(seq 1 "$health_reps"); do
-    if ! "${health_pin[@]}" "$bin/health-bench" --server "$bin/health-backends" --floor "$bin/health-floor" --backends "$health_size" \
-      "${health_server_args[@]}" "${health_time[@]}" --repetition "$rep" --tsv >>"$1/results.tsv" 2>>"$1/health.log"; then
-      echo "health-bench at $health_size backends failed (repetition $rep): $(tail -n1 "$1/health.log")" >>"$1/errors.txt"
-    fi
+  printf 'health_topology\t%s\n' "${health_topologies%% *}" >>"$1/environment.tsv"
+  for health_topology in $health_topologies; do
+    step "health checks: $health_size TCP backends, topology $health_topology, $health_reps repetition(s)"
+    workload=health
+    [ "$health_topology" = "${health_topologies%% *}" ] || workload=health-$health_topology
+    health_topology_up
+    for rep in $(seq 1 "$health_reps"); do
+      if ! "${health_pin[@]}" "$bin/health-bench" --server "$bin/health-backends" --floor "$bin/health-floor" --backends "$health_size" \
+        "${health_server_args[@]}" "${health_time[@]}" --repetition "$rep" --tsv 2>>"$1/health.log" |
+        sed "s/^health\t/$workload\t/" >>"$1/results.tsv"; then
+        echo "health-bench at $health_size backends ($health_topology) failed (repetition $rep): $(tail -n1 "$1/health.log")" >>"$1/errors.txt"
+      fi
+    done
+    health_topology_down
   done
-  health_topology_down
 }
 
 if [ "$health_only" = 1 ]; then

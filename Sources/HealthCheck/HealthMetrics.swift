@@ -7,7 +7,7 @@ import Metrics
 /// | metric | type | dimensions |
 /// | --- | --- | --- |
 /// | `ipvs_health_backend_up` | gauge: 1 serving, 0 not | `service`, `backend` |
-/// | `ipvs_health_check_latency_seconds` | gauge: the last check's latency | `service`, `backend` |
+/// | `ipvs_health_check_latency_seconds` | gauge: the last check's latency (a TCP check's: the handshake's round trip) | `service`, `backend` |
 /// | `ipvs_health_check_duration_seconds` | timer (histogram) | `service`, `check` |
 /// | `ipvs_health_checks_total` | counter | `service`, `result` (`success`, `failure`) |
 /// | `ipvs_health_transitions_total` | counter | `service`, `to` (`up`, `down`) |

@@ -5,6 +5,7 @@ import Musl
 #endif
 import Foundation
 import IPVS
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import XCTest
@@ -204,6 +205,59 @@ final class TCPConnectPollerTests: XCTestCase {
         checks.forEach { $0.cancel() }
         for outcomes in ups { XCTAssertEqual(Set(outcomes.all), [.success(reason: "connected")]) }
         for outcomes in downs { XCTAssertEqual(Set(outcomes.all), [.failure(reason: "connect: connection refused")]) }
+    }
+
+    /// Repeating checks reuse their sockets (disconnected, not closed), and a reused socket carries nothing of
+    /// its last check: checks of a listening port and of a refused one take turns on the same sockets, and
+    /// every verdict is still the port's own (a reset left over from the last connection would read
+    /// "connection reset by peer").
+    func testRepeatingChecksReuseTheirSocketsWithoutCarryingVerdictsOver() async throws {
+        let server = try await TestServers.tcp(group: group)
+        defer { server.close(promise: nil) }
+        let refusing = try RefusingPort()
+        defer { refusing.close() }
+        let ups = (0..<10).map { _ in Outcomes() }, downs = (0..<10).map { _ in Outcomes() }
+        var checks: [TCPConnectPoller.RepeatingCheck] = []
+        for outcomes in ups { checks.append(try repeating(server.localAddress!.port!, every: .milliseconds(30), outcomes)) }
+        for outcomes in downs { checks.append(try repeating(refusing.port, every: .milliseconds(30), outcomes)) }
+        let openedBefore = TCPConnectPoller.socketsOpened
+        for (index, check) in checks.enumerated() { XCTAssertTrue(poller.schedule(check, after: .milliseconds(Int64(index % 3)))) }
+        try await waitFor { (ups + downs).allSatisfy { $0.all.count >= 10 } }
+        checks.forEach { $0.cancel() }
+        let done = (ups + downs).reduce(0) { $0 + $1.all.count }
+        for outcomes in ups { XCTAssertEqual(Set(outcomes.all), [.success(reason: "connected")]) }
+        for outcomes in downs { XCTAssertEqual(Set(outcomes.all), [.failure(reason: "connect: connection refused")]) }
+        // Other tests' pollers may open sockets meanwhile, so this is a bound, not an exact count.
+        let opened = TCPConnectPoller.socketsOpened - openedBefore
+        XCTAssertLessThan(opened, done / 2, "\(done) checks opened \(opened) sockets: they are not reused")
+    }
+
+    /// With connects in flight the thread waits `coalescing` before collecting them, and a successful check
+    /// reports the handshake's round trip as measured by the kernel, not that wait.
+    func testACheckWaitsForTheCoalescingWindowAndReportsItsRoundTrip() async throws {
+        poller.shutdown()
+        poller = TCPConnectPoller(coalescing: .milliseconds(300))
+        let server = try await TestServers.tcp(group: group)
+        defer { server.close(promise: nil) }
+        let latencies = NIOLockedValueBox<[Int64]>([])
+        let started = ContinuousClock.now
+        let arrived = NIOLockedValueBox<[Duration]>([])
+        let check = TCPConnectPoller.RepeatingCheck(
+            address: try SocketAddress(ipAddress: "127.0.0.1", port: server.localAddress!.port!), timeout: .seconds(5),
+            interval: .seconds(10), jitter: 0,
+            report: { outcome, nanoseconds in
+                XCTAssertEqual(outcome, .success(reason: "connected"))
+                latencies.withLockedValue { $0.append(nanoseconds) }
+                arrived.withLockedValue { $0.append(ContinuousClock.now - started) }
+            })
+        XCTAssertTrue(poller.schedule(check, after: .zero))
+        try await waitFor { !latencies.withLockedValue { $0 }.isEmpty }
+        check.cancel()
+        let latency = try XCTUnwrap(latencies.withLockedValue { $0.first })
+        let arrival = try XCTUnwrap(arrived.withLockedValue { $0.first })
+        XCTAssertGreaterThanOrEqual(arrival, .milliseconds(300), "the verdict waited for the coalescing window")
+        XCTAssertGreaterThan(latency, 0)
+        XCTAssertLessThan(latency, 300_000_000, "the reported latency is the handshake's, not the wait")
     }
 
     func testTheEarliestOfTwoOptionalDeadlines() {
