@@ -271,8 +271,9 @@ final class TCPConnectPoller: @unchecked Sendable {
                 var length = socklen_t(MemoryLayout<CInt>.size)
                 if getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0 { error = errno }
                 let outcome = Self.outcome(error, fd: fd, mayConnectToItself: check.mayConnectToItself)
-                let roundTrip = error == 0 ? Self.handshakeRoundTrip(fd) : nil
+                var roundTrip: Int64?
                 if case .repeating(let repeating, _) = check.completion {
+                    if error == 0 { roundTrip = Self.handshakeRoundTrip(fd) }
                     // Its epoll event fired, so the socket is disarmed: safe to keep for the next check.
                     sockets.release(fd, family: Self.family(of: repeating.address))
                 } else {
