@@ -49,7 +49,7 @@ while [ $# -gt 0 ]; do
     --health-reps) health_reps=${2:?--health-reps needs a number}; shift 2 ;;
     --health-only) health_only=1 docs=0; shift ;;
     --health-topology) health_topologies=${2:?--health-topology needs both, veth or loopback}; shift 2 ;;
-    -h | --help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     *) echo "bench.sh: unexpected argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done

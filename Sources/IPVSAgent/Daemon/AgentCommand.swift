@@ -103,7 +103,9 @@ public struct AgentCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "level"))
     public var logLevel: Logger.Level = .info
 
-    @Option(name: .long, help: ArgumentHelp("text or json.", valueName: "format"))
+    @Option(name: .long, help: ArgumentHelp(
+        "text, or json: one object per line on standard error, keys sorted (time in UTC with milliseconds, level, label, message, and the event's fields).",
+        valueName: "format"))
     public var logFormat: LogFormat = .text
 
     public init() {}
@@ -139,6 +141,9 @@ public struct AgentCommand: AsyncParsableCommand {
     public func run() async throws {
         LogSetup.bootstrap(format: logFormat, level: logLevel)
         let logger = Logger(label: "ipvs-agent")
+        if let raised = OpenFileLimit.raiseToHardLimit() {
+            logger.info("raised the open files limit for health checks", metadata: ["from": "\(raised.from)", "to": "\(raised.to)"])
+        }
         let runner = AgentRunner(command: self, logger: logger)
         if cleanup {
             try await runner.cleanup()
