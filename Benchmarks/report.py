@@ -237,17 +237,22 @@ def main():
     # ---- health checks (on the host)
     health_sizes = sorted({size for (workload, _, size) in values if workload == "health"})
     for size in health_sizes:
-        def hget(tool, fmt):
-            data = values.get(("health", tool, size))
+        def hget(tool, fmt, workload="health"):
+            data = values.get((workload, tool, size))
             if not data:
                 return "not measured"
             if len(data) == 1:
                 return fmt(data[0])
             return f"{fmt(statistics.median(data))} ({len(data)}: {fmt(min(data))} to {fmt(max(data))})"
 
-        def hmax(tool):
-            data = values.get(("health", tool, size))
+        def hmax(tool, workload="health"):
+            data = values.get((workload, tool, size))
             return f"{max(data):,.0f}" if data else "not measured"
+
+        def over_floor(workload="health"):
+            ours, floor_us = median(workload, "cpu-per-check", size), median(workload, "floor-cpu-per-check", size)
+            if ours and floor_us:
+                add(f"| checker / floor, CPU per check | {ours / floor_us:.2f}x |")
 
         pct = lambda v: f"{v:.1f}%"
         mib = lambda v: f"{v:,.0f} MiB"
@@ -280,9 +285,7 @@ def main():
         add(f"| checker CPU at the asked rate (per check x rate), % of one core | {hget('cpu-projected', pct)} |")
         add(f"| floor (`health-floor.c`: bare connects, sockets reused, completions collected every 2 ms, no state): CPU per check | {hget('floor-cpu-per-check', us)} |")
         add(f"| floor at the asked rate, % of one core | {hget('floor-cpu-projected', pct)} |")
-        ours, floor_us = median("health", "cpu-per-check", size), median("health", "floor-cpu-per-check", size)
-        if ours and floor_us:
-            add(f"| checker / floor, CPU per check | {ours / floor_us:.2f}x |")
+        over_floor()
         add(f"| resident memory of the checker process (VmRSS) | {hget('rss', mib)} |")
         add(f"| detection latency p50 (kill to down) | {hget('detect-p50', msec)} |")
         add(f"| detection latency p99 | {hget('detect-p99', msec)} |")
@@ -308,13 +311,8 @@ def main():
             add("the backends' SYN handling, socket creation and reset are counted as the checker's CPU, which on a")
             add("node they are not. The floor pays the same, so checker / floor is the overhead of the library.")
         add("")
-        other = values.get(("health-loopback", "cpu-per-check", size))
-        if other:
-            def lget(tool, fmt):
-                data = values.get(("health-loopback", tool, size))
-                if not data:
-                    return "not measured"
-                return f"{fmt(statistics.median(data))} ({len(data)}: {fmt(min(data))} to {fmt(max(data))})"
+        if values.get(("health-loopback", "cpu-per-check", size)):
+            lget = lambda tool, fmt: hget(tool, fmt, "health-loopback")
             add(f"The same workload with the {size:,} backends on the **host's loopback** (127.1.x.y), run right after:")
             add("here the kernel also does the backends' half of every handshake in the checker's context (their")
             add("SYN handling, the socket each accepted connection gets, its reset), as it does for a pod on the")
@@ -325,12 +323,9 @@ def main():
             add(f"| checker CPU per check | {lget('cpu-per-check', us)} |")
             add(f"| checker CPU at the asked rate, % of one core | {lget('cpu-projected', pct)} |")
             add(f"| floor at the asked rate, % of one core | {lget('floor-cpu-projected', pct)} |")
-            lo, lo_floor = median("health-loopback", "cpu-per-check", size), median("health-loopback", "floor-cpu-per-check", size)
-            if lo and lo_floor:
-                add(f"| checker / floor, CPU per check | {lo / lo_floor:.2f}x |")
+            over_floor("health-loopback")
             add(f"| detection latency p99 | {lget('detect-p99', msec)} |")
-            data = values.get(("health-loopback", "false-down", size))
-            add(f"| reported down but not killed, most of any repetition | {f'{max(data):,.0f}' if data else 'not measured'} |")
+            add(f"| reported down but not killed, most of any repetition | {hmax('false-down', 'health-loopback')} |")
             add("")
 
     # ---- targets
