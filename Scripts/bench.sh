@@ -121,6 +121,12 @@ health_topology_up() {
   [ "$health_topology" = veth ] || return 0
   local cpus; cpus=$(nproc)
   [ "$cpus" -ge 2 ] || { echo "bench.sh: --health-topology veth needs at least 2 CPUs" >&2; return 1; }
+  if [ -n "$(ip route show 10.203.0.0/16)" ]; then
+    echo "bench.sh: the veth topology routes 10.203.0.0/16 to its backends, but this host routes it already:" \
+      "$(ip route show 10.203.0.0/16 | head -n1). Remove that route (a namespace left by an interrupted run:" \
+      "ip netns list), or use --health-topology loopback." >&2
+    return 1
+  fi
   health_netns=ipvs-bench-health-$$ health_host_if=ibh$$h
   local pod_if=ibh$$p pod_cpu=$((cpus - 1))
   ip netns add "$health_netns"
