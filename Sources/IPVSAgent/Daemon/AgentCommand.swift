@@ -141,9 +141,6 @@ public struct AgentCommand: AsyncParsableCommand {
     public func run() async throws {
         LogSetup.bootstrap(format: logFormat, level: logLevel)
         let logger = Logger(label: "ipvs-agent")
-        if let raised = OpenFileLimit.raiseToHardLimit() {
-            logger.info("raised the open files limit for health checks", metadata: ["from": "\(raised.from)", "to": "\(raised.to)"])
-        }
         let runner = AgentRunner(command: self, logger: logger)
         if cleanup {
             try await runner.cleanup()
@@ -152,6 +149,10 @@ public struct AgentCommand: AsyncParsableCommand {
         } else if once {
             try await runner.once()
         } else {
+            // Only the daemon runs health checks, which hold a socket each while in flight.
+            if let raised = OpenFileLimit.raiseToHardLimit() {
+                logger.info("raised the open files limit for health checks", metadata: ["from": "\(raised.from)", "to": "\(raised.to)"])
+            }
             try await runner.daemon()
         }
     }
