@@ -115,15 +115,15 @@ cc -O2 -Wall -Wextra -o "$bin/health-floor" Benchmarks/health/health-floor.c
 # overflows and drops SYNs, which the checker rightly reports as timeouts ("reported down but not
 # killed"). A backend's host keeps up with 30,000 packets a second, so the pod side gets a deeper
 # backlog while the workload runs (restored after).
-health_netns="" health_host_if="" health_pin=() health_server_args=() health_backlog=""
+health_netns="" health_host_if="" health_pin=() health_server_args=() health_backlog="" health_prefix=10.203.0.0/16
 health_topology_up() {
   health_server_args=() health_pin=()
   [ "$health_topology" = veth ] || return 0
   local cpus; cpus=$(nproc)
   [ "$cpus" -ge 2 ] || { echo "bench.sh: --health-topology veth needs at least 2 CPUs" >&2; return 1; }
-  if [ -n "$(ip route show 10.203.0.0/16)" ]; then
-    echo "bench.sh: the veth topology routes 10.203.0.0/16 to its backends, but this host routes it already:" \
-      "$(ip route show 10.203.0.0/16 | head -n1). Remove that route (a namespace left by an interrupted run:" \
+  if [ -n "$(ip route show "$health_prefix")" ]; then
+    echo "bench.sh: the veth topology routes $health_prefix to its backends, but this host routes it already:" \
+      "$(ip route show "$health_prefix" | head -n1). Remove that route (a namespace left by an interrupted run:" \
       "ip netns list), or use --health-topology loopback." >&2
     return 1
   fi
@@ -136,12 +136,12 @@ health_topology_up() {
   ip -n "$health_netns" link set lo up
   ip -n "$health_netns" addr add 169.254.203.2/30 dev "$pod_if"
   ip -n "$health_netns" link set "$pod_if" up
-  ip -n "$health_netns" route add local 10.203.0.0/16 dev lo
-  ip route add 10.203.0.0/16 via 169.254.203.2 dev "$health_host_if"
+  ip -n "$health_netns" route add local "$health_prefix" dev lo
+  ip route add "$health_prefix" via 169.254.203.2 dev "$health_host_if"
   ip netns exec "$health_netns" sh -c "printf '%x' $((1 << pod_cpu)) >/sys/class/net/$pod_if/queues/rx-0/rps_cpus"
   health_backlog=$(cat /proc/sys/net/core/netdev_max_backlog)
   echo 30000 >/proc/sys/net/core/netdev_max_backlog
-  health_server_args=(--base-address 10.203.0.0 --server-launcher "ip netns exec $health_netns taskset -c $pod_cpu")
+  health_server_args=(--base-address "${health_prefix%/*}" --server-launcher "ip netns exec $health_netns taskset -c $pod_cpu")
   health_pin=(taskset -c "0-$((pod_cpu - 1))")
 }
 # Removes the namespace and the veth pair (deleting either end deletes both, and the route); safe to

@@ -107,19 +107,17 @@ struct HealthBench: AsyncParsableCommand {
         let checker = HealthChecker(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: logger)
         try checker.update(targets: targets)
 
-        let downs = NIOLockedValueBox<[BackendID: Date]>([:])
-        let reasons = NIOLockedValueBox<[BackendID: String]>([:])
+        // Each backend's first transition to down: when, and the verdict that caused it.
+        let downs = NIOLockedValueBox<[BackendID: (time: Date, reason: String)]>([:])
         let result = try await withThrowingTaskGroup(of: Void.self) { tasks -> Measurement in
             tasks.addTask { try await checker.run() }
             tasks.addTask {
                 for await transition in checker.transitions where transition.to == .down {
-                    downs.withLockedValue { $0[transition.backend] = $0[transition.backend] ?? transition.time }
-                    reasons.withLockedValue { $0[transition.backend] = $0[transition.backend] ?? transition.reason }
+                    downs.withLockedValue { $0[transition.backend] = $0[transition.backend] ?? (transition.time, transition.reason) }
                 }
             }
             defer { tasks.cancelAll() }
-            return try await measure(checker: checker, targets: targets, server: backendServer, killCount: killCount, downs: downs,
-                                     reasons: reasons)
+            return try await measure(checker: checker, targets: targets, server: backendServer, killCount: killCount, downs: downs)
         }
         print(tsv ? result.tsv(size: backends, repetition: repetition) : result.table(backends: backends, killed: killCount))
         if let floorResult {
@@ -149,10 +147,10 @@ struct HealthBench: AsyncParsableCommand {
 
     /// Live backends that went down: the checker or the host is overloaded, or a check is wrong. Says why (the
     /// verdict that took each down first) on stderr.
-    private func reportLiveBackendsDown(_ reasons: NIOLockedValueBox<[BackendID: String]>, except killed: Set<BackendID> = [],
-                                        when: String) {
-        let down = reasons.withLockedValue { $0 }.filter { !killed.contains($0.key) }
-        let grouped = Dictionary(grouping: down.values) { $0 }
+    private func reportLiveBackendsDown(_ downs: NIOLockedValueBox<[BackendID: (time: Date, reason: String)]>,
+                                        except killed: Set<BackendID> = [], when: String) {
+        let down = downs.withLockedValue { $0 }.filter { !killed.contains($0.key) }
+        let grouped = Dictionary(grouping: down.values.map(\.reason)) { $0 }
         for (reason, backends) in grouped.sorted(by: { $0.value.count > $1.value.count }).prefix(5) {
             FileHandle.standardError.write(Data("health-bench: \(backends.count) live backends down \(when): \(reason)\n".utf8))
         }
@@ -160,7 +158,7 @@ struct HealthBench: AsyncParsableCommand {
 
     private func measure(
         checker: HealthChecker, targets: [HealthTarget], server: BackendServer, killCount: Int,
-        downs: NIOLockedValueBox<[BackendID: Date]>, reasons: NIOLockedValueBox<[BackendID: String]>
+        downs: NIOLockedValueBox<[BackendID: (time: Date, reason: String)]>
     ) async throws -> Measurement {
         try await Task.sleep(for: .seconds(warmup))
         let checksBefore = checker.status().reduce(0) { $0 + $1.state.checks }
@@ -170,7 +168,7 @@ struct HealthBench: AsyncParsableCommand {
         let checksAfter = checker.status().reduce(0) { $0 + $1.state.checks }
         let rss = ProcessUsage.memoryMiB("VmRSS")
         let downBeforeKill = downs.withLockedValue { $0.count }
-        if downBeforeKill > 0 { reportLiveBackendsDown(reasons, when: "before the kill") }
+        if downBeforeKill > 0 { reportLiveBackendsDown(downs, when: "before the kill") }
 
         // Kill backends spread evenly over the range, so each service loses about as many.
         let stride = max(1, targets.count / killCount)
@@ -184,10 +182,10 @@ struct HealthBench: AsyncParsableCommand {
             try await Task.sleep(for: .milliseconds(50))
         }
         let (latencies, falseDowns) = downs.withLockedValue { state in
-            (victimIDs.compactMap { state[$0].map { $0.timeIntervalSince(killedAt) } }.sorted(),
+            (victimIDs.compactMap { state[$0].map { $0.time.timeIntervalSince(killedAt) } }.sorted(),
              state.keys.filter { !victimIDs.contains($0) }.count)
         }
-        if falseDowns > 0 { reportLiveBackendsDown(reasons, except: victimIDs, when: "after the kill") }
+        if falseDowns > 0 { reportLiveBackendsDown(downs, except: victimIDs, when: "after the kill") }
         return Measurement(
             cpuPercent: after.cpuPercent(since: before),
             rssMiB: rss,
