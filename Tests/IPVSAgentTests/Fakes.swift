@@ -1,3 +1,4 @@
+import Dispatch
 import IPVS
 @testable import IPVSAgent
 
@@ -71,9 +72,13 @@ final class FakeVIPs: VIPBackend, @unchecked Sendable {
 
     func addresses(on name: String) throws -> Set<IPAddress> { interfaces[name] ?? [] }
 
+    /// Signalled after each address bound (bindings may run on a thread of their own).
+    let bound = DispatchSemaphore(value: 0)
+
     func add(_ address: IPAddress, to name: String) throws {
         changes.append("add \(address)")
         interfaces[name, default: []].insert(address)
+        bound.signal()
     }
 
     func remove(_ address: IPAddress, from name: String) throws {

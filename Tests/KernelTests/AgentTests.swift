@@ -64,9 +64,9 @@ final class AgentTests: XCTestCase {
         XCTAssertFalse(addresses.contains("10.96.0."), addresses)
     }
 
-    /// Enough Services (at least `Reconciler.concurrentBindingMinimum`, 64) that the agent binds
-    /// their VIPs on a thread of its own while it programs IPVS: every VIP, service and real server must still be there, and traffic through them must
-    /// reach the pods.
+    /// A hundred Services, whose VIPs the agent binds on a thread of its own while it decodes the
+    /// manifests and then programs IPVS: every VIP, service and real server must still be there,
+    /// and traffic through them must reach the pods.
     func testOnceWithAHundredServicesBindsEveryVIPAndProgramsEveryService() throws {
         try KernelTest.requireKernel()
         let cluster = try AgentTestCluster()
@@ -102,6 +102,40 @@ final class AgentTests: XCTestCase {
         let cleanup = try cluster.agent(["--cleanup"])
         XCTAssertEqual(cleanup.status, 0, cleanup.standardError)
         XCTAssertEqual(try KernelTest.shell("ipvsadm -Sn"), "")
+        XCTAssertEqual(try KernelTest.shell("ip -o -4 addr show dev kube-ipvs0 2>/dev/null || true"), "")
+    }
+
+    /// A first start binds each Service's VIPs as soon as its file is decoded. A Service that a
+    /// later file replaces may have had its old address bound by then: the reconcile removes it,
+    /// and the address the Service has now is the one bound and programmed.
+    func testOnceRemovesAVIPBoundEarlyForAServiceALaterFileReplaced() throws {
+        try KernelTest.requireKernel()
+        let cluster = try AgentTestCluster()
+        let pod = try cluster.addPod(1)
+        let service = { (clusterIP: String) in
+            """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: web, namespace: default}
+            spec: {clusterIP: \(clusterIP), ports: [{name: http, port: 80, targetPort: 8080}]}
+            """
+        }
+        try cluster.writeManifest("a-web.yaml", service("10.96.7.1"))
+        try cluster.writeManifest("b-web.yaml", service("10.96.7.2") + "\n---\n" + AgentTestCluster.endpointSlice(
+            name: "web-a", service: "web", endpoints: ["- addresses: [\(pod.address)]\n  conditions: {ready: true}"],
+            ports: ["{name: http, protocol: TCP, port: 8080}"]))
+
+        let run = try cluster.agent(["--manifests", cluster.manifests, "--once"])
+        XCTAssertEqual(run.status, 0, run.standardError)
+        XCTAssertTrue(run.standardError.contains("removing an address bound early that no Service uses"), run.standardError)
+        let addresses = try KernelTest.shell("ip -o -4 addr show dev kube-ipvs0")
+        XCTAssertTrue(addresses.contains("10.96.7.2/32"), addresses)
+        XCTAssertFalse(addresses.contains("10.96.7.1/"), addresses)
+        XCTAssertEqual(try KernelTest.shell("ipvsadm -Sn").split(separator: "\n").filter { $0.hasPrefix("-A ") },
+                       ["-A -t 10.96.7.2:80 -s rr"])
+        XCTAssertEqual(try TCPClient.request("10.96.7.2", 80), "pod1")
+        // What it bound and kept is recorded as its own: --cleanup removes it.
+        XCTAssertEqual(try cluster.agent(["--cleanup"]).status, 0)
         XCTAssertEqual(try KernelTest.shell("ip -o -4 addr show dev kube-ipvs0 2>/dev/null || true"), "")
     }
 

@@ -153,7 +153,9 @@ struct ReconcileLoop: Service {
                                _ reconciler: Reconciler, _ health: HealthLink, _ metrics: AgentMetrics, _ logger: Logger,
                                reason: String) async {
         let start = ContinuousClock.now
-        let snapshot = await source.load(changed: changed)
+        // The first load binds VIPs as Services are decoded (nil afterwards): see `Reconciler.bindEarly()`.
+        let early = await reconciler.bindEarly()
+        let snapshot = await source.load(changed: changed, decoded: AgentRunner.binding(early))
         let build = builder.build(snapshot)
         let issues = snapshot.issues + build.issues
         for issue in issues { logger.error("\(issue)") }

@@ -76,15 +76,23 @@ struct AgentRunner {
         }
     }
 
-    /// Loads the manifests and maps them, logging every problem.
-    func load(_ source: ManifestSource, _ builder: inout DesiredStateBuilder) -> (build: DesiredStateBuilder.Build, issues: [ManifestIssue], hold: Reconciler.Hold) {
-        let snapshot = source.loadNow()
+    /// Loads the manifests and maps them, logging every problem; `early` gets the VIPs of each
+    /// Service as soon as it is decoded.
+    func load(_ source: ManifestSource, _ builder: inout DesiredStateBuilder, early: AddressBinding? = nil)
+        -> (build: DesiredStateBuilder.Build, issues: [ManifestIssue], hold: Reconciler.Hold) {
+        let snapshot = source.loadNow(decoded: Self.binding(early))
         let build = builder.build(snapshot)
         let issues = snapshot.issues + build.issues
         for issue in issues { logger.error("\(issue)") }
         logger.info("loaded manifests", metadata: ["services": "\(build.state.services.count)",
                                                    "real_servers": "\(build.realServerCount)", "problems": "\(issues.count)"])
         return (build, issues, Reconciler.Hold(services: snapshot.heldServices, everything: snapshot.incomplete))
+    }
+
+    /// Hands the VIPs of each decoded file's Services to `early` (`nil` without one).
+    static func binding(_ early: AddressBinding?) -> ManifestSource.DecodedHandler? {
+        guard let early else { return nil }
+        return { objects in early.add(ServiceMapper.addresses(in: objects)) }
     }
 
     // MARK: - Modes
@@ -114,7 +122,6 @@ struct AgentRunner {
         applySysctls()
         let source = ManifestSource(paths: command.manifests, logger: logger)
         var builder = DesiredStateBuilder(options: mappingOptions(links: links))
-        let (build, issues, hold) = load(source, &builder)
         let reconciler = try makeReconciler(links: links)
         do {
             try await reconciler.start()
@@ -122,6 +129,8 @@ struct AgentRunner {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             throw ExitCode(2)
         }
+        // VIPs are bound while the manifests are still decoded: binding is the long pole of a cold start.
+        let (build, issues, hold) = load(source, &builder, early: await reconciler.bindEarly())
         var report = await reconciler.reconcile(build.state, hold: hold)
         let drains = await reconciler.checkDrains()
         report.applied += drains.applied

@@ -80,9 +80,19 @@ public final class ManifestSource: DesiredStateSource, @unchecked Sendable {
         lock.withLock { loadLocked(changed: changed) }
     }
 
-    /// Synchronous form of `load()`.
-    public func loadNow() -> SourceSnapshot {
-        lock.withLock { loadLocked(changed: nil) }
+    /// Called with the objects of each file read by a load (those that decoded cleanly, none from
+    /// a file that is not YAML at all), as soon as that file is decoded and on the thread that
+    /// decoded it (any thread, several at once), so that work can start before the whole load ends.
+    public typealias DecodedHandler = @Sendable (_ objects: [ManifestObject]) -> Void
+
+    /// `load(changed:)`, telling `decoded` about each file read.
+    public func load(changed: Set<String>?, decoded: DecodedHandler?) async -> SourceSnapshot {
+        lock.withLock { loadLocked(changed: changed, decoded: decoded) }
+    }
+
+    /// Synchronous form of `load()`, telling `decoded` about each file read.
+    public func loadNow(decoded: DecodedHandler? = nil) -> SourceSnapshot {
+        lock.withLock { loadLocked(changed: nil, decoded: decoded) }
     }
 
     /// What one file contributed to the last snapshot.
@@ -95,7 +105,7 @@ public final class ManifestSource: DesiredStateSource, @unchecked Sendable {
 
     private var outcomes: [String: FileOutcome] = [:]
 
-    private func loadLocked(changed: Set<String>?) -> SourceSnapshot {
+    private func loadLocked(changed: Set<String>?, decoded: DecodedHandler? = nil) -> SourceSnapshot {
         let (files, pathIssues) = files()
         var issues = pathIssues
         var held: Set<ObjectName> = []
@@ -104,13 +114,13 @@ public final class ManifestSource: DesiredStateSource, @unchecked Sendable {
         contents.reserveCapacity(files.count)
         /// Files whose contribution may differ from the last snapshot's.
         var touched: Set<String> = []
-        let read = prefetch(files.filter { file in changed.map { $0.contains(file) } != false || outcomes[file] == nil })
+        let read = prefetch(files.filter { file in changed.map { $0.contains(file) } != false || outcomes[file] == nil }, decoded: decoded)
         for file in files {
             let outcome: FileOutcome
             if let changed, !changed.contains(file), let cached = outcomes[file] {
                 outcome = cached // Not touched since it was read: nothing to redo.
             } else {
-                outcome = loadFile(file, read[file] ?? Self.read(file, cache: decodedText[file]))
+                outcome = loadFile(file, read[file] ?? Self.read(file, cache: decodedText[file], decoded: decoded))
                 outcomes[file] = outcome
                 touched.insert(file)
             }
@@ -174,25 +184,28 @@ public final class ManifestSource: DesiredStateSource, @unchecked Sendable {
     /// A file's text and its decoding, or why it could not be read.
     private typealias ReadFile = Result<(text: String, decoding: ManifestDecoding), any Error>
 
-    /// Reads and decodes `file`, reusing `cache` when the text is the same. Pure: safe on any thread.
-    private static func read(_ file: String, cache: (text: String, decoding: ManifestDecoding)?) -> ReadFile {
-        Result {
+    /// Reads and decodes `file`, reusing `cache` when the text is the same, and tells `decoded`.
+    /// Pure but for `decoded`: safe on any thread.
+    private static func read(_ file: String, cache: (text: String, decoding: ManifestDecoding)?, decoded: DecodedHandler?) -> ReadFile {
+        let result = Result { () throws -> (text: String, decoding: ManifestDecoding) in
             let text = try String(contentsOfFile: file, encoding: .utf8)
             if let cache, cache.text == text { return cache }
             return (text, ManifestDecoder.decode(text, file: file))
         }
+        if let decoded, case .success(let read) = result, !read.decoding.unreadable { decoded(read.decoding.objects) }
+        return result
     }
 
     /// Reads and decodes `files` on every core: YAML decoding is most of a cold start at thousands of
     /// Services, and files decode independently of each other.
-    private func prefetch(_ files: [String]) -> [String: ReadFile] {
+    private func prefetch(_ files: [String], decoded: DecodedHandler?) -> [String: ReadFile] {
         guard files.count > 1 else { return [:] }
         let cache = files.map { decodedText[$0] }
         var results = [ReadFile?](repeating: nil, count: files.count)
         results.withUnsafeMutableBufferPointer { results in
             nonisolated(unsafe) let slots = results // Each iteration writes only its own slot.
             DispatchQueue.concurrentPerform(iterations: files.count) { index in
-                slots[index] = Self.read(files[index], cache: cache[index])
+                slots[index] = Self.read(files[index], cache: cache[index], decoded: decoded)
             }
         }
         var read: [String: ReadFile] = [:]

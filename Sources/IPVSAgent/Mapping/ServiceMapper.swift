@@ -109,8 +109,24 @@ public enum ServiceMapper {
                 }
             }
         }
-        result.addresses = Set(service.clusterIPs + service.externalIPs + service.loadBalancerIngress)
+        result.addresses = Set(addresses(of: service))
         return result
+    }
+
+    /// The VIPs a Service binds on the dummy interface: its cluster IPs, external IPs and load
+    /// balancer ingress IPs (none for ExternalName and headless Services). They depend on the
+    /// Service object alone, so they are known as soon as it is decoded.
+    public static func addresses(of service: KubeService) -> [IPAddress] {
+        if service.type == .externalName || service.isHeadless { return [] }
+        return service.clusterIPs + service.externalIPs + service.loadBalancerIngress
+    }
+
+    /// The VIPs of the Service objects among `objects`.
+    public static func addresses(in objects: [ManifestObject]) -> [IPAddress] {
+        objects.flatMap { object -> [IPAddress] in
+            if case .service(let service) = object { return addresses(of: service) }
+            return []
+        }
     }
 
     // MARK: - Endpoints

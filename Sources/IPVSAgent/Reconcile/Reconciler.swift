@@ -55,6 +55,10 @@ public actor Reconciler {
     private var ownershipChanged = false
     private var needsVerification = false
     private var hold = Hold()
+    /// Whether a reconcile ran: until then the desired state is not known (see `verify()`).
+    private var reconciled = false
+    /// VIPs being bound ahead of the first reconcile (`bindEarly()`); the next apply takes it over.
+    private var earlyBinding: AddressBinding?
 
     /// Kernel state to keep while manifests are invalid.
     public struct Hold: Hashable, Sendable {
@@ -114,6 +118,21 @@ public actor Reconciler {
         ownership.services.contains(key) ? kernel.services[key]?.realServers.count ?? 0 : 0
     }
 
+    /// Starts binding VIPs before the first reconcile, while the manifests are still being read:
+    /// the returned binding takes the addresses of Services as they are decoded (`add`), binds
+    /// them on a thread of its own, and the next `reconcile` takes it over: it binds the desired
+    /// addresses not handed over yet, records ownership of what was bound, and removes addresses
+    /// bound early that the desired state does not hold after all (a Service object that a later
+    /// file replaced). Only addresses missing from the interface are bound, so a restart changes
+    /// nothing. `nil` without a dummy interface to manage, or once a reconcile ran.
+    func bindEarly() -> AddressBinding? {
+        guard let vips, !reconciled else { return nil }
+        if let earlyBinding { return earlyBinding }
+        let binding = AddressBinding(vips, options.interface, present: boundAddresses)
+        earlyBinding = binding
+        return binding
+    }
+
     // MARK: - Reconcile
 
     /// Makes the kernel match `state`, touching only the services in `changed` (all when `nil`).
@@ -137,7 +156,10 @@ public actor Reconciler {
                 "services": "\(hold.everything ? "all" : hold.services.sorted().map(\.description).joined(separator: ", "))"])
         }
         self.hold = hold
-        return apply(plan(keys: released ? nil : changed))
+        reconciled = true
+        let early = earlyBinding
+        earlyBinding = nil
+        return apply(plan(keys: released ? nil : changed, early: early), early: early)
     }
 
     /// Replaces the whole desired state (`state` as mapped, before health adjustments).
@@ -206,7 +228,9 @@ public actor Reconciler {
         return plan(keys: nil)
     }
 
-    private func plan(keys: Set<ServiceKey>?) -> ReconcilePlan {
+    /// The plan for the services `keys` (all when `nil`); the desired addresses that `early` binds
+    /// already are left to it.
+    private func plan(keys: Set<ServiceKey>?, early: AddressBinding? = nil) -> ReconcilePlan {
         let held = heldKeys
         var plan = StateDiff.plan(desired: desired, actual: kernel, owned: ownership.services, drains: drains, keys: keys,
                                   held: held, now: now())
@@ -214,7 +238,7 @@ public actor Reconciler {
             // A change can only move the VIPs of the services it touches.
             let addresses = StateDiff.addresses(desired: desired.addresses, actual: boundAddresses, owned: ownership.addresses,
                                                 among: keys.map { Self.addresses(of: $0) })
-            plan.addressesToAdd = addresses.add
+            plan.addressesToAdd = early.map { early in addresses.add.filter { !early.covers($0) } } ?? addresses.add
             let heldAddresses = Set(held.compactMap { key -> IPAddress? in
                 if case .address(_, let address, _) = key { return address }
                 return nil
@@ -227,8 +251,12 @@ public actor Reconciler {
     // MARK: - Verification and drains
 
     /// Re-reads the kernel and repairs every difference from the desired state, logging each repair.
+    /// Before the first reconcile there is nothing to verify against: the desired state is not
+    /// known yet (a first load of many manifests can outlast `--sync-period`), and comparing the
+    /// kernel with an empty one would remove every service an earlier run programmed.
     @discardableResult
     public func verify() -> ReconcileReport {
+        guard reconciled else { return ReconcileReport() }
         do {
             try readKernel()
         } catch {
@@ -312,7 +340,9 @@ public actor Reconciler {
 
     // MARK: - Applying
 
-    private func apply(_ plan: ReconcilePlan) -> ReconcileReport {
+    /// Applies `plan`; `early` is the binding `bindEarly()` started, which binds the plan's
+    /// addresses too.
+    private func apply(_ plan: ReconcilePlan, early: AddressBinding? = nil) -> ReconcileReport {
         let start = ContinuousClock.now
         var report = ReconcileReport()
         // The gauge of programmed real servers, updated for the services this plan touches.
@@ -334,10 +364,19 @@ public actor Reconciler {
         // Binding VIPs (rtnetlink, under the kernel's RTNL lock) and programming IPVS (generic
         // netlink, under IPVS's own mutex) touch nothing of each other's, so a large plan does both
         // at once: on a cold start of 10,000 services each takes seconds, and on more than one core
-        // the pass then takes about as long as the slower of the two instead of their sum.
-        let bindings = plan.addressesToAdd.isEmpty ? nil : vips.map { vips in
-            AddressBinding(vips, plan.addressesToAdd, options.interface,
-                           concurrently: plan.addressesToAdd.count >= Self.concurrentBindingMinimum && !plan.operations.isEmpty)
+        // the pass then takes about as long as the slower of the two instead of their sum. On a
+        // first start the binding may have begun while the manifests loaded (`bindEarly()`).
+        var bound: [(address: IPAddress, result: Result<Void, any Error>)] = []
+        var binding = early
+        if let early {
+            early.add(plan.addressesToAdd)
+        } else if let vips, !plan.addressesToAdd.isEmpty {
+            if plan.addressesToAdd.count >= Self.concurrentBindingMinimum && !plan.operations.isEmpty {
+                binding = AddressBinding(vips, options.interface)
+                binding?.add(plan.addressesToAdd)
+            } else {
+                bound = AddressBinding.bindNow(vips, plan.addressesToAdd, options.interface)
+            }
         }
         let results = plan.operations.isEmpty ? [] : ipvs.apply(plan.operations)
 
@@ -364,23 +403,31 @@ public actor Reconciler {
         }
 
         // Last: the model above was brought up to date while the VIPs may still be being bound.
-        if let bindings {
-            for (address, result) in zip(plan.addressesToAdd, bindings.results()) {
-                switch result {
-                case .success:
-                    boundAddresses.insert(address)
-                    if ownership.addresses.insert(address).inserted { ownershipChanged = true }
-                    report.applied += 1
-                case .failure(let error):
-                    report.failures.append("cannot bind \(address) on \(options.interface): \(error)")
-                }
+        if let binding { bound += binding.results() }
+        var addressesToRemove = plan.addressesToRemove
+        for (address, result) in bound {
+            switch result {
+            case .success:
+                boundAddresses.insert(address)
+                if ownership.addresses.insert(address).inserted { ownershipChanged = true }
+                report.applied += 1
+            case .failure(let error):
+                report.failures.append("cannot bind \(address) on \(options.interface): \(error)")
+            }
+        }
+        // Bound early from a Service object that the desired state does not use after all.
+        if early != nil {
+            let unwanted = bound.filter { boundAddresses.contains($0.address) && !desired.addresses.contains($0.address) }
+            for (address, _) in unwanted {
+                logger.info("removing an address bound early that no Service uses", metadata: ["address": "\(address)"])
+                addressesToRemove.append(address)
             }
         }
 
         for ref in plan.drainsEnded { drains.end(ref) }
 
         if let vips {
-            for address in plan.addressesToRemove {
+            for address in addressesToRemove {
                 do {
                     try vips.remove(address, from: options.interface)
                     boundAddresses.remove(address)

@@ -1,0 +1,123 @@
+import Foundation
+import IPVS
+import Logging
+import Synchronization
+import XCTest
+@testable import IPVSAgent
+
+/// VIPs bound while the manifests of a first start are still decoded (`Reconciler.bindEarly()`),
+/// and the first reconcile taking that binding over.
+final class EarlyBindingTests: XCTestCase {
+    var folder: URL!
+
+    override func setUpWithError() throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("ipvs-agent-early-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    }
+
+    override func tearDown() {
+        try? FileManager.default.removeItem(at: folder)
+    }
+
+    func makeReconciler(_ ipvs: FakeIPVS, _ vips: FakeVIPs) -> Reconciler {
+        Reconciler(ipvs: ipvs, vips: vips, store: OwnershipStore(path: folder.appendingPathComponent("state.json").path),
+                   options: .init(interface: "kube-ipvs0"), logger: Logger(label: "test"))
+    }
+
+    func state(_ addresses: [String]) -> DesiredState {
+        var state = DesiredState()
+        for address in addresses {
+            let key = tcp(address, 80)
+            state.services[key] = desired(key, [server("10.244.1.5", 8080)])
+            state.addresses.insert(ip(address))
+        }
+        return state
+    }
+
+    func testBindsBeforeTheReconcileWhichBindsTheRestAndRemovesWhatNoServiceUses() async throws {
+        let ipvs = FakeIPVS(), vips = FakeVIPs()
+        let reconciler = makeReconciler(ipvs, vips)
+        try await reconciler.start()
+        let binding = await reconciler.bindEarly()
+        let early = try XCTUnwrap(binding)
+        early.add([ip("10.96.0.10"), ip("10.96.0.99"), ip("10.96.0.10")])
+        // Bound now, before any reconcile: the binding does not wait for the desired state.
+        XCTAssertEqual(vips.bound.wait(timeout: .now() + 5), DispatchTimeoutResult.success)
+        XCTAssertEqual(vips.bound.wait(timeout: .now() + 5), DispatchTimeoutResult.success)
+
+        // 10.96.0.99 was handed over from a Service object that the desired state does not use
+        // (a later file replaced it); 10.96.0.11 was never handed over.
+        let report = await reconciler.reconcile(state(["10.96.0.10", "10.96.0.11"]))
+        XCTAssertEqual(report.failures, [])
+        XCTAssertEqual(vips.changes, ["add 10.96.0.10", "add 10.96.0.99", "add 10.96.0.11", "remove 10.96.0.99"])
+        XCTAssertEqual(vips.interfaces["kube-ipvs0"], [ip("10.96.0.10"), ip("10.96.0.11")])
+        let owned = try OwnershipStore(path: folder.appendingPathComponent("state.json").path).load()
+        XCTAssertEqual(owned.addresses, [ip("10.96.0.10"), ip("10.96.0.11")])
+        XCTAssertEqual(Set(ipvs.state.services.keys), [tcp("10.96.0.10", 80), tcp("10.96.0.11", 80)])
+        // Only the first reconcile binds early.
+        let later = await reconciler.bindEarly()
+        XCTAssertNil(later)
+    }
+
+    func testAddressesAlreadyOnTheInterfaceAreNotBoundAgainNorRemoved() async throws {
+        let ipvs = FakeIPVS(), vips = FakeVIPs()
+        // One from an earlier run of the agent, one someone else put there.
+        vips.interfaces["kube-ipvs0"] = [ip("10.96.0.10"), ip("192.0.2.7")]
+        let reconciler = makeReconciler(ipvs, vips)
+        try await reconciler.start()
+        let binding = await reconciler.bindEarly()
+        let early = try XCTUnwrap(binding)
+        early.add([ip("10.96.0.10"), ip("192.0.2.7")])
+        let report = await reconciler.reconcile(state(["10.96.0.10"]))
+        XCTAssertEqual(report.failures, [])
+        XCTAssertEqual(vips.changes, [])
+        XCTAssertEqual(vips.interfaces["kube-ipvs0"], [ip("10.96.0.10"), ip("192.0.2.7")])
+    }
+
+    /// A first load of many manifests can outlast `--sync-period`; a verification before the first
+    /// reconcile would compare the kernel with an empty desired state and remove what an earlier
+    /// run programmed.
+    func testVerifyBeforeTheFirstReconcileChangesNothing() async throws {
+        let ipvs = FakeIPVS(), vips = FakeVIPs()
+        let first = makeReconciler(ipvs, vips)
+        try await first.start()
+        await first.reconcile(state(["10.96.0.10"]))
+        ipvs.applied = []
+        vips.changes = []
+
+        let restarted = makeReconciler(ipvs, vips)
+        try await restarted.start()
+        let report = await restarted.verify()
+        XCTAssertEqual(report.applied, 0)
+        XCTAssertEqual(ipvs.applied, [])
+        XCTAssertEqual(vips.changes, [])
+        XCTAssertEqual(Set(ipvs.state.services.keys), [tcp("10.96.0.10", 80)])
+    }
+
+    /// The source tells its handler about each file as it is decoded (files decode on several
+    /// threads), and nothing about a file that is not YAML.
+    func testManifestSourceHandsOverEachDecodedFile() throws {
+        for index in 0..<3 {
+            try """
+                apiVersion: v1
+                kind: Service
+                metadata: {name: svc-\(index), namespace: default}
+                spec: {clusterIP: 10.96.0.\(index + 1), externalIPs: [192.0.2.\(index + 1)], ports: [{port: 80}]}
+                ---
+                apiVersion: v1
+                kind: Service
+                metadata: {name: headless-\(index), namespace: default}
+                spec: {clusterIP: None, ports: [{port: 80}]}
+                """.write(to: folder.appendingPathComponent("svc-\(index).yaml"), atomically: true, encoding: .utf8)
+        }
+        try "{ not: [yaml".write(to: folder.appendingPathComponent("broken.yaml"), atomically: true, encoding: .utf8)
+        let seen = Mutex<[IPAddress]>([])
+        let source = ManifestSource(paths: [folder.path], logger: Logger(label: "test"))
+        let snapshot = source.loadNow { objects in
+            seen.withLock { $0 += ServiceMapper.addresses(in: objects) }
+        }
+        XCTAssertEqual(snapshot.objects.count, 6)
+        XCTAssertEqual(Set(seen.withLock { $0 }), Set((1...3).flatMap { [ip("10.96.0.\($0)"), ip("192.0.2.\($0)")] }))
+        XCTAssertEqual(seen.withLock { $0 }.count, 6)
+    }
+}
