@@ -20,9 +20,11 @@ public struct HealthCheckConfiguration: Hashable, Sendable {
     public var fall: Int
     /// Time after a backend appears before its first check.
     public var initialDelay: Duration
-    /// Spread of check times, as a fraction of the interval (0 to 1): the first check comes after a random part
-    /// of `jitter × interval`, and each interval varies by up to `±jitter/2 × interval`, so that thousands of
-    /// backends added at once are not checked in bursts.
+    /// Spread of check times, as a fraction of the interval (0 to 1): each interval varies by up to
+    /// `±jitter/2 × interval`, and with any jitter the first check comes at a random point of the first
+    /// interval (after ``initialDelay``), so that thousands of backends added at once are not checked in
+    /// bursts. With 0, every check is exactly one interval after the previous one, the first right after
+    /// ``initialDelay``.
     public var jitter: Double
     /// Check this port instead of the real server's port.
     public var port: UInt16?

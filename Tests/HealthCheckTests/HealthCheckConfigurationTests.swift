@@ -145,14 +145,16 @@ final class HealthCheckConfigurationTests: XCTestCase {
 
     // MARK: - Schedule
 
-    func testFirstCheckWaitsForTheInitialDelayPlusAJitteredPart() {
+    /// With any jitter the first checks spread over a whole interval (however small the jitter), so that
+    /// backends added together are not checked together; without, the first comes right after the delay.
+    func testFirstCheckWaitsForTheInitialDelayPlusARandomPartOfTheInterval() {
         let noJitter = CheckSchedule.firstDelay(initialDelay: .seconds(2), interval: .seconds(1), jitter: 0, random: 0.9)
         XCTAssertEqual(noJitter, .seconds(2))
-        let low = CheckSchedule.firstDelay(initialDelay: .seconds(2), interval: .seconds(1), jitter: 0.5, random: 0)
-        let high = CheckSchedule.firstDelay(initialDelay: .seconds(2), interval: .seconds(1), jitter: 0.5, random: 0.999)
+        let low = CheckSchedule.firstDelay(initialDelay: .seconds(2), interval: .seconds(1), jitter: 0.1, random: 0)
+        let high = CheckSchedule.firstDelay(initialDelay: .seconds(2), interval: .seconds(1), jitter: 0.1, random: 0.999)
         XCTAssertEqual(low, .seconds(2))
-        XCTAssertGreaterThan(high, .milliseconds(2_490))
-        XCTAssertLessThan(high, .milliseconds(2_500))
+        XCTAssertGreaterThan(high, .milliseconds(2_990))
+        XCTAssertLessThan(high, .milliseconds(3_000))
     }
 
     func testNextCheckIsOneJitteredIntervalAfterThePreviousStart() {
