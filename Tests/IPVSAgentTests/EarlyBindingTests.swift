@@ -74,6 +74,21 @@ final class EarlyBindingTests: XCTestCase {
         XCTAssertEqual(vips.interfaces["kube-ipvs0"], [ip("10.96.0.10"), ip("192.0.2.7")])
     }
 
+    /// An address handed over early that the desired state does not use is not worth a failure
+    /// when the kernel refuses it; a desired one is.
+    func testAFailedEarlyBindingCountsOnlyForDesiredAddresses() async throws {
+        let ipvs = FakeIPVS(), vips = FakeVIPs()
+        vips.refused = [ip("10.96.0.99"), ip("10.96.0.11")]
+        let reconciler = makeReconciler(ipvs, vips)
+        try await reconciler.start()
+        let binding = await reconciler.bindEarly()
+        let early = try XCTUnwrap(binding)
+        early.add([ip("10.96.0.10"), ip("10.96.0.99")])
+        let report = await reconciler.reconcile(state(["10.96.0.10", "10.96.0.11"]))
+        XCTAssertEqual(report.failures, ["cannot bind 10.96.0.11 on kube-ipvs0: refused 10.96.0.11"])
+        XCTAssertEqual(vips.interfaces["kube-ipvs0"], [ip("10.96.0.10")])
+    }
+
     /// A first load of many manifests can outlast `--sync-period`; a verification before the first
     /// reconcile would compare the kernel with an empty desired state and remove what an earlier
     /// run programmed.

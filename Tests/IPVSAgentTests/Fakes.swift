@@ -75,7 +75,14 @@ final class FakeVIPs: VIPBackend, @unchecked Sendable {
     /// Signalled after each address bound (bindings may run on a thread of their own).
     let bound = DispatchSemaphore(value: 0)
 
+    /// Addresses the fake kernel refuses to bind.
+    var refused: Set<IPAddress> = []
+
     func add(_ address: IPAddress, to name: String) throws {
+        if refused.contains(address) {
+            bound.signal()
+            throw NodeNetworkErrorStandIn(message: "refused \(address)")
+        }
         changes.append("add \(address)")
         interfaces[name, default: []].insert(address)
         bound.signal()
@@ -85,6 +92,12 @@ final class FakeVIPs: VIPBackend, @unchecked Sendable {
         changes.append("remove \(address)")
         interfaces[name]?.remove(address)
     }
+}
+
+/// What `FakeVIPs` throws for a refused address.
+struct NodeNetworkErrorStandIn: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
 }
 
 // MARK: - Shorthands

@@ -411,6 +411,9 @@ public actor Reconciler {
                 boundAddresses.insert(address)
                 if ownership.addresses.insert(address).inserted { ownershipChanged = true }
                 report.applied += 1
+            case .failure(let error) where early != nil && !desired.addresses.contains(address):
+                // Handed over early for a Service object that the desired state does not use: not needed.
+                logger.warning("cannot bind an address that no Service uses", metadata: ["address": "\(address)", "error": "\(error)"])
             case .failure(let error):
                 report.failures.append("cannot bind \(address) on \(options.interface): \(error)")
             }
