@@ -28,6 +28,13 @@ public struct AgentCommand: AsyncParsableCommand {
               ipvs.swift.dev/health-check: http        (tcp, http, https, udp, exec, none)
               ipvs.swift.dev/health-path: /healthz
               ipvs.swift.dev/health-interval: 1s       (also -timeout, -rise, -fall, ...)
+            In the agent's configuration file (--config) the same settings, named without the \
+            ipvs.swift.dev/health- prefix, set defaults for every Service and checks for single Services \
+            (a Service's own annotations still win):
+              healthChecks:
+                default:  { check: tcp, interval: 1s, fall: 3 }
+                services:
+                  default/web: { check: http, path: /healthz }
             Below a quorum of healthy backends, keep them all or serve from a "sorry" server:
               ipvs.swift.dev/health-quorum: 2
               ipvs.swift.dev/health-fallback: 10.0.0.9:8080   (or health-quorum-policy: keep-all)
@@ -45,6 +52,8 @@ public struct AgentCommand: AsyncParsableCommand {
                 ipvs-agent --manifests /etc/ipvs-agent/ --node-name node-1 --once
               Run as a daemon, reloading on file changes and SIGHUP:
                 ipvs-agent --manifests /etc/ipvs-agent/ --node-name node-1 --scheduler wlc --sync-period 30s
+              The same, with health checks set in the agent's configuration file:
+                ipvs-agent --manifests /etc/ipvs-agent/ --config /etc/ipvs-agent.yaml
               Remove everything the agent programmed (and nothing else):
                 ipvs-agent --cleanup
             """
@@ -60,6 +69,11 @@ public struct AgentCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp("The health check of Services without the ipvs.swift.dev/health-check annotation: none or tcp (a connect every second; a pod down after 2 failures gets weight 0, back after 2 successes). Services tune or enable checks with ipvs.swift.dev/health-* annotations.", valueName: "kind"))
     public var healthCheck: String = "none"
+
+    @Option(name: .long, help: ArgumentHelp(
+        "The agent's configuration file (YAML or JSON, kind: AgentConfiguration): health check defaults for every Service and settings for single Services (healthChecks.default, healthChecks.services). Re-read on SIGHUP; a file with errors is refused whole. See Examples/agent-config.yaml.",
+        valueName: "path"))
+    public var config: String?
 
     @Option(name: .long, help: ArgumentHelp("This node's name, for `Local` traffic policies (default: the host name).", valueName: "name"))
     public var nodeName: String?
@@ -120,8 +134,9 @@ public struct AgentCommand: AsyncParsableCommand {
             throw ValidationError("--cleanup runs alone; drop --once and --dry-run")
         }
         guard ["none", "tcp"].contains(healthCheck) else {
-            throw ValidationError("--health-check: '\(healthCheck)' is not a default check; use none or tcp (per-Service checks: ipvs.swift.dev/health-check annotations)")
+            throw ValidationError("--health-check: '\(healthCheck)' is not a default check; use none or tcp (other checks and settings: healthChecks.default in --config, or ipvs.swift.dev/health-* annotations)")
         }
+
         guard Scheduler(rawValue: scheduler).isKnown else {
             throw ValidationError("unknown scheduler '\(scheduler)'; use one of \(Scheduler.allKnown.map(\.rawValue).joined(separator: ", "))")
         }

@@ -31,7 +31,9 @@ struct AgentDaemon {
             checker,
             HealthLoop(link: health, reconciler: reconciler, logger: logger),
             ReconcileLoop(paths: command.manifests, reconciler: reconciler, mapping: mapping,
-                          syncPeriod: command.syncPeriod.duration, status: status, health: health, logger: logger),
+                          syncPeriod: command.syncPeriod.duration, status: status, health: health,
+                          configuration: command.config.map { ConfigurationReload(path: $0, base: AgentRunner(command: command, logger: logger).baseHealth) },
+                          logger: logger),
         ]
         if command.metricsAddress != "none" {
             services.append(try MetricsServer(address: command.metricsAddress, registry: registry, status: status, logger: logger))
@@ -51,6 +53,8 @@ struct ReconcileLoop: Service {
     let syncPeriod: Duration
     let status: StatusBox
     let health: HealthLink
+    /// Re-reads `--config` on SIGHUP (`nil` without one).
+    let configuration: ConfigurationReload?
     let logger: Logger
     let metrics = AgentMetrics()
 
@@ -103,7 +107,7 @@ struct ReconcileLoop: Service {
         }
         let watched = Set(paths)
         let reconciler = reconciler, status = status, logger = logger, metrics = metrics, syncPeriod = syncPeriod, health = health
-        let mapping = mapping
+        let mapping = mapping, configuration = configuration
 
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
@@ -125,6 +129,7 @@ struct ReconcileLoop: Service {
                         try? await Task.sleep(for: .milliseconds(100))
                         guard let changed = pending.take() else { continue } // Loaded by an earlier pass.
                         let reason = changed.map { "changed \($0.sorted().joined(separator: ", "))" } ?? "SIGHUP"
+                        if changed == nil, let configuration { configuration.reload(into: &builder, logger: logger) }
                         await Self.reload(source, changed: changed, &builder, reconciler, health, metrics, logger, reason: reason)
                     }
                 }
@@ -172,5 +177,34 @@ struct ReconcileLoop: Service {
             // New endpoints can change a Service's quorum without any health transition.
             await reconciler.setHealth(health.overlay(logger: logger))
         }
+    }
+}
+
+/// Re-reads the configuration file (`--config`) on SIGHUP: a file with errors is refused whole and
+/// the configuration in use stays; a changed one maps every Service again.
+struct ConfigurationReload: Sendable {
+    let path: String
+    /// `--health-check`, under the file's settings.
+    let base: HealthCheckConfiguration
+
+    func reload(into builder: inout DesiredStateBuilder, logger: Logger) {
+        let configuration: AgentConfiguration
+        do {
+            configuration = try AgentConfiguration.load(path: path, base: base)
+        } catch {
+            for problem in error.problems { logger.error("\(problem)") }
+            logger.error("configuration file not reloaded: it has errors; the configuration in use stays", metadata: ["config": "\(path)"])
+            return
+        }
+        guard builder.options.health != configuration.healthDefault || builder.options.serviceHealth != configuration.serviceHealth else {
+            logger.info("configuration file unchanged", metadata: ["config": "\(path)"])
+            return
+        }
+        // Setting the options makes the next build map every Service again.
+        builder.options.health = configuration.healthDefault
+        builder.options.serviceHealth = configuration.serviceHealth
+        logger.notice("configuration file reloaded", metadata: [
+            "config": "\(path)", "services_configured": "\(configuration.serviceHealth.count)",
+            "default_check": "\(configuration.healthDefault.kind.name)"])
     }
 }

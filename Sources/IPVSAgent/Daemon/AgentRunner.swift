@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HealthCheck
 import IPVS
 import Logging
 import Metrics
@@ -17,7 +18,25 @@ struct AgentRunner {
         Reconciler.Options(interface: command.interface, drainTimeout: command.drainTimeout.duration)
     }
 
-    func mappingOptions(links: LinkManagerBackend?) -> MappingOptions {
+    /// The health check of every Service before the configuration file: `--health-check`.
+    var baseHealth: HealthCheckConfiguration {
+        command.healthCheck == "tcp" ? .default : MappingOptions.noHealthChecks
+    }
+
+    /// Reads `--config` (without one: `--health-check` for every Service). A file with errors
+    /// stops the agent before it changes anything, each problem logged with its file and line.
+    func configuration() throws -> AgentConfiguration {
+        guard let path = command.config else { return .none(base: baseHealth) }
+        do {
+            return try AgentConfiguration.load(path: path, base: baseHealth)
+        } catch {
+            for problem in error.problems { logger.critical("\(problem)") }
+            logger.critical("cannot start: the configuration file has errors; nothing was changed", metadata: ["config": "\(path)"])
+            throw ExitCode(2)
+        }
+    }
+
+    func mappingOptions(links: LinkManagerBackend?, configuration: AgentConfiguration) -> MappingOptions {
         var addresses = command.nodeIP.compactMap(IPAddress.init)
         if addresses.isEmpty, let links {
             do {
@@ -29,7 +48,7 @@ struct AgentRunner {
         logger.debug("NodePort addresses", metadata: ["addresses": "\(addresses.map(\.description))"])
         return MappingOptions(scheduler: Scheduler(rawValue: command.scheduler), nodeName: command.nodeName ?? Self.hostName,
                               nodeAddresses: addresses,
-                              health: command.healthCheck == "tcp" ? .default : MappingOptions.noHealthChecks)
+                              health: configuration.healthDefault, serviceHealth: configuration.serviceHealth)
     }
 
     static var hostName: String {
@@ -105,9 +124,10 @@ struct AgentRunner {
     }
 
     func dryRun() async throws {
+        let configuration = try configuration()
         let links = try? LinkManagerBackend()
         let source = ManifestSource(paths: command.manifests, logger: logger)
-        var builder = DesiredStateBuilder(options: mappingOptions(links: links))
+        var builder = DesiredStateBuilder(options: mappingOptions(links: links, configuration: configuration))
         let (build, issues, hold) = load(source, &builder)
         let reconciler = try makeReconciler(links: links, fallBackToEmpty: true)
         try await reconciler.start(createInterface: false)
@@ -118,10 +138,11 @@ struct AgentRunner {
     }
 
     func once() async throws {
+        let configuration = try configuration()
         let links = try openLinks()
         applySysctls()
         let source = ManifestSource(paths: command.manifests, logger: logger)
-        var builder = DesiredStateBuilder(options: mappingOptions(links: links))
+        var builder = DesiredStateBuilder(options: mappingOptions(links: links, configuration: configuration))
         let reconciler = try makeReconciler(links: links)
         do {
             try await reconciler.start()
@@ -149,11 +170,12 @@ struct AgentRunner {
 
     func daemon() async throws {
         // Metrics handles are made by the reconciler, so the factory comes first.
+        let configuration = try configuration()
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let links = try openLinks()
         applySysctls()
-        let options = mappingOptions(links: links)
+        let options = mappingOptions(links: links, configuration: configuration)
         let reconciler = try makeReconciler(links: links)
         do {
             try await reconciler.start()

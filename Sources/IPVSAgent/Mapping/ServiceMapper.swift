@@ -15,14 +15,20 @@ public struct MappingOptions: Hashable, Sendable {
     public var forwarding: ForwardingMethod
     /// The weight of every ready endpoint.
     public var weight: Int32
-    /// The health check of Services without `ipvs.swift.dev/health-check` (`--health-check`);
-    /// kind `.disabled` means no checks unless a Service asks for them.
+    /// The health check of Services before their `ipvs.swift.dev/health-*` annotations
+    /// (`--health-check`, then the configuration file's `healthChecks.default`); kind `.disabled`
+    /// means no checks unless a Service asks for them.
     public var health: HealthCheckConfiguration
+    /// The health checks the configuration file sets for single Services (`healthChecks.services`),
+    /// used instead of `health` under those Services' annotations.
+    public var serviceHealth: [ObjectName: HealthCheckConfiguration]
 
     public init(scheduler: Scheduler = .roundRobin, schedulerFlags: ServiceFlags = [], nodeName: String? = nil,
                 nodeAddresses: [IPAddress] = [], forwarding: ForwardingMethod = .masquerade, weight: Int32 = 1,
-                health: HealthCheckConfiguration = MappingOptions.noHealthChecks) {
+                health: HealthCheckConfiguration = MappingOptions.noHealthChecks,
+                serviceHealth: [ObjectName: HealthCheckConfiguration] = [:]) {
         self.health = health
+        self.serviceHealth = serviceHealth
         self.scheduler = scheduler
         self.schedulerFlags = schedulerFlags
         self.nodeName = nodeName
@@ -80,7 +86,7 @@ public enum ServiceMapper {
         var health: HealthCheckConfiguration?
         do {
             let configuration = try HealthCheckConfiguration(annotations: service.annotations, prefix: ManifestDecoder.annotationPrefix,
-                                                             defaults: options.health)
+                                                             defaults: options.serviceHealth[service.name] ?? options.health)
             if configuration.kind != .disabled { health = configuration }
         } catch {
             result.issues.append(ManifestIssue(file: "", object: object, field: "metadata.annotations",

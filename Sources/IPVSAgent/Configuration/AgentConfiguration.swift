@@ -1,0 +1,268 @@
+import Foundation
+import HealthCheck
+
+/// The agent's own configuration file (`--config`): settings that are the node operator's rather
+/// than the Services' owners', in YAML or JSON.
+///
+/// ```yaml
+/// apiVersion: ipvs.swift.dev/v1alpha1
+/// kind: AgentConfiguration
+/// healthChecks:
+///   default:                  # every Service, under its own annotations
+///     check: tcp
+///     interval: 1s
+///     fall: 3
+///   services:
+///     default/web:            # namespace/name: over the default, under the Service's annotations
+///       check: http
+///       path: /healthz
+///       quorum: 2
+///       fallback: 10.0.0.9:8080
+/// ```
+///
+/// A health section takes the names of the `ipvs.swift.dev/health-*` annotations without that
+/// prefix (`check`, `interval`, `initial-delay`, `on-failure`, …) and the same values; `exec` may
+/// also be a YAML list. The layers, each overriding only what it names: the built-in defaults,
+/// `--health-check`, `healthChecks.default`, the Service's entry in `healthChecks.services`, then
+/// the Service's own annotations.
+public struct AgentConfiguration: Hashable, Sendable {
+    /// The `apiVersion` this agent reads.
+    public static let apiVersion = "ipvs.swift.dev/v1alpha1"
+    /// The `kind` of the document.
+    public static let kind = "AgentConfiguration"
+
+    /// The health check of Services without an entry of their own (before their annotations).
+    public var healthDefault: HealthCheckConfiguration
+    /// The health check of the Services named in `healthChecks.services` (the default under it).
+    public var serviceHealth: [ObjectName: HealthCheckConfiguration]
+
+    public init(healthDefault: HealthCheckConfiguration, serviceHealth: [ObjectName: HealthCheckConfiguration] = [:]) {
+        self.healthDefault = healthDefault
+        self.serviceHealth = serviceHealth
+    }
+
+    /// The configuration without a file: `base` for every Service.
+    public static func none(base: HealthCheckConfiguration) -> AgentConfiguration {
+        AgentConfiguration(healthDefault: base)
+    }
+
+    // MARK: - Reading
+
+    /// Reads the file at `path`; its health sections start from `base` (`--health-check`).
+    ///
+    /// - Throws: ``AgentConfigurationError`` with every problem found, each naming the file, line
+    ///   and field.
+    public static func load(path: String, base: HealthCheckConfiguration) throws(AgentConfigurationError) -> AgentConfiguration {
+        func unreadable(_ reason: String) -> AgentConfigurationError {
+            AgentConfigurationError(problems: [ManifestIssue(file: path, message: "cannot read the configuration file: \(reason)")])
+        }
+        // open(2) rather than Foundation's readers, whose errors do not say why ("No such file or directory").
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw unreadable(String(cString: strerror(errno))) }
+        let handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
+        let data: Data
+        do {
+            data = try handle.readToEnd() ?? Data()
+        } catch {
+            var isFolder: ObjCBool = false
+            let folder = FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) && isFolder.boolValue
+            throw unreadable(folder ? "it is a folder; name the file" : "\(error.localizedDescription)")
+        }
+        guard let text = String(data: data, encoding: .utf8) else { throw unreadable("it is not UTF-8 text") }
+        return try parse(text, file: path, base: base)
+    }
+
+    /// Reads a configuration from `text` (`file` names it in errors).
+    public static func parse(_ text: String, file: String, base: HealthCheckConfiguration) throws(AgentConfigurationError) -> AgentConfiguration {
+        var reader = Reader(file: file)
+        let configuration = reader.read(text, base: base)
+        guard reader.problems.isEmpty, let configuration else { throw AgentConfigurationError(problems: reader.problems) }
+        return configuration
+    }
+}
+
+/// Why a configuration file cannot be used: every problem in it.
+public struct AgentConfigurationError: Error, Hashable, Sendable, CustomStringConvertible {
+    public var problems: [ManifestIssue]
+
+    public var description: String { problems.map(\.description).joined(separator: "\n") }
+}
+
+// MARK: - Reader
+
+/// Walks the YAML of a configuration file, collecting every problem rather than stopping at the first.
+private struct Reader {
+    let file: String
+    var problems: [ManifestIssue] = []
+
+    /// The keys of a health section: the annotation names without `ipvs.swift.dev/health-`.
+    static let healthKeys: [String] = HealthCheckConfiguration.annotationNames.map(settingName)
+
+    mutating func problem(_ line: Int?, _ field: String?, _ message: String) {
+        problems.append(ManifestIssue(file: file, line: line, field: field, message: message))
+    }
+
+    mutating func read(_ text: String, base: HealthCheckConfiguration) -> AgentConfiguration? {
+        let roots: [YAMLNode]
+        do {
+            roots = try YAMLTree.parse(text).roots
+        } catch {
+            problem(error.line, nil, "not YAML or JSON: \(error.summary)")
+            return nil
+        }
+        guard roots.count == 1, let root = roots.first, root.kind == .mapping else {
+            problem(roots.first?.line, nil, roots.count > 1
+                    ? "holds \(roots.count) documents; a configuration file holds one"
+                    : "is not a mapping; start with apiVersion: \(AgentConfiguration.apiVersion) and kind: \(AgentConfiguration.kind)")
+            return nil
+        }
+        var configuration = AgentConfiguration.none(base: base)
+        var seen: Set<String> = []
+        for position in 0..<root.count {
+            let (key, value) = root.pair(position)
+            let name = key.scalar ?? ""
+            seen.insert(name)
+            switch name {
+            case "apiVersion":
+                if value.scalar != AgentConfiguration.apiVersion {
+                    problem(value.line, "apiVersion", "is \(Self.show(value)); this agent reads \(AgentConfiguration.apiVersion)")
+                }
+            case "kind":
+                if value.scalar != AgentConfiguration.kind {
+                    problem(value.line, "kind", "is \(Self.show(value)); a configuration file is kind: \(AgentConfiguration.kind)")
+                }
+            case "healthChecks":
+                readHealthChecks(value, into: &configuration)
+            default:
+                problem(key.line, name, "is not a field of \(AgentConfiguration.kind); known: apiVersion, kind, healthChecks")
+            }
+        }
+        for required in ["apiVersion", "kind"] where !seen.contains(required) {
+            problem(root.line, required, "is missing; a configuration file starts with apiVersion: \(AgentConfiguration.apiVersion) and kind: \(AgentConfiguration.kind)")
+        }
+        return configuration
+    }
+
+    private mutating func readHealthChecks(_ node: YAMLNode, into configuration: inout AgentConfiguration) {
+        guard let pairs = mapping(node, "healthChecks") else { return }
+        // The default first: every Service entry builds on it, wherever it stands in the file.
+        if let defaults = pairs.first(where: { $0.key.scalar == "default" }),
+           let health = readHealth(defaults.value, field: "healthChecks.default", over: configuration.healthDefault) {
+            configuration.healthDefault = health
+        }
+        for (key, value) in pairs {
+            switch key.scalar ?? "" {
+            case "default": continue
+            case "services":
+                guard let services = mapping(value, "healthChecks.services") else { continue }
+                for (nameNode, section) in services {
+                    let text = nameNode.scalar ?? ""
+                    let field = "healthChecks.services[\(text)]"
+                    guard let name = Self.objectName(text) else {
+                        problem(nameNode.line, field, "is not a Service name; use namespace/name, e.g. default/web")
+                        continue
+                    }
+                    if let health = readHealth(section, field: field, over: configuration.healthDefault) {
+                        configuration.serviceHealth[name] = health
+                    }
+                }
+            case let other:
+                problem(key.line, "healthChecks.\(other)", "is not a field of healthChecks; known: default, services")
+            }
+        }
+    }
+
+    /// One health section over `defaults`, or `nil` (with its problems recorded) when it is wrong.
+    private mutating func readHealth(_ node: YAMLNode, field: String, over defaults: HealthCheckConfiguration) -> HealthCheckConfiguration? {
+        guard let pairs = mapping(node, field) else { return nil }
+        var values: [String: String] = [:]
+        var lines: [String: Int] = [:]
+        var valid = true
+        for (key, value) in pairs {
+            let name = key.scalar ?? ""
+            guard Self.healthKeys.contains(name) else {
+                problem(key.line, "\(field).\(name)", "is not a health check setting; known: \(Self.healthKeys.joined(separator: ", "))")
+                valid = false
+                continue
+            }
+            guard let text = scalarText(value, allowList: name == "exec", field: "\(field).\(name)") else {
+                valid = false
+                continue
+            }
+            let annotation = name == "check" ? "health-check" : "health-\(name)"
+            values[annotation] = text
+            lines[annotation] = key.line
+        }
+        guard valid else { return nil }
+        do {
+            return try HealthCheckConfiguration(annotations: values, prefix: "", defaults: defaults)
+        } catch let error as HealthCheckConfigurationError {
+            // The reader names the annotation that was wrong (prefix ""): point at its key.
+            let annotation = error.isAnnotation ? error.field : nil
+            let message = error.isAnnotation ? "\"\(error.value)\" \(Self.settingNames(error.problem))" : error.description
+            problem(annotation.flatMap { lines[$0] } ?? node.line, annotation.map { "\(field).\(Self.settingName($0))" } ?? field, message)
+            return nil
+        } catch {
+            problem(node.line, field, "\(error)")
+            return nil
+        }
+    }
+
+    /// `check` for `health-check`, `interval` for `health-interval`.
+    static func settingName(_ annotation: String) -> String {
+        annotation == "health-check" ? "check" : String(annotation.dropFirst("health-".count))
+    }
+
+    /// `problem` with the annotation names it mentions (`set health-check`) as this file's names.
+    static func settingNames(_ problem: String) -> String {
+        var text = problem.replacingOccurrences(of: "the annotation health-", with: "the setting health-")
+        for annotation in HealthCheckConfiguration.annotationNames.sorted(by: { $0.count > $1.count }) {
+            text = text.replacingOccurrences(of: annotation, with: settingName(annotation))
+        }
+        return text
+    }
+
+    // MARK: - Nodes
+
+    private mutating func mapping(_ node: YAMLNode, _ field: String) -> [(key: YAMLNode, value: YAMLNode)]? {
+        guard node.kind == .mapping else {
+            problem(node.line, field, "must be a mapping of names to values")
+            return nil
+        }
+        return (0..<node.count).map { node.pair($0) }
+    }
+
+    /// A scalar's text; a list of scalars (where `allowList`) as a JSON array, as the annotation takes it.
+    private mutating func scalarText(_ node: YAMLNode, allowList: Bool, field: String) -> String? {
+        switch node.kind {
+        case .scalar:
+            guard let text = node.scalar, !(node.isPlain && ["", "~", "null", "Null", "NULL"].contains(text)) else {
+                problem(node.line, field, "has no value")
+                return nil
+            }
+            return text
+        case .sequence where allowList:
+            let items = (0..<node.count).map { node.element($0) }
+            guard items.allSatisfy({ $0.kind == .scalar }), !items.isEmpty,
+                  let data = try? JSONEncoder().encode(items.map { $0.scalar ?? "" }) else {
+                problem(node.line, field, "must be a program and its arguments, as a list of strings")
+                return nil
+            }
+            return String(decoding: data, as: UTF8.self)
+        default:
+            problem(node.line, field, allowList ? "must be a string or a list of strings" : "must be a single value, not a \(node.kind == .mapping ? "mapping" : "list")")
+            return nil
+        }
+    }
+
+    private static func show(_ node: YAMLNode) -> String {
+        node.scalar.map { "\"\($0)\"" } ?? "not a string"
+    }
+
+    /// `namespace/name`, each a non-empty name without slashes or spaces.
+    static func objectName(_ text: String) -> ObjectName? {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty && !$0.contains(where: \.isWhitespace) }) else { return nil }
+        return ObjectName(namespace: String(parts[0]), name: String(parts[1]))
+    }
+}
