@@ -72,6 +72,13 @@ final class FakeVIPs: VIPBackend, @unchecked Sendable {
 
     func addresses(on name: String) throws -> Set<IPAddress> { interfaces[name] ?? [] }
 
+    func deleteInterfaceIfUnused(named name: String) throws -> Bool {
+        guard interfaces[name]?.isEmpty == true else { return false }
+        interfaces[name] = nil
+        changes.append("delete \(name)")
+        return true
+    }
+
     /// Signalled after each address bound (bindings may run on a thread of their own).
     let bound = DispatchSemaphore(value: 0)
 

@@ -15,6 +15,7 @@ final class OwnershipStoreTests: XCTestCase {
             ownership.addresses.insert(address)
             if index % 4 != 3 { ownership.origins[key] = ObjectName(namespace: "ns", name: name) }
         }
+        if names.count % 2 == 1 { ownership.interface = names.first.map { "ipvs-\($0)" } } // with and without one
         return ownership
     }
 

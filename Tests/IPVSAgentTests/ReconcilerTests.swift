@@ -50,6 +50,40 @@ final class ReconcilerTests: XCTestCase {
         XCTAssertEqual(vips.interfaces["kube-ipvs0"], [ip("192.0.2.1")])
     }
 
+    /// The interface the agent created is its own: recorded, kept over restarts, and deleted by
+    /// --cleanup once nothing else is bound on it; one it found is never deleted.
+    func testCleanupDeletesTheInterfaceItCreatedWhenNothingElseIsOnIt() async throws {
+        let ipvs = FakeIPVS(), vips = FakeVIPs()
+        let store = OwnershipStore(path: folder.appendingPathComponent("state.json").path)
+        try await makeReconciler(ipvs, vips).start()
+        XCTAssertEqual(try store.load().interface, "kube-ipvs0")
+        let restarted = makeReconciler(ipvs, vips)
+        try await restarted.start()
+        await restarted.reconcile(web(["10.244.1.5"]))
+        XCTAssertEqual(try store.load().interface, "kube-ipvs0", "a restart keeps it recorded")
+        let cleanup = await restarted.cleanup()
+        XCTAssertEqual(cleanup.failures, [])
+        XCTAssertNil(vips.interfaces["kube-ipvs0"])
+        XCTAssertEqual(vips.changes.last, "delete kube-ipvs0")
+        XCTAssertNil(try store.load().interface)
+
+        // Created again, then someone else binds an address on it: it stays.
+        let again = makeReconciler(ipvs, vips)
+        try await again.start()
+        vips.interfaces["kube-ipvs0"] = [ip("192.0.2.1")]
+        _ = await again.cleanup()
+        XCTAssertEqual(vips.interfaces["kube-ipvs0"], [ip("192.0.2.1")])
+
+        // Found there: never deleted.
+        let foundVIPs = FakeVIPs()
+        foundVIPs.interfaces["kube-ipvs0"] = []
+        try? FileManager.default.removeItem(atPath: store.path)
+        let found = makeReconciler(FakeIPVS(), foundVIPs)
+        try await found.start()
+        _ = await found.cleanup()
+        XCTAssertEqual(foundVIPs.interfaces["kube-ipvs0"], [])
+    }
+
     func testRestartAdoptsWithoutChangesAndIncrementalChangeIsOneOperation() async throws {
         let ipvs = FakeIPVS(), vips = FakeVIPs()
         var reconciler = makeReconciler(ipvs, vips)
@@ -228,6 +262,7 @@ final class RendezvousVIPs: VIPBackend, @unchecked Sendable {
     func addresses(on name: String) throws -> Set<IPAddress> { try fake.addresses(on: name) }
     func add(_ address: IPAddress, to name: String) throws { try fake.add(address, to: name) }
     func remove(_ address: IPAddress, from name: String) throws { try fake.remove(address, from: name) }
+    func deleteInterfaceIfUnused(named name: String) throws -> Bool { try fake.deleteInterfaceIfUnused(named: name) }
     func add(_ addresses: [IPAddress], to name: String) -> [Result<Void, any Error>] {
         meeting.arrive()
         return addresses.map { address in Result { try fake.add(address, to: name) } }

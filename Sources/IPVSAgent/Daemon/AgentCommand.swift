@@ -111,7 +111,7 @@ public struct AgentCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Reconcile once, then exit: 0 on success, 1 with the errors otherwise.")
     public var once = false
 
-    @Flag(name: .long, help: "Remove every service and VIP the agent owns (nothing else), then exit.")
+    @Flag(name: .long, help: "Remove every service and VIP the agent owns (nothing else), and the dummy interface when the agent created it and nothing else is bound on it, then exit.")
     public var cleanup = false
 
     @Option(name: .long, help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "level"))

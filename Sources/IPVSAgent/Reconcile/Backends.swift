@@ -25,6 +25,9 @@ public protocol VIPBackend: AnyObject, Sendable {
     func remove(_ address: IPAddress, from name: String) throws
     /// Binds every address of `addresses`; one result per address, in order.
     func add(_ addresses: [IPAddress], to name: String) -> [Result<Void, any Error>]
+    /// Deletes the dummy interface when no address but IPv6 link-local ones is bound on it;
+    /// returns whether it did (no error when it is missing).
+    func deleteInterfaceIfUnused(named name: String) throws -> Bool
 }
 
 extension VIPBackend {

@@ -31,6 +31,20 @@ public final class LinkManagerBackend: VIPBackend, Sendable {
         try links.removeAddress(address, from: name)
     }
 
+    public func deleteInterfaceIfUnused(named name: String) throws -> Bool {
+        guard try links.interfaceIndex(named: name) != nil else { return false }
+        // The kernel gives an interface that is up an IPv6 link-local address of its own.
+        guard try links.addresses(on: name).allSatisfy({ Self.isIPv6LinkLocal($0.address) }) else { return false }
+        try links.deleteInterface(named: name)
+        return true
+    }
+
+    /// fe80::/10.
+    static func isIPv6LinkLocal(_ address: IPAddress) -> Bool {
+        if case .v6(let high, _) = address { return high >> 54 == 0x3FA }
+        return false
+    }
+
     /// The node's own addresses (for NodePorts), leaving out `interface` and loopback.
     public func nodeAddresses(excluding interface: String) throws -> [IPAddress] {
         try links.nodeAddresses(excluding: [interface, "lo"])

@@ -9,11 +9,16 @@ public struct Ownership: Hashable, Sendable {
     /// The Kubernetes Service each owned virtual service came from, so that an invalid manifest
     /// object holds its Service's kernel state instead of removing it.
     public var origins: [ServiceKey: ObjectName]
+    /// The dummy interface the agent created (`nil` when it found it there): `--cleanup` deletes
+    /// it once nothing else is bound on it.
+    public var interface: String?
 
-    public init(services: Set<ServiceKey> = [], addresses: Set<IPAddress> = [], origins: [ServiceKey: ObjectName] = [:]) {
+    public init(services: Set<ServiceKey> = [], addresses: Set<IPAddress> = [], origins: [ServiceKey: ObjectName] = [:],
+                interface: String? = nil) {
         self.services = services
         self.addresses = addresses
         self.origins = origins
+        self.interface = interface
     }
 }
 
@@ -36,6 +41,8 @@ public struct OwnershipStore: Sendable {
         var version: Int
         var services: [Service]
         var addresses: [String]
+        /// Missing in files of earlier versions, and when the agent did not create the interface.
+        var interface: String?
     }
 
     /// The recorded ownership; empty when the file does not exist.
@@ -68,6 +75,7 @@ public struct OwnershipStore: Sendable {
             guard let address = IPAddress(text) else { throw AgentError("the state file \(path) lists an invalid address \(text)") }
             ownership.addresses.insert(address)
         }
+        ownership.interface = file.interface
         return ownership
     }
 
@@ -92,7 +100,7 @@ public struct OwnershipStore: Sendable {
             services.append(File.Service(protocol: transport.description, address: address.description, port: port,
                                          origin: ownership.origins[key]?.description))
         }
-        return File(version: 1, services: services, addresses: ownership.addresses.sorted().map(\.description))
+        return File(version: 1, services: services, addresses: ownership.addresses.sorted().map(\.description), interface: ownership.interface)
     }
 
     /// The file's text, as `JSONEncoder` with `[.prettyPrinted, .sortedKeys]` writes it (byte for
@@ -109,7 +117,13 @@ public struct OwnershipStore: Sendable {
             out += (index == 0 ? "\n    " : ",\n    ").utf8
             appendString(address, to: &out)
         }
-        out += (file.addresses.isEmpty ? "\n\n  ],\n  \"services\" : [" : "\n  ],\n  \"services\" : [").utf8
+        out += (file.addresses.isEmpty ? "\n\n  ],\n" : "\n  ],\n").utf8
+        if let interface = file.interface {
+            out += "  \"interface\" : ".utf8
+            appendString(interface, to: &out)
+            out += ",\n".utf8
+        }
+        out += "  \"services\" : [".utf8
         for (index, service) in file.services.enumerated() {
             out += (index == 0 ? "\n    {\n      \"address\" : " : ",\n    {\n      \"address\" : ").utf8
             appendString(service.address, to: &out)

@@ -98,6 +98,8 @@ public actor Reconciler {
         ownership = try store?.load() ?? Ownership()
         if let vips, createInterface, try vips.ensureInterface(named: options.interface) {
             logger.info("created dummy interface", metadata: ["interface": "\(options.interface)"])
+            ownership.interface = options.interface
+            save()
         }
         try readKernel()
         logger.info("read kernel state", metadata: [
@@ -330,12 +332,33 @@ public actor Reconciler {
         plan.addressesToRemove = vips == nil ? [] : ownership.addresses.intersection(boundAddresses).sorted()
         var report = apply(plan)
         if report.succeeded {
+            removeCreatedInterface()
             ownership = Ownership()
             programmedRealServers = 0
             save()
         }
         report.applied = plan.operations.count + plan.addressesToRemove.count - report.failures.count
         return report
+    }
+
+    /// Deletes the dummy interface when the agent created it and nothing else is bound on it.
+    private func removeCreatedInterface() {
+        guard let vips, let created = ownership.interface else { return }
+        guard created == options.interface else {
+            logger.warning("left the dummy interface the agent created in place: this cleanup is for another interface",
+                           metadata: ["interface": "\(created)", "cleaned": "\(options.interface)"])
+            return
+        }
+        do {
+            if try vips.deleteInterfaceIfUnused(named: created) {
+                logger.info("deleted dummy interface", metadata: ["interface": "\(created)"])
+            } else {
+                logger.notice("left the dummy interface in place: addresses the agent did not add are bound on it",
+                              metadata: ["interface": "\(created)"])
+            }
+        } catch {
+            logger.error("cannot delete the dummy interface", metadata: ["interface": "\(created)", "error": "\(error)"])
+        }
     }
 
     // MARK: - Applying
