@@ -20,12 +20,19 @@ final class HealthLinkTests: XCTestCase {
         let overlay = HealthLink.overlay(
             states: [BackendID(service: web, server: pod): state(.down), BackendID(service: web, server: other): state(.up)],
             actions: [BackendID(service: web, server: pod): .quiesce, BackendID(service: web, server: other): .quiesce])
-        XCTAssertEqual(overlay.adjustments, [pod: .quiesce])
+        XCTAssertEqual(overlay.adjustments, [BackendID(service: web, server: pod): .quiesce])
 
-        let removing = HealthLink.overlay(
+        let both = HealthLink.overlay(
             states: [BackendID(service: web, server: pod): state(.down), BackendID(service: dns, server: pod): state(.down)],
             actions: [BackendID(service: web, server: pod): .quiesce, BackendID(service: dns, server: pod): .remove])
-        XCTAssertEqual(removing.adjustments, [pod: .remove], "removal wins when two Services check one endpoint")
+        XCTAssertEqual(both.adjustments, [BackendID(service: web, server: pod): .quiesce, BackendID(service: dns, server: pod): .remove],
+                       "each virtual service's failure action applies in that virtual service")
+
+        let oneService = HealthLink.overlay(
+            states: [BackendID(service: web, server: pod): state(.down), BackendID(service: dns, server: pod): state(.up)],
+            actions: [BackendID(service: web, server: pod): .quiesce, BackendID(service: dns, server: pod): .quiesce])
+        XCTAssertEqual(oneService.adjustments, [BackendID(service: web, server: pod): .quiesce],
+                       "a pod failing one virtual service's check is not adjusted where its check passes")
 
         XCTAssertEqual(HealthLink.overlay(states: [BackendID(service: web, server: pod): state(.down)], actions: [:]).adjustments, [:],
                        "a backend no longer targeted is not adjusted")

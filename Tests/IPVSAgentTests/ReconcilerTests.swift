@@ -1,4 +1,5 @@
 import Foundation
+import HealthCheck
 import IPVS
 import Logging
 import XCTest
@@ -138,7 +139,7 @@ extension ReconcilerTests {
         try await reconciler.start()
         await reconciler.reconcile(web(["10.244.1.5", "10.244.1.6"]))
         ipvs.applied = []
-        let sick = RealServerID(address: ip("10.244.1.6"), port: 8080)
+        let sick = BackendID(service: tcp("10.96.0.10", 80), server: RealServerID(address: ip("10.244.1.6"), port: 8080))
         await reconciler.setHealth(HealthOverlay(adjustments: [sick: .quiesce]))
         XCTAssertEqual(ipvs.applied, [.updateRealServer(server("10.244.1.6", 8080, weight: 0), service: tcp("10.96.0.10", 80))])
         // Healthy again: the configured weight comes back; a new mapping keeps the overlay applied.
@@ -149,6 +150,21 @@ extension ReconcilerTests {
         ipvs.applied = []
         await reconciler.reconcile(web(["10.244.1.5", "10.244.1.6"]))
         XCTAssertEqual(ipvs.applied, [])
+    }
+
+    func testHealthOverlayTouchesOnlyTheVirtualServiceWhoseVerdictChanged() async throws {
+        let ipvs = FakeIPVS(), vips = FakeVIPs()
+        let reconciler = makeReconciler(ipvs, vips)
+        try await reconciler.start()
+        let web = tcp("10.96.0.10", 80), api = tcp("10.96.0.11", 80)
+        let pod = server("10.244.1.5", 8080)
+        await reconciler.reconcile(DesiredState(services: [web: desired(web, [pod]), api: desired(api, [pod])],
+                                                addresses: [ip("10.96.0.10"), ip("10.96.0.11")]))
+        ipvs.applied = []
+        await reconciler.setHealth(HealthOverlay(adjustments: [BackendID(service: web, server: pod.id): .quiesce]))
+        XCTAssertEqual(ipvs.applied, [.updateRealServer(server("10.244.1.5", 8080, weight: 0), service: web)],
+                       "the same pod behind another virtual service keeps its weight")
+        XCTAssertEqual(ipvs.state.services[api]?.realServers[pod.id]?.weight, 1)
     }
 
     func testDryRunChangesNothing() async throws {

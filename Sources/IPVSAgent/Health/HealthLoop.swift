@@ -142,14 +142,14 @@ public final class HealthLink: Sendable {
             + (effective.quorumLost ? "fewer than the quorum of \(minimum)" : "quorum \(minimum) met")
     }
 
-    /// Pure: a backend that is not serving is adjusted by its Service's failure action; when
-    /// several Services check the same endpoint, removal wins over quiescing.
+    /// Pure: a backend that is not serving is adjusted by its virtual service's failure action,
+    /// in that virtual service only (the same endpoint behind another one follows that one's
+    /// checks, or none).
     static func overlay(states: [BackendID: HealthState], actions: [BackendID: FailureAction]) -> HealthOverlay {
-        var adjustments: [RealServerID: HealthAdjustment] = [:]
+        var adjustments: [BackendID: HealthAdjustment] = [:]
         for (backend, state) in states where !state.status.isServing {
             guard let action = actions[backend] else { continue }
-            let adjustment: HealthAdjustment = action == .remove ? .remove : .quiesce
-            if adjustments[backend.server] != .remove { adjustments[backend.server] = adjustment }
+            adjustments[backend] = action == .remove ? .remove : .quiesce
         }
         return HealthOverlay(adjustments: adjustments)
     }
