@@ -12,14 +12,18 @@ public struct DesiredService: Hashable, Sendable {
     /// How its real servers are health-checked (the Service's `ipvs.swift.dev/health-*`
     /// annotations over `--health-check`), or `nil` for no checks.
     public var health: HealthCheckConfiguration?
+    /// Endpoints that health checks took out of `realServers` (`health-on-failure: remove`): they
+    /// are deleted from the kernel at once, not drained, so their existing connections stop too.
+    public var removedByHealth: Set<RealServerID>
 
     public init(service: VirtualService, realServers: [RealServerID: RealServer] = [:], origin: ObjectName, portName: String = "",
-                health: HealthCheckConfiguration? = nil) {
+                health: HealthCheckConfiguration? = nil, removedByHealth: Set<RealServerID> = []) {
         self.service = service
         self.realServers = realServers
         self.origin = origin
         self.portName = portName
         self.health = health
+        self.removedByHealth = removedByHealth
     }
 
     /// `default/web:http`: the Service and port, for logs and the health status.
@@ -47,7 +51,8 @@ public struct DesiredState: Hashable, Sendable {
 public enum HealthAdjustment: Hashable, Sendable {
     /// Keep the server but send it no new connections (weight 0).
     case quiesce
-    /// Take the server out of the service (it drains like a removed endpoint).
+    /// Delete the server from the service at once: unlike a removed endpoint it does not drain,
+    /// so the kernel stops forwarding its existing connections too.
     case remove
 }
 
@@ -95,6 +100,7 @@ public struct HealthOverlay: Hashable, Sendable {
                 result.realServers[id]?.weight = 0
             case .remove:
                 result.realServers[id] = nil
+                result.removedByHealth.insert(id)
             }
         }
         return changed ? result : nil
