@@ -38,6 +38,22 @@ final class HealthLinkTests: XCTestCase {
                        "a backend no longer targeted is not adjusted")
     }
 
+    func testADynamicWeightIsProgrammedWhileUpAndTheConfiguredOneWhenNoneIsAsked() {
+        let backend = BackendID(service: web, server: pod)
+        var up = state(.up)
+        up.dynamicWeight = 5
+        XCTAssertEqual(HealthLink.overlay(states: [backend: up], actions: [backend: .quiesce]).adjustments, [backend: .weight(5)])
+        up.dynamicWeight = 0
+        XCTAssertEqual(HealthLink.overlay(states: [backend: up], actions: [backend: .quiesce]).adjustments, [backend: .weight(0)])
+        up.dynamicWeight = nil
+        XCTAssertEqual(HealthLink.overlay(states: [backend: up], actions: [backend: .quiesce]).adjustments, [:],
+                       "exit status 0: the configured weight")
+        var down = state(.down)
+        down.dynamicWeight = 5
+        XCTAssertEqual(HealthLink.overlay(states: [backend: down], actions: [backend: .remove]).adjustments, [backend: .remove],
+                       "a down backend follows the failure action whatever weight it last asked for")
+    }
+
     func testAnnotationsTurnChecksOnAndTargetsFollowTheEndpoints() throws {
         var service = KubeService(name: ObjectName(namespace: "default", name: "web"), clusterIPs: [IPAddress("10.96.0.10")!],
                                   ports: [ServicePort(name: "http", port: 80, targetPort: .number(8080))])

@@ -187,6 +187,27 @@ extension ReconcilerTests {
         XCTAssertEqual(ipvs.applied, [.deleteRealServer(sick.server, service: key)])
     }
 
+    func testADynamicWeightIsProgrammedAndTheConfiguredWeightRestored() async throws {
+        let ipvs = FakeIPVS(), vips = FakeVIPs()
+        let reconciler = makeReconciler(ipvs, vips)
+        try await reconciler.start()
+        await reconciler.reconcile(web(["10.244.1.5", "10.244.1.6"]))
+        let key = tcp("10.96.0.10", 80)
+        let pod = BackendID(service: key, server: RealServerID(address: ip("10.244.1.6"), port: 8080))
+        ipvs.applied = []
+        await reconciler.setHealth(HealthOverlay(adjustments: [pod: .weight(5)]))
+        XCTAssertEqual(ipvs.applied, [.updateRealServer(server("10.244.1.6", 8080, weight: 5), service: key)])
+        ipvs.applied = []
+        await reconciler.setHealth(HealthOverlay(adjustments: [pod: .weight(7)]))
+        XCTAssertEqual(ipvs.applied, [.updateRealServer(server("10.244.1.6", 8080, weight: 7), service: key)])
+        // A reload keeps the dynamic weight; no weight asked for any more: the configured one.
+        ipvs.applied = []
+        await reconciler.reconcile(web(["10.244.1.5", "10.244.1.6"]))
+        XCTAssertEqual(ipvs.applied, [])
+        await reconciler.setHealth(HealthOverlay())
+        XCTAssertEqual(ipvs.applied, [.updateRealServer(server("10.244.1.6", 8080), service: key)])
+    }
+
     func testHealthOverlayTouchesOnlyTheVirtualServiceWhoseVerdictChanged() async throws {
         let ipvs = FakeIPVS(), vips = FakeVIPs()
         let reconciler = makeReconciler(ipvs, vips)

@@ -7,8 +7,9 @@ import Synchronization
 
 /// Connects the health checker to the reconciler: the desired state's endpoints become check
 /// targets, and every verdict becomes the reconciler's `HealthOverlay` (a backend that is not up
-/// is quiesced to weight 0 or removed, as its Service's `health-on-failure` says; it gets its
-/// configured weight back once it is up again).
+/// is quiesced to weight 0 or deleted at once, as its Service's `health-on-failure` says; it gets
+/// its configured weight back once it is up again; an up backend whose exec check asks for a
+/// dynamic weight gets that weight).
 public final class HealthLink: Sendable {
     let checker: HealthChecker
     private let actions = Mutex<[BackendID: FailureAction]>([:])
@@ -144,12 +145,18 @@ public final class HealthLink: Sendable {
 
     /// Pure: a backend that is not serving is adjusted by its virtual service's failure action,
     /// in that virtual service only (the same endpoint behind another one follows that one's
-    /// checks, or none).
+    /// checks, or none). A serving backend whose last check asked for a dynamic weight (exec with
+    /// `health-exec-dynamic-weight`) gets that weight; once its check reports none (exit status
+    /// 0), it has its configured weight again.
     static func overlay(states: [BackendID: HealthState], actions: [BackendID: FailureAction]) -> HealthOverlay {
         var adjustments: [BackendID: HealthAdjustment] = [:]
-        for (backend, state) in states where !state.status.isServing {
+        for (backend, state) in states {
             guard let action = actions[backend] else { continue }
-            adjustments[backend] = action == .remove ? .remove : .quiesce
+            if !state.status.isServing {
+                adjustments[backend] = action == .remove ? .remove : .quiesce
+            } else if let weight = state.dynamicWeight {
+                adjustments[backend] = .weight(weight)
+            }
         }
         return HealthOverlay(adjustments: adjustments)
     }

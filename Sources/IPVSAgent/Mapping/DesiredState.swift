@@ -54,6 +54,9 @@ public enum HealthAdjustment: Hashable, Sendable {
     /// Delete the server from the service at once: unlike a removed endpoint it does not drain,
     /// so the kernel stops forwarding its existing connections too.
     case remove
+    /// Serving, with the weight its check asked for instead of the configured one (exec checks
+    /// with `health-exec-dynamic-weight: true`: exit status 2 to 255 asks for weight status - 2).
+    case weight(Int32)
 }
 
 /// A seam for the health checker: adjustments of desired real servers, applied after mapping and
@@ -101,6 +104,8 @@ public struct HealthOverlay: Hashable, Sendable {
             case .remove:
                 result.realServers[id] = nil
                 result.removedByHealth.insert(id)
+            case .weight(let weight):
+                result.realServers[id]?.weight = weight
             }
         }
         return changed ? result : nil
