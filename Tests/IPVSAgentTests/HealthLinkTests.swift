@@ -54,6 +54,24 @@ final class HealthLinkTests: XCTestCase {
                        "a down backend follows the failure action whatever weight it last asked for")
     }
 
+    func testTheVerdictLogLineNamesBackendServiceReasonLatencyAndWeight() {
+        let backend = BackendID(service: web, server: pod)
+        let transition = HealthTransition(
+            backend: backend, serviceName: "default/web:http", from: .up, to: .down, reason: "connect: connection refused",
+            latency: .microseconds(1_300), time: Date(timeIntervalSince1970: 10), previousSince: Date(timeIntervalSince1970: 0),
+            consecutive: 2)
+        let metadata = HealthLoop.metadata(transition, overlay: HealthOverlay(adjustments: [backend: .remove]),
+                                           report: ReconcileReport(applied: 1))
+        XCTAssertEqual(metadata, [
+            "backend": "10.244.1.5:8080", "service": "TCP 10.96.0.10:80", "kubernetes_service": "default/web:http",
+            "from": "up", "to": "down", "reason": "connect: connection refused", "latency_ms": "1.3", "weight": "removed",
+            "operations": "1", "failures": "0",
+        ])
+        XCTAssertEqual(HealthLoop.metadata(transition, overlay: HealthOverlay(adjustments: [backend: .weight(4)]),
+                                           report: ReconcileReport())["weight"], "4")
+        XCTAssertEqual(HealthLoop.metadata(transition, overlay: HealthOverlay(), report: ReconcileReport())["weight"], "configured")
+    }
+
     func testAnnotationsTurnChecksOnAndTargetsFollowTheEndpoints() throws {
         var service = KubeService(name: ObjectName(namespace: "default", name: "web"), clusterIPs: [IPAddress("10.96.0.10")!],
                                   ports: [ServicePort(name: "http", port: 80, targetPort: .number(8080))])

@@ -171,12 +171,34 @@ struct HealthLoop: Service {
     func run() async throws {
         await cancelWhenGracefulShutdown {
             for await transition in link.checker.transitions {
-                let report = await reconciler.setHealth(link.overlay(logger: logger))
-                logger.info("applied health verdict", metadata: [
-                    "backend": "\(transition.backend)", "to": "\(transition.to)", "reason": "\(transition.reason)",
-                    "operations": "\(report.applied)", "failures": "\(report.failures.count)",
-                ])
+                let overlay = link.overlay(logger: logger)
+                let report = await reconciler.setHealth(overlay)
+                logger.info("applied health verdict", metadata: Self.metadata(transition, overlay: overlay, report: report))
             }
         }
+    }
+
+    /// What the verdict log line says: which backend of which Service, the transition and the
+    /// check that caused it (reason, latency), the weight it now has, and what the kernel was told.
+    static func metadata(_ transition: HealthTransition, overlay: HealthOverlay, report: ReconcileReport) -> Logger.Metadata {
+        let (seconds, attoseconds) = transition.latency.components
+        let milliseconds = Double(seconds) * 1_000 + Double(attoseconds) / 1e15
+        let weight: String
+        if overlay.quorum[transition.backend.service] != nil {
+            weight = "quorum policy"
+        } else {
+            switch overlay.adjustments[transition.backend] {
+            case .quiesce?: weight = "0"
+            case .remove?: weight = "removed"
+            case .weight(let dynamic)?: weight = "\(dynamic)"
+            case nil: weight = "configured"
+            }
+        }
+        return [
+            "backend": "\(transition.backend.server)", "service": "\(transition.backend.service)",
+            "kubernetes_service": "\(transition.serviceName)", "from": "\(transition.from)", "to": "\(transition.to)",
+            "reason": "\(transition.reason)", "latency_ms": "\(String(format: "%.1f", milliseconds))", "weight": "\(weight)",
+            "operations": "\(report.applied)", "failures": "\(report.failures.count)",
+        ]
     }
 }
