@@ -77,6 +77,44 @@ final class ProbeTests: XCTestCase {
         XCTAssertEqual(accepted, .success(reason: "HTTP 503"))
     }
 
+    func testHTTPAsksForTheConfiguredPathAndHost() async throws {
+        let answer = NIOLockedValueBox(HTTPAnswer(status: 200, body: "ok", path: "/healthz?deep=1", host: "www.example.com"))
+        let server = try await TestServers.http(group: group, answer: answer)
+        defer { server.close(promise: nil) }
+        let port = server.localAddress!.port!
+
+        let ok = try await check(port: port, .http(HTTPHealthCheck(path: "/healthz?deep=1", host: "www.example.com")))
+        XCTAssertEqual(ok, .success(reason: "HTTP 200"))
+        let wrongPath = try await check(port: port, .http(HTTPHealthCheck(path: "/", host: "www.example.com")))
+        XCTAssertEqual(wrongPath, .failure(reason: "HTTP 404"))
+        let wrongHost = try await check(port: port, .http(HTTPHealthCheck(path: "/healthz?deep=1", host: "api.example.com")))
+        XCTAssertEqual(wrongHost, .failure(reason: "HTTP 400"))
+        // Without health-host, the Host is the pod address and check port.
+        answer.withLockedValue { $0.host = "127.0.0.1:\(port)" }
+        let defaultHost = try await check(port: port, .http(HTTPHealthCheck(path: "/healthz?deep=1")))
+        XCTAssertEqual(defaultHost, .success(reason: "HTTP 200"))
+    }
+
+    func testTheHealthPortIsWhereTheProbeConnects() async throws {
+        // The real server's own port refuses; the health port (health-port) listens.
+        let refusing = try RefusingPort()
+        defer { refusing.close() }
+        let answer = NIOLockedValueBox(HTTPAnswer(status: 200, body: "ok"))
+        let healthServer = try await TestServers.http(group: group, answer: answer)
+        defer { healthServer.close(promise: nil) }
+        let healthPort = healthServer.localAddress!.port!
+        answer.withLockedValue { $0.host = "127.0.0.1:\(healthPort)" }
+
+        for kind in [HealthCheckKind.tcp, .http(HTTPHealthCheck())] {
+            var target = target(port: refusing.port, kind)
+            let unset = try await context.makeProbe(for: target).check(on: group.next(), timeout: .seconds(2)).get()
+            XCTAssertFalse(unset.isSuccess, "\(kind) without a health port checks the real server's port: \(unset)")
+            target.configuration.port = UInt16(healthPort)
+            let outcome = try await context.makeProbe(for: target).check(on: group.next(), timeout: .seconds(2)).get()
+            XCTAssertTrue(outcome.isSuccess, "\(kind) must connect to the health port \(healthPort): \(outcome)")
+        }
+    }
+
     func testHTTPToAClosedPortFails() async throws {
         let refusing = try RefusingPort()
         defer { refusing.close() }

@@ -13,6 +13,28 @@ import NIOSSL
 struct HTTPAnswer: Sendable {
     var status: Int
     var body: String
+    /// When set, a request for another path (request-target) gets `404` instead.
+    var path: String?
+    /// When set, a request with another `Host` header (or none) gets `400` instead.
+    var host: String?
+
+    init(status: Int, body: String, path: String? = nil, host: String? = nil) {
+        self.status = status
+        self.body = body
+        self.path = path
+        self.host = host
+    }
+
+    /// The status and body for a request head (request line and header lines, CRLF-separated).
+    func response(to head: String) -> (status: Int, body: String) {
+        let lines = head.components(separatedBy: "\r\n")
+        let target = lines.first?.split(separator: " ").dropFirst().first.map(String.init)
+        let hostHeader = lines.dropFirst().first { $0.lowercased().hasPrefix("host:") }
+            .map { String($0.dropFirst("host:".count)).trimmingCharacters(in: .whitespaces) }
+        if let path, target != path { return (404, "no such path: \(target ?? "none")") }
+        if let host, hostHeader != host { return (400, "wrong host: \(hostHeader ?? "none")") }
+        return (status, body)
+    }
 }
 
 enum TestServers {
@@ -127,7 +149,8 @@ enum LoopbackSocket {
 
 // MARK: - Handlers
 
-/// Reads until the end of the request head, writes the answer and closes.
+/// Reads until the end of the request head, writes the answer (404 or 400 when the answer names a path or
+/// Host that the request does not ask for) and closes.
 final class RawHTTPResponder: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -145,7 +168,7 @@ final class RawHTTPResponder: ChannelInboundHandler {
         received += buffer.readString(length: buffer.readableBytes) ?? ""
         guard !answered, received.contains("\r\n\r\n") else { return }
         answered = true
-        let answer = answer.withLockedValue { $0 }
+        let answer = answer.withLockedValue { $0 }.response(to: received)
         let body = Array(answer.body.utf8)
         let head = "HTTP/1.1 \(answer.status) Test\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n"
         let response = context.channel.allocator.buffer(bytes: Array(head.utf8) + body)

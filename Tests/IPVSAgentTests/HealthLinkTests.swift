@@ -20,15 +20,56 @@ final class HealthLinkTests: XCTestCase {
         let overlay = HealthLink.overlay(
             states: [BackendID(service: web, server: pod): state(.down), BackendID(service: web, server: other): state(.up)],
             actions: [BackendID(service: web, server: pod): .quiesce, BackendID(service: web, server: other): .quiesce])
-        XCTAssertEqual(overlay.adjustments, [pod: .quiesce])
+        XCTAssertEqual(overlay.adjustments, [BackendID(service: web, server: pod): .quiesce])
 
-        let removing = HealthLink.overlay(
+        let both = HealthLink.overlay(
             states: [BackendID(service: web, server: pod): state(.down), BackendID(service: dns, server: pod): state(.down)],
             actions: [BackendID(service: web, server: pod): .quiesce, BackendID(service: dns, server: pod): .remove])
-        XCTAssertEqual(removing.adjustments, [pod: .remove], "removal wins when two Services check one endpoint")
+        XCTAssertEqual(both.adjustments, [BackendID(service: web, server: pod): .quiesce, BackendID(service: dns, server: pod): .remove],
+                       "each virtual service's failure action applies in that virtual service")
+
+        let oneService = HealthLink.overlay(
+            states: [BackendID(service: web, server: pod): state(.down), BackendID(service: dns, server: pod): state(.up)],
+            actions: [BackendID(service: web, server: pod): .quiesce, BackendID(service: dns, server: pod): .quiesce])
+        XCTAssertEqual(oneService.adjustments, [BackendID(service: web, server: pod): .quiesce],
+                       "a pod failing one virtual service's check is not adjusted where its check passes")
 
         XCTAssertEqual(HealthLink.overlay(states: [BackendID(service: web, server: pod): state(.down)], actions: [:]).adjustments, [:],
                        "a backend no longer targeted is not adjusted")
+    }
+
+    func testADynamicWeightIsProgrammedWhileUpAndTheConfiguredOneWhenNoneIsAsked() {
+        let backend = BackendID(service: web, server: pod)
+        var up = state(.up)
+        up.dynamicWeight = 5
+        XCTAssertEqual(HealthLink.overlay(states: [backend: up], actions: [backend: .quiesce]).adjustments, [backend: .weight(5)])
+        up.dynamicWeight = 0
+        XCTAssertEqual(HealthLink.overlay(states: [backend: up], actions: [backend: .quiesce]).adjustments, [backend: .weight(0)])
+        up.dynamicWeight = nil
+        XCTAssertEqual(HealthLink.overlay(states: [backend: up], actions: [backend: .quiesce]).adjustments, [:],
+                       "exit status 0: the configured weight")
+        var down = state(.down)
+        down.dynamicWeight = 5
+        XCTAssertEqual(HealthLink.overlay(states: [backend: down], actions: [backend: .remove]).adjustments, [backend: .remove],
+                       "a down backend follows the failure action whatever weight it last asked for")
+    }
+
+    func testTheVerdictLogLineNamesBackendServiceReasonLatencyAndWeight() {
+        let backend = BackendID(service: web, server: pod)
+        let transition = HealthTransition(
+            backend: backend, serviceName: "default/web:http", from: .up, to: .down, reason: "connect: connection refused",
+            latency: .microseconds(1_300), time: Date(timeIntervalSince1970: 10), previousSince: Date(timeIntervalSince1970: 0),
+            consecutive: 2)
+        let metadata = HealthLoop.metadata(transition, overlay: HealthOverlay(adjustments: [backend: .remove]),
+                                           report: ReconcileReport(applied: 1))
+        XCTAssertEqual(metadata, [
+            "backend": "10.244.1.5:8080", "service": "TCP 10.96.0.10:80", "kubernetes_service": "default/web:http",
+            "from": "up", "to": "down", "reason": "connect: connection refused", "latency_ms": "1.3", "weight": "removed",
+            "operations": "1", "failures": "0",
+        ])
+        XCTAssertEqual(HealthLoop.metadata(transition, overlay: HealthOverlay(adjustments: [backend: .weight(4)]),
+                                           report: ReconcileReport())["weight"], "4")
+        XCTAssertEqual(HealthLoop.metadata(transition, overlay: HealthOverlay(), report: ReconcileReport())["weight"], "configured")
     }
 
     func testAnnotationsTurnChecksOnAndTargetsFollowTheEndpoints() throws {

@@ -68,9 +68,22 @@ final class HealthQuorumTests: XCTestCase {
         var state = service(.keepAll)
         state.services[other] = desired(other, [server("10.244.1.5", 8080)])
         let sick = RealServerID(address: ip("10.244.1.5"), port: 8080)
-        let applied = HealthOverlay(adjustments: [sick: .quiesce], quorum: [web: .keepAll]).applied(to: state)
+        let adjustments: [BackendID: HealthAdjustment] = [BackendID(service: web, server: sick): .quiesce,
+                                                          BackendID(service: other, server: sick): .quiesce]
+        let applied = HealthOverlay(adjustments: adjustments, quorum: [web: .keepAll]).applied(to: state)
         XCTAssertEqual(applied.services[web]?.realServers, state.services[web]?.realServers, "keep-all keeps configured weights")
-        XCTAssertEqual(applied.services[other]?.realServers[sick]?.weight, 0, "other Services still follow the verdicts")
+        XCTAssertEqual(applied.services[other]?.realServers[sick]?.weight, 0, "other Services still follow their own verdicts")
+    }
+
+    func testAVerdictOfOneServiceDoesNotLeakIntoAnotherServiceOfTheSamePod() {
+        let other = tcp("10.96.0.11", 80)
+        var state = service(.keepAll)
+        state.services[other] = desired(other, [server("10.244.1.5", 8080)])
+        let sick = RealServerID(address: ip("10.244.1.5"), port: 8080)
+        // web's check failed on the pod; `other` checks it differently (or not at all) and has no verdict.
+        let applied = HealthOverlay(adjustments: [BackendID(service: web, server: sick): .quiesce]).applied(to: state)
+        XCTAssertEqual(applied.services[web]?.realServers[sick]?.weight, 0)
+        XCTAssertEqual(applied.services[other], state.services[other], "the other Service keeps the pod at its weight")
     }
 
     // MARK: - On the in-memory IPVS

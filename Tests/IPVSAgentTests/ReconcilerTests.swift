@@ -1,4 +1,5 @@
 import Foundation
+import HealthCheck
 import IPVS
 import Logging
 import XCTest
@@ -172,17 +173,88 @@ extension ReconcilerTests {
         try await reconciler.start()
         await reconciler.reconcile(web(["10.244.1.5", "10.244.1.6"]))
         ipvs.applied = []
-        let sick = RealServerID(address: ip("10.244.1.6"), port: 8080)
+        let sick = BackendID(service: tcp("10.96.0.10", 80), server: RealServerID(address: ip("10.244.1.6"), port: 8080))
         await reconciler.setHealth(HealthOverlay(adjustments: [sick: .quiesce]))
         XCTAssertEqual(ipvs.applied, [.updateRealServer(server("10.244.1.6", 8080, weight: 0), service: tcp("10.96.0.10", 80))])
-        // Healthy again: the configured weight comes back; a new mapping keeps the overlay applied.
+        // Healthy again: the configured weight comes back.
         ipvs.applied = []
         await reconciler.setHealth(HealthOverlay())
         XCTAssertEqual(ipvs.applied, [.updateRealServer(server("10.244.1.6", 8080), service: tcp("10.96.0.10", 80))])
-        await reconciler.setHealth(HealthOverlay(adjustments: [sick: .remove]))
+        // Quiesced again: a new mapping of the same endpoints keeps the overlay applied.
+        await reconciler.setHealth(HealthOverlay(adjustments: [sick: .quiesce]))
         ipvs.applied = []
         await reconciler.reconcile(web(["10.244.1.5", "10.244.1.6"]))
         XCTAssertEqual(ipvs.applied, [])
+    }
+
+    /// `health-on-failure: remove` deletes the real server at once, even with connections (they
+    /// stop too), and does not drain it; on recovery it is added again with its configured weight.
+    func testHealthRemovalDeletesAtOnceWithoutDrainingAndRecoveryAddsItBack() async throws {
+        let ipvs = FakeIPVS(), vips = FakeVIPs()
+        let reconciler = makeReconciler(ipvs, vips)
+        try await reconciler.start()
+        let key = tcp("10.96.0.10", 80)
+        var mapped = web(["10.244.1.5"])
+        mapped.services[key]?.realServers[RealServerID(address: ip("10.244.1.6"), port: 8080)] = server("10.244.1.6", 8080, weight: 3)
+        await reconciler.reconcile(mapped)
+        let sick = BackendID(service: key, server: RealServerID(address: ip("10.244.1.6"), port: 8080))
+        ipvs.connections[sick] = ConnectionCounts(active: 2, inactive: 1)
+        ipvs.applied = []
+        let report = await reconciler.setHealth(HealthOverlay(adjustments: [sick: .remove]))
+        XCTAssertEqual(report.failures, [])
+        XCTAssertEqual(ipvs.applied, [.deleteRealServer(sick.server, service: key)], "deleted at once, not quiesced")
+        let draining = await reconciler.isDraining
+        XCTAssertFalse(draining, "a health removal does not drain")
+        // A reload of the same endpoints keeps it out, and a drain check or verification changes nothing.
+        ipvs.applied = []
+        await reconciler.reconcile(mapped)
+        await reconciler.checkDrains()
+        await reconciler.verify()
+        XCTAssertEqual(ipvs.applied, [])
+        // Healthy again: added back with its configured weight.
+        await reconciler.setHealth(HealthOverlay())
+        XCTAssertEqual(ipvs.applied, [.addRealServer(server("10.244.1.6", 8080, weight: 3), service: key)])
+        // Quiesced first, then removed: deleted at once from weight 0 too.
+        await reconciler.setHealth(HealthOverlay(adjustments: [sick: .quiesce]))
+        ipvs.applied = []
+        await reconciler.setHealth(HealthOverlay(adjustments: [sick: .remove]))
+        XCTAssertEqual(ipvs.applied, [.deleteRealServer(sick.server, service: key)])
+    }
+
+    func testADynamicWeightIsProgrammedAndTheConfiguredWeightRestored() async throws {
+        let ipvs = FakeIPVS(), vips = FakeVIPs()
+        let reconciler = makeReconciler(ipvs, vips)
+        try await reconciler.start()
+        await reconciler.reconcile(web(["10.244.1.5", "10.244.1.6"]))
+        let key = tcp("10.96.0.10", 80)
+        let pod = BackendID(service: key, server: RealServerID(address: ip("10.244.1.6"), port: 8080))
+        ipvs.applied = []
+        await reconciler.setHealth(HealthOverlay(adjustments: [pod: .weight(5)]))
+        XCTAssertEqual(ipvs.applied, [.updateRealServer(server("10.244.1.6", 8080, weight: 5), service: key)])
+        ipvs.applied = []
+        await reconciler.setHealth(HealthOverlay(adjustments: [pod: .weight(7)]))
+        XCTAssertEqual(ipvs.applied, [.updateRealServer(server("10.244.1.6", 8080, weight: 7), service: key)])
+        // A reload keeps the dynamic weight; no weight asked for any more: the configured one.
+        ipvs.applied = []
+        await reconciler.reconcile(web(["10.244.1.5", "10.244.1.6"]))
+        XCTAssertEqual(ipvs.applied, [])
+        await reconciler.setHealth(HealthOverlay())
+        XCTAssertEqual(ipvs.applied, [.updateRealServer(server("10.244.1.6", 8080), service: key)])
+    }
+
+    func testHealthOverlayTouchesOnlyTheVirtualServiceWhoseVerdictChanged() async throws {
+        let ipvs = FakeIPVS(), vips = FakeVIPs()
+        let reconciler = makeReconciler(ipvs, vips)
+        try await reconciler.start()
+        let web = tcp("10.96.0.10", 80), api = tcp("10.96.0.11", 80)
+        let pod = server("10.244.1.5", 8080)
+        await reconciler.reconcile(DesiredState(services: [web: desired(web, [pod]), api: desired(api, [pod])],
+                                                addresses: [ip("10.96.0.10"), ip("10.96.0.11")]))
+        ipvs.applied = []
+        await reconciler.setHealth(HealthOverlay(adjustments: [BackendID(service: web, server: pod.id): .quiesce]))
+        XCTAssertEqual(ipvs.applied, [.updateRealServer(server("10.244.1.5", 8080, weight: 0), service: web)],
+                       "the same pod behind another virtual service keeps its weight")
+        XCTAssertEqual(ipvs.state.services[api]?.realServers[pod.id]?.weight, 1)
     }
 
     func testDryRunChangesNothing() async throws {

@@ -3,8 +3,8 @@ import IPVS
 import XCTest
 
 /// A backend that flaps faster than rise/fall allow must not flap its kernel weight: every
-/// weight change needs `rise` or `fall` consecutive check results first, so the number of changes
-/// is bounded by the number of checks the interval allows, divided by min(rise, fall).
+/// weight change needs `rise` or `fall` consecutive check results first, all within one phase of
+/// the flapping server; with phases shorter than that many checks take, the weight never changes.
 final class AgentHealthFlapTests: XCTestCase {
     func testFlappingBackendChangesWeightNoFasterThanRiseAndFallAllow() throws {
         try KernelTest.requireKernel()
@@ -15,6 +15,12 @@ final class AgentHealthFlapTests: XCTestCase {
         pods[1].server?.waitUntilExit()
         let toggles = cluster.folder.appendingPathComponent("toggles.log")
         func flips() -> Int { ((try? String(contentsOf: toggles, encoding: .utf8)) ?? "").split(separator: "\n").count }
+        /// When each toggle happened (seconds since 1970, the flapper's clock: the same as ours).
+        func toggleTimes() -> [Double] {
+            ((try? String(contentsOf: toggles, encoding: .utf8)) ?? "").split(separator: "\n").compactMap {
+                $0.split(separator: " ").last.flatMap { Double($0) }
+            }
+        }
         try Self.flapperScript.write(to: cluster.folder.appendingPathComponent("flap.py"), atomically: true, encoding: .utf8)
         let flapper = Process()
         flapper.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -50,24 +56,34 @@ final class AgentHealthFlapTests: XCTestCase {
             polls += 1
             Thread.sleep(forTimeInterval: 0.02)
         }
-        let elapsed = Date().timeIntervalSince(start)
+        let end = Date()
+        let elapsed = end.timeIntervalSince(start)
         let changes = max(0, weights.count - 1)
         let serverFlips = flips() - flipsBefore
-        // Checks start at least interval x (1 - jitter/2) apart; a transition needs min(rise, fall)
-        // consecutive results after the previous one (+1: one may have been under way at the start).
-        let checks = Int(elapsed / (interval * (1 - jitter / 2))) + 1
-        let bound = checks / min(rise, fall) + 1
-        print("flapping backend: \(serverFlips) server toggles, \(polls) polls, \(changes) kernel weight changes \(weights); "
-              + "bound \(bound) for at most \(checks) checks in \(String(format: "%.1f", elapsed)) s")
-        XCTAssertGreaterThan(serverFlips, bound,
-                             "the server must toggle more often than the bound for the test to tell flapping weights apart")
+        // A weight change needs min(rise, fall) = 6 results in a row of one kind, so 6 checks within
+        // one phase of the server (listening, or refusing). A TCP check starts at least
+        // interval x (1 - jitter/2) = 475 ms after the previous one started (it is rescheduled from
+        // its own start), so 6 of them span at least 5 x 475 ms = 2.375 s: more than one 0.75 s
+        // phase. The bound is the number of phases, as the flapper logged them, long enough for
+        // that (0.2 s less, for the time between a toggle and its log line), from 2.375 s before
+        // the window (a change may be applied just after it began) to its end. It is 0 unless the
+        // emulated VM stalled the flapper for seconds.
+        let span = Double(min(rise, fall) - 1) * interval * (1 - jitter / 2)
+        let toggleTimes = toggleTimes() + [end.timeIntervalSince1970]
+        let phases = zip(toggleTimes, toggleTimes.dropFirst()).map { (start: $0, length: $1 - $0) }
+        let bound = phases.filter { $0.start + $0.length > start.timeIntervalSince1970 - span && $0.length >= span - 0.2 }.count
+        let longest = phases.filter { $0.start + $0.length > start.timeIntervalSince1970 }.map(\.length).max() ?? 0
+        print("flapping backend: \(serverFlips) server toggles (longest phase \(String(format: "%.2f", longest)) s), \(polls) polls, "
+              + "\(changes) kernel weight changes \(weights); bound \(bound) in \(String(format: "%.1f", elapsed)) s")
+        XCTAssertGreaterThan(serverFlips, 2 * Int(elapsed / (interval * (1 + jitter / 2)) / Double(min(rise, fall))),
+                             "the server must toggle well over the changes rise/fall would allow a steady flapper, for the test to mean anything")
         XCTAssertLessThanOrEqual(changes, bound, "the weight flapped faster than rise \(rise) / fall \(fall) allow: \(weights)")
         // Its neighbour is not disturbed.
         XCTAssertEqual((try? ipvs.realServers(of: web))?.first { $0.id.address == IPAddress(pods[0].address)! }?.weight, 1)
     }
 
     /// Listens on TCP 8080 for `up` seconds, then closes the socket (connections are refused) for
-    /// `down` seconds, forever; appends a line to `log` at each toggle.
+    /// `down` seconds, forever; appends a line to `log` at each toggle (`up 1764800000.123456`).
     static let flapperScript = """
         import socket, sys, time
         up, down, log = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
@@ -75,7 +91,7 @@ final class AgentHealthFlapTests: XCTestCase {
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(("0.0.0.0", 8080)); s.listen(64); s.settimeout(0.05)
-            open(log, "a").write("up\\n")
+            open(log, "a").write("up %f\\n" % time.time())
             end = time.time() + up
             while time.time() < end:
                 try:
@@ -84,7 +100,7 @@ final class AgentHealthFlapTests: XCTestCase {
                 except OSError:
                     pass
             s.close()
-            open(log, "a").write("down\\n")
+            open(log, "a").write("down %f\\n" % time.time())
             time.sleep(down)
         """
 }

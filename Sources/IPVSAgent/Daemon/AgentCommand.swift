@@ -23,8 +23,10 @@ public struct AgentCommand: AsyncParsableCommand {
               ipvs.swift.dev/scheduler-flags: mh-fallback,mh-port
 
             Health checks per Service (or --health-check tcp for all): a backend failing `fall` checks \
-            gets weight 0 (or is removed), and its weight back after `rise` successes; /status shows each \
-            backend's health and since when.
+            gets weight 0 (with health-on-failure: remove it is deleted at once, not drained), and its \
+            weight back after `rise` successes, in that Service only; /status shows each backend's health \
+            and since when. An exec check with health-exec-dynamic-weight: "true" sets the weight from its \
+            exit status (2-255: weight status-2; 0: the configured weight; 1: failure).
               ipvs.swift.dev/health-check: http        (tcp, http, https, udp, exec, none)
               ipvs.swift.dev/health-path: /healthz
               ipvs.swift.dev/health-interval: 1s       (also -timeout, -rise, -fall, ...)

@@ -7,8 +7,9 @@ import Synchronization
 
 /// Connects the health checker to the reconciler: the desired state's endpoints become check
 /// targets, and every verdict becomes the reconciler's `HealthOverlay` (a backend that is not up
-/// is quiesced to weight 0 or removed, as its Service's `health-on-failure` says; it gets its
-/// configured weight back once it is up again).
+/// is quiesced to weight 0 or deleted at once, as its Service's `health-on-failure` says; it gets
+/// its configured weight back once it is up again; an up backend whose exec check asks for a
+/// dynamic weight gets that weight).
 public final class HealthLink: Sendable {
     let checker: HealthChecker
     private let actions = Mutex<[BackendID: FailureAction]>([:])
@@ -142,14 +143,20 @@ public final class HealthLink: Sendable {
             + (effective.quorumLost ? "fewer than the quorum of \(minimum)" : "quorum \(minimum) met")
     }
 
-    /// Pure: a backend that is not serving is adjusted by its Service's failure action; when
-    /// several Services check the same endpoint, removal wins over quiescing.
+    /// Pure: a backend that is not serving is adjusted by its virtual service's failure action,
+    /// in that virtual service only (the same endpoint behind another one follows that one's
+    /// checks, or none). A serving backend whose last check asked for a dynamic weight (exec with
+    /// `health-exec-dynamic-weight`) gets that weight; once its check reports none (exit status
+    /// 0), it has its configured weight again.
     static func overlay(states: [BackendID: HealthState], actions: [BackendID: FailureAction]) -> HealthOverlay {
-        var adjustments: [RealServerID: HealthAdjustment] = [:]
-        for (backend, state) in states where !state.status.isServing {
+        var adjustments: [BackendID: HealthAdjustment] = [:]
+        for (backend, state) in states {
             guard let action = actions[backend] else { continue }
-            let adjustment: HealthAdjustment = action == .remove ? .remove : .quiesce
-            if adjustments[backend.server] != .remove { adjustments[backend.server] = adjustment }
+            if !state.status.isServing {
+                adjustments[backend] = action == .remove ? .remove : .quiesce
+            } else if let weight = state.dynamicWeight {
+                adjustments[backend] = .weight(weight)
+            }
         }
         return HealthOverlay(adjustments: adjustments)
     }
@@ -164,12 +171,34 @@ struct HealthLoop: Service {
     func run() async throws {
         await cancelWhenGracefulShutdown {
             for await transition in link.checker.transitions {
-                let report = await reconciler.setHealth(link.overlay(logger: logger))
-                logger.info("applied health verdict", metadata: [
-                    "backend": "\(transition.backend)", "to": "\(transition.to)", "reason": "\(transition.reason)",
-                    "operations": "\(report.applied)", "failures": "\(report.failures.count)",
-                ])
+                let overlay = link.overlay(logger: logger)
+                let report = await reconciler.setHealth(overlay)
+                logger.info("applied health verdict", metadata: Self.metadata(transition, overlay: overlay, report: report))
             }
         }
+    }
+
+    /// What the verdict log line says: which backend of which Service, the transition and the
+    /// check that caused it (reason, latency), the weight it now has, and what the kernel was told.
+    static func metadata(_ transition: HealthTransition, overlay: HealthOverlay, report: ReconcileReport) -> Logger.Metadata {
+        let (seconds, attoseconds) = transition.latency.components
+        let milliseconds = Double(seconds) * 1_000 + Double(attoseconds) / 1e15
+        let weight: String
+        if overlay.quorum[transition.backend.service] != nil {
+            weight = "quorum policy"
+        } else {
+            switch overlay.adjustments[transition.backend] {
+            case .quiesce?: weight = "0"
+            case .remove?: weight = "removed"
+            case .weight(let dynamic)?: weight = "\(dynamic)"
+            case nil: weight = "configured"
+            }
+        }
+        return [
+            "backend": "\(transition.backend.server)", "service": "\(transition.backend.service)",
+            "kubernetes_service": "\(transition.serviceName)", "from": "\(transition.from)", "to": "\(transition.to)",
+            "reason": "\(transition.reason)", "latency_ms": "\(String(format: "%.1f", milliseconds))", "weight": "\(weight)",
+            "operations": "\(report.applied)", "failures": "\(report.failures.count)",
+        ]
     }
 }

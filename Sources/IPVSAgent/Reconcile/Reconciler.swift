@@ -207,18 +207,14 @@ public actor Reconciler {
         return ownership.services.filter { ownership.origins[$0].map(hold.services.contains) == true }
     }
 
-    /// Replaces the health overlay and applies its effect on the desired weights.
+    /// Replaces the health overlay and applies its effect on the desired weights of the services
+    /// whose adjustments or quorum override changed (and of no other).
     @discardableResult
     public func setHealth(_ overlay: HealthOverlay) -> ReconcileReport {
         guard overlay != health else { return ReconcileReport() }
-        let affected = Set(health.adjustments.keys).union(overlay.adjustments.keys)
-        var keys = Set(health.quorum.keys).union(overlay.quorum.keys).filter {
-            health.quorum[$0] != overlay.quorum[$0] && desired.services[$0] != nil
-        }
+        // Adjustments are per virtual service, so the changed ones name the services to touch.
+        let keys = overlay.changedServices(comparedTo: health).filter { desired.services[$0] != nil }
         health = overlay
-        for (key, service) in desired.services where !affected.isDisjoint(with: (unadjusted[key] ?? service).realServers.keys) {
-            keys.insert(key)
-        }
         for key in keys { setMapped(key, unadjusted[key] ?? desired.services[key]) }
         return apply(plan(keys: keys))
     }

@@ -22,6 +22,10 @@ public struct ReconcilePlan: Hashable, Sendable {
 /// Computes the minimal set of operations between desired and actual state. Pure: it reads its
 /// inputs and returns a plan, so every rule is unit-tested without a kernel.
 ///
+/// A real server no longer desired drains (weight 0, deleted once idle or at its deadline),
+/// except in a datagram service or when health checks removed it (`removedByHealth`): then it is
+/// deleted at once.
+///
 /// Ownership: a service in the kernel that is neither desired nor owned is foreign and never
 /// touched; a desired service already in the kernel is adopted and edited in place (never flushed).
 public enum StateDiff {
@@ -79,7 +83,8 @@ public enum StateDiff {
                 for id in present.realServers.keys.sorted() where wanted.realServers[id] == nil && !held.contains(key) {
                     let current = present.realServers[id]!
                     let ref = RealServerRef(service: key, server: id)
-                    if isDatagram(key) || drains.isDraining(ref) && drains.shouldDelete(ref, connections: current.connections, now: now)
+                    // Health removals and datagram services do not drain: deleted at once.
+                    if wanted.removedByHealth.contains(id) || isDatagram(key) || drains.isDraining(ref) && drains.shouldDelete(ref, connections: current.connections, now: now)
                         || !drains.isDraining(ref) && current.weight == 0 && current.connections.map(isIdle) == true {
                         deleteServers.append(.deleteRealServer(id, service: key))
                         if drains.isDraining(ref) { plan.drainsEnded.append(ref) }
