@@ -86,6 +86,18 @@ final class HealthQuorumTests: XCTestCase {
         XCTAssertEqual(applied.services[other], state.services[other], "the other Service keeps the pod at its weight")
     }
 
+    /// A fallback under `health-on-failure: remove` deletes the backends at once (they do not drain).
+    func testAFallbackWithRemoveMarksTheBackendsRemovedByHealth() throws {
+        let state = service(.fallback(sorry), action: .remove)
+        let sorryServer = RealServer(address: sorry.address, port: sorry.port, weight: sorry.weight)
+        let applied = HealthOverlay(quorum: [web: .fallback(sorryServer, others: .remove)]).applied(to: state)
+        let result = try XCTUnwrap(applied.services[web])
+        XCTAssertEqual(Array(result.realServers.keys), [sorry.id])
+        XCTAssertEqual(result.removedByHealth, Set(state.services[web]!.realServers.keys))
+        let quiesced = HealthOverlay(quorum: [web: .fallback(sorryServer, others: .quiesce)]).applied(to: state)
+        XCTAssertEqual(quiesced.services[web]?.removedByHealth, [])
+    }
+
     // MARK: - On the in-memory IPVS
 
     func testFallbackTakesOverWhenQuorumIsLostAndBackendsComeBack() async throws {

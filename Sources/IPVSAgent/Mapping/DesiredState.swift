@@ -90,6 +90,8 @@ public struct HealthOverlay: Hashable, Sendable {
         if let override = quorum[key] {
             var result = service
             result.realServers = override.servers(configured: service.realServers)
+            // A fallback with health-on-failure: remove deletes the backends at once, as a verdict does.
+            result.removedByHealth = Set(service.realServers.keys).subtracting(result.realServers.keys)
             return result
         }
         guard !adjustments.isEmpty else { return nil }
