@@ -66,4 +66,43 @@ final class AgentDaemonTests: XCTestCase {
         XCTAssertEqual(try cluster.table().filter { !$0.isNumber }, before.filter { !$0.isNumber })
         XCTAssertTrue(logText().contains("left in place"), logText())
     }
+    /// A ConfigMap volume (as the DaemonSet in Examples mounts one) is updated the kubelet's way:
+    /// the files in a new timestamped folder, `..data` re-pointed by renaming a new symlink over
+    /// it, the old folder removed. The daemon sees that as a change of `..data` alone and must
+    /// read the files again.
+    func testDaemonAppliesAConfigMapVolumeUpdate() throws {
+        try KernelTest.requireKernel()
+        let cluster = try AgentTestCluster()
+        let volume = cluster.folder.appendingPathComponent("configmap")
+        let fm = FileManager.default
+        func writeVersion(_ stamp: String, pods: [AgentTestCluster.Pod]) throws {
+            let version = "..2026_12_03_\(stamp)"
+            try fm.createDirectory(at: volume.appendingPathComponent(version), withIntermediateDirectories: true)
+            try AgentTestCluster.webManifest(pods: pods, dns: false)
+                .write(to: volume.appendingPathComponent(version).appendingPathComponent("cluster.yaml"), atomically: false, encoding: .utf8)
+            let data = volume.appendingPathComponent("..data"), temporary = volume.appendingPathComponent("..data_tmp")
+            let previous = try? fm.destinationOfSymbolicLink(atPath: data.path)
+            try fm.createSymbolicLink(atPath: temporary.path, withDestinationPath: version)
+            XCTAssertEqual(rename(temporary.path, data.path), 0)
+            if !fm.fileExists(atPath: volume.appendingPathComponent("cluster.yaml").path) {
+                try fm.createSymbolicLink(atPath: volume.appendingPathComponent("cluster.yaml").path, withDestinationPath: "..data/cluster.yaml")
+            }
+            if let previous { try fm.removeItem(at: volume.appendingPathComponent(previous)) }
+        }
+        // Endpoints need not answer: the test reads the table, not traffic.
+        let pods = (1...2).map { AgentTestCluster.Pod(name: "pod\($0)", namespace: "", address: "10.250.\($0).2") }
+        try writeVersion("10_00_00.1", pods: [pods[0]])
+        let log = cluster.folder.appendingPathComponent("agent.log")
+        // A long sync period: only the watcher can bring the change in time.
+        let agent = try cluster.startDaemon(["--manifests", volume.path, "--sync-period", "10m", "--metrics-address", "none"], log: log)
+        defer { if agent.isRunning { agent.terminate() } }
+        func logText() -> String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+        try waitUntil("the agent programs web with pod1", timeout: 60) { try cluster.table().contains("-> 10.250.1.2:8080") }
+        XCTAssertFalse(try cluster.table().contains("-> 10.250.2.2:8080"))
+
+        try writeVersion("10_05_00.2", pods: pods)
+        try waitUntil("the update adds pod2", timeout: 20) { try cluster.table().contains("-> 10.250.2.2:8080") }
+        XCTAssertTrue(logText().contains("..data"), logText())
+        XCTAssertTrue(agent.isRunning, logText())
+    }
 }
