@@ -41,7 +41,7 @@ public struct AgentCommand: AsyncParsableCommand {
             Examples:
               Check manifests and show what would change, without changing anything:
                 ipvs-agent --manifests Examples/cluster.yaml --dry-run
-              Reconcile once (exit status 1 with the errors when anything is wrong):
+              Reconcile once (exit status 0 success, 1 applied with errors, 2 could not start):
                 ipvs-agent --manifests /etc/ipvs-agent/ --node-name node-1 --once
               Run as a daemon, reloading on file changes and SIGHUP:
                 ipvs-agent --manifests /etc/ipvs-agent/ --node-name node-1 --scheduler wlc --sync-period 30s
@@ -94,7 +94,7 @@ public struct AgentCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print the operations that would be applied (in `ipvsadm -S` form) and change nothing.")
     public var dryRun = false
 
-    @Flag(name: .long, help: "Reconcile once, then exit: 0 on success, 1 with the errors otherwise.")
+    @Flag(name: .long, help: "Reconcile once, then exit: 0 success, 1 applied with errors (logged), 2 could not start (no IPVS, no permission).")
     public var once = false
 
     @Flag(name: .long, help: "Remove every service and VIP the agent owns (nothing else), then exit.")
