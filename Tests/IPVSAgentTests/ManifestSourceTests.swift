@@ -163,3 +163,22 @@ extension ManifestSourceTests {
         XCTAssertEqual(ports(snapshot), [81])
     }
 }
+
+// MARK: - Lines of mapping problems
+
+extension ManifestSourceTests {
+    /// An edit above a Service with a mapping problem moves it; the problem is reported at its new line.
+    func testAMappingProblemFollowsItsObjectToItsNewLine() async throws {
+        let bad = "apiVersion: v1\nkind: Service\nmetadata: {name: b, annotations: {ipvs.swift.dev/scheduler-flags: mh-port}}\nspec: {clusterIP: 10.96.0.2, ports: [{port: 80}]}\n"
+        try write("a.yaml", service("a", port: 80) + "---\n" + bad)
+        let source = ManifestSource(paths: [folder.path], logger: Logger(label: "test"))
+        var builder = DesiredStateBuilder(options: MappingOptions())
+        let first = await source.load(changed: nil)
+        XCTAssertEqual(builder.build(first).issues.map(\.line), [6])
+        try write("a.yaml", "# a comment\n# and another\n" + service("a", port: 80) + "---\n" + bad)
+        let second = await source.load(changed: [folder.appendingPathComponent("a.yaml").path])
+        let build = builder.build(second)
+        XCTAssertEqual(build.issues.map(\.line), [8])
+        XCTAssertEqual(build.changed, [], "nothing to program changed")
+    }
+}
