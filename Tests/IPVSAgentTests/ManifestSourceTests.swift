@@ -164,6 +164,35 @@ extension ManifestSourceTests {
     }
 }
 
+// MARK: - Deleted files
+
+extension ManifestSourceTests {
+    func testAFileDeletedFromAFolderRemovesItsObjects() throws {
+        let source = ManifestSource(paths: [folder.path], logger: Logger(label: "test"))
+        try write("a.yaml", service("a", port: 80))
+        try write("b.yaml", service("b", port: 81))
+        XCTAssertEqual(ports(source.loadNow()), [80, 81])
+        try FileManager.default.removeItem(at: folder.appendingPathComponent("a.yaml"))
+        let snapshot = source.loadNow()
+        XCTAssertEqual(ports(snapshot), [81])
+        XCTAssertEqual(snapshot.issues, [])
+        XCTAssertFalse(snapshot.incomplete)
+        XCTAssertEqual(snapshot.changedServices, [ObjectName(namespace: "default", name: "a")])
+    }
+
+    func testAFolderGivenByNameThatDisappearsKeepsItsObjects() throws {
+        let inner = folder.appendingPathComponent("inner")
+        try FileManager.default.createDirectory(at: inner, withIntermediateDirectories: true)
+        try service("a", port: 80).write(to: inner.appendingPathComponent("a.yaml"), atomically: true, encoding: .utf8)
+        let source = ManifestSource(paths: [inner.path], logger: Logger(label: "test"))
+        XCTAssertEqual(ports(source.loadNow()), [80])
+        try FileManager.default.removeItem(at: inner)
+        let snapshot = source.loadNow()
+        XCTAssertEqual(ports(snapshot), [80])
+        XCTAssertEqual(snapshot.issues.map(\.description), ["\(inner.path): no such file or folder; its last good objects are kept"])
+    }
+}
+
 // MARK: - Lines of mapping problems
 
 extension ManifestSourceTests {

@@ -17,9 +17,12 @@ extension DesiredStateSource {
 ///
 /// A folder contributes its `.yaml`, `.yml` and `.json` files (not recursively, hidden files
 /// skipped), in name order. Per file, the last good objects are kept: a file that becomes
-/// unreadable or invalid YAML keeps its previous objects, a bad object keeps its previous version,
-/// and a file that disappears is reported and keeps its objects until it comes back or the agent is
-/// told otherwise (remove objects by editing files, not by deleting them by accident).
+/// unreadable or invalid YAML keeps its previous objects, and a bad object keeps its previous
+/// version. Missing files are told apart by how they were named:
+/// - a file deleted from a listed folder is a removal: its objects are gone at the next load
+///   (deleting a file from the folder is how Services are deleted);
+/// - a path given in `paths` (a file, or a whole folder) that no longer exists is reported as a
+///   problem and keeps its last good objects until it comes back.
 public final class ManifestSource: DesiredStateSource, @unchecked Sendable {
     /// The paths as given on the command line.
     public let paths: [String]
