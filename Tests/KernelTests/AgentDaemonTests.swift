@@ -58,6 +58,31 @@ final class AgentDaemonTests: XCTestCase {
         XCTAssertTrue(logText().contains("repairing drift"), logText())
         XCTAssertEqual(Set(try (0..<4).map { _ in try TCPClient.request("10.96.0.10", 80) }).count, 2)
 
+        // Drift: someone deletes the dummy interface (and so every VIP); the next sync creates it
+        // again and binds every VIP again, counted as drift.
+        // The addresses bound on kube-ipvs0 but its IPv6 link-local one (which a new interface
+        // gets anew); empty while the interface is missing (`shell` would fail the test).
+        func vips() throws -> Set<String> {
+            Set(try KernelTest.run(["ip", "-o", "addr", "show", "dev", "kube-ipvs0"]).standardOutput
+                .split(separator: " ").filter { $0.contains("/") && !$0.hasPrefix("fe80:") }.map(String.init))
+        }
+        func driftRepaired() throws -> Double {
+            let line = try KernelTest.shell("curl -sf http://127.0.0.1:10249/metrics").split(separator: "\n")
+                .first { $0.hasPrefix("ipvs_agent_drift_repaired_total ") }
+            return line.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+        }
+        let boundBefore = try vips()
+        XCTAssertTrue(boundBefore.contains("10.96.0.10/32"), "\(boundBefore)")
+        let repairedBefore = try driftRepaired()
+        try KernelTest.shell("ip link del kube-ipvs0")
+        defer { if testRun?.hasSucceeded == false { print(logText()) } }
+        try waitUntil("the interface and its VIPs are back", timeout: 20) {
+            try !KernelTest.run(["ip", "-o", "link", "show", "dev", "kube-ipvs0", "up"]).standardOutput.isEmpty && (try vips()) == boundBefore
+        }
+        XCTAssertTrue(logText().contains("create dummy interface kube-ipvs0"), logText())
+        XCTAssertGreaterThanOrEqual(try driftRepaired(), repairedBefore + 2, "the interface and a VIP")
+        XCTAssertEqual(Set(try (0..<4).map { _ in try TCPClient.request("10.96.0.10", 80) }).count, 2)
+
         // SIGTERM: a clean exit that leaves the kernel as it is.
         let before = try cluster.table()
         agent.terminate()

@@ -80,7 +80,7 @@ public struct AgentCommand: AsyncParsableCommand {
 
     // MARK: - Timing
 
-    @Option(name: .long, help: ArgumentHelp("How often the kernel is read back and drift repaired (30s, 1m, …).", valueName: "duration"))
+    @Option(name: .long, help: ArgumentHelp("How often the kernel is read back and drift repaired, a deleted dummy interface and its VIPs included (30s, 1m, …).", valueName: "duration"))
     public var syncPeriod: DurationText = DurationText(argument: "30s")!
 
     @Option(name: .long, help: ArgumentHelp("How long a removed TCP/SCTP endpoint may keep its connections before it is deleted.", valueName: "duration"))
