@@ -130,4 +130,32 @@ final class AgentDaemonTests: XCTestCase {
         XCTAssertTrue(logText().contains("..data"), logText())
         XCTAssertTrue(agent.isRunning, logText())
     }
+    /// SIGHUP ends a process by default; the daemon reloads on it, and must survive one that
+    /// comes while it still starts (before the reconcile loop has its handler).
+    func testSIGHUPDuringStartUpDoesNotEndTheDaemon() throws {
+        try KernelTest.requireKernel()
+        let cluster = try AgentTestCluster()
+        // Many services in the kernel make the start (reading the table) long enough to signal into.
+        let rules = (0..<3000).map { "-A -t 10.251.\($0 / 250).\($0 % 250 + 1):80 -s rr" }.joined(separator: "\n") + "\n"
+        XCTAssertEqual(try KernelTest.run(["ipvsadm", "-R"], input: rules).status, 0)
+        try cluster.writeManifest("web.yaml", AgentTestCluster.webManifest(
+            pods: [AgentTestCluster.Pod(name: "pod1", namespace: "", address: "10.250.1.2")], dns: false))
+        let log = cluster.folder.appendingPathComponent("agent.log")
+        let agent = try cluster.startDaemon(["--manifests", cluster.manifests, "--log-level", "debug", "--metrics-address", "none"], log: log)
+        defer { if agent.isRunning { agent.terminate() } }
+        func logText() -> String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+        // The first line the agent logs comes after it set up signals, before it reads the kernel.
+        let deadline = Date().addingTimeInterval(60)
+        while agent.isRunning, !logText().contains("NodePort addresses"), Date() < deadline { usleep(1000) }
+        var sent = 0
+        while agent.isRunning, !logText().contains("loaded manifests"), Date() < deadline {
+            kill(agent.processIdentifier, SIGHUP)
+            sent += 1
+            usleep(2000)
+        }
+        XCTAssertTrue(agent.isRunning, "ended by SIGHUP (status \(agent.isRunning ? 0 : agent.terminationStatus)): \(logText())")
+        XCTAssertGreaterThan(sent, 0, "the start ended before a signal was sent: \(logText())")
+        try waitUntil("the agent programs web", timeout: 60) { try cluster.table().contains("-> 10.250.1.2:8080") }
+        XCTAssertTrue(agent.isRunning, logText())
+    }
 }

@@ -139,6 +139,14 @@ public struct AgentCommand: AsyncParsableCommand {
     // MARK: - Run
 
     public func run() async throws {
+        if !cleanup, !dryRun, !once {
+            // Daemon mode reloads on SIGHUP, whose default action is to end the process. The reload
+            // handler comes with the reconcile loop, after the kernel has been read (seconds at
+            // thousands of services), so SIGHUP is ignored from here on. A SIGHUP ignored before
+            // the handler exists needs no reload afterwards: the loop installs its handler before
+            // the first load, which reads every file as it is after that signal.
+            signal(SIGHUP, SIG_IGN)
+        }
         LogSetup.bootstrap(format: logFormat, level: logLevel)
         let logger = Logger(label: "ipvs-agent")
         let runner = AgentRunner(command: self, logger: logger)
