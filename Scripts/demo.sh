@@ -35,7 +35,9 @@ step() { printf '\n== %s\n' "$*"; }
 # Whether `ipvsctl ARGS` prints a line matching PATTERN (no grep -q: with pipefail, an early
 # exit of grep would make the listing fail with SIGPIPE).
 table_has() { local pattern=$1; shift; [[ $("$ipvsctl" "$@") =~ $pattern ]]; }
-# Waits up to $1 seconds for `table_has` to hold (or, with "!" first, not to hold).
+# Waits up to $1 seconds for `table_has` to hold (or, with "!" first, not to hold). When it does
+# not, the demo fails here: it prints what it waited for, the table and the agent's log, and
+# exits 1 (the EXIT trap cleans up).
 wait_for() {
     local seconds=$1 negate=0; shift
     [[ $1 == "!" ]] && { negate=1; shift; }
@@ -44,7 +46,12 @@ wait_for() {
         if table_has "$@"; then ((negate)) || return 0; else ((negate)) && return 0; fi
         sleep 0.2
     done
-    echo "  (gave up waiting after ${seconds}s)"
+    {
+        echo "demo: FAILED: after ${seconds}s, \`ipvsctl ${*:2}\` still $( ((negate)) && echo "matches" || echo "does not match") /$1/"
+        echo "\$ ipvsctl -Ln"; "$ipvsctl" -Ln | sed 's/^/  /' || true
+        if [[ -f $work/agent.log ]]; then echo "agent log (last lines):"; tail -n 20 "$work/agent.log" | sed 's/^/  /'; fi
+    } >&2
+    exit 1
 }
 show_table() { echo "\$ ipvsctl -Ln"; "$ipvsctl" -Ln | sed 's/^/  /'; }
 

@@ -48,5 +48,10 @@ final class AgentCommandTests: XCTestCase {
         for part in ["--dry-run", "--once", "--cleanup", "ipvs.swift.dev/scheduler", "connection refused", "Examples:"] {
             XCTAssertTrue(help.contains(part), "help lacks \(part)")
         }
+        // What --once exits with (AgentRunner: ExitCode(1) after problems, ExitCode(2) before start).
+        let once = help.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        for part in ["0 success", "1 applied with errors", "2 could not start"] {
+            XCTAssertTrue(once.contains(part), "--once help lacks \(part)")
+        }
     }
 }

@@ -85,8 +85,11 @@ final class FakeVIPs: VIPBackend, @unchecked Sendable {
     /// Addresses the fake kernel refuses to bind.
     var refused: Set<IPAddress> = []
 
+    /// Whether binding on a missing interface fails, as in the kernel (ENODEV).
+    var requiresInterface = false
+
     func add(_ address: IPAddress, to name: String) throws {
-        if refused.contains(address) {
+        if refused.contains(address) || (requiresInterface && interfaces[name] == nil) {
             bound.signal()
             throw NodeNetworkErrorStandIn(message: "refused \(address)")
         }

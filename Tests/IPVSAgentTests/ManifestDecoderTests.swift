@@ -82,6 +82,13 @@ final class ManifestDecoderTests: XCTestCase {
         XCTAssertEqual(slice.ports, [EndpointPort(name: "http", transport: .tcp, port: 8080)])
         XCTAssertEqual(legacy.origin, .endpoints)
         XCTAssertEqual(legacy.endpoints.map(\.ready), [true, false])
+        // Where each object was read, for problems found when it is mapped; not part of equality.
+        XCTAssertEqual(slice.location, ManifestLocation(file: "test.yaml", document: 1, line: 3))
+        XCTAssertEqual(legacy.location, ManifestLocation(file: "test.yaml", document: 2, line: 10))
+        var moved = legacy
+        moved.location = ManifestLocation(file: "other.yaml", document: 1, line: 1)
+        XCTAssertEqual(moved, legacy)
+        XCTAssertEqual(moved.hashValue, legacy.hashValue)
     }
 
     // MARK: - Bad input

@@ -122,6 +122,23 @@ final class ReconcilerTests: XCTestCase {
         XCTAssertEqual(again.applied, 0)
     }
 
+    func testVerifyCreatesADeletedInterfaceAgainAndBindsItsVIPs() async throws {
+        let ipvs = FakeIPVS(), vips = FakeVIPs()
+        vips.requiresInterface = true
+        let reconciler = makeReconciler(ipvs, vips)
+        try await reconciler.start()
+        await reconciler.reconcile(web(["10.244.1.5"]))
+        XCTAssertEqual(vips.interfaces["kube-ipvs0"], [ip("10.96.0.10")])
+        vips.interfaces["kube-ipvs0"] = nil           // ip link del kube-ipvs0: the VIPs go with it
+        let report = await reconciler.verify()
+        XCTAssertEqual(report.failures, [])
+        XCTAssertEqual(report.repairs, 2)            // the interface and its VIP
+        XCTAssertEqual(vips.interfaces["kube-ipvs0"], [ip("10.96.0.10")])
+        let again = await reconciler.verify()
+        XCTAssertEqual(again.repairs, 0)
+        XCTAssertEqual(again.applied, 0)
+    }
+
     func testDrainWithInjectedClock() async throws {
         let ipvs = FakeIPVS(), vips = FakeVIPs(), clock = ManualClock()
         let reconciler = makeReconciler(ipvs, vips, clock: clock)

@@ -176,3 +176,70 @@ extension ServiceMapperTests {
         XCTAssertFalse(incremental.build(objects(2)).state.addresses.contains(ip("10.96.0.7")))
     }
 }
+
+// MARK: - Where mapping problems are
+
+extension ServiceMapperTests {
+    /// Problems found while mapping (not while decoding) name the file, document, line, object and field.
+    func testMappingProblemsNameFileLineObjectAndField() {
+        let a = """
+            apiVersion: v1
+            kind: Service
+            metadata:
+              name: web
+              annotations: {ipvs.swift.dev/scheduler-flags: mh-port, ipvs.swift.dev/health-check: tcp, ipvs.swift.dev/health-interval: fast}
+            spec:
+              clusterIP: 10.96.0.10
+              ports: [{name: http, port: 80, targetPort: http}]
+            ---
+            apiVersion: discovery.k8s.io/v1
+            kind: EndpointSlice
+            metadata: {name: web-a, labels: {kubernetes.io/service-name: web}}
+            addressType: IPv4
+            endpoints: [{addresses: [10.244.1.5]}]
+            ports: [{name: metrics, port: 9100}]
+            """
+        let b = """
+            # Another file; its Service takes a port web has.
+            apiVersion: v1
+            kind: List
+            items:
+            - apiVersion: v1
+              kind: Service
+              metadata: {name: zeta}
+              spec:
+                clusterIP: 10.96.0.10
+                ports: [{name: dns, protocol: UDP, port: 53}, {name: http, port: 80}]
+            """
+        let objects = ManifestDecoder.decode(a, file: "a.yaml").objects + ManifestDecoder.decode(b, file: "dir/b.yaml").objects
+        XCTAssertEqual(objects.count, 3)
+        var builder = DesiredStateBuilder(options: MappingOptions())
+        let issues = builder.build(objects).issues.map(\.description).sorted()
+        XCTAssertEqual(issues, [
+            "a.yaml:1: document 1 (Service default/web): metadata.annotations[ipvs.swift.dev/health-interval]: \"fast\" is not a duration; use a number and a unit: 500ms, 2s, 1m; the Service is not health-checked",
+            "a.yaml:1: document 1 (Service default/web): metadata.annotations[ipvs.swift.dev/scheduler-flags]: scheduler rr takes no such flags; the flags are ignored",
+            "a.yaml:10: document 2 (EndpointSlice default/web-a): ports: no TCP port named \"http\" for port 80 (targetPort \"http\") of Service default/web; its endpoints are left out of that port",
+            "dir/b.yaml:5: document 1 (Service default/zeta): spec.ports[1]: TCP 10.96.0.10:80 is already used by Service default/web; this port is left out",
+        ].sorted())
+    }
+
+    func testUnresolvedPortsOfPlainEndpointsNameTheirField() {
+        let text = """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: web}
+            spec: {clusterIP: 10.96.0.10, ports: [{name: http, port: 80, targetPort: http}]}
+            ---
+            apiVersion: v1
+            kind: Endpoints
+            metadata: {name: web}
+            subsets: [{addresses: [{ip: 10.244.1.5}], ports: [{name: metrics, port: 9100}]}]
+            """
+        var builder = DesiredStateBuilder(options: MappingOptions())
+        let issues = builder.build(ManifestDecoder.decode(text, file: "e.yaml").objects).issues
+        XCTAssertEqual(issues.count, 1)
+        XCTAssertEqual(issues.first?.file, "e.yaml")
+        XCTAssertEqual(issues.first?.line, 6)
+        XCTAssertEqual(issues.first?.field, "subsets[].ports")
+    }
+}

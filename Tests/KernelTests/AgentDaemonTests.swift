@@ -58,6 +58,31 @@ final class AgentDaemonTests: XCTestCase {
         XCTAssertTrue(logText().contains("repairing drift"), logText())
         XCTAssertEqual(Set(try (0..<4).map { _ in try TCPClient.request("10.96.0.10", 80) }).count, 2)
 
+        // Drift: someone deletes the dummy interface (and so every VIP); the next sync creates it
+        // again and binds every VIP again, counted as drift.
+        // The addresses bound on kube-ipvs0 but its IPv6 link-local one (which a new interface
+        // gets anew); empty while the interface is missing (`shell` would fail the test).
+        func vips() throws -> Set<String> {
+            Set(try KernelTest.run(["ip", "-o", "addr", "show", "dev", "kube-ipvs0"]).standardOutput
+                .split(separator: " ").filter { $0.contains("/") && !$0.hasPrefix("fe80:") }.map(String.init))
+        }
+        func driftRepaired() throws -> Double {
+            let line = try KernelTest.shell("curl -sf http://127.0.0.1:10249/metrics").split(separator: "\n")
+                .first { $0.hasPrefix("ipvs_agent_drift_repaired_total ") }
+            return line.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+        }
+        let boundBefore = try vips()
+        XCTAssertTrue(boundBefore.contains("10.96.0.10/32"), "\(boundBefore)")
+        let repairedBefore = try driftRepaired()
+        try KernelTest.shell("ip link del kube-ipvs0")
+        defer { if testRun?.hasSucceeded == false { print(logText()) } }
+        try waitUntil("the interface and its VIPs are back", timeout: 20) {
+            try !KernelTest.run(["ip", "-o", "link", "show", "dev", "kube-ipvs0", "up"]).standardOutput.isEmpty && (try vips()) == boundBefore
+        }
+        XCTAssertTrue(logText().contains("create dummy interface kube-ipvs0"), logText())
+        XCTAssertGreaterThanOrEqual(try driftRepaired(), repairedBefore + 2, "the interface and a VIP")
+        XCTAssertEqual(Set(try (0..<4).map { _ in try TCPClient.request("10.96.0.10", 80) }).count, 2)
+
         // SIGTERM: a clean exit that leaves the kernel as it is.
         let before = try cluster.table()
         agent.terminate()
@@ -65,5 +90,72 @@ final class AgentDaemonTests: XCTestCase {
         XCTAssertEqual(agent.terminationStatus, 0, logText())
         XCTAssertEqual(try cluster.table().filter { !$0.isNumber }, before.filter { !$0.isNumber })
         XCTAssertTrue(logText().contains("left in place"), logText())
+    }
+    /// A ConfigMap volume (as the DaemonSet in Examples mounts one) is updated the kubelet's way:
+    /// the files in a new timestamped folder, `..data` re-pointed by renaming a new symlink over
+    /// it, the old folder removed. The daemon sees that as a change of `..data` alone and must
+    /// read the files again.
+    func testDaemonAppliesAConfigMapVolumeUpdate() throws {
+        try KernelTest.requireKernel()
+        let cluster = try AgentTestCluster()
+        let volume = cluster.folder.appendingPathComponent("configmap")
+        let fm = FileManager.default
+        func writeVersion(_ stamp: String, pods: [AgentTestCluster.Pod]) throws {
+            let version = "..2026_12_03_\(stamp)"
+            try fm.createDirectory(at: volume.appendingPathComponent(version), withIntermediateDirectories: true)
+            try AgentTestCluster.webManifest(pods: pods, dns: false)
+                .write(to: volume.appendingPathComponent(version).appendingPathComponent("cluster.yaml"), atomically: false, encoding: .utf8)
+            let data = volume.appendingPathComponent("..data"), temporary = volume.appendingPathComponent("..data_tmp")
+            let previous = try? fm.destinationOfSymbolicLink(atPath: data.path)
+            try fm.createSymbolicLink(atPath: temporary.path, withDestinationPath: version)
+            XCTAssertEqual(rename(temporary.path, data.path), 0)
+            if !fm.fileExists(atPath: volume.appendingPathComponent("cluster.yaml").path) {
+                try fm.createSymbolicLink(atPath: volume.appendingPathComponent("cluster.yaml").path, withDestinationPath: "..data/cluster.yaml")
+            }
+            if let previous { try fm.removeItem(at: volume.appendingPathComponent(previous)) }
+        }
+        // Endpoints need not answer: the test reads the table, not traffic.
+        let pods = (1...2).map { AgentTestCluster.Pod(name: "pod\($0)", namespace: "", address: "10.250.\($0).2") }
+        try writeVersion("10_00_00.1", pods: [pods[0]])
+        let log = cluster.folder.appendingPathComponent("agent.log")
+        // A long sync period: only the watcher can bring the change in time.
+        let agent = try cluster.startDaemon(["--manifests", volume.path, "--sync-period", "10m", "--metrics-address", "none"], log: log)
+        defer { if agent.isRunning { agent.terminate() } }
+        func logText() -> String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+        try waitUntil("the agent programs web with pod1", timeout: 60) { try cluster.table().contains("-> 10.250.1.2:8080") }
+        XCTAssertFalse(try cluster.table().contains("-> 10.250.2.2:8080"))
+
+        try writeVersion("10_05_00.2", pods: pods)
+        try waitUntil("the update adds pod2", timeout: 20) { try cluster.table().contains("-> 10.250.2.2:8080") }
+        XCTAssertTrue(logText().contains("..data"), logText())
+        XCTAssertTrue(agent.isRunning, logText())
+    }
+    /// SIGHUP ends a process by default; the daemon reloads on it, and must survive one that
+    /// comes while it still starts (before the reconcile loop has its handler).
+    func testSIGHUPDuringStartUpDoesNotEndTheDaemon() throws {
+        try KernelTest.requireKernel()
+        let cluster = try AgentTestCluster()
+        // Many services in the kernel make the start (reading the table) long enough to signal into.
+        let rules = (0..<3000).map { "-A -t 10.251.\($0 / 250).\($0 % 250 + 1):80 -s rr" }.joined(separator: "\n") + "\n"
+        XCTAssertEqual(try KernelTest.run(["ipvsadm", "-R"], input: rules).status, 0)
+        try cluster.writeManifest("web.yaml", AgentTestCluster.webManifest(
+            pods: [AgentTestCluster.Pod(name: "pod1", namespace: "", address: "10.250.1.2")], dns: false))
+        let log = cluster.folder.appendingPathComponent("agent.log")
+        let agent = try cluster.startDaemon(["--manifests", cluster.manifests, "--log-level", "debug", "--metrics-address", "none"], log: log)
+        defer { if agent.isRunning { agent.terminate() } }
+        func logText() -> String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+        // The first line the agent logs comes after it set up signals, before it reads the kernel.
+        let deadline = Date().addingTimeInterval(60)
+        while agent.isRunning, !logText().contains("NodePort addresses"), Date() < deadline { usleep(1000) }
+        var sent = 0
+        while agent.isRunning, !logText().contains("loaded manifests"), Date() < deadline {
+            kill(agent.processIdentifier, SIGHUP)
+            sent += 1
+            usleep(2000)
+        }
+        XCTAssertTrue(agent.isRunning, "ended by SIGHUP (status \(agent.isRunning ? 0 : agent.terminationStatus)): \(logText())")
+        XCTAssertGreaterThan(sent, 0, "the start ended before a signal was sent: \(logText())")
+        try waitUntil("the agent programs web", timeout: 60) { try cluster.table().contains("-> 10.250.1.2:8080") }
+        XCTAssertTrue(agent.isRunning, logText())
     }
 }

@@ -210,4 +210,36 @@ final class AgentTests: XCTestCase {
         XCTAssertEqual(missing.status, 1)
         XCTAssertTrue(missing.standardError.contains("nope.yaml: no such file or folder"), missing.standardError)
     }
+    // MARK: - The example
+
+    /// `Examples/cluster.yaml`, as the README suggests trying it: the kernel takes every Service
+    /// it declares (UDP and SCTP ones, persistence, per-Service schedulers with their flags), and
+    /// `--cleanup` removes them all.
+    func testOnceProgramsTheExampleCluster() throws {
+        try KernelTest.requireKernel()
+        let cluster = try AgentTestCluster()
+        let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Examples/cluster.yaml").path
+        let run = try cluster.agent(["--manifests", example, "--node-ip", "10.0.0.4", "--once"])
+        XCTAssertEqual(run.status, 0, run.standardError)
+        let rules = try KernelTest.shell("ipvsadm -Sn")
+        let services = rules.split(separator: "\n").filter { $0.hasPrefix("-A ") }.map(String.init)
+        func service(_ frontend: String) -> String? { services.first { $0.contains(" \(frontend) ") } }
+        XCTAssertEqual(service("-u 10.96.0.10:53"), "-A -u 10.96.0.10:53 -s rr", rules)
+        XCTAssertEqual(service("-t 10.96.0.10:53"), "-A -t 10.96.0.10:53 -s rr", rules)
+        // Session affinity (30 minutes) with Maglev hashing and its two flags, per annotation.
+        XCTAssertEqual(service("-t 10.96.10.2:9000"), "-A -t 10.96.10.2:9000 -s mh -p 1800 -b mh-fallback,mh-port", rules)
+        // SCTP with source hashing and its two flags.
+        XCTAssertEqual(service("--sctp-service 10.96.20.1:3868"), "-A --sctp-service 10.96.20.1:3868 -s sh -b sh-fallback,sh-port", rules)
+        XCTAssertNotNil(service("-t [fd00:96::a01]:80"), rules)
+        XCTAssertNotNil(service("-t 10.0.0.4:30080"), rules)
+        XCTAssertNotNil(service("-t 10.100.0.30:443"), rules)
+        XCTAssertTrue(rules.contains("-a --sctp-service 10.96.20.1:3868 -r 10.244.2.62:3868 -m -w 1"), rules)
+        XCTAssertTrue(rules.contains("-a -t 10.96.10.2:9000 -r 10.244.1.31:9090 -m -w 1"), rules)
+        XCTAssertEqual(services.count, 12, rules)
+
+        let cleanup = try cluster.agent(["--cleanup"])
+        XCTAssertEqual(cleanup.status, 0, cleanup.standardError)
+        XCTAssertEqual(try KernelTest.shell("ipvsadm -Sn"), "")
+    }
 }

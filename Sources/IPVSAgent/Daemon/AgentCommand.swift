@@ -50,7 +50,7 @@ public struct AgentCommand: AsyncParsableCommand {
             Examples:
               Check manifests and show what would change, without changing anything:
                 ipvs-agent --manifests Examples/cluster.yaml --dry-run
-              Reconcile once (exit status 1 with the errors when anything is wrong):
+              Reconcile once (exit status 0 success, 1 applied with errors, 2 could not start):
                 ipvs-agent --manifests /etc/ipvs-agent/ --node-name node-1 --once
               Run as a daemon, reloading on file changes and SIGHUP:
                 ipvs-agent --manifests /etc/ipvs-agent/ --node-name node-1 --scheduler wlc --sync-period 30s
@@ -63,7 +63,7 @@ public struct AgentCommand: AsyncParsableCommand {
 
     // MARK: - Desired state
 
-    @Option(name: .long, help: ArgumentHelp("A manifest file or folder of .yaml/.yml/.json files (repeatable).", valueName: "path"))
+    @Option(name: .long, help: ArgumentHelp("A manifest file or folder of .yaml/.yml/.json files (repeatable). A file deleted from a folder removes its Services; a path given here that disappears is an error and keeps its last good objects.", valueName: "path"))
     public var manifests: [String] = []
 
     @Option(name: .long, help: ArgumentHelp("The scheduler of Services without the scheduler annotation: \(Scheduler.allKnown.map(\.rawValue).joined(separator: ", ")).", valueName: "name"))
@@ -96,7 +96,7 @@ public struct AgentCommand: AsyncParsableCommand {
 
     // MARK: - Timing
 
-    @Option(name: .long, help: ArgumentHelp("How often the kernel is read back and drift repaired (30s, 1m, …).", valueName: "duration"))
+    @Option(name: .long, help: ArgumentHelp("How often the kernel is read back and drift repaired, a deleted dummy interface and its VIPs included (30s, 1m, …).", valueName: "duration"))
     public var syncPeriod: DurationText = DurationText(argument: "30s")!
 
     @Option(name: .long, help: ArgumentHelp("How long a removed TCP/SCTP endpoint may keep its connections before it is deleted.", valueName: "duration"))
@@ -110,7 +110,7 @@ public struct AgentCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print the operations that would be applied (in `ipvsadm -S` form) and change nothing.")
     public var dryRun = false
 
-    @Flag(name: .long, help: "Reconcile once, then exit: 0 on success, 1 with the errors otherwise.")
+    @Flag(name: .long, help: "Reconcile once, then exit: 0 success, 1 applied with errors (logged), 2 could not start (no IPVS, no permission).")
     public var once = false
 
     @Flag(name: .long, help: "Remove every service and VIP the agent owns (nothing else), and the dummy interface when the agent created it and nothing else is bound on it, then exit.")
@@ -156,6 +156,14 @@ public struct AgentCommand: AsyncParsableCommand {
     // MARK: - Run
 
     public func run() async throws {
+        if !cleanup, !dryRun, !once {
+            // Daemon mode reloads on SIGHUP, whose default action is to end the process. The reload
+            // handler comes with the reconcile loop, after the kernel has been read (seconds at
+            // thousands of services), so SIGHUP is ignored from here on. A SIGHUP ignored before
+            // the handler exists needs no reload afterwards: the loop installs its handler before
+            // the first load, which reads every file as it is after that signal.
+            signal(SIGHUP, SIG_IGN)
+        }
         LogSetup.bootstrap(format: logFormat, level: logLevel)
         let logger = Logger(label: "ipvs-agent")
         let runner = AgentRunner(command: self, logger: logger)

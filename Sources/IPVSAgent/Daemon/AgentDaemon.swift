@@ -105,7 +105,6 @@ struct ReconcileLoop: Service {
             watcher.stop()
             continuation.finish()
         }
-        let watched = Set(paths)
         let reconciler = reconciler, status = status, logger = logger, metrics = metrics, syncPeriod = syncPeriod, health = health
         let mapping = mapping, configuration = configuration
 
@@ -113,10 +112,9 @@ struct ReconcileLoop: Service {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask {
                     for await name in watcher.changes {
-                        let file = (name as NSString).lastPathComponent
-                        // `..data` is how Kubernetes swaps a mounted ConfigMap's files at once.
-                        let manifest = [".yaml", ".yml", ".json"].contains(where: file.hasSuffix) && !file.hasPrefix(".")
-                        guard watched.contains(name) || manifest || file == "..data" else { continue }
+                        // `..data` is how Kubernetes swaps a mounted ConfigMap's files at once; the
+                        // source maps it (and `x.yaml` for `./x.yaml`) to the files it affects.
+                        guard source.isRelevant(change: name) else { continue }
                         pending.add(.file(name))
                         continuation.yield(.file(name))
                     }

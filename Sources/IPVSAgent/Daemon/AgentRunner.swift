@@ -66,17 +66,43 @@ struct AgentRunner {
         }
     }
 
-    func makeReconciler(links: LinkManagerBackend?, fallBackToEmpty: Bool = false) throws -> Reconciler {
+    func makeReconciler(links: LinkManagerBackend?) throws -> Reconciler {
         let store = OwnershipStore(path: command.stateFile)
         do {
             return Reconciler(ipvs: try IPVSClient(), vips: links, store: store, options: reconcilerOptions, logger: logger)
         } catch {
-            guard fallBackToEmpty else {
-                logger.critical("cannot open the kernel's IPVS", metadata: ["error": "\(error)"])
-                throw ExitCode(2)
-            }
+            logger.critical("cannot open the kernel's IPVS", metadata: ["error": "\(error)"])
+            throw ExitCode(2)
+        }
+    }
+
+    /// The started reconciler of a dry run: over the kernel's IPVS (`makeIPVS`), or over an empty
+    /// kernel, with a warning on standard error, when IPVS cannot be opened (no `ip_vs`) or when
+    /// the kernel refuses to show its table (EPERM: not root, no `CAP_NET_ADMIN`), so that a dry
+    /// run works anywhere.
+    func startDryRunReconciler(links: (any VIPBackend)?,
+                               makeIPVS: () throws -> sending any IPVSBackend = { try IPVSClient() }) async throws -> Reconciler {
+        let store = OwnershipStore(path: command.stateFile)
+        func empty() async throws -> Reconciler {
+            let reconciler = Reconciler(ipvs: EmptyIPVS(), vips: nil, store: store, options: reconcilerOptions, logger: logger)
+            try await reconciler.start(createInterface: false)
+            return reconciler
+        }
+        let ipvs: any IPVSBackend
+        do {
+            ipvs = try makeIPVS()
+        } catch {
             logger.warning("cannot read the kernel's IPVS; showing the operations for an empty kernel", metadata: ["error": "\(error)"])
-            return Reconciler(ipvs: EmptyIPVS(), vips: nil, store: store, options: reconcilerOptions, logger: logger)
+            return try await empty()
+        }
+        let reconciler = Reconciler(ipvs: ipvs, vips: links, store: store, options: reconcilerOptions, logger: logger)
+        do {
+            try await reconciler.start(createInterface: false)
+            return reconciler
+        } catch let error as IPVSError where error.kind == .permissionDenied {
+            logger.warning("the kernel refuses to show its IPVS table without CAP_NET_ADMIN (run as root to compare with it); showing the operations for an empty kernel",
+                           metadata: ["error": "\(error)"])
+            return try await empty()
         }
     }
 
@@ -129,8 +155,7 @@ struct AgentRunner {
         let source = ManifestSource(paths: command.manifests, logger: logger)
         var builder = DesiredStateBuilder(options: mappingOptions(links: links, configuration: configuration))
         let (build, issues, hold) = load(source, &builder)
-        let reconciler = try makeReconciler(links: links, fallBackToEmpty: true)
-        try await reconciler.start(createInterface: false)
+        let reconciler = try await startDryRunReconciler(links: links)
         let plan = await reconciler.dryRun(build.state, hold: hold)
         for line in IPVSSaveFormatter.lines(plan, interface: command.interface) { print(line) }
         if !issues.isEmpty { throw ExitCode(1) }

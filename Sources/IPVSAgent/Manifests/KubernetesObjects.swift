@@ -20,6 +20,37 @@ public struct ObjectName: Hashable, Sendable, Comparable, CustomStringConvertibl
     }
 }
 
+// MARK: - Where an object was read
+
+/// Where a decoded object is: its file (as the user named it), the 1-based document within the
+/// file and the line where the object starts, so that problems found later (while mapping) can
+/// name them.
+public struct ManifestLocation: Hashable, Sendable {
+    public var file: String
+    public var document: Int?
+    public var line: Int?
+
+    public init(file: String, document: Int? = nil, line: Int? = nil) {
+        self.file = file
+        self.document = document
+        self.line = line
+    }
+}
+
+/// A value carried along that never makes two objects unequal (and is not hashed): an object
+/// moved in its file (an edit above it) is the same object, so changing its location must not
+/// re-map it nor count as a change.
+public struct NotCompared<Value: Sendable>: Hashable, Sendable {
+    public var value: Value
+
+    public init(_ value: Value) {
+        self.value = value
+    }
+
+    public static func == (lhs: Self, rhs: Self) -> Bool { true }
+    public func hash(into hasher: inout Hasher) {}
+}
+
 // MARK: - Service
 
 /// The fields of a `v1 Service` that the agent uses.
@@ -53,12 +84,20 @@ public struct KubeService: Hashable, Sendable {
     public var scheduler: Scheduler?
     /// The flags of annotation `ipvs.swift.dev/scheduler-flags`.
     public var schedulerFlags: ServiceFlags?
+    /// Where the object was read (`nil` for objects not read from a manifest); not part of the
+    /// object's equality.
+    public var location: ManifestLocation? {
+        get { locationValue.value }
+        set { locationValue.value = newValue }
+    }
+    private var locationValue = NotCompared<ManifestLocation?>(nil)
 
     public init(name: ObjectName, annotations: [String: String] = [:], type: ServiceType = .clusterIP,
                 isHeadless: Bool = false, clusterIPs: [IPAddress] = [], externalIPs: [IPAddress] = [],
                 loadBalancerIngress: [IPAddress] = [], ports: [ServicePort] = [],
                 sessionAffinityTimeout: UInt32? = nil, externalTrafficLocal: Bool = false,
-                internalTrafficLocal: Bool = false, scheduler: Scheduler? = nil, schedulerFlags: ServiceFlags? = nil) {
+                internalTrafficLocal: Bool = false, scheduler: Scheduler? = nil, schedulerFlags: ServiceFlags? = nil,
+                location: ManifestLocation? = nil) {
         self.name = name
         self.annotations = annotations
         self.type = type
@@ -72,6 +111,7 @@ public struct KubeService: Hashable, Sendable {
         self.internalTrafficLocal = internalTrafficLocal
         self.scheduler = scheduler
         self.schedulerFlags = schedulerFlags
+        self.locationValue = NotCompared(location)
     }
 }
 
@@ -119,15 +159,24 @@ public struct EndpointSlice: Hashable, Sendable {
     public var endpoints: [Endpoint]
     public var ports: [EndpointPort]
     public var origin: Origin
+    /// Where the object was read (`nil` for objects not read from a manifest); not part of the
+    /// object's equality.
+    public var location: ManifestLocation? {
+        get { locationValue.value }
+        set { locationValue.value = newValue }
+    }
+    private var locationValue = NotCompared<ManifestLocation?>(nil)
 
     public init(name: ObjectName, serviceName: String?, addressFamily: AddressFamily?,
-                endpoints: [Endpoint], ports: [EndpointPort], origin: Origin = .endpointSlice) {
+                endpoints: [Endpoint], ports: [EndpointPort], origin: Origin = .endpointSlice,
+                location: ManifestLocation? = nil) {
         self.name = name
         self.serviceName = serviceName
         self.addressFamily = addressFamily
         self.endpoints = endpoints
         self.ports = ports
         self.origin = origin
+        self.locationValue = NotCompared(location)
     }
 }
 

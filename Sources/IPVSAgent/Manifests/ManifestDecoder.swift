@@ -74,14 +74,22 @@ public enum ManifestDecoder {
 
     private static func decodeObject(_ reader: NodeReader, kind: String, apiVersion: String, file: String,
                                      document: Int, into result: inout ManifestDecoding) {
+        // Kept with the object, for problems found while mapping it.
+        let location = ManifestLocation(file: file, document: document, line: reader.line)
         do {
             switch (apiVersion, kind) {
             case ("v1", "Service"):
-                result.objects.append(.service(try ServiceDecoder.decode(reader)))
+                var service = try ServiceDecoder.decode(reader)
+                service.location = location
+                result.objects.append(.service(service))
             case ("discovery.k8s.io/v1", "EndpointSlice"):
-                result.objects.append(.endpointSlice(try EndpointsDecoder.decodeSlice(reader)))
+                var slice = try EndpointsDecoder.decodeSlice(reader)
+                slice.location = location
+                result.objects.append(.endpointSlice(slice))
             case ("v1", "Endpoints"):
-                result.objects.append(.endpointSlice(try EndpointsDecoder.decodeEndpoints(reader)))
+                var slice = try EndpointsDecoder.decodeEndpoints(reader)
+                slice.location = location
+                result.objects.append(.endpointSlice(slice))
             case (_, "Service"), (_, "EndpointSlice"), (_, "Endpoints"):
                 throw FieldError(path: reader.fieldPrefix + "apiVersion", line: reader.line,
                                  message: "unsupported apiVersion \"\(apiVersion)\" for \(kind); use "

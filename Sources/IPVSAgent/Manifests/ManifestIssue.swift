@@ -26,6 +26,13 @@ public struct ManifestIssue: Error, Hashable, Sendable, CustomStringConvertible 
         self.message = message
     }
 
+    /// A problem with an object read at `location` (file, document and line; only the object
+    /// and field without one).
+    public init(at location: ManifestLocation?, object: String, field: String?, message: String) {
+        self.init(file: location?.file ?? "", document: location?.document, line: location?.line, object: object,
+                  field: field, message: message)
+    }
+
     public var description: String {
         var text = file
         if let line { text += ":\(line)" }

@@ -17,9 +17,12 @@ extension DesiredStateSource {
 ///
 /// A folder contributes its `.yaml`, `.yml` and `.json` files (not recursively, hidden files
 /// skipped), in name order. Per file, the last good objects are kept: a file that becomes
-/// unreadable or invalid YAML keeps its previous objects, a bad object keeps its previous version,
-/// and a file that disappears is reported and keeps its objects until it comes back or the agent is
-/// told otherwise (remove objects by editing files, not by deleting them by accident).
+/// unreadable or invalid YAML keeps its previous objects, and a bad object keeps its previous
+/// version. Missing files are told apart by how they were named:
+/// - a file deleted from a listed folder is a removal: its objects are gone at the next load
+///   (deleting a file from the folder is how Services are deleted);
+/// - a path given in `paths` (a file, or a whole folder) that no longer exists is reported as a
+///   problem and keeps its last good objects until it comes back.
 public final class ManifestSource: DesiredStateSource, @unchecked Sendable {
     /// The paths as given on the command line.
     public let paths: [String]
@@ -43,39 +46,99 @@ public final class ManifestSource: DesiredStateSource, @unchecked Sendable {
 
     /// The files the paths stand for now, and problems with paths that do not exist.
     public func files() -> (files: [String], issues: [ManifestIssue]) {
-        var files: [String] = []
+        let listing = listing()
+        return (listing.files.map(\.file), listing.issues)
+    }
+
+    /// The files the paths stand for now, each with the index in `paths` of the path it comes from.
+    private func listing() -> (files: [(file: String, path: Int)], issues: [ManifestIssue]) {
+        var files: [(file: String, path: Int)] = []
         var issues: [ManifestIssue] = []
-        for path in paths {
+        for (index, path) in paths.enumerated() {
             var isFolder: ObjCBool = false
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else {
                 issues.append(ManifestIssue(file: path, message: "no such file or folder; its last good objects are kept"))
                 continue
             }
-            guard isFolder.boolValue else { files.append(path); continue }
+            guard isFolder.boolValue else { files.append((path, index)); continue }
             let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
-            for name in names.sorted() where !name.hasPrefix(".") && [".yaml", ".yml", ".json"].contains(where: name.hasSuffix) {
-                files.append((path as NSString).appendingPathComponent(name))
+            for name in names.sorted() where Self.isManifestName(name) {
+                files.append(((path as NSString).appendingPathComponent(name), index))
             }
         }
         return (files, issues)
     }
 
+    /// Whether a folder contributes a file of this name: `.yaml`, `.yml` or `.json`, not hidden.
+    static func isManifestName(_ name: String) -> Bool {
+        !name.hasPrefix(".") && [".yaml", ".yml", ".json"].contains(where: name.hasSuffix)
+    }
+
     /// The folders to watch for changes: each folder given, and the folder of each file given.
     public var watchedFolders: [String] {
-        paths.map { path in
-            var isFolder: ObjCBool = false
-            if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue { return path }
-            let parent = (path as NSString).deletingLastPathComponent
-            return parent.isEmpty ? "." : parent
+        paths.map(Self.watchedFolder(of:))
+    }
+
+    private static func watchedFolder(of path: String) -> String {
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue { return path }
+        let parent = (path as NSString).deletingLastPathComponent
+        return parent.isEmpty ? "." : parent
+    }
+
+    /// `path` without `.` components, repeated or trailing slashes: `./x.yaml` and `x.yaml` are
+    /// the same file (`..` is kept: resolving it lexically can be wrong across symlinks).
+    static func normalized(_ path: String) -> String {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: true).filter { $0 != "." }
+        let joined = parts.joined(separator: "/")
+        if path.hasPrefix("/") { return "/" + joined }
+        return joined.isEmpty ? "." : joined
+    }
+
+    /// Whether a change the watcher reported (folder + name) may change what the manifests hold:
+    /// a listed path, a file a folder would list, or the `..data` symlink through which a
+    /// Kubernetes ConfigMap volume swaps all its files at once.
+    public func isRelevant(change: String) -> Bool {
+        let name = (change as NSString).lastPathComponent
+        if name == "..data" || Self.isManifestName(name) { return true }
+        let change = Self.normalized(change)
+        return paths.contains { Self.normalized($0) == change }
+    }
+
+    /// The listed files to read again for the `changed` paths (as the watcher reported them).
+    /// A listed file is matched by its path (`./x.yaml` matches `x.yaml`). Any other change in a
+    /// watched folder may change what the files of a path read (a ConfigMap volume re-points
+    /// `..data`, through which each listed file is a symlink; a symlinked file's target changes),
+    /// so every file of each path watched through that folder is read again; unchanged files are
+    /// not decoded again. The one exception: a file that a listed folder itself would list, which
+    /// is absent now (deleted), affects no other file.
+    private func filesToRead(changed: Set<String>, files: [(file: String, path: Int)]) -> Set<String> {
+        let byNormalized = Dictionary(files.map { (Self.normalized($0.file), $0.file) }) { first, _ in first }
+        var read: Set<String> = []
+        var everythingOf: Set<Int> = []
+        let folders = paths.map { Self.normalized(Self.watchedFolder(of: $0)) }
+        for change in changed {
+            let normal = Self.normalized(change)
+            if let file = byNormalized[normal] { read.insert(file); continue }
+            let name = (normal as NSString).lastPathComponent
+            let parent = (normal as NSString).deletingLastPathComponent
+            let folder = Self.normalized(parent.isEmpty ? "." : parent)
+            for (index, path) in paths.enumerated() where folders[index] == folder || Self.normalized(path) == normal {
+                let isListedFolder = folders[index] == Self.normalized(path)
+                if isListedFolder, Self.isManifestName(name), Self.normalized(path) != normal { continue } // Deleted.
+                everythingOf.insert(index)
+            }
         }
+        for (file, path) in files where everythingOf.contains(path) { read.insert(file) }
+        return read
     }
 
     public func load() async -> SourceSnapshot {
         lock.withLock { loadLocked(changed: nil) }
     }
 
-    /// Re-reads only the files in `changed` (paths as inotify reported them); the others keep
-    /// their last decoding. With `nil`, every file is read again.
+    /// Re-reads only the files that the paths in `changed` (as inotify reported them) may affect
+    /// (see `filesToRead`); the others keep their last decoding. With `nil`, every file is read again.
     public func load(changed: Set<String>?) async -> SourceSnapshot {
         lock.withLock { loadLocked(changed: changed) }
     }
@@ -105,8 +168,10 @@ public final class ManifestSource: DesiredStateSource, @unchecked Sendable {
 
     private var outcomes: [String: FileOutcome] = [:]
 
-    private func loadLocked(changed: Set<String>?, decoded: DecodedHandler? = nil) -> SourceSnapshot {
-        let (files, pathIssues) = files()
+    private func loadLocked(changed requested: Set<String>?, decoded: DecodedHandler? = nil) -> SourceSnapshot {
+        let (listed, pathIssues) = listing()
+        let files = listed.map(\.file)
+        let changed = requested.map { filesToRead(changed: $0, files: listed) }
         var issues = pathIssues
         var held: Set<ObjectName> = []
         var incomplete = false

@@ -49,7 +49,15 @@ public struct DesiredStateBuilder: Sendable {
               current.source == previous.source, current.number == previous.number + 1 else {
             return build(snapshot.objects)
         }
-        return update(names) { snapshot.inputs(of: $0) }
+        // Services with problems are looked at again even when unchanged: an edit above one in
+        // its file moves the line its problems are reported at.
+        return update(withIssues.isEmpty ? names : names.union(withIssues)) { snapshot.inputs(of: $0) }
+    }
+
+    /// Whether `service` and `slices` are where the objects of `entry` were read (locations are
+    /// not part of the objects' equality).
+    private static func sameLocations(_ entry: Entry, _ service: KubeService, _ slices: [EndpointSlice]) -> Bool {
+        entry.service.location == service.location && entry.slices.map(\.location) == slices.map(\.location)
     }
 
     /// Builds from every object; only Services whose objects differ from the previous build are
@@ -86,7 +94,8 @@ public struct DesiredStateBuilder: Sendable {
                 continue
             }
             let slices = objects.slices.sorted { $0.name < $1.name }
-            if let old, old.service == service, old.slices == slices { continue }
+            if let old, old.service == service, old.slices == slices,
+               old.mapping.issues.isEmpty || Self.sameLocations(old, service, slices) { continue }
             toMap.append((name, service, slices))
         }
         for ((name, service, slices), mapping) in zip(toMap, Self.map(toMap, options: options)) {
@@ -186,6 +195,14 @@ public struct DesiredStateBuilder: Sendable {
         return true
     }
 
+    /// `spec.ports[i]`: the entry of `service` that maps to `key` (its port or node port).
+    static func portField(of key: ServiceKey, in service: KubeService) -> String {
+        guard case .address(let transport, _, let port) = key,
+              let index = service.ports.firstIndex(where: { $0.transport == transport && ($0.port == port || $0.nodePort == port) })
+        else { return "spec.ports" }
+        return "spec.ports[\(index)]"
+    }
+
     /// Merges every Service's mapping; the first Service by name wins a shared address and port.
     private mutating func merge() -> (DesiredState, [ManifestIssue]) {
         var merged = DesiredState()
@@ -193,10 +210,11 @@ public struct DesiredStateBuilder: Sendable {
         var issues: [ManifestIssue] = []
         var users: [IPAddress: Int] = [:]
         for name in cache.keys.sorted() {
-            let mapping = cache[name]!.mapping
+            let entry = cache[name]!
+            let mapping = entry.mapping
             for (key, desired) in mapping.services {
                 if let other = merged.services[key] {
-                    issues.append(ManifestIssue(file: "", object: "Service \(name)", field: "spec.ports",
+                    issues.append(ManifestIssue(at: entry.service.location, object: "Service \(name)", field: Self.portField(of: key, in: entry.service),
                                                 message: "\(key) is already used by Service \(other.origin); this port is left out"))
                     continue
                 }

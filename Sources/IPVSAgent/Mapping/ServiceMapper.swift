@@ -75,7 +75,7 @@ public enum ServiceMapper {
         var flags = service.schedulerFlags ?? options.schedulerFlags
         let schedulerFlags = flags.subtracting(.onePacket)
         if !schedulerFlags.isEmpty, !scheduler.supportedFlags.isSuperset(of: schedulerFlags) {
-            result.issues.append(ManifestIssue(file: "", object: object,
+            result.issues.append(ManifestIssue(at: service.location, object: object,
                                                field: "metadata.annotations[\(ManifestDecoder.schedulerFlagsAnnotation)]",
                                                message: "scheduler \(scheduler) takes no such flags; the flags are ignored"))
             flags = flags.intersection(.onePacket)
@@ -88,8 +88,11 @@ public enum ServiceMapper {
             let configuration = try HealthCheckConfiguration(annotations: service.annotations, prefix: ManifestDecoder.annotationPrefix,
                                                              defaults: options.serviceHealth[service.name] ?? options.health)
             if configuration.kind != .disabled { health = configuration }
+        } catch let error as HealthCheckConfigurationError where error.isAnnotation {
+            result.issues.append(ManifestIssue(at: service.location, object: object, field: "metadata.annotations[\(error.field)]",
+                                               message: "\"\(error.value)\" \(error.problem); the Service is not health-checked"))
         } catch {
-            result.issues.append(ManifestIssue(file: "", object: object, field: "metadata.annotations",
+            result.issues.append(ManifestIssue(at: service.location, object: object, field: "metadata.annotations",
                                                message: "\(error); the Service is not health-checked"))
         }
 
@@ -161,7 +164,7 @@ public enum ServiceMapper {
                     }
                     let kind = slice.origin == .endpoints ? "Endpoints" : "EndpointSlice"
                     result.issues.append(ManifestIssue(
-                        file: "", object: "\(kind) \(slice.name)", field: "ports",
+                        at: slice.location, object: "\(kind) \(slice.name)", field: slice.origin == .endpoints ? "subsets[].ports" : "ports",
                         message: "no \(port.transport) port named \"\(port.name)\" for port \(port.port) (targetPort \(target)) of Service \(service.name); its endpoints are left out of that port"))
                 }
                 continue

@@ -249,12 +249,27 @@ public actor Reconciler {
     // MARK: - Verification and drains
 
     /// Re-reads the kernel and repairs every difference from the desired state, logging each repair.
+    /// A dummy interface that was deleted (`ip link del kube-ipvs0`, which takes its VIPs along)
+    /// is created again and its VIPs bound again, each a repair.
     /// Before the first reconcile there is nothing to verify against: the desired state is not
     /// known yet (a first load of many manifests can outlast `--sync-period`), and comparing the
     /// kernel with an empty one would remove every service an earlier run programmed.
     @discardableResult
     public func verify() -> ReconcileReport {
         guard reconciled else { return ReconcileReport() }
+        var repairs = 0
+        if let vips {
+            do {
+                if try vips.ensureInterface(named: options.interface) {
+                    repairs += 1
+                    logger.warning("repairing drift", metadata: ["operation": "create dummy interface \(options.interface)"])
+                }
+            } catch {
+                metrics.errors.increment()
+                needsVerification = true
+                return ReconcileReport(failures: ["cannot create the missing dummy interface \(options.interface): \(error)"])
+            }
+        }
         do {
             try readKernel()
         } catch {
@@ -263,7 +278,6 @@ public actor Reconciler {
         }
         needsVerification = false
         let plan = plan(keys: nil)
-        var repairs = 0
         for operation in plan.operations where !isDrainStep(operation, plan) {
             repairs += 1
             logger.warning("repairing drift", metadata: ["operation": "\(operation)"])
