@@ -122,9 +122,29 @@ final class ReconcilerTests: XCTestCase {
         XCTAssertEqual(again.applied, 0)
     }
 
+    /// A real server someone added to an owned service (`ipvsadm -a`) is drift: taken out (drained
+    /// like a removed endpoint, so its connections finish) and counted as a repair.
+    func testVerifyCountsARealServerSomeoneAddedAsDrift() async throws {
+        let ipvs = FakeIPVS(), vips = FakeVIPs()
+        let reconciler = makeReconciler(ipvs, vips)
+        try await reconciler.start()
+        await reconciler.reconcile(web(["10.244.1.5"]))
+        let key = tcp("10.96.0.10", 80), added = server("10.244.1.99", 8080)
+        ipvs.state.services[key]?.realServers[added.id] = added
+        ipvs.applied = []
+        let report = await reconciler.verify()
+        XCTAssertEqual(report.repairs, 1)
+        XCTAssertEqual(ipvs.state.services[key]?.realServers[added.id]?.weight, 0, "drained, not cut off")
+        XCTAssertEqual(ipvs.state.services[key]?.realServers.count, 2)
+        // Its drain goes on as the agent's own: not a repair again.
+        let again = await reconciler.verify()
+        XCTAssertEqual(again.repairs, 0)
+    }
+
     func testVerifyCreatesADeletedInterfaceAgainAndBindsItsVIPs() async throws {
         let ipvs = FakeIPVS(), vips = FakeVIPs()
         vips.requiresInterface = true
+        vips.interfaces["kube-ipvs0"] = []            // there before the agent: not its own
         let reconciler = makeReconciler(ipvs, vips)
         try await reconciler.start()
         await reconciler.reconcile(web(["10.244.1.5"]))
@@ -134,6 +154,8 @@ final class ReconcilerTests: XCTestCase {
         XCTAssertEqual(report.failures, [])
         XCTAssertEqual(report.repairs, 2)            // the interface and its VIP
         XCTAssertEqual(vips.interfaces["kube-ipvs0"], [ip("10.96.0.10")])
+        XCTAssertEqual(try OwnershipStore(path: folder.appendingPathComponent("state.json").path).load().interface, "kube-ipvs0",
+                       "created by the agent: --cleanup deletes it")
         let again = await reconciler.verify()
         XCTAssertEqual(again.repairs, 0)
         XCTAssertEqual(again.applied, 0)

@@ -83,12 +83,18 @@ final class AgentDaemonTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(try driftRepaired(), repairedBefore + 2, "the interface and a VIP")
         XCTAssertEqual(Set(try (0..<4).map { _ in try TCPClient.request("10.96.0.10", 80) }).count, 2)
 
-        // SIGTERM: a clean exit that leaves the kernel as it is.
-        let before = try cluster.table()
+        // Drift: someone adds a real server to the agent's service; the next sync takes it out
+        // (drained like a removed endpoint: it has no connections, so it goes at once).
+        try KernelTest.shell("ipvsadm -a -t 10.96.0.10:80 -r 10.250.9.9:8080 -m -w 1")
+        try waitUntil("the added real server is taken out", timeout: 20) { try weight("10.250.9.9:8080") == nil }
+        XCTAssertTrue(logText().split(separator: "\n").contains { $0.contains("repairing drift") && $0.contains("10.250.9.9:8080") }, logText())
+
+        // SIGTERM: a clean exit that leaves the kernel as it is (rules and weights; -S has no counters).
+        let before = try KernelTest.shell("ipvsadm -Sn")
         agent.terminate()
         agent.waitUntilExit()
         XCTAssertEqual(agent.terminationStatus, 0, logText())
-        XCTAssertEqual(try cluster.table().filter { !$0.isNumber }, before.filter { !$0.isNumber })
+        XCTAssertEqual(try KernelTest.shell("ipvsadm -Sn"), before)
         XCTAssertTrue(logText().contains("left in place"), logText())
     }
     /// A ConfigMap volume (as the DaemonSet in Examples mounts one) is updated the kubelet's way:

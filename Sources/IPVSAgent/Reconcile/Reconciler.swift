@@ -263,6 +263,11 @@ public actor Reconciler {
                 if try vips.ensureInterface(named: options.interface) {
                     repairs += 1
                     logger.warning("repairing drift", metadata: ["operation": "create dummy interface \(options.interface)"])
+                    // Created by the agent now: `--cleanup` deletes it.
+                    if ownership.interface != options.interface {
+                        ownership.interface = options.interface
+                        ownershipChanged = true
+                    }
                 }
             } catch {
                 metrics.errors.increment()
@@ -270,6 +275,8 @@ public actor Reconciler {
                 return ReconcileReport(failures: ["cannot create the missing dummy interface \(options.interface): \(error)"])
             }
         }
+        // What the agent believes is there: every operation it applied was recorded in it.
+        let believed = kernel
         do {
             try readKernel()
         } catch {
@@ -278,7 +285,10 @@ public actor Reconciler {
         }
         needsVerification = false
         let plan = plan(keys: nil)
-        for operation in plan.operations where !isDrainStep(operation, plan) {
+        // A drain step is the agent's own removal going on, except for a real server it never had:
+        // someone added that one to a service the agent owns (`ipvsadm -a`), and taking it out
+        // (drained like a removed endpoint) is a repair.
+        for operation in plan.operations where !isDrainStep(operation, plan) || isForeign(operation, believed: believed) {
             repairs += 1
             logger.warning("repairing drift", metadata: ["operation": "\(operation)"])
         }
@@ -290,6 +300,15 @@ public actor Reconciler {
         var report = apply(plan)
         report.repairs = repairs
         return report
+    }
+
+    /// Whether `operation` changes a real server that the agent's model did not hold.
+    private func isForeign(_ operation: IPVSOperation, believed: KernelState) -> Bool {
+        switch operation {
+        case .deleteRealServer(let id, let key): believed.services[key]?.realServers[id] == nil
+        case .updateRealServer(let server, let key): believed.services[key]?.realServers[server.id] == nil
+        default: false
+        }
     }
 
     private func isDrainStep(_ operation: IPVSOperation, _ plan: ReconcilePlan) -> Bool {
