@@ -95,5 +95,19 @@ final class HealthLinkTests: XCTestCase {
         XCTAssertEqual(bad.issues.count, 1)
         XCTAssertTrue(bad.issues.first?.description.contains("health-interval") == true, "\(bad.issues)")
         XCTAssertNotNil(bad.services[web], "a bad health annotation does not take the Service down")
+
+        // Settings without a check (none here, none by default) would silently do nothing: a problem.
+        service.annotations = ["ipvs.swift.dev/health-fall": "3", "ipvs.swift.dev/health-interval": "2s"]
+        let unused = ServiceMapper.map(service, slices: [slice], options: MappingOptions())
+        XCTAssertNil(unused.services[web]?.health)
+        XCTAssertNotNil(unused.services[web])
+        XCTAssertEqual(unused.issues.map(\.field), ["metadata.annotations[ipvs.swift.dev/health-fall]"])
+        XCTAssertTrue(unused.issues.first?.message.hasPrefix("has no effect: no health check applies to this Service") == true, "\(unused.issues)")
+        // With a default check they tune it; with an explicit health-check: none they are switched off on purpose.
+        let tuned = ServiceMapper.map(service, slices: [slice], options: MappingOptions(health: .default))
+        XCTAssertEqual(tuned.issues, [])
+        XCTAssertEqual(tuned.services[web]?.health?.interval, .seconds(2))
+        service.annotations = ["ipvs.swift.dev/health-check": "none", "ipvs.swift.dev/health-interval": "2s"]
+        XCTAssertEqual(ServiceMapper.map(service, slices: [slice], options: MappingOptions()).issues, [])
     }
 }

@@ -87,7 +87,15 @@ public enum ServiceMapper {
         do {
             let configuration = try HealthCheckConfiguration(annotations: service.annotations, prefix: ManifestDecoder.annotationPrefix,
                                                              defaults: options.serviceHealth[service.name] ?? options.health)
-            if configuration.kind != .disabled { health = configuration }
+            if configuration.kind != .disabled {
+                health = configuration
+            } else if let tuning = unusedHealthAnnotation(service.annotations) {
+                // Settings for a check that does not run: most likely a forgotten health-check.
+                let prefix = ManifestDecoder.annotationPrefix
+                result.issues.append(ManifestIssue(at: service.location, object: object, field: "metadata.annotations[\(tuning)]",
+                                                   message: "has no effect: no health check applies to this Service; set \(prefix)health-check "
+                                                       + "(or a default check: --health-check, or healthChecks.default in --config)"))
+            }
         } catch let error as HealthCheckConfigurationError where error.isAnnotation {
             result.issues.append(ManifestIssue(at: service.location, object: object, field: "metadata.annotations[\(error.field)]",
                                                message: "\"\(error.value)\" \(error.problem); the Service is not health-checked"))
@@ -136,6 +144,13 @@ public enum ServiceMapper {
             if case .service(let service) = object { return addresses(of: service) }
             return []
         }
+    }
+
+    /// The first `health-*` annotation of a Service that does not say `health-check` itself.
+    static func unusedHealthAnnotation(_ annotations: [String: String]) -> String? {
+        let prefix = ManifestDecoder.annotationPrefix + "health-"
+        guard annotations[prefix + "check"] == nil else { return nil }
+        return annotations.keys.filter { $0.hasPrefix(prefix) }.min()
     }
 
     // MARK: - Endpoints
