@@ -16,8 +16,9 @@
  *   The same for many real servers at once: FILE has one line "NAME SERVICE REAL" each (NAME any word,
  *   e.g. the backend's index). Each poll reads the real servers of every service still waited for.
  *   Prints "NAME <microseconds when seen> <polls so far>" as each reaches STATE, then, once all have,
- *   "polls <polls> <first poll's microseconds> <last poll's microseconds>" and exits 0. Exits 1 on
- *   timeout (naming those still waited for), 3 when any is in STATE already at the first poll.
+ *   "polls <polls> <first poll's microseconds> <last poll's microseconds>" and exits 0. One in STATE
+ *   already at the first poll is printed "NAME already" and not timed; exits 3 when all are, 1 on
+ *   timeout (naming those still waited for).
  *
  * Build: cc -O2 -o ipvs-wait ipvs-wait.c $(pkg-config --cflags --libs libnl-genl-3.0)
  */
@@ -161,7 +162,7 @@ static int wait_list(int argc, char **argv) {
 		return 1;
 	}
 	long long first = 0, seen = 0;
-	int left = count;
+	int left = count, already = 0;
 	for (long polls = 1;; polls++) {
 		for (int i = 0; i < count; i++) {
 			if (targets[i].done)
@@ -174,12 +175,13 @@ static int wait_list(int argc, char **argv) {
 				return 1;
 			}
 			if ((weight == target) != negate) {
-				if (polls == 1) {
-					fprintf(stderr, "ipvs-wait: %s is already in the state %s\n", targets[i].name, argv[3]);
-					return 3;
-				}
 				targets[i].done = 1;
 				left--;
+				if (polls == 1) {
+					printf("%s already\n", targets[i].name);
+					already++;
+					continue;
+				}
 				printf("%s %lld %ld\n", targets[i].name, seen, polls);
 			}
 		}
@@ -194,6 +196,10 @@ static int wait_list(int argc, char **argv) {
 		}
 		if (left == 0) {
 			printf("polls %ld %lld %lld\n", polls, first, seen);
+			if (already == count) {
+				fprintf(stderr, "ipvs-wait: every real server listed is in the state %s already\n", argv[3]);
+				return 3;
+			}
 			return 0;
 		}
 		if (seen > deadline) {
