@@ -6,6 +6,7 @@
 #
 # Usage: Benchmarks/guest-bench.sh --bin DIR --inputs DIR --out DIR [--sizes "1000:5 10000:3"]
 #          [--reps N] [--agent-size N] [--kube-proxy-max SIZE] [--slow-max SIZE] [--quick]
+#          [--agent-health-size N] [--agent-health-time "WARMUP WINDOW"] [--agent-health-only]
 #
 #   --bin     ipvsctl, ipvs-agent, ipvs-floor, ipvs-wait and moby-ipvs-bench
 #   --inputs  one folder per size (SIZE/rules, SIZE/manifests, ...) and warmup/, from
@@ -15,6 +16,10 @@
 #   --kube-proxy-max: the kube-proxy pattern of the moby/ipvs driver runs up to this size only;
 #   --slow-max: ipvsadm, moby/ipvs, the agent and the floor with VIPs (minutes each in the emulator) up to this size only
 #   --quick   no copy to memory and no warm-up: every path once, for the smoke run
+#   --agent-health-size N: the agent with health checks on N TCP backends (inputs/agent-health, from
+#             gen-inputs.py --health-backends N), then health-bench on the same backends (0: not run);
+#             --agent-health-time: its warm-up and CPU window in seconds (default "5 10");
+#             --agent-health-only: that workload alone (and --bin needs health-bench and health-backends)
 #   --out     results.tsv (workload, tool, size, repetition, value, unit), environment.tsv, errors.txt
 #
 # Exit status 0 when every tool path worked, 1 otherwise (see OUT/errors.txt).
@@ -22,6 +27,7 @@ set -uo pipefail
 
 bin="" inputs="" out="" sizes="1000:5 10000:3" reps=3 agent_size=10000 kube_proxy_max=1000
 slow_max=1000000 quick=0 settle=2 cold_once=""
+agent_health_size=0 agent_health_time="5 10" agent_health_only=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --bin) bin=$2; shift 2 ;;
@@ -34,6 +40,9 @@ while [ $# -gt 0 ]; do
     --kube-proxy-max) kube_proxy_max=$2; shift 2 ;;
     --slow-max) slow_max=$2; shift 2 ;;
     --quick) quick=1 settle=1; shift ;;
+    --agent-health-size) agent_health_size=$2; shift 2 ;;
+    --agent-health-time) agent_health_time=$2; shift 2 ;;
+    --agent-health-only) agent_health_only=1; shift ;;
     *) echo "guest-bench.sh: unexpected argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -188,14 +197,245 @@ if [ "$quick" = 0 ]; then
   cp -r "$inputs/." "$work/"
   mkdir -p "$work/bin"
   cp "$bin/ipvsctl" "$bin/ipvs-agent" "$bin/ipvs-floor" "$bin/ipvs-wait" "$bin/moby-ipvs-bench" "$work/bin/"
+  [ "$agent_health_size" = 0 ] || cp "$bin/health-bench" "$bin/health-backends" "$work/bin/"
   bin=$work/bin
 
   # Warm-up: load every binary and its libraries once (on the small warmup input).
-  for tool in ipvsctl ipvsadm moby-ipvs moby-ipvs-vips floor floor-vips ipvs-agent; do
-    fresh_cold_run "$tool" "$work/warmup" 0 || fail "warm-up $tool: $(tail -n 3 "$work/$tool.log")"
-  done
+  [ "$agent_health_only" = 1 ] ||
+    for tool in ipvsctl ipvsadm moby-ipvs moby-ipvs-vips floor floor-vips ipvs-agent; do
+      fresh_cold_run "$tool" "$work/warmup" 0 || fail "warm-up $tool: $(tail -n 3 "$work/$tool.log")"
+    done
 else
   cp -r "$inputs/." "$work/"
+fi
+
+# ---- 4. the agent with health checks (defined here, run last) ----------------------------------
+
+# N TCP backends (Benchmarks/health/health-backends.c) in a network namespace behind a veth pair, as
+# Scripts/bench.sh's host veth topology: 10.203.0.0/16 local in that namespace, the pod side's receive
+# work steered (RPS) to the last CPU, where the backends run; the agent, and then health-bench, pinned
+# to the other CPUs. The agent checks them as the endpoints of N / 100 annotated Services (TCP, 1 s,
+# timeout 500 ms, fall 2); its CPU (utime + stime of /proc/PID/stat) is measured over a window in steady
+# state, then 1% of the backends are killed and ipvs-wait times each one's kill -> weight 0 in the
+# kernel. Then health-bench (the HealthCheck library alone) runs on the same backends, same CPUs,
+# same warm-up and window: the agent / library ratio is the agent's cost above its checker.
+ah_netns="" ah_host_if="" ah_backends="" ah_agent="" ah_backlog=""
+# net.core.netdev_max_backlog: prints it, or sets it to $1.
+ah_sysctl_backlog() {
+  nsenter -t 1 -n sh -c '[ -z "$1" ] && cat /proc/sys/net/core/netdev_max_backlog || echo "$1" >/proc/sys/net/core/netdev_max_backlog' sh "${1:-}" 2>/dev/null
+}
+ah_cleanup() {
+  [ -z "$ah_agent" ] || { kill -TERM "$ah_agent" 2>/dev/null; wait "$ah_agent" 2>/dev/null; }
+  ah_agent=""
+  [ ! -e "$work/agent-health.log" ] || cp "$work/agent-health.log" "$out/" 2>/dev/null
+  if [ -n "$ah_backends" ]; then
+    exec 7>&- 2>/dev/null # the backends exit when their stdin closes
+    wait "$ah_backends" 2>/dev/null
+    ah_backends=""
+  fi
+  [ -z "$ah_backlog" ] || ah_sysctl_backlog "$ah_backlog"
+  ah_backlog=""
+  [ -z "$ah_host_if" ] || ip link del "$ah_host_if" 2>/dev/null
+  [ -z "$ah_netns" ] || ip netns del "$ah_netns" 2>/dev/null
+  ah_netns="" ah_host_if=""
+}
+
+# The agent's Services programmed, backends up and checks done so far (sums over every series), into
+# AH_PROGRAMMED, AH_UP and AH_CHECKS. curl and awk rather than fetch_metrics: with thousands of backends
+# /metrics has thousands of lines, which bash would read a byte at a time.
+ah_metrics() {
+  local text
+  text=$(curl -sf --max-time 20 "http://127.0.0.1:$metrics_port/metrics" | awk '
+    /^ipvs_agent_services_programmed / { p = $2 } /^ipvs_health_backend_up[ {]/ { u += $2 } /^ipvs_health_checks_total[ {]/ { c += $2 }
+    END { printf "%d %d %d\n", p, u, c }') || return 1
+  read -r AH_PROGRAMMED AH_UP AH_CHECKS <<<"$text"
+}
+# utime + stime of process $1, in clock ticks.
+cpu_ticks() {
+  local stat
+  read -r stat <"/proc/$1/stat" || return 1
+  # shellcheck disable=SC2086 # the fields after "(comm) "
+  set -- ${stat##*) }
+  REPLY=$((${12} + ${13}))
+}
+
+run_agent_health() {
+  local size=$agent_health_size dir=$work/agent-health warmup window cpus pod_cpu pin services victims
+  read -r warmup window <<<"$agent_health_time"
+  local bound_ms=2500 interval_ms=1000 port=18080 prefix=10.203.0.0/16
+  [ -f "$dir/victims" ] || { fail "agent health: no inputs in $dir (gen-inputs.py --health-backends)"; return; }
+  services=$(((size + 99) / 100))
+  victims=$(wc -l <"$dir/victims")
+  cpus=$(nproc)
+  [ "$cpus" -ge 2 ] || { fail "agent health: needs 2 CPUs or more (the backends get the last one), has $cpus"; return; }
+  pod_cpu=$((cpus - 1)) pin="0-$((cpus - 2))"
+  log "agent with health checks: $size backends in $services Services, $victims to kill"
+  reset_kernel
+
+  ah_netns=ipvs-bench-ah-$$ ah_host_if=ibah$$h
+  local pod_if=ibah$$p
+  if ! { ip netns add "$ah_netns" &&
+    ip link add "$ah_host_if" type veth peer name "$pod_if" netns "$ah_netns" &&
+    ip addr add 169.254.203.1/30 dev "$ah_host_if" && ip link set "$ah_host_if" up &&
+    ip -n "$ah_netns" link set lo up && ip -n "$ah_netns" addr add 169.254.203.2/30 dev "$pod_if" &&
+    ip -n "$ah_netns" link set "$pod_if" up && ip -n "$ah_netns" route add local "$prefix" dev lo &&
+    ip route add "$prefix" via 169.254.203.2 dev "$ah_host_if" &&
+    ip netns exec "$ah_netns" sh -c "printf '%x' $((1 << pod_cpu)) >/sys/class/net/$pod_if/queues/rx-0/rps_cpus"; } 2>"$work/ah-topology.err"; then
+    fail "agent health: the veth topology could not be set up: $(tail -n 2 "$work/ah-topology.err")"
+    ah_cleanup
+    return
+  fi
+  # A deeper receive backlog for the pod side (see bench.sh). The setting is the kernel's, shown only in
+  # the first network namespace: set through PID 1's (restored in ah_cleanup).
+  ah_backlog=$(ah_sysctl_backlog) && ah_sysctl_backlog 30000 || ah_backlog=""
+  printf 'agent_health_backlog\t%s\n' "$([ -n "$ah_backlog" ] && echo "30000 (raised from $ah_backlog while it runs)" || echo "not raised (unreadable here)")" >>"$out/environment.tsv"
+
+  # The backends, killed through their stdin (fd 7).
+  rm -f "$work/ah-backends.in" "$work/ah-backends.out"
+  mkfifo "$work/ah-backends.in"
+  ip netns exec "$ah_netns" taskset -c "$pod_cpu" "$bin/health-backends" "$size" "$port" "${prefix%/*}" \
+    <"$work/ah-backends.in" >>"$work/ah-backends.out" 2>&1 &
+  ah_backends=$!
+  exec 7>"$work/ah-backends.in"
+  local line="" t0
+  t0=${EPOCHREALTIME/./}
+  until [ "$line" = ready ]; do
+    read -r line <"$work/ah-backends.out"
+    case "$line" in error* ) break ;; esac
+    kill -0 "$ah_backends" 2>/dev/null && [ $((${EPOCHREALTIME/./} - t0)) -lt 120000000 ] || break
+    pause 0.05
+  done
+  if [ "$line" != ready ]; then
+    fail "agent health: the backends did not start: $(tail -n 2 "$work/ah-backends.out")"
+    ah_cleanup
+    return
+  fi
+
+  # The agent, and its steady state: every Service programmed and every backend up.
+  rm -rf "$work/ah-manifests"
+  cp -r "$dir/manifests" "$work/ah-manifests"
+  taskset -c "$pin" "$bin/ipvs-agent" --manifests "$work/ah-manifests" --state-file "$state" \
+    --metrics-address "127.0.0.1:$metrics_port" --sync-period 1h --node-name bench --node-ip 192.0.2.1 \
+    --log-format json 2>"$work/agent-health.log" &
+  ah_agent=$!
+  local up=0 programmed=0 steady=0
+  t0=${EPOCHREALTIME/./}
+  while [ $((${EPOCHREALTIME/./} - t0)) -lt 300000000 ]; do
+    kill -0 "$ah_agent" 2>/dev/null || break
+    if ah_metrics; then
+      programmed=$AH_PROGRAMMED up=$AH_UP
+      if [ "$programmed" = "$services" ] && [ "$up" = "$size" ]; then steady=1; break; fi
+    fi
+    pause 0.2
+  done
+  if [ "$steady" = 0 ]; then
+    fail "agent health: not steady after $(((${EPOCHREALTIME/./} - t0) / 1000000)) s ($programmed of $services Services programmed, $up of $size backends up); log: $(tail -n 3 "$work/agent-health.log")"
+    cp "$work/agent-health.log" "$out/" 2>/dev/null
+    ah_cleanup
+    return
+  fi
+  record agent-health start-to-steady "$size" 1 $((${EPOCHREALTIME/./} - t0)) us
+  log "agent health: $size backends up after $(((${EPOCHREALTIME/./} - t0) / 1000)) ms; warm-up $warmup s, window $window s"
+  pause "$warmup"
+
+  # CPU over the window: utime + stime of the agent, every thread; checks from its metrics.
+  local hz ticks0="" ticks1="" checks0="" checks1="" w0 w1
+  hz=$(getconf CLK_TCK)
+  # The check counts are read first (curl takes a while to start in the emulator; the agent renders
+  # its metrics at the end of that), the CPU and the clock right after, so that both cover one span.
+  ah_metrics && checks0=$AH_CHECKS
+  cpu_ticks "$ah_agent" && ticks0=$REPLY
+  w0=${EPOCHREALTIME/./}
+  pause "$window"
+  ah_metrics && checks1=$AH_CHECKS
+  cpu_ticks "$ah_agent" && ticks1=$REPLY
+  w1=${EPOCHREALTIME/./}
+  if [ -z "${ticks0:-}" ] || [ -z "${ticks1:-}" ] || [ -z "${checks0:-}" ] || [ -z "${checks1:-}" ] || [ "$checks1" -le "$checks0" ]; then
+    fail "agent health: no CPU or check count over the window (agent alive: $(kill -0 "$ah_agent" 2>/dev/null && echo yes || echo no))"
+    ah_cleanup
+    return
+  fi
+  awk -v t=$((ticks1 - ticks0)) -v hz="$hz" -v us=$((w1 - w0)) -v c=$((checks1 - checks0)) -v n="$size" -v i="$interval_ms" 'BEGIN {
+    cpu = t / hz; wall = us / 1e6; rate = c / wall
+    printf "agent-cpu\t%.2f\tpercent-of-core\n", cpu / wall * 100
+    printf "agent-cpu-per-check\t%.2f\tus\n", cpu / c * 1e6
+    printf "agent-cpu-projected\t%.2f\tpercent-of-core\n", cpu / c * 1e6 * (n * 1000 / i) / 1e4
+    printf "agent-checks-per-second\t%.0f\tchecks/s\n", rate
+    printf "target-rate\t%.0f\tchecks/s\n", n * 1000 / i
+  }' | while IFS=$'\t' read -r tool value unit; do record agent-health "$tool" "$size" 1 "$value" "$unit"; done
+  record agent-health agent-rss "$size" 1 "$(awk '/^VmRSS/ { print $2 }' "/proc/$ah_agent/status")" KiB
+  record agent-health agent-peak-rss "$size" 1 "$(awk '/^VmHWM/ { print $2 }' "/proc/$ah_agent/status")" KiB
+  record agent-health agent-threads "$size" 1 "$(awk '/^Threads/ { print $2 }' "/proc/$ah_agent/status")" count
+  local quiesced_before
+  quiesced_before=$(ipvsadm -Ln | awk '$1 == "->" && $4 == 0' | wc -l)
+
+  # Kill 1% of the backends; ipvs-wait polls the kernel for each one's weight 0.
+  rm -f "$work/ah-wait.ready"
+  "$bin/ipvs-wait" --list "$dir/victims" weight=0 "$work/ah-wait.ready" 60 >"$work/ah-wait.out" 2>"$work/ah-wait.err" &
+  local waiter=$!
+  until [ -e "$work/ah-wait.ready" ] || ! kill -0 "$waiter" 2>/dev/null; do pause 0.01; done
+  : >"$work/ah-backends.out" # appended to by the backends (O_APPEND): their answer is its first line
+  echo "kill $(cut -d' ' -f1 "$dir/victims" | paste -sd' ')" >&7
+  local killed=""
+  t0=${EPOCHREALTIME/./}
+  until [ -n "$killed" ] || [ $((${EPOCHREALTIME/./} - t0)) -gt 10000000 ]; do
+    read -r line <"$work/ah-backends.out" && case "$line" in killed*) killed=${line#killed } ;; esac
+    [ -n "$killed" ] || pause 0.01
+  done
+  wait "$waiter"
+  local waited=$?
+  if [ -z "$killed" ] || [ "$waited" = 2 ] || [ "$waited" = 3 ] || { [ "$waited" != 0 ] && ! grep -q 'after the timeout' "$work/ah-wait.err"; }; then
+    fail "agent health: killing backends or waiting for weight 0 failed (ipvs-wait status $waited): $(tail -n 2 "$work/ah-wait.err") $(tail -n 1 "$work/ah-backends.out")"
+    ah_cleanup
+    return
+  fi
+  local quiesced_after
+  quiesced_after=$(ipvsadm -Ln | awk '$1 == "->" && $4 == 0' | wc -l)
+  awk -v killed="$killed" -v victims="$victims" -v bound="$bound_ms" -v before="$quiesced_before" -v after="$quiesced_after" -v i="$interval_ms" '
+    $1 == "polls" { polls = $2; span = $4 - $3; next }
+    $2 == "already" { already++; next }
+    { ms[++n] = ($2 - killed / 1000) / 1000 }
+    function pct(p,  r) { r = int(p / 100 * n); if (r < p / 100 * n) r++; if (r < 1) r = 1; return ms[r] }
+    END {
+      for (a = 1; a <= n; a++) for (b = a + 1; b <= n; b++) if (ms[b] < ms[a]) { t = ms[a]; ms[a] = ms[b]; ms[b] = t }
+      if (n > 0) {
+        printf "detect-p50\t%.1f\tms\n", pct(50); printf "detect-p99\t%.1f\tms\n", pct(99); printf "detect-max\t%.1f\tms\n", ms[n]
+      }
+      printf "detect-bound\t%.1f\tms\n", bound; printf "interval\t%.1f\tms\n", i
+      printf "killed\t%d\tbackends\n", victims; printf "missed\t%d\tbackends\n", victims - n - already
+      printf "already-down\t%d\tbackends\n", already
+      fd = after - n - already; if (before > fd) fd = before; printf "false-down\t%d\tbackends\n", fd
+      if (polls > 1) printf "poll-interval\t%.0f\tus\n", span / (polls - 1)
+    }' "$work/ah-wait.out" | while IFS=$'\t' read -r tool value unit; do record agent-health "$tool" "$size" 1 "$value" "$unit"; done
+  log "agent health: $(awk '$1 != "polls" && $2 != "already"' "$work/ah-wait.out" | wc -l) of $victims killed backends at weight 0 in the kernel ($(tail -n 1 "$work/ah-wait.err" 2>/dev/null))"
+  kill -TERM "$ah_agent" 2>/dev/null
+  wait "$ah_agent" 2>/dev/null
+  ah_agent=""
+  cp "$work/agent-health.log" "$out/" 2>/dev/null
+  exec 7>&-
+  wait "$ah_backends" 2>/dev/null
+  ah_backends=""
+  reset_kernel
+
+  # The library alone on the same backends: health-bench starts its own health-backends, same place.
+  log "agent health: health-bench (the library) on the same $size backends"
+  if ! taskset -c "$pin" "$bin/health-bench" --server "$bin/health-backends" --backends "$size" --port "$port" \
+    --base-address "${prefix%/*}" --server-launcher "ip netns exec $ah_netns taskset -c $pod_cpu" \
+    --warmup "$warmup" --window "$window" --tsv 2>"$work/ah-library.log" >"$work/ah-library.tsv"; then
+    fail "agent health: health-bench on $size backends failed: $(tail -n 2 "$work/ah-library.log")"
+  fi
+  sed 's/^health\t\([^\t]*\)/agent-health\tlibrary-\1/' "$work/ah-library.tsv" >>"$out/results.tsv"
+  cp "$work/ah-library.log" "$out/agent-health-library.log" 2>/dev/null
+  ah_cleanup
+}
+trap 'ah_cleanup' EXIT
+trap 'exit 130' INT TERM
+
+if [ "$agent_health_only" = 1 ]; then
+  [ "$agent_health_size" != 0 ] || fail "--agent-health-only without --agent-health-size"
+  [ "$agent_health_size" = 0 ] || run_agent_health
+  log "done"
+  exit "$failed"
 fi
 
 # ---- 1. cold programming -----------------------------------------------------------------------
@@ -359,6 +599,8 @@ else
 fi
 
 reset_kernel
+
+[ "$agent_health_size" = 0 ] || run_agent_health
 
 log "done"
 exit "$failed"

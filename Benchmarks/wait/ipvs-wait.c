@@ -12,6 +12,14 @@
  * exits 1 on timeout (default 120 s) or a netlink error, 2 on bad arguments, 3 when the state
  * holds already at the first poll (the change was made too early to be timed).
  *
+ *        ipvs-wait --list FILE STATE READY_FILE [TIMEOUT_SECONDS]
+ *   The same for many real servers at once: FILE has one line "NAME SERVICE REAL" each (NAME any word,
+ *   e.g. the backend's index). Each poll reads the real servers of every service still waited for.
+ *   Prints "NAME <microseconds when seen> <polls so far>" as each reaches STATE, then, once all have,
+ *   "polls <polls> <first poll's microseconds> <last poll's microseconds>" and exits 0. One in STATE
+ *   already at the first poll is printed "NAME already" and not timed; exits 3 when all are, 1 on
+ *   timeout (naming those still waited for).
+ *
  * Build: cc -O2 -o ipvs-wait ipvs-wait.c $(pkg-config --cflags --libs libnl-genl-3.0)
  */
 #include <arpa/inet.h>
@@ -105,10 +113,114 @@ static int weight_of(struct nl_sock *sock, int family, struct in_addr vaddr, uin
 	}
 }
 
+enum { MAX_LIST = 65536 };
+
+static int wait_list(int argc, char **argv) {
+	static struct {
+		char name[64];
+		struct in_addr vaddr, raddr;
+		uint16_t vport, rport;
+		int done;
+	} targets[MAX_LIST];
+	int count = 0, target, negate;
+	char name[64], service[64], real[64];
+	FILE *list = argc >= 5 && argc <= 6 ? fopen(argv[2], "r") : NULL;
+	if (argc < 5 || argc > 6 ||
+	    (sscanf(argv[3], "weight=%d", &target) != 1 && sscanf(argv[3], "not-weight=%d", &target) != 1)) {
+		fprintf(stderr, "usage: ipvs-wait --list FILE weight=N|not-weight=N READY_FILE [TIMEOUT_SECONDS]\n");
+		return 2;
+	}
+	if (!list) {
+		perror(argv[2]);
+		return 2;
+	}
+	while (count < MAX_LIST && fscanf(list, "%63s %63s %63s", name, service, real) == 3) {
+		if (parse_endpoint(service, &targets[count].vaddr, &targets[count].vport) ||
+		    parse_endpoint(real, &targets[count].raddr, &targets[count].rport)) {
+			fprintf(stderr, "ipvs-wait: %s: not SERVICE REAL: %s %s\n", argv[2], service, real);
+			return 2;
+		}
+		snprintf(targets[count].name, sizeof(targets[count].name), "%s", name);
+		targets[count].done = 0;
+		count++;
+	}
+	fclose(list);
+	if (count == 0) {
+		fprintf(stderr, "ipvs-wait: %s lists no real servers\n", argv[2]);
+		return 2;
+	}
+	negate = strncmp(argv[3], "not-", 4) == 0;
+	long long deadline = now_us() + (argc == 6 ? atoll(argv[5]) : 120) * 1000000LL;
+	struct nl_sock *sock = nl_socket_alloc();
+	if (!sock || genl_connect(sock)) {
+		fprintf(stderr, "ipvs-wait: cannot open a generic netlink socket\n");
+		return 1;
+	}
+	int family = genl_ctrl_resolve(sock, IPVS_GENL_NAME);
+	if (family < 0) {
+		fprintf(stderr, "ipvs-wait: the kernel has no IPVS generic netlink family\n");
+		return 1;
+	}
+	long long first = 0, seen = 0;
+	int left = count, already = 0;
+	for (long polls = 1;; polls++) {
+		for (int i = 0; i < count; i++) {
+			if (targets[i].done)
+				continue;
+			int weight = weight_of(sock, family, targets[i].vaddr, targets[i].vport, targets[i].raddr,
+					       targets[i].rport);
+			seen = now_us();
+			if (weight == -2) {
+				fprintf(stderr, "ipvs-wait: reading the real servers of a service of %s failed\n", targets[i].name);
+				return 1;
+			}
+			if ((weight == target) != negate) {
+				targets[i].done = 1;
+				left--;
+				if (polls == 1) {
+					printf("%s already\n", targets[i].name);
+					already++;
+					continue;
+				}
+				printf("%s %lld %ld\n", targets[i].name, seen, polls);
+			}
+		}
+		if (polls == 1) {
+			first = seen;
+			int fd = open(argv[4], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+			if (fd < 0) {
+				perror(argv[4]);
+				return 1;
+			}
+			close(fd);
+		}
+		if (left == 0) {
+			printf("polls %ld %lld %lld\n", polls, first, seen);
+			if (already == count) {
+				fprintf(stderr, "ipvs-wait: every real server listed is in the state %s already\n", argv[3]);
+				return 3;
+			}
+			return 0;
+		}
+		if (seen > deadline) {
+			fprintf(stderr, "ipvs-wait: %d of %d real servers not in the state %s after the timeout:", left, count, argv[3]);
+			for (int i = 0; i < count; i++)
+				if (!targets[i].done)
+					fprintf(stderr, " %s", targets[i].name);
+			fprintf(stderr, "\n");
+			return 1;
+		}
+		fflush(stdout);
+		usleep(1000);
+	}
+}
+
 int main(int argc, char **argv) {
 	struct in_addr vaddr, raddr;
 	uint16_t vport, rport;
 	int target, negate;
+	if (argc > 1 && strcmp(argv[1], "--list") == 0)
+		return wait_list(argc, argv);
 	if (argc < 5 || argc > 6 || parse_endpoint(argv[1], &vaddr, &vport) || parse_endpoint(argv[2], &raddr, &rport) ||
 	    (sscanf(argv[3], "weight=%d", &target) != 1 && sscanf(argv[3], "not-weight=%d", &target) != 1)) {
 		fprintf(stderr, "usage: ipvs-wait SERVICE REAL weight=N|not-weight=N READY_FILE [TIMEOUT_SECONDS]\n");
