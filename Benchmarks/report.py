@@ -45,6 +45,12 @@ def ms(us):
     return f"{value:,.0f} ms" if value >= 100 else f"{value:,.1f} ms"
 
 
+# Formatters of the report's cells.
+def pct(v): return f"{v:.1f}%"
+def msec(v): return f"{v:,.0f} ms"
+def count(v): return f"{v:,.0f}"
+
+
 def factor(r):
     """A ratio ours/peer in words: '4.8x faster', '1.3x slower', '1.05x faster'."""
     f = 1 / r if r < 1 else r
@@ -200,7 +206,6 @@ def main():
             return f"{max(data):.0f}" if data else "not measured"
 
         kib = lambda v: f"{v / 1024:,.0f} MiB"
-        count = lambda v: f"{v:,.0f}"
         add(f"## The agent as a daemon at {size:,} services x 10 endpoints")
         add("")
         add("`ipvs-agent --manifests DIR --sync-period 1h`, timings from its Prometheus metrics")
@@ -255,10 +260,7 @@ def main():
             if ours and floor_us:
                 add(f"| checker / floor, CPU per check | {ours / floor_us:.2f}x |")
 
-        pct = lambda v: f"{v:.1f}%"
         mib = lambda v: f"{v:,.0f} MiB"
-        msec = lambda v: f"{v:,.0f} ms"
-        count = lambda v: f"{v:,.0f}"
         add(f"## Health checks: {size:,} TCP backends checked every second")
         add("")
         add("`health-bench` (`Benchmarks/health`) runs the HealthCheck library's `HealthChecker` as the agent does")
@@ -336,10 +338,7 @@ def main():
             m = median("agent-health", tool, size)
             return fmt(m) if m is not None else "not measured"
 
-        pct = lambda v: f"{v:.1f}%"
         us = lambda v: f"{v:,.1f} us"
-        msec = lambda v: f"{v:,.0f} ms"
-        count = lambda v: f"{v:,.0f}"
         kib = lambda v: f"{v / 1024:,.1f} MiB"
         mib = lambda v: f"{v:,.1f} MiB"
         add(f"## The agent with health checks: {size:,} TCP backends checked every second (emulated)")

@@ -115,6 +115,21 @@ static int weight_of(struct nl_sock *sock, int family, struct in_addr vaddr, uin
 
 enum { MAX_LIST = 65536 };
 
+/* A generic netlink socket and the IPVS family's number, or NULL after saying why. */
+static struct nl_sock *open_ipvs(int *family) {
+	struct nl_sock *sock = nl_socket_alloc();
+	if (!sock || genl_connect(sock)) {
+		fprintf(stderr, "ipvs-wait: cannot open a generic netlink socket\n");
+		return NULL;
+	}
+	*family = genl_ctrl_resolve(sock, IPVS_GENL_NAME);
+	if (*family < 0) {
+		fprintf(stderr, "ipvs-wait: the kernel has no IPVS generic netlink family\n");
+		return NULL;
+	}
+	return sock;
+}
+
 static int wait_list(int argc, char **argv) {
 	static struct {
 		char name[64];
@@ -151,16 +166,10 @@ static int wait_list(int argc, char **argv) {
 	}
 	negate = strncmp(argv[3], "not-", 4) == 0;
 	long long deadline = now_us() + (argc == 6 ? atoll(argv[5]) : 120) * 1000000LL;
-	struct nl_sock *sock = nl_socket_alloc();
-	if (!sock || genl_connect(sock)) {
-		fprintf(stderr, "ipvs-wait: cannot open a generic netlink socket\n");
+	int family;
+	struct nl_sock *sock = open_ipvs(&family);
+	if (!sock)
 		return 1;
-	}
-	int family = genl_ctrl_resolve(sock, IPVS_GENL_NAME);
-	if (family < 0) {
-		fprintf(stderr, "ipvs-wait: the kernel has no IPVS generic netlink family\n");
-		return 1;
-	}
 	long long first = 0, seen = 0;
 	int left = count, already = 0;
 	for (long polls = 1;; polls++) {
@@ -229,16 +238,10 @@ int main(int argc, char **argv) {
 	negate = strncmp(argv[3], "not-", 4) == 0;
 	long long deadline = now_us() + (argc == 6 ? atoll(argv[5]) : 120) * 1000000LL;
 
-	struct nl_sock *sock = nl_socket_alloc();
-	if (!sock || genl_connect(sock)) {
-		fprintf(stderr, "ipvs-wait: cannot open a generic netlink socket\n");
+	int family;
+	struct nl_sock *sock = open_ipvs(&family);
+	if (!sock)
 		return 1;
-	}
-	int family = genl_ctrl_resolve(sock, IPVS_GENL_NAME);
-	if (family < 0) {
-		fprintf(stderr, "ipvs-wait: the kernel has no IPVS generic netlink family\n");
-		return 1;
-	}
 	for (long polls = 1;; polls++) {
 		int weight = weight_of(sock, family, vaddr, vport, raddr, rport);
 		long long seen = now_us();
