@@ -11,10 +11,11 @@ import Metrics
 /// | `ipvs_health_check_duration_seconds` | timer (histogram) | `service`, `check` |
 /// | `ipvs_health_checks_total` | counter | `service`, `result` (`success`, `failure`) |
 /// | `ipvs_health_transitions_total` | counter | `service`, `to` (`up`, `down`) |
+/// | `ipvs_health_backend_transitions_total` | counter: the backend's transitions, either way | `service`, `backend` |
 ///
-/// The latency histogram and the transition counter are per service, not per backend, to keep the series
-/// count bounded with thousands of backends; the per-backend gauges give each backend's state and last
-/// latency, and every transition is logged with its backend. Every series is registered here, when the
+/// Each backend has three series (state, last latency, transitions); the latency histogram and the
+/// counts by direction are per service, to keep the series count near three per backend with thousands of
+/// backends. Every transition is also logged with its backend. Every series is registered here, when the
 /// backend's checks start: swift-prometheus copies a metric's series to register one more, so registering
 /// on a backend's first transition would cost time proportional to the backends on the checking path,
 /// at the worst moment (many backends going down at once).
@@ -26,6 +27,7 @@ struct HealthMetrics: Sendable {
     private let failures: Counter
     private let toUp: Counter
     private let toDown: Counter
+    private let transitions: Counter
 
     /// `factory` is the process's metrics system unless a test passes its own.
     init(target: HealthTarget, factory: any MetricsFactory = MetricsSystem.factory) {
@@ -33,6 +35,7 @@ struct HealthMetrics: Sendable {
         let perBackend = [("service", service), ("backend", target.id.server.description)]
         up = Gauge(label: "ipvs_health_backend_up", dimensions: perBackend, factory: factory)
         latency = Gauge(label: "ipvs_health_check_latency_seconds", dimensions: perBackend, factory: factory)
+        transitions = Counter(label: "ipvs_health_backend_transitions_total", dimensions: perBackend, factory: factory)
         duration = Timer(label: "ipvs_health_check_duration_seconds", dimensions: [
             ("service", service), ("check", target.configuration.kind.name),
         ], factory: factory)
@@ -57,11 +60,13 @@ struct HealthMetrics: Sendable {
 
     func recordTransition(to status: HealthStatus) {
         (status.isServing ? toUp : toDown).increment()
+        transitions.increment()
     }
 
     /// Removes the per-backend series (the per-service ones stay while other backends use them).
     func destroy() {
         up.destroy()
         latency.destroy()
+        transitions.destroy()
     }
 }

@@ -32,6 +32,11 @@ final class HealthMetricsTests: XCTestCase {
         XCTAssertEqual(factory.counters(label: label).count, 2, "a transition registered a new series")
         XCTAssertEqual(factory.counterTotal(label: label, dimensions: [("service", "default/web"), ("to", "down")]), 2)
         XCTAssertEqual(factory.counterTotal(label: label, dimensions: [("service", "default/web"), ("to", "up")]), 1)
+        // And per backend, either way.
+        let perBackend = "ipvs_health_backend_transitions_total"
+        XCTAssertEqual(factory.counters(label: perBackend).count, 2, "one series per backend, registered at start")
+        XCTAssertEqual(factory.counterTotal(label: perBackend, dimensions: [("service", "default/web"), ("backend", "10.244.0.1:8080")]), 2)
+        XCTAssertEqual(factory.counterTotal(label: perBackend, dimensions: [("service", "default/web"), ("backend", "10.244.0.1:8081")]), 1)
     }
 
     /// The per-backend gauges carry the backend; checks are counted per service and result.

@@ -26,6 +26,11 @@ final class AgentDaemonTests: XCTestCase {
         let metrics = try KernelTest.shell("curl -sf http://127.0.0.1:10249/metrics")
         XCTAssertTrue(metrics.contains("ipvs_agent_operations_applied_total"), metrics)
         XCTAssertTrue(metrics.contains("ipvs_agent_services_programmed 2"), metrics)
+        for name in ["ipvs_agent_sync_duration_seconds", "ipvs_agent_errors_total", "ipvs_agent_drift_repaired_total",
+                     "ipvs_agent_real_servers_programmed", "ipvs_agent_addresses_programmed", "ipvs_agent_manifest_issues"] {
+            XCTAssertTrue(metrics.contains(name), "no \(name) in /metrics:\n\(metrics)")
+        }
+        XCTAssertTrue(metrics.contains("ipvs_agent_real_servers_programmed 4"), metrics) // 2 pods x (TCP + UDP)
         XCTAssertEqual(try KernelTest.shell("curl -sf http://127.0.0.1:10249/healthz"), "ok\n")
         XCTAssertTrue(try KernelTest.shell("curl -sf http://127.0.0.1:10249/status").contains("\"TCP 10.96.0.10:80\""))
 

@@ -66,7 +66,16 @@ final class AgentHealthTests: XCTestCase {
                       "reason=connect: connection refused", "latency_ms=", "weight=0"] {
             XCTAssertTrue(line.contains(field), "the transition log line lacks \(field): \(line)")
         }
-        // /status shows the verdict and since when (refreshed every second).
+        // Metrics per backend: its state, its last check's latency and its transitions.
+        let metrics = try KernelTest.shell("curl -sf http://127.0.0.1:10251/metrics")
+        let backend = "backend=\"\(victim)\""
+        for series in ["ipvs_health_backend_up{", "ipvs_health_check_latency_seconds{", "ipvs_health_backend_transitions_total{"] {
+            XCTAssertTrue(metrics.split(separator: "\n").contains { $0.hasPrefix(series) && $0.contains(backend) },
+                          "no \(series)…\(backend)} in /metrics:\n\(metrics)")
+        }
+        XCTAssertTrue(metrics.split(separator: "\n").contains { $0.hasPrefix("ipvs_health_backend_up{") && $0.contains(backend) && Double($0.split(separator: " ").last ?? "") == 0 },
+                      "the dead backend is not 0 in ipvs_health_backend_up:\n\(metrics)")
+        // /status shows the verdict and since when.
         try waitUntil("/status shows the dead backend", timeout: 10) {
             let status = try KernelTest.shell("curl -sf http://127.0.0.1:10251/status")
             return status.contains("\"backend\" : \"\(victim)\"") && status.contains("\"state\" : \"down\"")
