@@ -242,4 +242,18 @@ final class AgentTests: XCTestCase {
         XCTAssertEqual(cleanup.status, 0, cleanup.standardError)
         XCTAssertEqual(try KernelTest.shell("ipvsadm -Sn"), "")
     }
+
+    /// A state file that cannot be read stops --cleanup before it changes anything (exit 2), saying
+    /// what to do, instead of guessing what the agent owns.
+    func testCleanupWithAnUnreadableStateFileExitsTwoAndChangesNothing() throws {
+        try KernelTest.requireKernel()
+        let cluster = try AgentTestCluster()
+        try KernelTest.shell("ip link add kube-ipvs0 type dummy && ipvsadm -A -t 10.96.0.10:80 -s rr")
+        try "{not json".write(toFile: cluster.stateFile, atomically: true, encoding: .utf8)
+        let cleanup = try cluster.agent(["--cleanup"])
+        XCTAssertEqual(cleanup.status, 2, cleanup.standardError)
+        XCTAssertTrue(cleanup.standardError.contains("is not valid"), cleanup.standardError)
+        XCTAssertTrue(cleanup.standardError.contains("move it away"), cleanup.standardError)
+        XCTAssertEqual(try KernelTest.shell("ipvsadm -Sn"), "-A -t 10.96.0.10:80 -s rr\n")
+    }
 }

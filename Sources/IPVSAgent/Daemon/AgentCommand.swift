@@ -113,7 +113,7 @@ public struct AgentCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Reconcile once, then exit: 0 success, 1 applied with errors (logged), 2 could not start (no IPVS, no permission).")
     public var once = false
 
-    @Flag(name: .long, help: "Remove every service and VIP the agent owns (nothing else), and the dummy interface when the agent created it and nothing else is bound on it, then exit.")
+    @Flag(name: .long, help: "Remove every service and VIP the agent owns (nothing else), and the dummy interface when the agent created it and nothing else is bound on it, then exit: 0 success, 1 with errors, 2 could not start (no IPVS, no permission, an unreadable --state-file).")
     public var cleanup = false
 
     @Option(name: .long, help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "level"))

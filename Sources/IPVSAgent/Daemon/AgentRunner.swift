@@ -144,7 +144,12 @@ struct AgentRunner {
 
     func cleanup() async throws {
         let reconciler = try makeReconciler(links: try openLinks())
-        try await reconciler.start(createInterface: false)
+        do {
+            try await reconciler.start(createInterface: false)
+        } catch {
+            logger.critical("cannot start", metadata: ["error": "\(error)"])
+            throw ExitCode(2)
+        }
         let report = await reconciler.cleanup()
         try finish(report, issues: [], what: "cleanup")
     }
