@@ -438,6 +438,17 @@ def main():
     add(f"| issue 5: 10,000 backends health-checked every second: checker CPU < 25% of one core (host, {env.get('health_topology', 'loopback')} topology; per check x 10,000/s) | "
         f"{'n/a' if cpu is None else f'{cpu:.1f}%'}{'' if floor_cpu is None else f' (floor: {floor_cpu:.1f}%)'}"
         f"{'' if loopback_cpu is None else f'; on loopback, backends work included: {loopback_cpu:.1f}%'} | {check(cpu, lambda v: v < 25)} |")
+    # The whole agent at 10,000 is not measurable here (IPVS is only in the emulator): the host checker's CPU
+    # times the agent / library ratio measured in the emulator estimates it. At the emulator's small size the
+    # agent's fixed costs per second weigh on fewer checks, so the ratio there is if anything too high.
+    if agent_health_sizes and cpu is not None:
+        size = max(agent_health_sizes)
+        a, l = median("agent-health", "agent-cpu-per-check", size), median("agent-health", "library-cpu-per-check", size)
+        estimate = None if not a or not l else cpu * a / l
+        add(f"| issue 5: the same for the whole agent, estimated: the checker's CPU above x the agent / library ratio "
+            f"measured in the emulator at {size:,} backends | "
+            f"{'n/a' if estimate is None else f'{estimate:.1f}% ({a / l:.2f}x)'} | "
+            f"{check(estimate, lambda v: v < 25)}{'' if estimate is None else ' (estimate)'} |")
     p99, bound, interval = (median("health", t, 10000) for t in ("detect-p99", "detect-bound", "interval"))
     limit = None if bound is None or interval is None else bound + interval
     missed = values.get(("health", "missed", 10000))

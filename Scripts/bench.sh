@@ -77,7 +77,7 @@ else
   agent_size=10000
   case " $sizes " in *" 10000:"*) ;; *) agent_size=$(echo "$sizes" | tr ' ' '\n' | cut -d: -f1 | sort -n | tail -n1) ;; esac
   health_size=${health_size:-10000} health_reps=${health_reps:-3} health_time=(--warmup 5 --window 10)
-  agent_health_size=${agent_health_size:-300} agent_health_time="5 10"
+  agent_health_size=${agent_health_size:-300} agent_health_time="10 30"
 fi
 [[ "$health_size" =~ ^[0-9]+$ && "$health_reps" =~ ^[0-9]+$ ]] || { echo "bench.sh: --health-size and --health-reps take numbers" >&2; exit 2; }
 [[ "$agent_health_size" =~ ^[0-9]+$ ]] && [ "$agent_health_size" -le 62500 ] || { echo "bench.sh: --agent-health-size takes a number up to 62500" >&2; exit 2; }
