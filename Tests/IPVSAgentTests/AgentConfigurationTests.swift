@@ -32,6 +32,12 @@ final class AgentConfigurationTests: XCTestCase {
         XCTAssertEqual(configuration.serviceHealth, [:])
     }
 
+    /// Sections left empty (every entry commented out) are empty, not errors.
+    func testEmptySectionsAreEmpty() throws {
+        let configuration = try parse("healthChecks:\n  default:\n  services:\n    # shop/web: {check: http}\n", base: .default)
+        XCTAssertEqual(configuration, AgentConfiguration(healthDefault: .default))
+    }
+
     func testTheDefaultOverridesTheBaseFieldByField() throws {
         let configuration = try parse("""
             healthChecks:

@@ -41,11 +41,6 @@ public struct AgentConfiguration: Hashable, Sendable {
         self.serviceHealth = serviceHealth
     }
 
-    /// The configuration without a file: `base` for every Service.
-    public static func none(base: HealthCheckConfiguration) -> AgentConfiguration {
-        AgentConfiguration(healthDefault: base)
-    }
-
     // MARK: - Reading
 
     /// Reads the file at `path`; its health sections start from `base` (`--health-check`).
@@ -116,7 +111,7 @@ private struct Reader {
                     : "is not a mapping; start with apiVersion: \(AgentConfiguration.apiVersion) and kind: \(AgentConfiguration.kind)")
             return nil
         }
-        var configuration = AgentConfiguration.none(base: base)
+        var configuration = AgentConfiguration(healthDefault: base)
         var seen: Set<String> = []
         for position in 0..<root.count {
             let (key, value) = root.pair(position)
@@ -224,7 +219,9 @@ private struct Reader {
 
     // MARK: - Nodes
 
+    /// A mapping's pairs; an empty value (`services:` with every entry commented out) is an empty mapping.
     private mutating func mapping(_ node: YAMLNode, _ field: String) -> [(key: YAMLNode, value: YAMLNode)]? {
+        if Self.isNull(node) { return [] }
         guard node.kind == .mapping else {
             problem(node.line, field, "must be a mapping of names to values")
             return nil
@@ -236,7 +233,7 @@ private struct Reader {
     private mutating func scalarText(_ node: YAMLNode, allowList: Bool, field: String) -> String? {
         switch node.kind {
         case .scalar:
-            guard let text = node.scalar, !(node.isPlain && ["", "~", "null", "Null", "NULL"].contains(text)) else {
+            guard let text = node.scalar, !Self.isNull(node) else {
                 problem(node.line, field, "has no value")
                 return nil
             }
@@ -253,6 +250,11 @@ private struct Reader {
             problem(node.line, field, allowList ? "must be a string or a list of strings" : "must be a single value, not a \(node.kind == .mapping ? "mapping" : "list")")
             return nil
         }
+    }
+
+    /// A plain scalar that YAML reads as null: nothing, `~` or `null`.
+    private static func isNull(_ node: YAMLNode) -> Bool {
+        node.kind == .scalar && node.isPlain && ["", "~", "null", "Null", "NULL"].contains(node.scalar ?? "")
     }
 
     private static func show(_ node: YAMLNode) -> String {

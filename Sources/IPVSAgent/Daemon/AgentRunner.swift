@@ -26,7 +26,7 @@ struct AgentRunner {
     /// Reads `--config` (without one: `--health-check` for every Service). A file with errors
     /// stops the agent before it changes anything, each problem logged with its file and line.
     func configuration() throws -> AgentConfiguration {
-        guard let path = command.config else { return .none(base: baseHealth) }
+        guard let path = command.config else { return AgentConfiguration(healthDefault: baseHealth) }
         do {
             return try AgentConfiguration.load(path: path, base: baseHealth)
         } catch {
