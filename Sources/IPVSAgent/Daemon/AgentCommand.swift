@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HealthCheck
 import IPVS
 import Logging
 import NodeNetwork
@@ -151,6 +152,11 @@ public struct AgentCommand: AsyncParsableCommand {
         if syncPeriod.duration < .milliseconds(100) {
             throw ValidationError("--sync-period must be at least 100ms")
         }
+    }
+
+    /// The health check of every Service before the configuration file: `--health-check`.
+    var baseHealth: HealthCheckConfiguration {
+        healthCheck == "tcp" ? .default : MappingOptions.noHealthChecks
     }
 
     // MARK: - Run

@@ -32,7 +32,7 @@ struct AgentDaemon {
             HealthLoop(link: health, reconciler: reconciler, logger: logger),
             ReconcileLoop(paths: command.manifests, reconciler: reconciler, mapping: mapping,
                           syncPeriod: command.syncPeriod.duration, status: status, health: health,
-                          configuration: command.config.map { ConfigurationReload(path: $0, base: AgentRunner(command: command, logger: logger).baseHealth) },
+                          configuration: command.config.map { ConfigurationReload(path: $0, base: command.baseHealth) },
                           logger: logger),
         ]
         if command.metricsAddress != "none" {

@@ -18,17 +18,12 @@ struct AgentRunner {
         Reconciler.Options(interface: command.interface, drainTimeout: command.drainTimeout.duration)
     }
 
-    /// The health check of every Service before the configuration file: `--health-check`.
-    var baseHealth: HealthCheckConfiguration {
-        command.healthCheck == "tcp" ? .default : MappingOptions.noHealthChecks
-    }
-
     /// Reads `--config` (without one: `--health-check` for every Service). A file with errors
     /// stops the agent before it changes anything, each problem logged with its file and line.
     func configuration() throws -> AgentConfiguration {
-        guard let path = command.config else { return AgentConfiguration(healthDefault: baseHealth) }
+        guard let path = command.config else { return AgentConfiguration(healthDefault: command.baseHealth) }
         do {
-            return try AgentConfiguration.load(path: path, base: baseHealth)
+            return try AgentConfiguration.load(path: path, base: command.baseHealth)
         } catch {
             for problem in error.problems { logger.critical("\(problem)") }
             logger.critical("cannot start: the configuration file has errors; nothing was changed", metadata: ["config": "\(path)"])
