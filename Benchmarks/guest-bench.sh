@@ -7,6 +7,7 @@
 # Usage: Benchmarks/guest-bench.sh --bin DIR --inputs DIR --out DIR [--sizes "1000:5 10000:3"]
 #          [--reps N] [--agent-size N] [--kube-proxy-max SIZE] [--slow-max SIZE] [--quick]
 #          [--agent-health-size N] [--agent-health-time "WARMUP WINDOW"] [--agent-health-only]
+#          [--cold-only "TOOL..."]
 #
 #   --bin     ipvsctl, ipvs-agent, ipvs-floor, ipvs-wait and moby-ipvs-bench
 #   --inputs  one folder per size (SIZE/rules, SIZE/manifests, ...) and warmup/, from
@@ -20,6 +21,8 @@
 #             gen-inputs.py --health-backends N), then health-bench on the same backends (0: not run);
 #             --agent-health-time: its warm-up and CPU window in seconds (default "5 10");
 #             --agent-health-only: that workload alone (and --bin needs health-bench and health-backends)
+#   --cold-only: cold programming alone, of these tools only (e.g. "floor-vips ipvs-agent"), taking
+#             turns in each repetition; no other workload
 #   --out     results.tsv (workload, tool, size, repetition, value, unit), environment.tsv, errors.txt
 #
 # Exit status 0 when every tool path worked, 1 otherwise (see OUT/errors.txt).
@@ -27,7 +30,7 @@ set -uo pipefail
 
 bin="" inputs="" out="" sizes="1000:5 10000:3" reps=3 agent_size=10000 kube_proxy_max=1000
 slow_max=1000000 quick=0 settle=2 cold_once=""
-agent_health_size=0 agent_health_time="5 10" agent_health_only=0
+agent_health_size=0 agent_health_time="5 10" agent_health_only=0 cold_only=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --bin) bin=$2; shift 2 ;;
@@ -43,6 +46,7 @@ while [ $# -gt 0 ]; do
     --agent-health-size) agent_health_size=$2; shift 2 ;;
     --agent-health-time) agent_health_time=$2; shift 2 ;;
     --agent-health-only) agent_health_only=1; shift ;;
+    --cold-only) cold_only=$2; shift 2 ;;
     *) echo "guest-bench.sh: unexpected argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -447,6 +451,7 @@ for entry in $sizes; do
   # faster than linearly.
   [ "$size" -gt "$slow_max" ] || tools="$tools floor-vips ipvsadm moby-ipvs moby-ipvs-vips ipvs-agent"
   [ "$size" -gt "$kube_proxy_max" ] || tools="$tools moby-ipvs-kube-proxy"
+  [ -z "$cold_only" ] || tools=$cold_only
   for rep in $(seq 1 "$n"); do
     for tool in $tools; do
       fresh_cold_run "$tool" "$work/$size" "$([ "$rep" = 1 ] && echo 1 || echo 0)"
@@ -462,6 +467,11 @@ for entry in $sizes; do
     done
   done
 done
+
+if [ -n "$cold_only" ]; then
+  log "done"
+  exit "$failed"
+fi
 
 # ---- 2. the agent as a daemon --------------------------------------------------------------------
 

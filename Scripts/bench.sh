@@ -4,7 +4,7 @@
 #
 # Usage: Scripts/bench.sh [--smoke] [--sizes "1000:3 10000:2 30000:2"] [--reps N] [--slow-max N] [--no-docs]
 #                         [--health-size N] [--health-reps N] [--health-only] [--health-topology both|veth|loopback]
-#                         [--agent-health-size N] [--agent-health-only]
+#                         [--agent-health-size N] [--agent-health-only] [--cold-only "TOOL..."]
 #
 #   (default)  the full benchmark: release build in .build-bench; cold programming of 1,000 /
 #              10,000 / 30,000 services x 10 real servers with 3 / 2 / 2 repetitions (--sizes,
@@ -37,6 +37,10 @@
 #              (default 300: at 1,000 the agent saturated its emulated core; smoke 20; 0: not run)
 #   --agent-health-only  only that workload (one VM boot, no host health workload): report printed,
 #              docs/ left alone
+#   --cold-only "TOOL..."  cold programming alone at --sizes, of these tools only, taking turns in
+#              each repetition (floor, floor-vips, ipvsctl, ipvsadm, moby-ipvs, moby-ipvs-vips,
+#              moby-ipvs-kube-proxy, ipvs-agent); each run's time printed, docs/ left alone. E.g.
+#              --sizes 10000:4 --cold-only "floor-vips ipvs-agent": issue 4's cold-start ratio alone
 #
 # Environment: BUILD_DIR (scratch path of the Swift build), BENCH_CONFIGURATION (debug or release;
 # the defaults are above), IPVS_VM_MEMORY / IPVS_VM_CPUS /
@@ -48,7 +52,7 @@ cd "$repo"
 
 smoke=0 docs=1 sizes="1000:3 10000:2 30000:2" reps=3 reals=10 slow_max=10000 quick=()
 health_size="" health_reps="" health_only=0 health_topologies=both
-agent_health_size="" agent_health_only=0
+agent_health_size="" agent_health_only=0 cold_only=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) smoke=1; shift ;;
@@ -61,6 +65,7 @@ while [ $# -gt 0 ]; do
     --health-only) health_only=1 docs=0; shift ;;
     --agent-health-size) agent_health_size=${2:?--agent-health-size needs a number}; shift 2 ;;
     --agent-health-only) agent_health_only=1 docs=0; shift ;;
+    --cold-only) cold_only=${2:?--cold-only needs tools}; docs=0; shift 2 ;;
     --health-topology) health_topologies=${2:?--health-topology needs both, veth or loopback}; shift 2 ;;
     -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     *) echo "bench.sh: unexpected argument '$1' (see --help)" >&2; exit 2 ;;
@@ -257,12 +262,13 @@ step "running the workloads on a real IPVS kernel (one boot)"
 export IPVS_VM_MEMORY=${IPVS_VM_MEMORY:-3072} IPVS_VM_TIMEOUT=${IPVS_VM_TIMEOUT:-5400}
 set +e
 Scripts/kernel-run.sh Benchmarks/guest-bench.sh --bin "$bin" --inputs "$inputs" --out "$out" --sizes "$sizes" \
-  --reps "$reps" --slow-max "$slow_max" --agent-size "$agent_size" "${quick[@]}" "${agent_health[@]}"
+  --reps "$reps" --slow-max "$slow_max" --agent-size "$agent_size" "${quick[@]}" "${agent_health[@]}" \
+  ${cold_only:+--cold-only "$cold_only"}
 status=$?
 set -e
 elapsed=$(($(date +%s) - t0))
 # After the VM has stopped, so that the two do not share the host's cores.
-[ "$agent_health_only" = 1 ] || run_health "$out"
+[ "$agent_health_only" = 1 ] || [ -n "$cold_only" ] || run_health "$out"
 
 {
   printf 'date\t%s\n' "$started"
@@ -291,6 +297,13 @@ if [ -s "$out/errors.txt" ]; then
   sed 's/^/  /' "$out/errors.txt" >&2
 fi
 [ "$status" = 0 ] || [ -s "$out/errors.txt" ] || echo "bench: the run exited with status $status" >&2
+
+if [ -n "$cold_only" ]; then
+  # Each repetition's times, then the ratio of each repetition (the tools took turns).
+  awk -F'\t' '$1 == "cold" { printf "%s\t%s services\trep %s\t%d ms\n", $2, $3, $4, $5 / 1000 }' "$out/results.tsv"
+  [ "$status" = 0 ] || echo "bench: the run did not complete (status $status). Results: $kept/" >&2
+  exit "$status"
+fi
 
 if [ "$agent_health_only" = 1 ]; then
   grep -P '^agent-health\t' "$out/results.tsv" || true

@@ -10,6 +10,8 @@ final class FakeIPVS: IPVSBackend, @unchecked Sendable {
     var tableReads = 0
     /// Connection counts reported for real servers.
     var connections: [RealServerRef: ConnectionCounts] = [:]
+    /// Real server addresses the fake kernel refuses to add (as the kernel refuses an invalid one).
+    var refusedRealServers: Set<IPAddress> = []
 
     func table() throws -> [ServiceTableEntry] {
         tableReads += 1
@@ -45,6 +47,7 @@ final class FakeIPVS: IPVSBackend, @unchecked Sendable {
             case .addRealServer(let server, let key):
                 guard let entry = state.services[key] else { return fail(.serviceNotFound) }
                 if entry.realServers[server.id] != nil { return fail(.realServerExists) }
+                if refusedRealServers.contains(server.address) { return fail(.invalidArgument) }
             case .updateRealServer(let server, let key):
                 guard let entry = state.services[key] else { return fail(.serviceNotFound) }
                 if entry.realServers[server.id] == nil { return fail(.realServerNotFound) }

@@ -110,7 +110,9 @@ final class AgentTests: XCTestCase {
     /// A first start binds each Service's VIPs as soon as its file is decoded. A Service that a
     /// later file replaces may have had its old address bound by then: the reconcile removes it,
     /// and the address the Service has now is the one bound and programmed.
-    func testOnceRemovesAVIPBoundEarlyForAServiceALaterFileReplaced() throws {
+    /// VIPs are bound and IPVS programmed as each file is decoded (a-web.yaml's Service on
+    /// 10.96.7.1 first); the reconcile undoes both once b-web.yaml replaced that Service.
+    func testOnceUndoesWhatItBoundAndProgrammedEarlyForAServiceALaterFileReplaced() throws {
         try KernelTest.requireKernel()
         let cluster = try AgentTestCluster()
         let pod = try cluster.addPod(1)
@@ -130,11 +132,15 @@ final class AgentTests: XCTestCase {
         let run = try cluster.agent(["--manifests", cluster.manifests, "--once"])
         XCTAssertEqual(run.status, 0, run.standardError)
         XCTAssertTrue(run.standardError.contains("removing an address bound early that no Service uses"), run.standardError)
+        // Both files' virtual services were added before the reconcile (3 operations: a service
+        // without endpoints, a service and its real server), and the reconcile deleted one.
+        let early = run.standardError.split(separator: "\n").first { $0.contains("programmed while the manifests loaded") }
+        XCTAssertTrue(early?.contains("operations=3") == true, run.standardError)
         let addresses = try KernelTest.shell("ip -o -4 addr show dev kube-ipvs0")
         XCTAssertTrue(addresses.contains("10.96.7.2/32"), addresses)
         XCTAssertFalse(addresses.contains("10.96.7.1/"), addresses)
-        XCTAssertEqual(try KernelTest.shell("ipvsadm -Sn").split(separator: "\n").filter { $0.hasPrefix("-A ") },
-                       ["-A -t 10.96.7.2:80 -s rr"])
+        XCTAssertEqual(try KernelTest.shell("ipvsadm -Sn").split(separator: "\n"),
+                       ["-A -t 10.96.7.2:80 -s rr", "-a -t 10.96.7.2:80 -r \(pod.address):8080 -m -w 1"])
         XCTAssertEqual(try TCPClient.request("10.96.7.2", 80), "pod1")
         // What it bound and kept is recorded as its own: --cleanup removes it.
         XCTAssertEqual(try cluster.agent(["--cleanup"]).status, 0)

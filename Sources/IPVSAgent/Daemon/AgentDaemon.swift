@@ -156,9 +156,12 @@ struct ReconcileLoop: Service {
                                _ reconciler: Reconciler, _ health: HealthLink, _ metrics: AgentMetrics, _ logger: Logger,
                                reason: String) async {
         let start = ContinuousClock.now
-        // The first load binds VIPs as Services are decoded (nil afterwards): see `Reconciler.bindEarly()`.
+        // The first load binds VIPs and programs IPVS as Services are decoded (nil afterwards): see
+        // `Reconciler.bindEarly()` and `programEarly(options:)`.
         let early = await reconciler.bindEarly()
-        let snapshot = await source.load(changed: changed, decoded: AgentRunner.binding(early))
+        let programming = await reconciler.programEarly(options: builder.options)
+        let snapshot = await source.load(changed: changed, decoded: AgentRunner.handler(early, programming))
+        if let programming { builder.seed(programming.mappings()) }
         let build = builder.build(snapshot)
         let issues = snapshot.issues + build.issues
         for issue in issues { logger.error("\(issue)") }

@@ -117,22 +117,32 @@ struct AgentRunner {
     }
 
     /// Loads the manifests and maps them, logging every problem; `early` gets the VIPs of each
-    /// Service as soon as it is decoded.
-    func load(_ source: ManifestSource, _ builder: inout DesiredStateBuilder, early: AddressBinding? = nil)
+    /// Service as soon as it is decoded, and `programming` the objects of each file.
+    func load(_ source: ManifestSource, _ builder: inout DesiredStateBuilder, early: AddressBinding? = nil,
+              programming: EarlyProgramming? = nil)
         -> (build: DesiredStateBuilder.Build, issues: [ManifestIssue], hold: Reconciler.Hold) {
-        let snapshot = source.loadNow(decoded: Self.binding(early))
+        let start = ContinuousClock.now
+        let snapshot = source.loadNow(decoded: Self.handler(early, programming))
+        let decoded = ContinuousClock.now - start
+        if let programming { builder.seed(programming.mappings()) }
         let build = builder.build(snapshot)
         let issues = snapshot.issues + build.issues
         for issue in issues { logger.error("\(issue)") }
         logger.info("loaded manifests", metadata: ["services": "\(build.state.services.count)",
-                                                   "real_servers": "\(build.realServerCount)", "problems": "\(issues.count)"])
+                                                   "real_servers": "\(build.realServerCount)", "problems": "\(issues.count)",
+                                                   "milliseconds": "\(Reconciler.milliseconds(ContinuousClock.now - start))",
+                                                   "read_milliseconds": "\(Reconciler.milliseconds(decoded))"])
         return (build, issues, Reconciler.Hold(services: snapshot.heldServices, everything: snapshot.incomplete))
     }
 
-    /// Hands the VIPs of each decoded file's Services to `early` (`nil` without one).
-    static func binding(_ early: AddressBinding?) -> ManifestSource.DecodedHandler? {
-        guard let early else { return nil }
-        return { objects in early.add(ServiceMapper.addresses(in: objects)) }
+    /// Hands the VIPs of each decoded file's Services to `early` and its objects to `programming`
+    /// (`nil` without either).
+    static func handler(_ early: AddressBinding?, _ programming: EarlyProgramming?) -> ManifestSource.DecodedHandler? {
+        guard early != nil || programming != nil else { return nil }
+        return { objects in
+            early?.add(ServiceMapper.addresses(in: objects))
+            programming?.add(objects)
+        }
     }
 
     // MARK: - Modes
@@ -175,8 +185,10 @@ struct AgentRunner {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             throw ExitCode(2)
         }
-        // VIPs are bound while the manifests are still decoded: binding is the long pole of a cold start.
-        let (build, issues, hold) = load(source, &builder, early: await reconciler.bindEarly())
+        // VIPs are bound and IPVS programmed while the manifests are still decoded: on a cold start
+        // decoding takes about as long as either.
+        let (build, issues, hold) = load(source, &builder, early: await reconciler.bindEarly(),
+                                         programming: await reconciler.programEarly(options: builder.options))
         var report = await reconciler.reconcile(build.state, hold: hold)
         let drains = await reconciler.checkDrains()
         report.applied += drains.applied

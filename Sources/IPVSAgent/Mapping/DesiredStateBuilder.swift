@@ -60,6 +60,19 @@ public struct DesiredStateBuilder: Sendable {
         entry.service.location == service.location && entry.slices.map(\.location) == slices.map(\.location)
     }
 
+    /// Takes the mappings an early programming made while the first load decoded its files
+    /// (`EarlyProgramming.mappings()`): the first build then maps again only the Services whose
+    /// objects differ from those (their endpoints in another file, a Service object replaced).
+    /// Ignored after the first build.
+    mutating func seed(_ mappings: [ObjectName: EarlyProgramming.Mapped]) {
+        guard first, cache.isEmpty else { return }
+        cache.reserveCapacity(mappings.count)
+        for (name, mapped) in mappings {
+            cache[name] = Entry(service: mapped.service, slices: mapped.slices, mapping: mapped.mapping)
+            if !mapped.mapping.issues.isEmpty { withIssues.insert(name) }
+        }
+    }
+
     /// Builds from every object; only Services whose objects differ from the previous build are
     /// mapped again.
     public mutating func build(_ objects: [ManifestObject]) -> Build {

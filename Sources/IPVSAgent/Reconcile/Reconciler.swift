@@ -59,6 +59,9 @@ public actor Reconciler {
     private var reconciled = false
     /// VIPs being bound ahead of the first reconcile (`bindEarly()`); the next apply takes it over.
     private var earlyBinding: AddressBinding?
+    /// IPVS being programmed ahead of the first reconcile (`programEarly(options:)`), with this
+    /// reconciler's IPVS backend lent to it: every use of `ipvs` first takes it back (`takeEarlyProgramming()`).
+    private var earlyProgramming: EarlyProgramming?
 
     /// Kernel state to keep while manifests are invalid.
     public struct Hold: Hashable, Sendable {
@@ -109,6 +112,7 @@ public actor Reconciler {
     }
 
     private func readKernel() throws {
+        _ = takeEarlyProgramming() // The model is read again below.
         kernel = KernelState(table: try ipvs.table())
         if let vips {
             boundAddresses = (try? vips.addresses(on: options.interface)) ?? []
@@ -135,6 +139,54 @@ public actor Reconciler {
         return binding
     }
 
+    /// Starts programming IPVS before the first reconcile, while the manifests are still being
+    /// read: the returned programming takes each decoded file's objects (`add`), maps them with
+    /// `options` (the builder's) and adds the virtual services that the kernel does not hold yet,
+    /// with their real servers, on a thread of its own. The next `reconcile` takes it over: it
+    /// records what was added and applies the difference to the whole desired state, which
+    /// removes or edits what a later file changed. `nil` once a reconcile ran.
+    func programEarly(options: MappingOptions) -> EarlyProgramming? {
+        guard !reconciled else { return nil }
+        if let earlyProgramming { return earlyProgramming }
+        let programming = EarlyProgramming(ipvs, present: Set(kernel.services.keys), options: options)
+        earlyProgramming = programming
+        return programming
+    }
+
+    /// Waits for the early programming (if any) to end, takes the IPVS backend back and records
+    /// what it added in the model of the kernel (and as owned: it is the agent's). Returns how
+    /// many operations it applied. Failures are left to the reconcile that follows: what failed
+    /// is still missing from the model, so the reconcile tries it again and reports it.
+    private func takeEarlyProgramming() -> Int {
+        guard let programming = earlyProgramming else { return 0 }
+        earlyProgramming = nil
+        let start = ContinuousClock.now
+        let outcome = programming.results()
+        let waited = ContinuousClock.now - start
+        kernel.services.reserveCapacity(kernel.services.count + outcome.added.count)
+        for (key, entry) in outcome.added {
+            kernel.services[key] = entry
+            track(.addService(entry.service))
+        }
+        for (operation, result) in outcome.others {
+            switch result {
+            case .success:
+                kernel.record(operation)
+                track(operation)
+            case .failure(let error):
+                logger.debug("kernel operation applied early failed; the reconcile tries it again",
+                             metadata: ["operation": "\(operation)", "error": "\(error)"])
+            }
+        }
+        programmedRealServers = ownership.services.reduce(0) { $0 + programmedRealServers(of: $1) }
+        let applied = outcome.applied
+        logger.info("programmed while the manifests loaded", metadata: [
+            "operations": "\(applied)", "failures_left_to_the_reconcile": "\(outcome.failed)",
+            "waited_milliseconds": "\(Self.milliseconds(waited))",
+            "milliseconds": "\(Self.milliseconds(ContinuousClock.now - start))"])
+        return applied
+    }
+
     // MARK: - Reconcile
 
     /// Makes the kernel match `state`, touching only the services in `changed` (all when `nil`).
@@ -159,9 +211,12 @@ public actor Reconciler {
         }
         self.hold = hold
         reconciled = true
+        let programmedEarly = takeEarlyProgramming()
         let early = earlyBinding
         earlyBinding = nil
-        return apply(plan(keys: released ? nil : changed, early: early), early: early)
+        var report = apply(plan(keys: released ? nil : changed, early: early), early: early, appliedEarly: programmedEarly)
+        report.applied += programmedEarly
+        return report
     }
 
     /// Replaces the whole desired state (`state` as mapped, before health adjustments).
@@ -327,6 +382,7 @@ public actor Reconciler {
     @discardableResult
     public func checkDrains() -> ReconcileReport {
         guard !drains.isEmpty else { return ReconcileReport() }
+        _ = takeEarlyProgramming()
         for key in drains.services {
             do {
                 for server in try ipvs.realServers(of: key) where kernel.services[key] != nil {
@@ -393,9 +449,10 @@ public actor Reconciler {
     // MARK: - Applying
 
     /// Applies `plan`; `early` is the binding `bindEarly()` started, which binds the plan's
-    /// addresses too.
-    private func apply(_ plan: ReconcilePlan, early: AddressBinding? = nil) -> ReconcileReport {
+    /// addresses too; `appliedEarly` counts the operations the early programming applied for it.
+    private func apply(_ plan: ReconcilePlan, early: AddressBinding? = nil, appliedEarly: Int = 0) -> ReconcileReport {
         let start = ContinuousClock.now
+        _ = takeEarlyProgramming() // The IPVS backend is lent to it until then (none after the first reconcile).
         var report = ReconcileReport()
         // The gauge of programmed real servers, updated for the services this plan touches.
         var touched = plan.adopted
@@ -496,7 +553,7 @@ public actor Reconciler {
 
         if ownershipChanged { save() }
         programmedRealServers += touched.reduce(0) { $0 + programmedRealServers(of: $1) } - countBefore
-        metrics.operationsApplied.increment(by: report.applied)
+        metrics.operationsApplied.increment(by: report.applied + appliedEarly)
         if !report.failures.isEmpty { metrics.errors.increment(by: report.failures.count) }
         metrics.servicesProgrammed.record(ownership.services.count)
         metrics.realServersProgrammed.record(programmedRealServers)
@@ -504,8 +561,8 @@ public actor Reconciler {
         metrics.realServersDraining.record(drains.deadlines.count)
         let elapsed = (ContinuousClock.now - start).components
         metrics.syncDuration.recordNanoseconds(elapsed.seconds * 1_000_000_000 + elapsed.attoseconds / 1_000_000_000)
-        if report.applied > 0 || !report.failures.isEmpty {
-            logger.info("applied changes", metadata: ["operations": "\(report.applied)", "failures": "\(report.failures.count)",
+        if report.applied + appliedEarly > 0 || !report.failures.isEmpty {
+            logger.info("applied changes", metadata: ["operations": "\(report.applied + appliedEarly)", "failures": "\(report.failures.count)",
                                                       "milliseconds": "\(Self.milliseconds(ContinuousClock.now - start))"])
         }
         return report

@@ -1,0 +1,162 @@
+import Foundation
+import IPVS
+
+/// Programs IPVS on a thread of its own while the manifests of a first start are still being
+/// decoded (`Reconciler.programEarly(options:)`): each decoded file's Services are mapped at once,
+/// on the thread that decoded the file, and the virtual services they map to that the kernel
+/// does not hold yet are added with their real servers. The first reconcile then takes over
+/// (`results()`): it records what was added in its model of the kernel and applies the
+/// difference to the whole desired state as usual, which also undoes whatever a later file
+/// changed (a Service object replaced, endpoints in another file, a port another Service wins).
+///
+/// On a cold start of thousands of Services, decoding the YAML takes as long as programming the
+/// kernel; doing both at once (on more than one core) shortens the start by the shorter of the two.
+///
+/// Only additions, never an edit or a removal: a virtual service in the kernel when the agent
+/// started (from an earlier run, or someone else's) is left to the reconcile, so a restart
+/// changes nothing here, and nothing is taken away before the whole desired state is known.
+/// The mappings made here are also handed to the `DesiredStateBuilder` (`mappings()`), so the
+/// Services whose objects are all in one file are not mapped twice.
+final class EarlyProgramming: @unchecked Sendable {
+    /// One Service as one file maps it: the builder reuses the mapping when the whole load has
+    /// the same objects for the Service.
+    struct Mapped: Sendable {
+        var service: KubeService
+        var slices: [EndpointSlice]
+        var mapping: ServiceMapping
+    }
+
+    /// What the programming did: the virtual services it added whole (with every real server),
+    /// as the kernel now holds them, and the outcome of each operation of the others (one of
+    /// their operations failed).
+    struct Outcome {
+        var added: [ServiceKey: KernelState.Entry] = [:]
+        var others: [(operation: IPVSOperation, result: IPVSOperationResult)] = []
+
+        /// The operations the kernel refused.
+        var failed: Int { others.filter { (try? $0.result.get()) == nil }.count }
+        /// The operations the kernel accepted.
+        var applied: Int { added.values.reduce(0) { $0 + 1 + $1.realServers.count } + others.count - failed }
+    }
+
+    /// One virtual service to add, with its real servers.
+    private struct Addition {
+        var service: VirtualService
+        var realServers: [RealServerID: RealServer]
+
+        var operations: [IPVSOperation] {
+            [.addService(service)] + realServers.keys.sorted().map { .addRealServer(realServers[$0]!, service: service.key) }
+        }
+    }
+
+    private let options: MappingOptions
+    /// Guards every stored property below and wakes the programming thread.
+    private let condition = NSCondition()
+    private var waiting: [Addition] = []
+    /// Virtual services in the kernel when the programming started, and those queued since.
+    private var claimed: Set<ServiceKey>
+    private var mapped: [ObjectName: Mapped] = [:]
+    private var closed = false
+    private var finished = false
+    private var outcome = Outcome()
+
+    /// The reconciler's IPVS backend, lent to the programming thread until `results()` returns:
+    /// the reconciler makes no IPVS call before it takes the results (see `Reconciler.programEarly`).
+    private struct Lent: @unchecked Sendable { let ipvs: any IPVSBackend }
+
+    /// Starts the programming thread. Virtual services in `present` (in the kernel already) are
+    /// never touched.
+    init(_ ipvs: any IPVSBackend, present: Set<ServiceKey>, options: MappingOptions) {
+        self.options = options
+        claimed = present
+        let lent = Lent(ipvs: ipvs)
+        // A thread of its own, as for `AddressBinding`: `apply` blocks in netlink system calls for
+        // seconds at thousands of services, and must not hold a thread of Swift's cooperative pool.
+        let thread = Thread { [self] in run(lent.ipvs) }
+        thread.name = "program IPVS"
+        thread.start()
+    }
+
+    /// Maps the Services of one decoded file and queues the additions of the virtual services
+    /// they map to that nobody claimed yet. Safe on any thread, several at once.
+    func add(_ objects: [ManifestObject]) {
+        var inputs: [ObjectName: ServiceInputs] = [:]
+        for object in objects {
+            guard let name = object.serviceName else { continue }
+            inputs[name, default: ServiceInputs()].add(object)
+        }
+        var entries: [(name: ObjectName, mapped: Mapped)] = []
+        for (name, objects) in inputs {
+            guard let service = objects.service else { continue } // Its Service object is in another file.
+            let slices = objects.slices.sorted { $0.name < $1.name } // As `DesiredStateBuilder` orders them.
+            entries.append((name, Mapped(service: service, slices: slices, mapping: ServiceMapper.map(service, slices: slices, options: options))))
+        }
+        entries.sort { $0.name < $1.name }
+        condition.withLock {
+            precondition(!closed, "EarlyProgramming.add after results()")
+            let before = waiting.count
+            for (name, entry) in entries {
+                mapped[name] = entry
+                for key in entry.mapping.services.keys.sorted() where claimed.insert(key).inserted {
+                    let desired = entry.mapping.services[key]!
+                    waiting.append(Addition(service: desired.service, realServers: desired.realServers))
+                }
+            }
+            if waiting.count > before { condition.signal() }
+        }
+    }
+
+    /// The Services mapped so far (one that several files hold: as one of them maps it).
+    func mappings() -> [ObjectName: Mapped] {
+        condition.withLock { mapped }
+    }
+
+    /// Takes no more files, waits until every queued operation was applied, and returns what was
+    /// done. The IPVS backend is the reconciler's again.
+    func results() -> Outcome {
+        condition.withLock {
+            closed = true
+            condition.broadcast()
+            while !finished { condition.wait() }
+            return outcome
+        }
+    }
+
+    private func run(_ ipvs: any IPVSBackend) {
+        while true {
+            // Whatever queued while the last batch was applied goes in one batch.
+            let batch: [Addition] = condition.withLock {
+                while waiting.isEmpty && !closed { condition.wait() }
+                defer { waiting = [] }
+                return waiting
+            }
+            if batch.isEmpty { break } // closed, and nothing left
+            let operations = batch.map(\.operations)
+            let results = ipvs.apply(Array(operations.joined()))
+            // The model of what was added whole is the desired service itself (its storage
+            // shared, not rebuilt operation by operation): cheaper for the reconcile to take over.
+            var added: [(ServiceKey, KernelState.Entry)] = []
+            var others: [(operation: IPVSOperation, result: IPVSOperationResult)] = []
+            var position = 0
+            for (addition, operations) in zip(batch, operations) {
+                let outcomes = results[position..<position + operations.count]
+                position += operations.count
+                if outcomes.allSatisfy({ (try? $0.get()) != nil }) {
+                    let servers = addition.realServers.values.allSatisfy { $0 == $0.configuration }
+                        ? addition.realServers : addition.realServers.mapValues(\.configuration)
+                    added.append((addition.service.key, KernelState.Entry(service: addition.service.configuration, realServers: servers)))
+                } else {
+                    others += zip(operations, outcomes).map { ($0, $1) }
+                }
+            }
+            condition.withLock {
+                outcome.added.merge(added) { first, _ in first }
+                outcome.others += others
+            }
+        }
+        condition.withLock {
+            finished = true
+            condition.broadcast()
+        }
+    }
+}

@@ -1,0 +1,172 @@
+import Foundation
+import IPVS
+import Logging
+import XCTest
+@testable import IPVSAgent
+
+/// IPVS programmed while the manifests of a first start are still decoded
+/// (`Reconciler.programEarly(options:)`), and the first reconcile taking over from it.
+final class EarlyProgrammingTests: XCTestCase {
+    var folder: URL!
+
+    override func setUpWithError() throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("ipvs-agent-early-programming-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    }
+
+    override func tearDown() {
+        try? FileManager.default.removeItem(at: folder)
+    }
+
+    func service(_ index: Int, port: Int = 80, annotations: String = "{}") -> String {
+        """
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata: {name: svc-\(index), namespace: ns, annotations: \(annotations)}
+        spec: {clusterIP: 10.96.0.\(index), ports: [{name: http, port: \(port), targetPort: 8080}]}
+
+        """
+    }
+
+    func slice(_ index: Int, _ suffix: String, pods: [Int]) -> String {
+        """
+        ---
+        apiVersion: discovery.k8s.io/v1
+        kind: EndpointSlice
+        metadata: {name: svc-\(index)-\(suffix), namespace: ns, labels: {kubernetes.io/service-name: svc-\(index)}}
+        addressType: IPv4
+        endpoints: [\(pods.map { "{addresses: [10.244.\(index).\($0)]}" }.joined(separator: ", "))]
+        ports: [{name: http, port: 8080}]
+
+        """
+    }
+
+    func write(_ name: String, _ parts: String...) throws {
+        try parts.joined().write(to: folder.appendingPathComponent(name), atomically: true, encoding: .utf8)
+    }
+
+    /// What `AgentRunner.load` does on a first start with an early programming: the load hands each
+    /// decoded file over, the builder takes the mappings made, and the reconcile takes over.
+    func firstStart(_ ipvs: FakeIPVS, store: OwnershipStore? = nil) async throws -> (ReconcileReport, DesiredState, [ManifestIssue]) {
+        let reconciler = Reconciler(ipvs: ipvs, vips: nil, store: store, options: .init(), logger: Logger(label: "test"))
+        try await reconciler.start()
+        var builder = DesiredStateBuilder(options: MappingOptions())
+        let programming = await reconciler.programEarly(options: builder.options)
+        XCTAssertNotNil(programming)
+        let source = ManifestSource(paths: [folder.path], logger: Logger(label: "test"))
+        let snapshot = source.loadNow(decoded: AgentRunner.handler(nil, programming))
+        if let programming { builder.seed(programming.mappings()) }
+        let build = builder.build(snapshot)
+        let report = await reconciler.reconcile(build.state)
+        // Only the first reconcile programs early.
+        let later = await reconciler.programEarly(options: builder.options)
+        XCTAssertNil(later)
+        return (report, build.state, snapshot.issues + build.issues)
+    }
+
+    /// The kernel's table as desired services (without origins), to compare with the desired state.
+    func table(_ ipvs: FakeIPVS) -> [ServiceKey: [RealServerID: RealServer]] {
+        ipvs.state.services.mapValues(\.realServers)
+    }
+
+    func testAddsWhileDecodingAndTheReconcileAddsOnlyWhatIsLeft() async throws {
+        // svc-2's endpoints are in another file than its Service object: added by the reconcile.
+        try write("a.yaml", service(1), slice(1, "a", pods: [1, 2]), service(2))
+        try write("b.yaml", service(3), slice(3, "a", pods: [1]), slice(2, "a", pods: [7, 8]))
+        let ipvs = FakeIPVS()
+        let store = OwnershipStore(path: folder.appendingPathComponent("state.json").path)
+        let (report, state, issues) = try await firstStart(ipvs, store: store)
+
+        XCTAssertEqual(issues, [])
+        XCTAssertEqual(report.failures, [])
+        XCTAssertEqual(table(ipvs), state.services.mapValues(\.realServers))
+        XCTAssertEqual(state.services.count, 3)
+        // Every operation once, none refused: 3 services and 5 real servers.
+        XCTAssertEqual(ipvs.applied.count, 8)
+        XCTAssertEqual(report.applied, 8)
+        // The reconcile's own operations come last: svc-2's two real servers, nothing else.
+        XCTAssertEqual(Array(ipvs.applied.suffix(2)), [
+            .addRealServer(server("10.244.2.7", 8080), service: tcp("10.96.0.2", 80)),
+            .addRealServer(server("10.244.2.8", 8080), service: tcp("10.96.0.2", 80)),
+        ])
+        XCTAssertFalse(ipvs.applied.dropLast(2).contains { if case .addRealServer(_, tcp("10.96.0.2", 80)) = $0 { true } else { false } })
+        // What was added early is owned, with its Service.
+        let owned = try store.load()
+        XCTAssertEqual(owned.services, Set(state.services.keys))
+        XCTAssertEqual(owned.origins[tcp("10.96.0.1", 80)], ObjectName(namespace: "ns", name: "svc-1"))
+    }
+
+    /// A service one of whose operations failed early is recorded operation by operation: what the
+    /// kernel accepted is not added again, and what it refused is tried again and reported.
+    func testWhatTheKernelRefusedEarlyIsTriedAgainAndReported() async throws {
+        try write("a.yaml", service(1), slice(1, "a", pods: [1, 2, 3]), service(2), slice(2, "a", pods: [1]))
+        let ipvs = FakeIPVS()
+        ipvs.refusedRealServers = [ip("10.244.1.2")]
+        let (report, _, _) = try await firstStart(ipvs)
+
+        XCTAssertEqual(report.failures.count, 1)
+        XCTAssertTrue(report.failures.first?.contains("10.244.1.2") == true, report.failures.first ?? "")
+        let refused = IPVSOperation.addRealServer(server("10.244.1.2", 8080), service: tcp("10.96.0.1", 80))
+        XCTAssertEqual(ipvs.applied.filter { $0 == refused }.count, 2) // Early, then by the reconcile.
+        XCTAssertEqual(ipvs.applied.count, 6 + 1) // 2 services and 4 real servers, then the retry.
+        XCTAssertEqual(report.applied, 5)
+        XCTAssertEqual(Set(ipvs.state.services[tcp("10.96.0.1", 80)]?.realServers.keys.map(\.address) ?? []),
+                       [ip("10.244.1.1"), ip("10.244.1.3")])
+    }
+
+    func testWhatALaterFileReplacedIsUndoneByTheReconcile() async throws {
+        // b.yaml replaces svc-1 (port 81 instead of 80) and moves its endpoints.
+        try write("a.yaml", service(1), slice(1, "a", pods: [1, 2]))
+        try write("b.yaml", service(1, port: 81), slice(1, "a", pods: [3]))
+        let ipvs = FakeIPVS()
+        let store = OwnershipStore(path: folder.appendingPathComponent("state.json").path)
+        let (report, state, _) = try await firstStart(ipvs, store: store)
+
+        XCTAssertEqual(report.failures, [])
+        XCTAssertEqual(Set(state.services.keys), [tcp("10.96.0.1", 81)])
+        XCTAssertEqual(table(ipvs), state.services.mapValues(\.realServers))
+        XCTAssertEqual(try store.load().services, [tcp("10.96.0.1", 81)])
+    }
+
+    func testServicesInTheKernelAtStartAreLeftToTheReconcile() async throws {
+        try write("a.yaml", service(1), slice(1, "a", pods: [1]), service(2), slice(2, "a", pods: [1]))
+        let ipvs = FakeIPVS()
+        // From an earlier run (or someone else): another scheduler and another real server.
+        ipvs.state.services[tcp("10.96.0.1", 80)] = KernelState.Entry(
+            service: VirtualService(key: tcp("10.96.0.1", 80), scheduler: .weightedLeastConnection),
+            realServers: [server("10.244.1.99", 8080).id: server("10.244.1.99", 8080)])
+        let (report, state, _) = try await firstStart(ipvs)
+
+        XCTAssertEqual(report.failures, [])
+        // The real server no endpoint has any more drains (weight 0), as after any restart.
+        var expected = state.services.mapValues(\.realServers)
+        expected[tcp("10.96.0.1", 80)]?[server("10.244.1.99", 8080).id] = server("10.244.1.99", 8080, weight: 0)
+        XCTAssertEqual(table(ipvs), expected)
+        XCTAssertEqual(ipvs.state.services[tcp("10.96.0.1", 80)]?.service.scheduler, .roundRobin)
+        // Adopted and edited in place by the reconcile, never added (which the kernel would refuse).
+        XCTAssertFalse(ipvs.applied.contains(.addService(VirtualService(key: tcp("10.96.0.1", 80), scheduler: .roundRobin))))
+        XCTAssertTrue(ipvs.applied.contains(.updateService(VirtualService(key: tcp("10.96.0.1", 80), scheduler: .roundRobin))))
+    }
+
+    /// The builder reuses the mappings made early only where the whole load has the same objects:
+    /// its state and problems are those of a build without them.
+    func testTheFirstBuildWithTheEarlyMappingsIsTheBuildWithout() async throws {
+        try write("a.yaml", service(1), slice(1, "a", pods: [1, 2]), service(2),
+                  // A mapping problem (a flag rr does not take), reported once either way.
+                  service(4, annotations: "{ipvs.swift.dev/scheduler-flags: sh-port}"), slice(4, "a", pods: [1]))
+        try write("b.yaml", slice(2, "a", pods: [5]), service(3), slice(3, "a", pods: [1]), service(1, port: 8081))
+        let ipvs = FakeIPVS()
+        let (_, state, issues) = try await firstStart(ipvs)
+
+        var plain = DesiredStateBuilder(options: MappingOptions())
+        let source = ManifestSource(paths: [folder.path], logger: Logger(label: "test"))
+        let snapshot = source.loadNow()
+        let build = plain.build(snapshot)
+        XCTAssertEqual(state, build.state)
+        XCTAssertEqual(issues, snapshot.issues + build.issues)
+        XCTAssertEqual(issues.count, 1)
+        XCTAssertTrue(issues.first?.description.contains("sh-port") == true || issues.first?.description.contains("flags") == true,
+                      issues.first?.description ?? "")
+    }
+}
