@@ -51,6 +51,18 @@ extension HealthCheckConfiguration {
     ///   kind (`health-path` on a TCP check) or a result that fails ``validate()``.
     public init(annotations: [String: String], prefix: String, defaults: HealthCheckConfiguration) throws {
         let reader = AnnotationReader(annotations: annotations, prefix: prefix)
+        // Most Services have no health annotation: then the defaults, without looking up each
+        // name (the agent maps thousands of Services on a cold start).
+        let healthPrefix = prefix + "health-"
+        guard annotations.keys.contains(where: { $0.hasPrefix(healthPrefix) }) else {
+            do {
+                try defaults.validate()
+            } catch {
+                throw reader.annotationError(for: error)
+            }
+            self = defaults
+            return
+        }
         try reader.rejectUnknown()
         var config = defaults
         if let kind = try reader.kindName() { config.kind = try Self.freshKind(kind, reader: reader, defaults: defaults) }

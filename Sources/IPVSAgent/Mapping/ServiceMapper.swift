@@ -117,7 +117,11 @@ public enum ServiceMapper {
             for family in AddressFamily.allCases where frontends.contains(where: { $0.address.family == family }) {
                 let candidates = endpoints(for: port, family: family, slices: usable, service: service, into: &result)
                 let internalServers = realServers(select(candidates, local: service.internalTrafficLocal, options: options), options: options)
-                let externalServers = realServers(select(candidates, local: service.externalTrafficLocal, options: options), options: options)
+                // Chosen again only for external frontends under another traffic policy: most
+                // Services have none (a cold start maps thousands).
+                let externalServers = !frontends.contains(where: { $0.external && $0.address.family == family }) ? [:]
+                    : service.externalTrafficLocal == service.internalTrafficLocal ? internalServers
+                    : realServers(select(candidates, local: service.externalTrafficLocal, options: options), options: options)
                 for frontend in frontends where frontend.address.family == family {
                     let key = ServiceKey.address(port.transport, frontend.address, port: frontend.port)
                     let virtual = VirtualService(key: key, scheduler: scheduler, flags: flags, persistence: persistence)
@@ -204,6 +208,7 @@ public enum ServiceMapper {
 
     private static func realServers(_ candidates: [Candidate], options: MappingOptions) -> [RealServerID: RealServer] {
         var servers: [RealServerID: RealServer] = [:]
+        servers.reserveCapacity(candidates.count)
         for candidate in candidates {
             let server = RealServer(address: candidate.address, port: candidate.port, forwarding: options.forwarding, weight: options.weight)
             servers[server.id] = server
