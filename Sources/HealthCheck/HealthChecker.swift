@@ -117,6 +117,10 @@ public final class HealthChecker: Service, Sendable {
             }
         }
         let time = now()
+        // One closure for every runner: a closure per runner would be one more object for each check to reach.
+        let record: @Sendable (BackendRunner, CheckOutcome, Int64) -> Void = { [weak self] runner, outcome, nanoseconds in
+            self?.record(runner, outcome, nanoseconds)
+        }
         let (started, stopped) = state.withLockedValue { state -> ([BackendRunner], [BackendRunner]) in
             guard state.phase != .finished else { return ([], []) }
             var started: [BackendRunner] = []
@@ -135,9 +139,7 @@ public final class HealthChecker: Service, Sendable {
                     machine = old.machine
                     machine.reconfigure(rise: target.configuration.rise, fall: target.configuration.fall, serviceName: target.serviceName)
                 }
-                let runner = BackendRunner(
-                    target: target, machine: machine, eventLoop: group.next(), probe: probe,
-                    record: { [weak self] runner, outcome, nanoseconds in self?.record(runner, outcome, nanoseconds) })
+                let runner = BackendRunner(target: target, machine: machine, eventLoop: group.next(), probe: probe, record: record)
                 state.runners[id] = runner
                 state.byService[id.service, default: []].insert(id)
                 if state.phase == .running { started.append(runner) }

@@ -19,28 +19,37 @@ import Metrics
 /// backend's checks start: swift-prometheus copies a metric's series to register one more, so registering
 /// on a backend's first transition would cost time proportional to the backends on the checking path,
 /// at the worst moment (many backends going down at once).
+///
+/// It keeps the factory's handlers, not swift-metrics' `Gauge`, `Timer` and `Counter` around them: those are
+/// one object more per metric and backend, and with thousands of backends each checked once a second every
+/// one of them is a cache miss on every check. The handlers of the per-service series are the same objects
+/// for every backend of the service, so they stay in the cache.
 struct HealthMetrics: Sendable {
-    private let up: Gauge
-    private let latency: Gauge
-    private let duration: Timer
-    private let successes: Counter
-    private let failures: Counter
-    private let toUp: Counter
-    private let toDown: Counter
-    private let transitions: Counter
+    // What every check records first, side by side.
+    private let latency: any RecorderHandler
+    private let duration: any TimerHandler
+    private let successes: any CounterHandler
+    private let failures: any CounterHandler
+    private let up: any RecorderHandler
+    private let toUp: any CounterHandler
+    private let toDown: any CounterHandler
+    private let transitions: any CounterHandler
+    private let factory: any MetricsFactory
 
     /// `factory` is the process's metrics system unless a test passes its own.
     init(target: HealthTarget, factory: any MetricsFactory = MetricsSystem.factory) {
+        self.factory = factory
         let service = target.serviceName
         let perBackend = [("service", service), ("backend", target.id.server.description)]
-        up = Gauge(label: "ipvs_health_backend_up", dimensions: perBackend, factory: factory)
-        latency = Gauge(label: "ipvs_health_check_latency_seconds", dimensions: perBackend, factory: factory)
-        transitions = Counter(label: "ipvs_health_backend_transitions_total", dimensions: perBackend, factory: factory)
-        duration = Timer(label: "ipvs_health_check_duration_seconds", dimensions: [
+        // Gauges are recorders that do not aggregate, as swift-metrics' `Gauge` makes them.
+        up = factory.makeRecorder(label: "ipvs_health_backend_up", dimensions: perBackend, aggregate: false)
+        latency = factory.makeRecorder(label: "ipvs_health_check_latency_seconds", dimensions: perBackend, aggregate: false)
+        transitions = factory.makeCounter(label: "ipvs_health_backend_transitions_total", dimensions: perBackend)
+        duration = factory.makeTimer(label: "ipvs_health_check_duration_seconds", dimensions: [
             ("service", service), ("check", target.configuration.kind.name),
-        ], factory: factory)
-        func counter(_ label: String, _ name: String, _ value: String) -> Counter {
-            Counter(label: label, dimensions: [("service", service), (name, value)], factory: factory)
+        ])
+        func counter(_ label: String, _ name: String, _ value: String) -> any CounterHandler {
+            factory.makeCounter(label: label, dimensions: [("service", service), (name, value)])
         }
         successes = counter("ipvs_health_checks_total", "result", "success")
         failures = counter("ipvs_health_checks_total", "result", "failure")
@@ -49,24 +58,24 @@ struct HealthMetrics: Sendable {
     }
 
     func recordState(_ status: HealthStatus) {
-        up.record(status.isServing ? 1 : 0)
+        up.record(status.isServing ? 1.0 : 0.0)
     }
 
     func recordCheck(success: Bool, latencyNanoseconds: Int64) {
         latency.record(Double(latencyNanoseconds) / 1e9)
         duration.recordNanoseconds(latencyNanoseconds)
-        (success ? successes : failures).increment()
+        (success ? successes : failures).increment(by: 1)
     }
 
     func recordTransition(to status: HealthStatus) {
-        (status.isServing ? toUp : toDown).increment()
-        transitions.increment()
+        (status.isServing ? toUp : toDown).increment(by: 1)
+        transitions.increment(by: 1)
     }
 
     /// Removes the per-backend series (the per-service ones stay while other backends use them).
     func destroy() {
-        up.destroy()
-        latency.destroy()
-        transitions.destroy()
+        factory.destroyRecorder(up)
+        factory.destroyRecorder(latency)
+        factory.destroyCounter(transitions)
     }
 }

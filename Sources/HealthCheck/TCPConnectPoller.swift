@@ -29,6 +29,10 @@ import Synchronization
 ///   timer reprogrammed). Checks start and time out up to that much late; the latency a successful check
 ///   reports is the handshake's round trip as the kernel measured it (`tcpi_rtt`), so it is not inflated.
 ///
+/// A successful repeating check then costs four system calls: its `connect`, re-arming its socket
+/// (`epoll_ctl`), the round trip (`TCP_INFO`) and the disconnect. `SO_ERROR` is read only for a connect that
+/// polls as failed, and never after a disconnect (see ``SocketPool/disconnect(_:)``).
+///
 /// The thread starts with the first connect in progress or scheduled check, and ends with ``shutdown()``.
 final class TCPConnectPoller: @unchecked Sendable {
     // @unchecked: `epoll` and `wakeup` are immutable after init; everything else is behind `state`.
@@ -59,7 +63,9 @@ final class TCPConnectPoller: @unchecked Sendable {
     /// At 10,000 checks a second this saves two thread hops and an event loop timer per check, and checks
     /// due within the same millisecond start in one wake-up.
     final class RepeatingCheck: Sendable {
-        let address: SocketAddress
+        /// The target, in the check itself: `SocketAddress` keeps it in a box of its own, one more cache miss
+        /// per check when thousands of backends take turns.
+        let address: ConnectAddress
         let timeout: TimeAmount
         let interval: Duration
         let jitter: Double
@@ -67,17 +73,14 @@ final class TCPConnectPoller: @unchecked Sendable {
         let report: @Sendable (CheckOutcome, Int64) -> Void
         /// Read by the poller before every check: an atomic, not a lock.
         private let cancelled = Atomic(false)
-        /// ``TCPConnectPoller/mayConnectToItself(_:)`` of `address`, worked out once.
-        let mayConnectToItself: Bool
 
         init(address: SocketAddress, timeout: TimeAmount, interval: Duration, jitter: Double,
              report: @escaping @Sendable (CheckOutcome, Int64) -> Void) {
-            self.address = address
+            self.address = ConnectAddress(address)
             self.timeout = timeout
             self.interval = interval
             self.jitter = jitter
             self.report = report
-            self.mayConnectToItself = TCPConnectPoller.mayConnectToItself(address)
         }
 
         /// No further checks; an outcome in flight is still reported (the runner drops it).
@@ -87,10 +90,10 @@ final class TCPConnectPoller: @unchecked Sendable {
 
     private struct State {
         var pending: [CInt: Pending] = [:]
-        var deadlines = DeadlineHeap()
-        /// When each repeating check is due next (`fd` unused; `id` indexes `repeating`).
-        var due = DeadlineHeap()
-        var repeating: [UInt64: RepeatingCheck] = [:]
+        /// The deadline of each connect in progress: its descriptor and the `id` of its ``Pending``.
+        var deadlines = DeadlineHeap<(fd: CInt, id: UInt64)>()
+        /// When each repeating check is due next.
+        var due = DeadlineHeap<RepeatingCheck>()
         var nextID: UInt64 = 0
         /// The deadline the poller sleeps until (`.distantFuture`: no deadline); `nil` while it is awake.
         var sleepingUntil: NIODeadline?
@@ -104,7 +107,7 @@ final class TCPConnectPoller: @unchecked Sendable {
                             mayConnectToItself: Bool, epoll: CInt, inEpollSet: Bool = false) {
             nextID &+= 1
             pending[fd] = Pending(id: nextID, timeout: timeout, completion: completion, mayConnectToItself: mayConnectToItself)
-            deadlines.push(DeadlineHeap.Entry(deadline: deadline, fd: fd, id: nextID))
+            deadlines.push(deadline, (fd, nextID))
             var event = epoll_event()
             event.events = EPOLLOUT.rawValue | EPOLLONESHOT.rawValue
             event.data.fd = fd
@@ -115,9 +118,7 @@ final class TCPConnectPoller: @unchecked Sendable {
 
         /// Queues `check` to start at `due`.
         mutating func queue(_ check: RepeatingCheck, at due: NIODeadline) {
-            nextID &+= 1
-            repeating[nextID] = check
-            self.due.push(DeadlineHeap.Entry(deadline: due, fd: -1, id: nextID))
+            self.due.push(due, check)
         }
     }
 
@@ -145,7 +146,8 @@ final class TCPConnectPoller: @unchecked Sendable {
     /// Connects to `address` and closes at once; the future completes on `eventLoop` within about `timeout`
     /// and never fails.
     func check(_ address: SocketAddress, timeout: TimeAmount, on eventLoop: any EventLoop) -> EventLoopFuture<CheckOutcome> {
-        let (fd, immediate) = Self.connect(address)
+        let target = ConnectAddress(address)
+        let (fd, immediate) = Self.connect(target)
         if let immediate { return eventLoop.makeSucceededFuture(immediate) }
         guard epoll >= 0, wakeup >= 0 else {
             Self.closeWithReset(fd)
@@ -156,7 +158,7 @@ final class TCPConnectPoller: @unchecked Sendable {
         let (registered, wake, startThread) = state.withLockedValue { state -> (Bool, Bool, Bool) in
             guard !state.stopped else { return (false, false, false) }
             state.watch(fd, timeout: timeout, deadline: deadline, completion: .promise(promise),
-                        mayConnectToItself: Self.mayConnectToItself(address), epoll: epoll)
+                        mayConnectToItself: target.mayConnectToItself, epoll: epoll)
             let startThread = !state.threadStarted
             state.threadStarted = true
             return (true, state.sleepingUntil.map { deadline < $0 } ?? false, startThread)
@@ -222,7 +224,7 @@ final class TCPConnectPoller: @unchecked Sendable {
         // Jitter needs no cryptographic randomness; the system generator costs a system call per draw.
         var random = SplitMix(seed: UInt64(truncatingIfNeeded: NIODeadline.now().uptimeNanoseconds))
         var reschedule: [(RepeatingCheck, NIODeadline)] = []
-        var completed: [(CInt, Pending)] = []
+        var completed: [(CInt, Pending, UInt32)] = []
         var started: [(CInt, RepeatingCheck, NIODeadline, Bool)] = []
         var sockets = SocketPool()
         var inFlight = false
@@ -231,10 +233,10 @@ final class TCPConnectPoller: @unchecked Sendable {
                 guard !state.stopped else { return nil }
                 for (check, due) in reschedule { state.queue(check, at: due) }
                 // Entries of checks that completed stay in the heap; never wake up for one of them.
-                while let first = state.deadlines.first, state.pending[first.fd]?.id != first.id {
+                while let first = state.deadlines.first, state.pending[first.value.fd]?.id != first.value.id {
                     state.deadlines.pop()
                 }
-                guard let next = Self.earliest(state.deadlines.first?.deadline, state.due.first?.deadline) else {
+                guard let next = Self.earliest(state.deadlines.firstDeadline, state.due.firstDeadline) else {
                     state.sleepingUntil = .distantFuture
                     return -1
                 }
@@ -259,23 +261,27 @@ final class TCPConnectPoller: @unchecked Sendable {
                 state.sleepingUntil = nil
                 for index in 0..<count where events[index].data.fd != wakeup {
                     let fd = events[index].data.fd
-                    if let check = state.pending.removeValue(forKey: fd) { completed.append((fd, check)) }
+                    if let check = state.pending.removeValue(forKey: fd) { completed.append((fd, check, events[index].events)) }
                 }
             }
             if (0..<count).contains(where: { events[$0].data.fd == wakeup }) {
                 var value: UInt64 = 0
                 _ = read(wakeup, &value, MemoryLayout<UInt64>.size)
             }
-            for (fd, check) in completed {
+            for (fd, check, ready) in completed {
+                // A socket whose connect failed polls as an error (and a hang-up); one writable without either
+                // has connected and its SO_ERROR is 0: no system call to read it.
                 var error: CInt = 0
-                var length = socklen_t(MemoryLayout<CInt>.size)
-                if getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0 { error = errno }
+                if ready & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 {
+                    var length = socklen_t(MemoryLayout<CInt>.size)
+                    if getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0 { error = errno }
+                }
                 let outcome = Self.outcome(error, fd: fd, mayConnectToItself: check.mayConnectToItself)
                 var roundTrip: Int64?
                 if case .repeating(let repeating, _) = check.completion {
                     if error == 0 { roundTrip = Self.handshakeRoundTrip(fd) }
                     // Its epoll event fired, so the socket is disarmed: safe to keep for the next check.
-                    sockets.release(fd, family: Self.family(of: repeating.address))
+                    sockets.release(fd, family: repeating.address.family)
                 } else {
                     Self.closeWithReset(fd)
                 }
@@ -290,7 +296,6 @@ final class TCPConnectPoller: @unchecked Sendable {
                 state.pending = [:]
                 state.deadlines = DeadlineHeap()
                 state.due = DeadlineHeap()
-                state.repeating = [:]
             }
             return state.pending
         }
@@ -306,12 +311,12 @@ final class TCPConnectPoller: @unchecked Sendable {
         let now = NIODeadline.now()
         let expired = state.withLockedValue { state -> [(CInt, Pending)] in
             var expired: [(CInt, Pending)] = []
-            while let first = state.deadlines.first, first.deadline <= now {
-                state.deadlines.pop()
+            while let first = state.deadlines.pop(dueBy: now) {
                 // A completed check left its entry behind; its descriptor may belong to a newer check.
-                guard let check = state.pending[first.fd], check.id == first.id else { continue }
-                state.pending[first.fd] = nil
-                expired.append((first.fd, check))
+                let (fd, id) = first.value
+                guard let check = state.pending[fd], check.id == id else { continue }
+                state.pending[fd] = nil
+                expired.append((fd, check))
             }
             return expired
         }
@@ -333,16 +338,15 @@ final class TCPConnectPoller: @unchecked Sendable {
         let now = NIODeadline.now()
         let due = state.withLockedValue { state -> [RepeatingCheck] in
             var due: [RepeatingCheck] = []
-            while let first = state.due.first, first.deadline <= now {
-                state.due.pop()
-                if let check = state.repeating.removeValue(forKey: first.id), !check.isCancelled { due.append(check) }
+            while let first = state.due.pop(dueBy: now) {
+                if !first.value.isCancelled { due.append(first.value) }
             }
             return due
         }
         started.removeAll(keepingCapacity: true)
         for check in due {
             let start = NIODeadline.now()
-            let reused = sockets.take(family: Self.family(of: check.address))
+            let reused = sockets.take(family: check.address.family)
             let (fd, immediate) = Self.connect(check.address, reusing: reused)
             if let immediate {
                 let pending = Pending(id: 0, timeout: check.timeout, completion: .repeating(check, started: start))
@@ -358,7 +362,7 @@ final class TCPConnectPoller: @unchecked Sendable {
             for (fd, check, start, reused) in started {
                 state.watch(fd, timeout: check.timeout, deadline: start + check.timeout,
                             completion: .repeating(check, started: start),
-                            mayConnectToItself: check.mayConnectToItself, epoll: epoll, inEpollSet: reused)
+                            mayConnectToItself: check.address.mayConnectToItself, epoll: epoll, inEpollSet: reused)
             }
         }
     }
@@ -411,24 +415,24 @@ final class TCPConnectPoller: @unchecked Sendable {
     /// new one: the descriptor of a connect in progress, or the outcome of one that finished (or failed) at
     /// once, its socket already closed. A reused socket that refuses to connect again is closed and a new one
     /// tried, so its state can never be a check's verdict.
-    private static func connect(_ address: SocketAddress, reusing reused: CInt? = nil) -> (CInt, CheckOutcome?) {
-        let family = family(of: address)
+    private static func connect(_ address: ConnectAddress, reusing reused: CInt? = nil) -> (CInt, CheckOutcome?) {
+        let family = address.family
         guard family != AF_UNSPEC else {
             if let reused { closeWithReset(reused) }
             return (-1, .failure(reason: "connect: not an IP address"))
         }
         if let reused {
-            let result = address.withSockAddr { pointer, length in Glibc.connect(reused, pointer, socklen_t(length)) }
+            let result = address.withSockAddr { pointer, length in Glibc.connect(reused, pointer, length) }
             if result != 0, errno == EINPROGRESS { return (reused, nil) }
             closeWithReset(reused)
         }
         let fd = socket(family, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return (-1, .failure(reason: "socket: \(ProbeFailure.errnoText(errno))")) }
         opened.add(1, ordering: .relaxed)
-        let result = address.withSockAddr { pointer, length in Glibc.connect(fd, pointer, socklen_t(length)) }
+        let result = address.withSockAddr { pointer, length in Glibc.connect(fd, pointer, length) }
         let error = result == 0 ? 0 : errno
         guard error == EINPROGRESS else {
-            let immediate = outcome(error, fd: fd, mayConnectToItself: mayConnectToItself(address))
+            let immediate = outcome(error, fd: fd, mayConnectToItself: address.mayConnectToItself)
             closeWithReset(fd)
             return (-1, immediate)
         }
@@ -510,6 +514,39 @@ final class TCPConnectPoller: @unchecked Sendable {
     }
 }
 
+// MARK: - ConnectAddress
+
+/// A check target's address as `connect` takes it, held inline (`SocketAddress` boxes it), with what the poller
+/// needs to know of it worked out once.
+struct ConnectAddress {
+    /// Room for an address of either family (a `sockaddr_in` is the shorter).
+    private let storage: sockaddr_in6
+    private let length: socklen_t
+    /// ``TCPConnectPoller/family(of:)``.
+    let family: CInt
+    /// ``TCPConnectPoller/mayConnectToItself(_:)``.
+    let mayConnectToItself: Bool
+
+    init(_ address: SocketAddress) {
+        family = TCPConnectPoller.family(of: address)
+        mayConnectToItself = TCPConnectPoller.mayConnectToItself(address)
+        var storage = sockaddr_in6()
+        var length = 0
+        if family != AF_UNSPEC {
+            address.withSockAddr { pointer, size in
+                length = min(size, MemoryLayout<sockaddr_in6>.size)
+                withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: UnsafeRawBufferPointer(start: pointer, count: length)) }
+            }
+        }
+        self.storage = storage
+        self.length = socklen_t(length)
+    }
+
+    func withSockAddr<Result>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> Result) -> Result {
+        withUnsafeBytes(of: storage) { body($0.baseAddress!.assumingMemoryBound(to: sockaddr.self), length) }
+    }
+}
+
 // MARK: - SocketPool
 
 /// The disconnected sockets of repeating checks, kept for the next checks; the poller thread's alone.
@@ -544,15 +581,14 @@ struct SocketPool {
         idle = [:]
     }
 
-    /// Dissolves `fd`'s connection so that it can connect again, and clears the error the reset leaves
-    /// (`ECONNRESET`), which the next check would otherwise read as its own.
+    /// Dissolves `fd`'s connection so that it can connect again. The reset leaves an error on the socket
+    /// (`ECONNRESET`) that nothing reads: the next `connect` clears it (Linux's `tcp_connect_init`) before the
+    /// socket is watched again, so it can never be the next check's verdict, and reading it (`SO_ERROR`) would
+    /// be one more system call per check.
     static func disconnect(_ fd: CInt) -> Bool {
         var unspecified = sockaddr()
         unspecified.sa_family = sa_family_t(AF_UNSPEC)
-        guard Glibc.connect(fd, &unspecified, socklen_t(MemoryLayout<sockaddr>.size)) == 0 else { return false }
-        var error: CInt = 0
-        var length = socklen_t(MemoryLayout<CInt>.size)
-        return getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) == 0
+        return Glibc.connect(fd, &unspecified, socklen_t(MemoryLayout<sockaddr>.size)) == 0
     }
 }
 
@@ -577,46 +613,65 @@ struct SplitMix {
 
 // MARK: - DeadlineHeap
 
-/// A binary min-heap of check deadlines. Completed checks leave their entry until it comes up: cheaper than
-/// finding and removing it, and bounded by the checks started within one timeout.
-struct DeadlineHeap {
+/// A binary min-heap of deadlines, each with its value: connects in progress (completed checks leave their
+/// entry until it comes up: cheaper than finding and removing it, and bounded by the checks started within
+/// one timeout) and repeating checks due.
+struct DeadlineHeap<Value> {
     struct Entry {
         var deadline: NIODeadline
-        var fd: CInt
-        var id: UInt64
+        var value: Value
     }
 
     private var entries: [Entry] = []
 
     var first: Entry? { entries.first }
+    var firstDeadline: NIODeadline? { entries.first?.deadline }
     var count: Int { entries.count }
 
-    mutating func push(_ entry: Entry) {
-        entries.append(entry)
-        var child = entries.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard entries[child].deadline < entries[parent].deadline else { break }
-            entries.swapAt(child, parent)
-            child = parent
+    // Entries move through a hole, each once, in place: `swapAt` on the array copies them, which for a class
+    // reference is a retain and a release per move, and the sift of a heap of 10,000 repeating checks makes
+    // fourteen.
+
+    mutating func push(_ deadline: NIODeadline, _ value: Value) {
+        entries.append(Entry(deadline: deadline, value: value))
+        entries.withUnsafeMutableBufferPointer { heap in
+            let base = heap.baseAddress!
+            var hole = heap.count - 1
+            let entry = (base + hole).move()
+            while hole > 0 {
+                let parent = (hole - 1) / 2
+                guard deadline < base[parent].deadline else { break }
+                (base + hole).moveInitialize(from: base + parent, count: 1)
+                hole = parent
+            }
+            (base + hole).initialize(to: entry)
         }
     }
 
     @discardableResult
     mutating func pop() -> Entry? {
-        guard !entries.isEmpty else { return nil }
-        entries.swapAt(0, entries.count - 1)
-        let top = entries.removeLast()
-        var parent = 0
-        while true {
-            let left = 2 * parent + 1
-            let right = left + 1
-            var smallest = parent
-            if left < entries.count, entries[left].deadline < entries[smallest].deadline { smallest = left }
-            if right < entries.count, entries[right].deadline < entries[smallest].deadline { smallest = right }
-            guard smallest != parent else { return top }
-            entries.swapAt(parent, smallest)
-            parent = smallest
+        guard let last = entries.popLast() else { return nil }
+        guard !entries.isEmpty else { return last }
+        return entries.withUnsafeMutableBufferPointer { heap in
+            let base = heap.baseAddress!
+            let top = base.move()
+            var hole = 0
+            while true {
+                var child = 2 * hole + 1
+                guard child < heap.count else { break }
+                if child + 1 < heap.count, base[child + 1].deadline < base[child].deadline { child += 1 }
+                guard base[child].deadline < last.deadline else { break }
+                (base + hole).moveInitialize(from: base + child, count: 1)
+                hole = child
+            }
+            (base + hole).initialize(to: last)
+            return top
         }
+    }
+
+    /// Pops the first entry if its deadline is `deadline` or earlier.
+    mutating func pop(dueBy deadline: NIODeadline) -> Entry? {
+        guard let first = firstDeadline, first <= deadline else { return nil }
+        return pop()
     }
 }
