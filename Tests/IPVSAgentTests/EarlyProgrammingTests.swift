@@ -115,6 +115,19 @@ final class EarlyProgrammingTests: XCTestCase {
                        [ip("10.244.1.1"), ip("10.244.1.3")])
     }
 
+    /// Files decoded after the reconciler took its IPVS backend back are left to the reconcile.
+    func testAFileDecodedAfterTheTakeOverIsLeftToTheReconcile() async throws {
+        let ipvs = FakeIPVS()
+        let reconciler = Reconciler(ipvs: ipvs, vips: nil, store: nil, options: .init(), logger: Logger(label: "test"))
+        try await reconciler.start()
+        let early = await reconciler.programEarly(options: MappingOptions())
+        let programming = try XCTUnwrap(early)
+        XCTAssertEqual(programming.results().applied, 0)
+        programming.add(ManifestDecoder.decode(service(1) + slice(1, "a", pods: [1]), file: "late.yaml").objects)
+        XCTAssertEqual(ipvs.applied, [])
+        XCTAssertTrue(programming.mappings().isEmpty)
+    }
+
     func testWhatALaterFileReplacedIsUndoneByTheReconcile() async throws {
         // b.yaml replaces svc-1 (port 81 instead of 80) and moves its endpoints.
         try write("a.yaml", service(1), slice(1, "a", pods: [1, 2]))

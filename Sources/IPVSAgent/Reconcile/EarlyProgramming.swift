@@ -78,7 +78,8 @@ final class EarlyProgramming: @unchecked Sendable {
     }
 
     /// Maps the Services of one decoded file and queues the additions of the virtual services
-    /// they map to that nobody claimed yet. Safe on any thread, several at once.
+    /// they map to that nobody claimed yet (none once `results()` was called). Safe on any
+    /// thread, several at once.
     func add(_ objects: [ManifestObject]) {
         var inputs: [ObjectName: ServiceInputs] = [:]
         for object in objects {
@@ -93,7 +94,9 @@ final class EarlyProgramming: @unchecked Sendable {
         }
         entries.sort { $0.name < $1.name }
         condition.withLock {
-            precondition(!closed, "EarlyProgramming.add after results()")
+            // Taken over already (the reconciler needed its IPVS backend back): the reconcile
+            // programs the rest.
+            guard !closed else { return }
             let before = waiting.count
             for (name, entry) in entries {
                 mapped[name] = entry
