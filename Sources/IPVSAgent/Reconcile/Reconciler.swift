@@ -284,6 +284,9 @@ public actor Reconciler {
     /// The plan for the services `keys` (all when `nil`); the desired addresses that `early` binds
     /// already are left to it.
     private func plan(keys: Set<ServiceKey>?, early: AddressBinding? = nil) -> ReconcilePlan {
+        // Every plan is applied, and the IPVS backend is lent to an early programming until it is
+        // taken back; what it added belongs in the model the plan reads (none after the first reconcile).
+        _ = takeEarlyProgramming()
         let held = heldKeys
         var plan = StateDiff.plan(desired: desired, actual: kernel, owned: ownership.services, drains: drains, keys: keys,
                                   held: held, now: now())
@@ -382,7 +385,7 @@ public actor Reconciler {
     @discardableResult
     public func checkDrains() -> ReconcileReport {
         guard !drains.isEmpty else { return ReconcileReport() }
-        _ = takeEarlyProgramming()
+        _ = takeEarlyProgramming() // Its IPVS backend is read below.
         for key in drains.services {
             do {
                 for server in try ipvs.realServers(of: key) where kernel.services[key] != nil {
@@ -409,6 +412,7 @@ public actor Reconciler {
 
     /// Removes every service and VIP the agent owns, and nothing else.
     public func cleanup() -> ReconcileReport {
+        _ = takeEarlyProgramming()
         desired = DesiredState()
         unadjusted = [:]
         drains = DrainTracker(timeout: options.drainTimeout)
@@ -452,7 +456,6 @@ public actor Reconciler {
     /// addresses too; `appliedEarly` counts the operations the early programming applied for it.
     private func apply(_ plan: ReconcilePlan, early: AddressBinding? = nil, appliedEarly: Int = 0) -> ReconcileReport {
         let start = ContinuousClock.now
-        _ = takeEarlyProgramming() // The IPVS backend is lent to it until then (none after the first reconcile).
         var report = ReconcileReport()
         // The gauge of programmed real servers, updated for the services this plan touches.
         var touched = plan.adopted
