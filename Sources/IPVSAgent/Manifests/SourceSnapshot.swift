@@ -68,6 +68,20 @@ struct ServiceInputs: Hashable, Sendable {
     var service: KubeService?
     var slices: [EndpointSlice] = []
 
+    /// The objects grouped by the Service they belong to (a slice labelled with none is left out).
+    static func grouped(_ objects: some Sequence<ManifestObject>) -> [ObjectName: ServiceInputs] {
+        var inputs: [ObjectName: ServiceInputs] = [:]
+        for object in objects {
+            guard let name = object.serviceName else { continue }
+            inputs[name, default: ServiceInputs()].add(object)
+        }
+        return inputs
+    }
+
+    /// The slices in the order they are mapped in: by name, so that the mapping does not depend
+    /// on the files' order.
+    var slicesByName: [EndpointSlice] { slices.sorted { $0.name < $1.name } }
+
     /// Adds one object; a later Service object replaces an earlier one of the same name.
     mutating func add(_ object: ManifestObject) {
         switch object {

@@ -22,7 +22,8 @@ public struct DesiredStateBuilder: Sendable {
         didSet { if options != oldValue { cache = [:]; withIssues = []; first = true } }
     }
 
-    private struct Entry: Sendable {
+    /// A Service as mapped, with the objects it was mapped from.
+    struct Entry: Sendable {
         var service: KubeService
         var slices: [EndpointSlice]
         var mapping: ServiceMapping
@@ -64,24 +65,17 @@ public struct DesiredStateBuilder: Sendable {
     /// (`EarlyProgramming.mappings()`): the first build then maps again only the Services whose
     /// objects differ from those (their endpoints in another file, a Service object replaced).
     /// Ignored after the first build.
-    mutating func seed(_ mappings: [ObjectName: EarlyProgramming.Mapped]) {
+    mutating func seed(_ mappings: [ObjectName: Entry]) {
         guard first, cache.isEmpty else { return }
-        cache.reserveCapacity(mappings.count)
-        for (name, mapped) in mappings {
-            cache[name] = Entry(service: mapped.service, slices: mapped.slices, mapping: mapped.mapping)
-            if !mapped.mapping.issues.isEmpty { withIssues.insert(name) }
-        }
+        cache = mappings
+        for (name, entry) in mappings where !entry.mapping.issues.isEmpty { withIssues.insert(name) }
     }
 
     /// Builds from every object; only Services whose objects differ from the previous build are
     /// mapped again.
     public mutating func build(_ objects: [ManifestObject]) -> Build {
         lineage = nil
-        var inputs: [ObjectName: ServiceInputs] = [:]
-        for object in objects {
-            guard let name = object.serviceName else { continue }
-            inputs[name, default: ServiceInputs()].add(object)
-        }
+        let inputs = ServiceInputs.grouped(objects)
         var names = Set(inputs.keys)
         names.formUnion(cache.keys)
         return update(names) { inputs[$0] ?? ServiceInputs() }
@@ -106,7 +100,7 @@ public struct DesiredStateBuilder: Sendable {
                 withIssues.remove(name)
                 continue
             }
-            let slices = objects.slices.sorted { $0.name < $1.name }
+            let slices = objects.slicesByName
             if let old, old.service == service, old.slices == slices,
                old.mapping.issues.isEmpty || Self.sameLocations(old, service, slices) { continue }
             toMap.append((name, service, slices))

@@ -18,14 +18,6 @@ import IPVS
 /// The mappings made here are also handed to the `DesiredStateBuilder` (`mappings()`), so the
 /// Services whose objects are all in one file are not mapped twice.
 final class EarlyProgramming: @unchecked Sendable {
-    /// One Service as one file maps it: the builder reuses the mapping when the whole load has
-    /// the same objects for the Service.
-    struct Mapped: Sendable {
-        var service: KubeService
-        var slices: [EndpointSlice]
-        var mapping: ServiceMapping
-    }
-
     /// What the programming did: the virtual services it added whole (with every real server),
     /// as the kernel now holds them, and the outcome of each operation of the others (one of
     /// their operations failed).
@@ -55,7 +47,9 @@ final class EarlyProgramming: @unchecked Sendable {
     private var waiting: [Addition] = []
     /// Virtual services in the kernel when the programming started, and those queued since.
     private var claimed: Set<ServiceKey>
-    private var mapped: [ObjectName: Mapped] = [:]
+    /// Each Service as one file maps it: the builder reuses the mapping when the whole load has
+    /// the same objects for the Service.
+    private var mapped: [ObjectName: DesiredStateBuilder.Entry] = [:]
     private var closed = false
     private var finished = false
     private var outcome = Outcome()
@@ -81,16 +75,12 @@ final class EarlyProgramming: @unchecked Sendable {
     /// they map to that nobody claimed yet (none once `results()` was called). Safe on any
     /// thread, several at once.
     func add(_ objects: [ManifestObject]) {
-        var inputs: [ObjectName: ServiceInputs] = [:]
-        for object in objects {
-            guard let name = object.serviceName else { continue }
-            inputs[name, default: ServiceInputs()].add(object)
-        }
-        var entries: [(name: ObjectName, mapped: Mapped)] = []
-        for (name, objects) in inputs {
+        var entries: [(name: ObjectName, mapped: DesiredStateBuilder.Entry)] = []
+        for (name, objects) in ServiceInputs.grouped(objects) {
             guard let service = objects.service else { continue } // Its Service object is in another file.
-            let slices = objects.slices.sorted { $0.name < $1.name } // As `DesiredStateBuilder` orders them.
-            entries.append((name, Mapped(service: service, slices: slices, mapping: ServiceMapper.map(service, slices: slices, options: options))))
+            let slices = objects.slicesByName
+            entries.append((name, DesiredStateBuilder.Entry(service: service, slices: slices,
+                                                            mapping: ServiceMapper.map(service, slices: slices, options: options))))
         }
         entries.sort { $0.name < $1.name }
         condition.withLock {
@@ -110,7 +100,7 @@ final class EarlyProgramming: @unchecked Sendable {
     }
 
     /// The Services mapped so far (one that several files hold: as one of them maps it).
-    func mappings() -> [ObjectName: Mapped] {
+    func mappings() -> [ObjectName: DesiredStateBuilder.Entry] {
         condition.withLock { mapped }
     }
 

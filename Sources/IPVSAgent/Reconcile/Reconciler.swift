@@ -117,6 +117,12 @@ public actor Reconciler {
         if let vips {
             boundAddresses = (try? vips.addresses(on: options.interface)) ?? []
         }
+        countProgrammedRealServers()
+    }
+
+    /// Counts the real servers of owned services in the model again (the gauge), after it was read
+    /// or took in a whole early programming.
+    private func countProgrammedRealServers() {
         programmedRealServers = ownership.services.reduce(0) { $0 + programmedRealServers(of: $1) }
     }
 
@@ -178,7 +184,7 @@ public actor Reconciler {
                              metadata: ["operation": "\(operation)", "error": "\(error)"])
             }
         }
-        programmedRealServers = ownership.services.reduce(0) { $0 + programmedRealServers(of: $1) }
+        countProgrammedRealServers()
         let applied = outcome.applied
         logger.info("programmed while the manifests loaded", metadata: [
             "operations": "\(applied)", "failures_left_to_the_reconcile": "\(outcome.failed)",
