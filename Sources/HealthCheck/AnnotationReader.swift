@@ -42,7 +42,7 @@ struct AnnotationReader {
 
     func duration(_ text: String, key: String) throws -> Duration {
         guard let duration = DurationText.parse(text) else {
-            throw error(key, text, "is not a duration; use a number and a unit: 500ms, 2s, 1m")
+            throw error(key, text, "is not a duration; \(DurationText.expected)")
         }
         return duration
     }

@@ -4,7 +4,7 @@
 ///
 /// ```
 /// rise must be >= 1, got 0
-/// annotation ipvs.swift.dev/health-interval: "fast" is not a duration; use a number and a unit: 500ms, 2s, 1m
+/// annotation ipvs.swift.dev/health-interval: "fast" is not a duration; use a number and a unit (ns, us, ms, s, m, h), as Go writes durations: 500ms, 30s, 1m30s
 /// ```
 public struct HealthCheckConfigurationError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The configuration field (`rise`, `http.path`) or the full annotation key.

@@ -39,7 +39,7 @@ final class HealthCheckConfigurationTests: XCTestCase {
         XCTAssertEqual(message { $0.rise = 0 }, "rise must be >= 1, got 0")
         XCTAssertEqual(message { $0.fall = -1 }, "fall must be >= 1, got -1")
         XCTAssertEqual(message { $0.interval = .milliseconds(5) }, "interval must be >= 10ms, got 5ms")
-        XCTAssertEqual(message { $0.timeout = .zero }, "timeout must be > 0, got 0ms")
+        XCTAssertEqual(message { $0.timeout = .zero }, "timeout must be > 0, got 0s")
         XCTAssertEqual(message { $0.jitter = 1.5 }, "jitter must be between 0 and 1, got 1.5")
         XCTAssertEqual(message { $0.port = 0 }, "port must be between 1 and 65535, got 0")
         XCTAssertEqual(message { $0.kind = .http(HTTPHealthCheck(path: "healthz")) }, "http.path must start with / and contain no spaces, got \"healthz\"")
@@ -51,22 +51,44 @@ final class HealthCheckConfigurationTests: XCTestCase {
 
     // MARK: - Durations
 
-    func testDurationText() {
+    func testDurationTextReadsGoDurations() {
         XCTAssertEqual(DurationText.parse("500ms"), .milliseconds(500))
         XCTAssertEqual(DurationText.parse("2s"), .seconds(2))
         XCTAssertEqual(DurationText.parse("1.5s"), .milliseconds(1_500))
         XCTAssertEqual(DurationText.parse("1m"), .seconds(60))
         XCTAssertEqual(DurationText.parse("1m30s"), .seconds(90))
+        XCTAssertEqual(DurationText.parse("1m0s"), .seconds(60))
+        XCTAssertEqual(DurationText.parse("1h2m3s"), .seconds(3_723))
         XCTAssertEqual(DurationText.parse(" 1h "), .seconds(3_600))
-        for bad in ["", "5", "fast", "1 s", "-1s", "1d", "s", "1.2.3s"] {
+        XCTAssertEqual(DurationText.parse("0"), .zero)
+        XCTAssertEqual(DurationText.parse(".5s"), .milliseconds(500))
+        XCTAssertEqual(DurationText.parse("1.s"), .seconds(1))
+        XCTAssertEqual(DurationText.parse("+2s"), .seconds(2))
+        XCTAssertEqual(DurationText.parse("250us"), .microseconds(250))
+        XCTAssertEqual(DurationText.parse("250\u{00B5}s"), .microseconds(250))
+        XCTAssertEqual(DurationText.parse("7ns"), .nanoseconds(7))
+        XCTAssertEqual(DurationText.parse("1.0000000019s"), .nanoseconds(1_000_000_001))
+        for bad in ["", "5", "30", "fast", "1 s", "-1s", "1d", "s", ".s", "1.2.3s", "1m30", "3000000h"] {
             XCTAssertNil(DurationText.parse(bad), bad)
         }
+    }
+
+    func testDurationTextWritesWhatGoWrites() {
         XCTAssertEqual(DurationText.format(.milliseconds(500)), "500ms")
         XCTAssertEqual(DurationText.format(.seconds(2)), "2s")
         XCTAssertEqual(DurationText.format(.milliseconds(1_500)), "1.5s")
         XCTAssertEqual(DurationText.format(.milliseconds(1_050)), "1.05s")
-        XCTAssertEqual(DurationText.format(.seconds(120)), "2m")
-        XCTAssertEqual(DurationText.format(.zero), "0ms")
+        XCTAssertEqual(DurationText.format(.seconds(90)), "1m30s")
+        XCTAssertEqual(DurationText.format(.seconds(120)), "2m0s")
+        XCTAssertEqual(DurationText.format(.seconds(3_723)), "1h2m3s")
+        XCTAssertEqual(DurationText.format(.seconds(3_600)), "1h0m0s")
+        XCTAssertEqual(DurationText.format(.microseconds(1_500)), "1.5ms")
+        XCTAssertEqual(DurationText.format(.nanoseconds(1_500)), "1.5\u{00B5}s")
+        XCTAssertEqual(DurationText.format(.nanoseconds(7)), "7ns")
+        XCTAssertEqual(DurationText.format(.zero), "0s")
+        for text in ["500ms", "1m30s", "1h2m3.5s", "2m0s", "1.05s"] {
+            XCTAssertEqual(DurationText.parse(text).map(DurationText.format), text)
+        }
     }
 
     // MARK: - Annotations
@@ -122,8 +144,8 @@ final class HealthCheckConfigurationTests: XCTestCase {
     }
 
     func testAnnotationErrorsNameTheKeyAndValue() {
-        assertError(["health-interval": "fast"], #"annotation ipvs.swift.dev/health-interval: "fast" is not a duration; use a number and a unit: 500ms, 2s, 1m"#)
-        assertError(["health-interval": "5"], #"annotation ipvs.swift.dev/health-interval: "5" is not a duration; use a number and a unit: 500ms, 2s, 1m"#)
+        assertError(["health-interval": "fast"], #"annotation ipvs.swift.dev/health-interval: "fast" is not a duration; use a number and a unit (ns, us, ms, s, m, h), as Go writes durations: 500ms, 30s, 1m30s"#)
+        assertError(["health-interval": "5"], #"annotation ipvs.swift.dev/health-interval: "5" is not a duration; use a number and a unit (ns, us, ms, s, m, h), as Go writes durations: 500ms, 30s, 1m30s"#)
         assertError(["health-rise": "0"], #"annotation ipvs.swift.dev/health-rise: "0" must be >= 1"#)
         assertError(["health-rise": "two"], #"annotation ipvs.swift.dev/health-rise: "two" is not a whole number; use e.g. "2""#)
         assertError(["health-check": "icmp"], #"annotation ipvs.swift.dev/health-check: "icmp" is not a check kind; use tcp, http, https, udp, exec or none"#)

@@ -11,10 +11,19 @@ final class AgentCommandTests: XCTestCase {
         XCTAssertEqual(command.drainTimeout.duration, .seconds(60))
         XCTAssertEqual(command.metricsAddress, "127.0.0.1:10249")
         XCTAssertEqual(command.stateFile, "/run/ipvs-agent/state.json")
-        XCTAssertEqual(DurationText(argument: "500ms")?.duration, .milliseconds(500))
-        XCTAssertEqual(DurationText(argument: "2m")?.duration, .seconds(120))
-        XCTAssertEqual(DurationText(argument: "1.5")?.duration, .milliseconds(1500))
-        XCTAssertNil(DurationText(argument: "soon"))
+    }
+
+    /// Flags read durations as annotations and kubeadm's configuration write them (Go's format).
+    func testDurationFlagsTakeGoDurations() throws {
+        XCTAssertEqual(try AgentCommand.parse(["--manifests", "x", "--sync-period", "1m30s"]).syncPeriod.duration, .seconds(90))
+        XCTAssertEqual(try AgentCommand.parse(["--manifests", "x", "--drain-timeout", "1m0s"]).drainTimeout.duration, .seconds(60))
+        XCTAssertEqual(DurationArgument(argument: "500ms")?.duration, .milliseconds(500))
+        XCTAssertEqual(DurationArgument(argument: "1h2m3s")?.duration, .seconds(3_723))
+        for bad in ["soon", "30", "1.5", "-1s"] {
+            XCTAssertNil(DurationArgument(argument: bad), bad)
+            XCTAssertThrowsError(try AgentCommand.parse(["--manifests", "x", "--sync-period", bad]), bad)
+        }
+        XCTAssertEqual(DurationArgument(.seconds(30)).defaultValueDescription, "30s")
     }
 
     func testInvalidCommandLinesAreRejectedWithAReason() {

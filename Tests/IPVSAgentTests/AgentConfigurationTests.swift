@@ -127,7 +127,7 @@ final class AgentConfigurationTests: XCTestCase {
                 shop/web:
                   check: http
                   interval: fast
-            """), [#"agent.yaml:7: healthChecks.services[shop/web].interval: "fast" is not a duration; use a number and a unit: 500ms, 2s, 1m"#])
+            """), [#"agent.yaml:7: healthChecks.services[shop/web].interval: "fast" is not a duration; use a number and a unit (ns, us, ms, s, m, h), as Go writes durations: 500ms, 30s, 1m30s"#])
     }
 
     /// Every problem is reported at once, not only the first.

@@ -97,11 +97,11 @@ public struct AgentCommand: AsyncParsableCommand {
 
     // MARK: - Timing
 
-    @Option(name: .long, help: ArgumentHelp("How often the kernel is read back and drift repaired, a deleted dummy interface and its VIPs included (30s, 1m, …).", valueName: "duration"))
-    public var syncPeriod: DurationText = DurationText(argument: "30s")!
+    @Option(name: .long, help: ArgumentHelp("How often the kernel is read back and drift repaired, a deleted dummy interface and its VIPs included (Go's format: 30s, 1m30s, …).", valueName: "duration"))
+    public var syncPeriod = DurationArgument(.seconds(30))
 
-    @Option(name: .long, help: ArgumentHelp("How long a removed TCP/SCTP endpoint may keep its connections before it is deleted.", valueName: "duration"))
-    public var drainTimeout: DurationText = DurationText(argument: "60s")!
+    @Option(name: .long, help: ArgumentHelp("How long a removed TCP/SCTP endpoint may keep its connections before it is deleted (Go's format: 60s, 2m0s, …).", valueName: "duration"))
+    public var drainTimeout = DurationArgument(.seconds(60))
 
     // MARK: - Operation
 
