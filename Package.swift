@@ -44,6 +44,8 @@ let package = Package(
 
         /// epoll and eventfd for HealthCheck's TCP poller: headers Swift's Glibc module leaves out.
         .target(name: "CEpoll"),
+        /// fork/exec of exec health checks as an unprivileged user: posix_spawn cannot change the user.
+        .target(name: "CSpawn"),
 
         // MARK: - Libraries
         /// Generic netlink over libnl: socket, message framing, attribute encoding and parsing.
@@ -59,7 +61,7 @@ let package = Package(
         ]),
         /// Health checks of backends (TCP, HTTP(S), UDP, exec) on an event loop, and their state machine.
         .target(name: "HealthCheck", dependencies: [
-            "IPVS", "CEpoll",
+            "IPVS", "CEpoll", "CSpawn",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),

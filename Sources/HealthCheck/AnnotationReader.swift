@@ -100,34 +100,18 @@ struct AnnotationReader {
 
     /// A JSON array of strings, or words separated by spaces (no quoting).
     func argv(_ text: String, key: String) throws -> [String] {
-        let trimmed = text.trimmingWhitespace()
-        if trimmed.hasPrefix("[") {
-            guard let arguments = try? JSONDecoder().decode([String].self, from: Data(trimmed.utf8)) else {
-                throw error(key, text, "is not a JSON array of strings; use e.g. [\"/usr/local/bin/check\", \"--fast\"]")
-            }
-            return arguments
+        guard let arguments = ExecHealthCheck.arguments(commandLine: text) else {
+            throw error(key, text, "is not a JSON array of strings; use e.g. [\"/usr/local/bin/check\", \"--fast\"]")
         }
-        return trimmed.split(whereSeparator: \.isWhitespace).map(String.init)
+        return arguments
     }
 
     /// `10.0.0.9:8080` or `[fd00::9]:8080`.
     func endpoint(_ text: String, key: String) throws -> FallbackServer {
-        let trimmed = String(text.trimmingWhitespace())
-        let bad = error(key, text, "is not an address and port; use e.g. 10.0.0.9:8080 or [fd00::9]:8080")
-        let host: Substring
-        let portText: Substring
-        if trimmed.hasPrefix("[") {
-            guard let close = trimmed.firstIndex(of: "]"), trimmed[close...].hasPrefix("]:") else { throw bad }
-            host = trimmed[trimmed.index(after: trimmed.startIndex)..<close]
-            portText = trimmed[trimmed.index(close, offsetBy: 2)...]
-        } else {
-            guard let colon = trimmed.lastIndex(of: ":") else { throw bad }
-            host = trimmed[..<colon]
-            portText = trimmed[trimmed.index(after: colon)...]
+        guard let server = FallbackServer(endpoint: text) else {
+            throw error(key, text, "is not an address and port; use e.g. 10.0.0.9:8080 or [fd00::9]:8080")
         }
-        guard let address = IPAddress(String(host)), let port = UInt16(portText), port != 0 else { throw bad }
-        if !trimmed.hasPrefix("["), case .v6 = address { throw bad }
-        return FallbackServer(address: address, port: port)
+        return server
     }
 
     // MARK: - Validation errors

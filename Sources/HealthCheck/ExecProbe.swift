@@ -1,3 +1,4 @@
+import CSpawn
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -29,7 +30,7 @@ struct ExecProbe: HealthProbe {
             }
             let child: SpawnedProcess
             do {
-                child = try SpawnedProcess(arguments: check.arguments, environment: environment)
+                child = try SpawnedProcess(arguments: check.arguments, environment: environment, user: check.user)
             } catch {
                 return .failure(reason: "\(error)")
             }
@@ -68,7 +69,8 @@ enum ExitStatus: Hashable, Sendable {
     case unknown(String)
 }
 
-/// A child started with `posix_spawn` in its own process group, stdio on `/dev/null`, default signal handling.
+/// A child started in its own process group (``cspawn_start``), stdio on `/dev/null`, default signal handling,
+/// as the check's user when it names one.
 ///
 /// ``wait()`` first waits without reaping (`waitid` with `WNOWAIT`), marks the child as exited under the lock,
 /// and only then reaps it: ``kill()`` therefore never signals a process group whose id was reused.
@@ -82,27 +84,7 @@ final class SpawnedProcess: Sendable {
         var description: String { "exec \(program): \(ProbeFailure.errnoText(code))" }
     }
 
-    init(arguments: [String], environment: [String]) throws {
-        var fileActions = posix_spawn_file_actions_t()
-        var attributes = posix_spawnattr_t()
-        posix_spawn_file_actions_init(&fileActions)
-        posix_spawnattr_init(&attributes)
-        defer {
-            posix_spawn_file_actions_destroy(&fileActions)
-            posix_spawnattr_destroy(&attributes)
-        }
-        for descriptor: CInt in [0, 1, 2] {
-            posix_spawn_file_actions_addopen(&fileActions, descriptor, "/dev/null", descriptor == 0 ? O_RDONLY : O_WRONLY, 0)
-        }
-        var noSignals = sigset_t()
-        var allSignals = sigset_t()
-        sigemptyset(&noSignals)
-        sigfillset(&allSignals)
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
-        posix_spawnattr_setsigdefault(&attributes, &allSignals)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-
+    init(arguments: [String], environment: [String], user: ProcessUser? = nil) throws {
         let argv = arguments.map { strdup($0) } + [nil]
         let envp = environment.map { strdup($0) } + [nil]
         defer {
@@ -110,7 +92,7 @@ final class SpawnedProcess: Sendable {
             envp.forEach { free($0) }
         }
         var pid: pid_t = 0
-        let result = posix_spawn(&pid, arguments[0], &fileActions, &attributes, argv, envp)
+        let result = cspawn_start(arguments[0], argv, envp, user == nil ? 0 : 1, user?.uid ?? 0, user?.gid ?? 0, &pid)
         guard result == 0 else { throw SpawnError(program: arguments[0], code: result) }
         self.pid = pid
     }

@@ -24,11 +24,11 @@ extension HealthCheckConfiguration {
     /// | `health-body` | `OK` | ``HTTPHealthCheck/bodyContains`` |
     /// | `health-insecure-skip-verify` | `true` | ``HTTPHealthCheck/insecureSkipVerify`` |
     /// | `health-udp-send` / `health-udp-expect` | `ping` / `pong` | ``UDPHealthCheck`` (text) |
-    /// | `health-exec` | `["/usr/local/bin/check", "--fast"]` or `/usr/local/bin/check --fast` | ``ExecHealthCheck/arguments`` |
+    /// | `health-exec` | `["/usr/local/bin/check", "--fast"]` or `/usr/local/bin/check --fast`; from a tenant: a name the operator allows | ``ExecHealthCheck/arguments`` |
     /// | `health-exec-dynamic-weight` | `true` | ``ExecHealthCheck/dynamicWeight`` |
     /// | `health-quorum` | `2` | ``Quorum/minimumHealthy`` |
     /// | `health-quorum-policy` | `keep-all`, `fallback` | ``Quorum/policy`` |
-    /// | `health-fallback` | `10.0.0.9:8080`, `[fd00::9]:80` | ``FallbackServer`` |
+    /// | `health-fallback` | `10.0.0.9:8080`, `[fd00::9]:80`; from a tenant: a name (or the address) the operator allows | ``FallbackServer`` |
     public static let annotationNames: [String] = [
         "health-check", "health-port", "health-interval", "health-timeout", "health-rise", "health-fall",
         "health-initial-delay", "health-jitter", "health-on-failure", "health-initial-state", "health-path",
@@ -39,17 +39,19 @@ extension HealthCheckConfiguration {
 
     /// Reads a configuration from Kubernetes annotations, starting from `defaults` and overriding each field
     /// that has an annotation (see ``annotationNames``). Annotations outside `prefix + "health-"` are ignored.
+    /// `author` decides what `health-exec` and `health-fallback` may say (``SettingsAuthor``).
     ///
     /// ```swift
     /// let config = try HealthCheckConfiguration(
     ///     annotations: ["ipvs.swift.dev/health-check": "http", "ipvs.swift.dev/health-path": "/healthz"],
-    ///     prefix: "ipvs.swift.dev/", defaults: .default)
+    ///     prefix: "ipvs.swift.dev/", defaults: .default, author: .tenant(allowed: .none))
     /// ```
     ///
     /// - Throws: ``HealthCheckConfigurationError`` naming the annotation key and its value, for an unknown
     ///   `health-` annotation, a value that does not parse, an annotation that does not apply to the check
-    ///   kind (`health-path` on a TCP check) or a result that fails ``validate()``.
-    public init(annotations: [String: String], prefix: String, defaults: HealthCheckConfiguration) throws {
+    ///   kind (`health-path` on a TCP check), an exec check or fallback server a tenant may not choose, or a
+    ///   result that fails ``validate()``.
+    public init(annotations: [String: String], prefix: String, defaults: HealthCheckConfiguration, author: SettingsAuthor) throws {
         let reader = AnnotationReader(annotations: annotations, prefix: prefix)
         // Most Services have no health annotation: then the defaults, without looking up each
         // name (the agent maps thousands of Services on a cold start).
@@ -65,7 +67,7 @@ extension HealthCheckConfiguration {
         }
         try reader.rejectUnknown()
         var config = defaults
-        if let kind = try reader.kindName() { config.kind = try Self.freshKind(kind, reader: reader, defaults: defaults) }
+        if let kind = try reader.kindName() { config.kind = try Self.freshKind(kind, reader: reader, defaults: defaults, author: author) }
         try reader.value("health-port") { config.port = try reader.port($0, key: "health-port") }
         try reader.value("health-interval") { config.interval = try reader.duration($0, key: "health-interval") }
         try reader.value("health-timeout") { config.timeout = try reader.duration($0, key: "health-timeout") }
@@ -79,8 +81,8 @@ extension HealthCheckConfiguration {
         try reader.value("health-initial-state") {
             config.initialState = try reader.choice($0, key: "health-initial-state", InitialHealth.allCases)
         }
-        config.kind = try Self.applyKindAnnotations(to: config.kind, reader: reader)
-        config.quorum = try Self.quorum(reader: reader, defaults: defaults.quorum)
+        config.kind = try Self.applyKindAnnotations(to: config.kind, reader: reader, author: author)
+        config.quorum = try Self.quorum(reader: reader, defaults: defaults.quorum, author: author)
         do {
             try config.validate()
         } catch {
@@ -92,7 +94,7 @@ extension HealthCheckConfiguration {
     // MARK: - Kind
 
     private static func freshKind(
-        _ name: String, reader: AnnotationReader, defaults: HealthCheckConfiguration
+        _ name: String, reader: AnnotationReader, defaults: HealthCheckConfiguration, author: SettingsAuthor
     ) throws -> HealthCheckKind {
         switch name {
         case "none", "disabled": return .disabled
@@ -108,6 +110,10 @@ extension HealthCheckConfiguration {
         case "exec":
             if case .exec(let base) = defaults.kind { return .exec(base) }
             guard reader.has("health-exec") else {
+                if case .tenant(let allowed) = author {
+                    throw reader.error("health-check", name, "needs the annotation \(reader.prefix)health-exec naming an exec check; "
+                        + OperatorAllowances.choices(allowed.execChecks, section: "exec"))
+                }
                 throw reader.error("health-check", name, "needs the annotation \(reader.prefix)health-exec naming the program")
             }
             return .exec(ExecHealthCheck(arguments: []))
@@ -116,7 +122,7 @@ extension HealthCheckConfiguration {
         }
     }
 
-    private static func applyKindAnnotations(to kind: HealthCheckKind, reader: AnnotationReader) throws -> HealthCheckKind {
+    private static func applyKindAnnotations(to kind: HealthCheckKind, reader: AnnotationReader, author: SettingsAuthor) throws -> HealthCheckKind {
         let httpKeys = ["health-path", "health-host", "health-status", "health-body", "health-insecure-skip-verify"]
         let udpKeys = ["health-udp-send", "health-udp-expect"]
         let execKeys = ["health-exec", "health-exec-dynamic-weight"]
@@ -140,7 +146,20 @@ extension HealthCheckConfiguration {
             result = .udp(udp)
         case .exec(var exec):
             allowed = execKeys
-            try reader.value("health-exec") { exec.arguments = try reader.argv($0, key: "health-exec") }
+            try reader.value("health-exec") { text in
+                guard case .tenant(let allowed) = author else {
+                    exec.arguments = try reader.argv(text, key: "health-exec")
+                    return
+                }
+                // A tenant names a check; the operator's entry says which program runs, and as whom.
+                guard let chosen = allowed.execChecks[String(text.trimmingWhitespace())] else {
+                    throw reader.error("health-exec", text, "is not an exec check this node allows; "
+                        + OperatorAllowances.choices(allowed.execChecks, section: "exec"))
+                }
+                exec.arguments = chosen.arguments
+                exec.user = chosen.user
+                exec.dynamicWeight = chosen.dynamicWeight
+            }
             try reader.value("health-exec-dynamic-weight") {
                 exec.dynamicWeight = try reader.boolean($0, key: "health-exec-dynamic-weight")
             }
@@ -156,14 +175,27 @@ extension HealthCheckConfiguration {
 
     // MARK: - Quorum
 
-    private static func quorum(reader: AnnotationReader, defaults: Quorum?) throws -> Quorum? {
+    private static func quorum(reader: AnnotationReader, defaults: Quorum?, author: SettingsAuthor) throws -> Quorum? {
         guard reader.has("health-quorum") || reader.has("health-quorum-policy") || reader.has("health-fallback") else {
             return defaults
         }
         var quorum = defaults ?? Quorum()
         try reader.value("health-quorum") { quorum.minimumHealthy = try reader.integer($0, key: "health-quorum") }
         var fallback: FallbackServer?
-        try reader.value("health-fallback") { fallback = try reader.endpoint($0, key: "health-fallback") }
+        try reader.value("health-fallback") { text in
+            guard case .tenant(let allowed) = author else {
+                fallback = try reader.endpoint(text, key: "health-fallback")
+                return
+            }
+            // A tenant names a fallback the operator lists (by its name, or by its address and port).
+            let trimmed = String(text.trimmingWhitespace())
+            let byAddress = try? reader.endpoint(text, key: "health-fallback")
+            guard let chosen = allowed.fallbacks[trimmed] ?? allowed.fallbacks.sorted(by: { $0.key < $1.key }).first(where: { $0.value.id == byAddress?.id })?.value else {
+                throw reader.error("health-fallback", text, "is not a fallback server this node allows; "
+                    + OperatorAllowances.choices(allowed.fallbacks, section: "fallback"))
+            }
+            fallback = chosen
+        }
         let policyName = reader.raw("health-quorum-policy").map { String($0.trimmingWhitespace()) }
             ?? (fallback != nil ? "fallback" : nil)
         switch policyName {

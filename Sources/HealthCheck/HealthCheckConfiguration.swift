@@ -119,6 +119,25 @@ public struct FallbackServer: Hashable, Sendable {
         self.weight = weight
     }
 
+    /// Reads `10.0.0.9:8080` or `[fd00::9]:8080` (weight 1); `nil` for anything else.
+    public init?(endpoint text: String) {
+        let trimmed = String(text.trimmingWhitespace())
+        let host: Substring
+        let portText: Substring
+        if trimmed.hasPrefix("[") {
+            guard let close = trimmed.firstIndex(of: "]"), trimmed[close...].hasPrefix("]:") else { return nil }
+            host = trimmed[trimmed.index(after: trimmed.startIndex)..<close]
+            portText = trimmed[trimmed.index(close, offsetBy: 2)...]
+        } else {
+            guard let colon = trimmed.lastIndex(of: ":") else { return nil }
+            host = trimmed[..<colon]
+            portText = trimmed[trimmed.index(after: colon)...]
+        }
+        guard let address = IPAddress(String(host)), let port = UInt16(portText), port != 0 else { return nil }
+        if !trimmed.hasPrefix("["), case .v6 = address { return nil }
+        self.init(address: address, port: port)
+    }
+
     /// The real server identity of the fallback.
     public var id: RealServerID { RealServerID(address: address, port: port) }
 }

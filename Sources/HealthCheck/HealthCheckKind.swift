@@ -1,3 +1,5 @@
+import Foundation
+
 // MARK: - HealthCheckKind
 
 /// How a backend is probed.
@@ -101,9 +103,22 @@ public struct ExecHealthCheck: Hashable, Sendable {
     public var arguments: [String]
     /// Read a weight from exit statuses 2 to 255 (weight = status - 2), like keepalived's `misc_dynamic`.
     public var dynamicWeight: Bool
+    /// The user the program runs as; `nil` runs it as this process's user.
+    public var user: ProcessUser?
 
-    public init(arguments: [String], dynamicWeight: Bool = false) {
+    public init(arguments: [String], dynamicWeight: Bool = false, user: ProcessUser? = nil) {
         self.arguments = arguments
         self.dynamicWeight = dynamicWeight
+        self.user = user
+    }
+
+    /// The program and arguments of `text`: a JSON array of strings, or words separated by spaces (no quoting);
+    /// `nil` for a `[` that does not start a JSON array of strings.
+    public static func arguments(commandLine text: String) -> [String]? {
+        let trimmed = text.trimmingWhitespace()
+        if trimmed.hasPrefix("[") {
+            return try? JSONDecoder().decode([String].self, from: Data(trimmed.utf8))
+        }
+        return trimmed.split(whereSeparator: \.isWhitespace).map(String.init)
     }
 }

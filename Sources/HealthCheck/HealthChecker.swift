@@ -17,7 +17,7 @@ import ServiceLifecycle
 /// ```swift
 /// let checker = HealthChecker(eventLoopGroup: group, logger: logger)
 /// // On every endpoints change: one target per (service, endpoint) with the service's configuration,
-/// // read with HealthCheckConfiguration(annotations:prefix:defaults:).
+/// // read with HealthCheckConfiguration(annotations:prefix:defaults:author:).
 /// try checker.update(targets: targets)
 /// // In the agent's ServiceGroup (or a task group):
 /// try await checker.run()

@@ -7,14 +7,17 @@ import XCTest
 final class HealthCheckConfigurationTests: XCTestCase {
     let prefix = "ipvs.swift.dev/"
 
-    func parse(_ annotations: [String: String], defaults: HealthCheckConfiguration = .default) throws -> HealthCheckConfiguration {
+    /// Reads `annotations` (names without the prefix) as the node's operator wrote them, unless `author` says otherwise.
+    func parse(_ annotations: [String: String], defaults: HealthCheckConfiguration = .default,
+               author: SettingsAuthor = .nodeOperator) throws -> HealthCheckConfiguration {
         try HealthCheckConfiguration(
             annotations: Dictionary(uniqueKeysWithValues: annotations.map { (prefix + $0.key, $0.value) }),
-            prefix: prefix, defaults: defaults)
+            prefix: prefix, defaults: defaults, author: author)
     }
 
-    func assertError(_ annotations: [String: String], _ expected: String, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertThrowsError(try parse(annotations), file: file, line: line) { error in
+    func assertError(_ annotations: [String: String], _ expected: String, author: SettingsAuthor = .nodeOperator,
+                     file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try parse(annotations, author: author), file: file, line: line) { error in
             XCTAssertEqual("\(error)", expected, file: file, line: line)
         }
     }
@@ -163,6 +166,50 @@ final class HealthCheckConfigurationTests: XCTestCase {
         XCTAssertThrowsError(try parse(["health-intervall": "1s"])) { error in
             XCTAssertTrue("\(error)".hasPrefix(#"annotation ipvs.swift.dev/health-intervall: "1s" is not a known health annotation; known: health-check,"#), "\(error)")
         }
+    }
+
+    // MARK: - What a tenant may choose
+
+    /// A Service's owner may not name a program or a fallback server: only the names the node's operator allows.
+    func testATenantOnlyChoosesAmongTheOperatorsExecChecksAndFallbacks() throws {
+        let nobody = ProcessUser(name: "nobody", uid: 65534, gid: 65534)
+        let dns = ExecHealthCheck(arguments: ["/usr/local/lib/check-dns", "--fast"], user: nobody)
+        let sorry = FallbackServer(address: IPAddress("10.0.0.9")!, port: 8080)
+        let allowed = SettingsAuthor.tenant(allowed: OperatorAllowances(execChecks: ["check-dns": dns], fallbacks: ["sorry": sorry]))
+
+        let exec = try parse(["health-check": "exec", "health-exec": "check-dns"], author: allowed)
+        XCTAssertEqual(exec.kind, .exec(dns))
+        let dynamic = try parse(["health-check": "exec", "health-exec": "check-dns", "health-exec-dynamic-weight": "true"], author: allowed)
+        XCTAssertEqual(dynamic.kind, .exec(ExecHealthCheck(arguments: dns.arguments, dynamicWeight: true, user: nobody)))
+        XCTAssertEqual(try parse(["health-quorum": "2", "health-fallback": "sorry"], author: allowed).quorum,
+                       Quorum(minimumHealthy: 2, policy: .fallback(sorry)))
+        XCTAssertEqual(try parse(["health-quorum": "2", "health-fallback": "10.0.0.9:8080"], author: allowed).quorum,
+                       Quorum(minimumHealthy: 2, policy: .fallback(sorry)), "the address of an allowed fallback names it too")
+
+        assertError(["health-check": "exec", "health-exec": "/bin/sh -c reboot"],
+                    #"annotation ipvs.swift.dev/health-exec: "/bin/sh -c reboot" is not an exec check this node allows; an annotation may only name one of check-dns (healthChecks.allowed.exec in the agent's --config)"#,
+                    author: allowed)
+        assertError(["health-check": "exec"],
+                    #"annotation ipvs.swift.dev/health-check: "exec" needs the annotation ipvs.swift.dev/health-exec naming an exec check; an annotation may only name one of check-dns (healthChecks.allowed.exec in the agent's --config)"#,
+                    author: allowed)
+        assertError(["health-quorum": "2", "health-fallback": "192.0.2.66:22"],
+                    #"annotation ipvs.swift.dev/health-fallback: "192.0.2.66:22" is not a fallback server this node allows; an annotation may only name one of sorry (healthChecks.allowed.fallback in the agent's --config)"#,
+                    author: allowed)
+        let nothing = SettingsAuthor.tenant(allowed: .none)
+        assertError(["health-check": "exec", "health-exec": "/usr/local/lib/check-dns"],
+                    #"annotation ipvs.swift.dev/health-exec: "/usr/local/lib/check-dns" is not an exec check this node allows; an annotation may only name one the node's operator allows in healthChecks.allowed.exec of the agent's --config, and it allows none"#,
+                    author: nothing)
+        assertError(["health-quorum": "2", "health-fallback": "10.0.0.9:8080"],
+                    #"annotation ipvs.swift.dev/health-fallback: "10.0.0.9:8080" is not a fallback server this node allows; an annotation may only name one the node's operator allows in healthChecks.allowed.fallback of the agent's --config, and it allows none"#,
+                    author: nothing)
+    }
+
+    /// An exec check the operator set for a Service stays when its owner's annotations only tune it.
+    func testATenantKeepsTheOperatorsExecCheck() throws {
+        let operatorCheck = HealthCheckConfiguration(kind: .exec(ExecHealthCheck(arguments: ["/usr/local/lib/check"])))
+        let tuned = try parse(["health-check": "exec", "health-interval": "2s"], defaults: operatorCheck, author: .tenant(allowed: .none))
+        XCTAssertEqual(tuned.kind, operatorCheck.kind)
+        XCTAssertEqual(tuned.interval, .seconds(2))
     }
 
     // MARK: - Schedule

@@ -199,6 +199,26 @@ final class ProbeTests: XCTestCase {
         XCTAssertEqual(outcome, .success(reason: "exit status 0"))
     }
 
+    /// keepalived's `script_user`: the program runs as the named user, no supplementary groups, a clean environment.
+    func testExecRunsAsTheCheckUserWithACleanEnvironment() async throws {
+        guard geteuid() == 0 else { throw XCTSkip("changing the user of a child needs root") }
+        let nobody = try ProcessUser.named("nobody")
+        let script = #"test "$(id -u)" = \#(nobody.uid) && test "$(id -g)" = \#(nobody.gid) && test "$(id -G)" = \#(nobody.gid) && test -z "$HOME$USER$LD_PRELOAD" && test "$(env | wc -l)" -le 6"#
+        let outcome = try await check(port: 1, .exec(ExecHealthCheck(arguments: ["/bin/sh", "-c", script], user: nobody)))
+        XCTAssertEqual(outcome, .success(reason: "exit status 0"))
+        let asRoot = try await check(port: 1, .exec(ExecHealthCheck(arguments: ["/bin/sh", "-c", #"test "$(id -u)" = \#(nobody.uid)"#])))
+        XCTAssertEqual(asRoot, .failure(reason: "exit status 1"), "without a user the check runs as this process")
+    }
+
+    func testExecUserMustExistAndNotBeRoot() {
+        XCTAssertThrowsError(try ProcessUser.named("root")) { error in
+            XCTAssertEqual("\(error)", #""root" is root (uid 0); exec checks run as an unprivileged user"#)
+        }
+        XCTAssertThrowsError(try ProcessUser.named("no-such-user-ipvs")) { error in
+            XCTAssertTrue("\(error)".hasPrefix(#"there is no user "no-such-user-ipvs" on this node"#), "\(error)")
+        }
+    }
+
     func testExecTimeoutKillsTheProgram() async throws {
         let started = ContinuousClock.now
         let outcome = try await check(port: 1, .exec(ExecHealthCheck(arguments: ["/bin/sleep", "5"])), timeout: .milliseconds(300))

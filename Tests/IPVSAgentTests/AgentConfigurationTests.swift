@@ -86,10 +86,78 @@ final class AgentConfigurationTests: XCTestCase {
                 a/list: {check: exec, exec: [/usr/local/bin/check, --name, "two words"]}
                 a/text: {check: exec, exec: /usr/local/bin/check --fast, exec-dynamic-weight: true}
             """)
+        let nobody = try ProcessUser.named("nobody")
         XCTAssertEqual(configuration.serviceHealth[ObjectName(namespace: "a", name: "list")]?.kind,
-                       .exec(ExecHealthCheck(arguments: ["/usr/local/bin/check", "--name", "two words"])))
+                       .exec(ExecHealthCheck(arguments: ["/usr/local/bin/check", "--name", "two words"], user: nobody)))
         XCTAssertEqual(configuration.serviceHealth[ObjectName(namespace: "a", name: "text")]?.kind,
-                       .exec(ExecHealthCheck(arguments: ["/usr/local/bin/check", "--fast"], dynamicWeight: true)))
+                       .exec(ExecHealthCheck(arguments: ["/usr/local/bin/check", "--fast"], dynamicWeight: true, user: nobody)))
+    }
+
+    /// Exec checks run as `execUser` (nobody unless named); annotations may name only the `allowed` entries.
+    func testExecUserAndWhatAnnotationsMayName() throws {
+        let configuration = try parse("""
+            healthChecks:
+              allowed:
+                exec:
+                  check-dns: [/usr/local/lib/check-dns, --fast]
+                fallback:
+                  sorry: 10.0.0.9:8080
+              default: {check: exec, exec: /usr/local/lib/check-all}
+              execUser: daemon
+            """)
+        let daemon = try ProcessUser.named("daemon")
+        XCTAssertEqual(configuration.healthDefault.kind, .exec(ExecHealthCheck(arguments: ["/usr/local/lib/check-all"], user: daemon)))
+        XCTAssertEqual(configuration.allowed, OperatorAllowances(
+            execChecks: ["check-dns": ExecHealthCheck(arguments: ["/usr/local/lib/check-dns", "--fast"], user: daemon)],
+            fallbacks: ["sorry": FallbackServer(address: ip("10.0.0.9"), port: 8080)]))
+        XCTAssertEqual(try parse("healthChecks: {}").allowed, .none, "nothing is allowed unless listed")
+
+        XCTAssertEqual(problems(header + """
+            healthChecks:
+              execUser: root
+              allowed:
+                exec:
+                  relative: check-dns
+                  "bad name": /bin/true
+                  fine: /bin/true
+                fallback:
+                  nowhere: 10.0.0.9
+                script: {}
+            """), [
+            #"agent.yaml:7: healthChecks.allowed.exec.relative: "check-dns" must be an absolute path (no shell, no PATH search)"#,
+            "agent.yaml:8: healthChecks.allowed.exec.bad name: is not a name an annotation can give; use letters, digits, -, _ and .",
+            #"agent.yaml:4: healthChecks.execUser: "root" is root (uid 0); exec checks run as an unprivileged user"#,
+            #"agent.yaml:11: healthChecks.allowed.fallback.nowhere: "10.0.0.9" is not an address and port; use e.g. 10.0.0.9:8080 or [fd00::9]:8080"#,
+            "agent.yaml:12: healthChecks.allowed.script: is not a field of healthChecks.allowed; known: exec, fallback",
+        ])
+    }
+
+    /// A Service's annotations reach only what the operator allowed; a refused one is a problem naming it.
+    func testTheMapperRefusesAnExecCheckOrFallbackTheOperatorDidNotAllow() throws {
+        let configuration = try parse("""
+            healthChecks:
+              allowed:
+                exec: {check-dns: /usr/local/lib/check-dns}
+            """)
+        let options = MappingOptions(health: configuration.healthDefault, allowed: configuration.allowed)
+        func mapped(_ annotations: [String: String]) -> ServiceMapping {
+            let service = KubeService(name: web, annotations: annotations, clusterIPs: [ip("10.96.0.10")], ports: [ServicePort(port: 80)])
+            return ServiceMapper.map(service, slices: [], options: options)
+        }
+        let allowed = mapped(["ipvs.swift.dev/health-check": "exec", "ipvs.swift.dev/health-exec": "check-dns"])
+        XCTAssertEqual(allowed.issues, [])
+        XCTAssertEqual(allowed.services.values.first?.health?.kind,
+                       .exec(ExecHealthCheck(arguments: ["/usr/local/lib/check-dns"], user: try ProcessUser.named("nobody"))))
+
+        let program = mapped(["ipvs.swift.dev/health-check": "exec", "ipvs.swift.dev/health-exec": "/bin/sh -c id"])
+        XCTAssertNil(program.services.values.first?.health, "no check runs")
+        XCTAssertEqual(program.issues.map(\.field), ["metadata.annotations[ipvs.swift.dev/health-exec]"])
+        XCTAssertTrue(program.issues.first?.message.contains("is not an exec check this node allows") ?? false, "\(program.issues)")
+
+        let fallback = mapped(["ipvs.swift.dev/health-quorum": "1", "ipvs.swift.dev/health-fallback": "192.0.2.66:22",
+                               "ipvs.swift.dev/health-check": "tcp"])
+        XCTAssertNil(fallback.services.values.first?.health)
+        XCTAssertEqual(fallback.issues.map(\.field), ["metadata.annotations[ipvs.swift.dev/health-fallback]"])
     }
 
     /// The mapping uses a Service's entry instead of the default, and its annotations over either.
@@ -157,7 +225,7 @@ final class AgentConfigurationTests: XCTestCase {
             "agent.yaml:11: healthChecks.services[shop/dns].exec: must be a string or a list of strings",
             "agent.yaml:12: healthChecks.services[shop/list].rise: must be a single value, not a list",
             "agent.yaml:13: healthChecks.services[shop/empty].path: has no value",
-            "agent.yaml:14: healthChecks.extra: is not a field of healthChecks; known: default, services",
+            "agent.yaml:14: healthChecks.extra: is not a field of healthChecks; known: default, services, execUser, allowed",
         ])
     }
 
@@ -204,5 +272,8 @@ final class AgentConfigurationTests: XCTestCase {
             return XCTFail("kube-dns is not an exec check")
         }
         XCTAssertEqual(exec.arguments, ["/usr/local/bin/check-dns", "--timeout", "1"])
+        XCTAssertEqual(exec.user?.name, "nobody")
+        XCTAssertEqual(configuration.allowed.execChecks["check-dns"], exec)
+        XCTAssertEqual(configuration.allowed.fallbacks, ["sorry": FallbackServer(address: ip("10.0.0.9"), port: 8080)])
     }
 }

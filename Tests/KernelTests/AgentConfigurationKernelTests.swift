@@ -76,4 +76,41 @@ final class AgentConfigurationKernelTests: XCTestCase {
         XCTAssertEqual(try cluster.table(), before, "IPVS changed")
         XCTAssertFalse(try KernelTest.shell("ip -o addr show").contains("10.96.0.10"), "a VIP was bound")
     }
+
+    /// A Service's owner cannot make the agent run a program or send the Service's traffic to a server of
+    /// their choosing: such annotations are reported, naming the annotation, and nothing runs or is added.
+    func testAnnotationsCannotRunAProgramOrChooseAFallbackTheOperatorDidNotAllow() throws {
+        try KernelTest.requireKernel()
+        let cluster = try AgentTestCluster()
+        let pods = try (1...2).map { try cluster.addPod($0) }
+        let outsider = try cluster.addPod(3)
+        let marker = cluster.folder.appendingPathComponent("ran")
+        let script = cluster.folder.appendingPathComponent("evil.sh")
+        try "touch \(marker.path)\n".write(to: script, atomically: true, encoding: .utf8)
+        try cluster.writeManifest("web.yaml", AgentTestCluster.webManifest(pods: pods, dns: false, annotations: [
+            "health-check": "exec", "health-exec": "/bin/sh \(script.path)", "health-interval": "200ms"]))
+        try cluster.writeManifest("api.yaml", AgentTestCluster.webManifest(clusterIP: "10.96.0.11", pods: pods, dns: false, annotations: [
+            "health-check": "tcp", "health-interval": "200ms", "health-quorum": "3",
+            "health-fallback": "\(outsider.address):8080"]).replacingOccurrences(of: "name: web", with: "name: api")
+            .replacingOccurrences(of: "kubernetes.io/service-name: web", with: "kubernetes.io/service-name: api")
+            .replacingOccurrences(of: "name: web-abc12", with: "name: api-abc12"))
+        let log = cluster.folder.appendingPathComponent("agent.log")
+        let agent = try cluster.startDaemon(["--manifests", cluster.manifests, "--sync-period", "5s", "--metrics-address", "none"], log: log)
+        defer { if agent.isRunning { agent.terminate() } }
+        func logText() -> String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+
+        try waitUntil("both Services are programmed", timeout: 60) {
+            try cluster.weight("\(pods[1].address):8080") == "1" && (try cluster.table()).contains("10.96.0.11:80")
+        }
+        try waitUntil("both refusals are reported", timeout: 30) {
+            logText().contains("metadata.annotations[ipvs.swift.dev/health-exec]: \"/bin/sh \(script.path)\" is not an exec check this node allows")
+                && logText().contains("metadata.annotations[ipvs.swift.dev/health-fallback]: \"\(outsider.address):8080\" is not a fallback server this node allows")
+        }
+        // Ten check intervals later nothing has run, and the outsider never received the Service's traffic.
+        Thread.sleep(forTimeInterval: 2)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: marker.path), "a program named by an annotation ran")
+        let table = try cluster.table()
+        XCTAssertFalse(table.contains("\(outsider.address):8080"), table)
+        XCTAssertEqual(Set(try (0..<4).map { _ in try TCPClient.request("10.96.0.11", 80) }), ["pod1", "pod2"])
+    }
 }

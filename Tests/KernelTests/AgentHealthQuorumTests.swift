@@ -11,10 +11,19 @@ final class AgentHealthQuorumTests: XCTestCase {
         let pods = try (1...2).map { try cluster.addPod($0) }
         let sorry = try cluster.addPod(3) // The fallback server: not an endpoint of the Service.
         let fallback = "\(sorry.address):8080"
+        // The fallback is the operator's: the Service's annotation names it.
+        let configuration = cluster.folder.appendingPathComponent("agent.yaml")
+        try """
+            apiVersion: ipvs.swift.dev/v1alpha1
+            kind: AgentConfiguration
+            healthChecks:
+              allowed:
+                fallback: {sorry: "\(fallback)"}
+            """.write(to: configuration, atomically: true, encoding: .utf8)
         try cluster.writeManifest("web.yaml", Self.manifest(pods, annotations: [
-            "health-quorum": "2", "health-quorum-policy": "fallback", "health-fallback": fallback]))
+            "health-quorum": "2", "health-quorum-policy": "fallback", "health-fallback": "sorry"]))
         let log = cluster.folder.appendingPathComponent("agent.log")
-        let agent = try cluster.startDaemon(["--manifests", cluster.manifests, "--sync-period", "5s",
+        let agent = try cluster.startDaemon(["--manifests", cluster.manifests, "--config", configuration.path, "--sync-period", "5s",
                                              "--metrics-address", "127.0.0.1:10252"], log: log)
         defer { if agent.isRunning { agent.terminate() } }
         let victim = "\(pods[1].address):8080", survivor = "\(pods[0].address):8080"

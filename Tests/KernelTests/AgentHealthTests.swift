@@ -145,31 +145,47 @@ final class AgentHealthTests: XCTestCase {
 
     /// An exec check with `health-exec-dynamic-weight: true` sets the weight from its exit status
     /// (2 to 255: weight status - 2, as keepalived's `misc_dynamic`); exit status 0 restores the
-    /// configured weight, 1 is a failure.
+    /// configured weight, 1 is a failure. The Service names the check the operator's configuration
+    /// allows, and the program runs as the configuration's unprivileged user.
     func testExecDynamicWeightIsProgrammedAndTheConfiguredWeightRestored() throws {
         try KernelTest.requireKernel()
         let cluster = try AgentTestCluster()
         let pods = try (1...2).map { try cluster.addPod($0) }
-        // The check of each pod exits with the status written in `status-<pod address>`.
+        // The check of each pod exits with the status written in `status-<pod address>`, and records its user.
+        let users = cluster.folder.appendingPathComponent("users")
+        try FileManager.default.createDirectory(at: users, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o777])
         let script = cluster.folder.appendingPathComponent("check.sh")
-        try "exit \"$(cat \(cluster.folder.path)/status-$HEALTH_ADDRESS)\"\n"
+        try "id -u > \(users.path)/$HEALTH_ADDRESS\nexit \"$(cat \(cluster.folder.path)/status-$HEALTH_ADDRESS)\"\n"
             .write(to: script, atomically: true, encoding: .utf8)
         func answer(_ pod: AgentTestCluster.Pod, _ status: Int) throws {
             try "\(status)\n".write(to: cluster.folder.appendingPathComponent("status-\(pod.address)"), atomically: true, encoding: .utf8)
         }
         try answer(pods[0], 0)
         try answer(pods[1], 7)
+        let configuration = cluster.folder.appendingPathComponent("agent.yaml")
+        try """
+            apiVersion: ipvs.swift.dev/v1alpha1
+            kind: AgentConfiguration
+            healthChecks:
+              execUser: nobody
+              allowed:
+                exec:
+                  pod-status: [/bin/sh, \(script.path)]
+            """.write(to: configuration, atomically: true, encoding: .utf8)
         try cluster.writeManifest("web.yaml", AgentTestCluster.webManifest(pods: pods, dns: false, annotations: [
-            "health-check": "exec", "health-exec": "/bin/sh \(script.path)", "health-exec-dynamic-weight": "true",
+            "health-check": "exec", "health-exec": "pod-status", "health-exec-dynamic-weight": "true",
             "health-interval": "500ms", "health-timeout": "5s"]))
         let log = cluster.folder.appendingPathComponent("agent.log")
-        let agent = try cluster.startDaemon(["--manifests", cluster.manifests, "--sync-period", "5s",
+        let agent = try cluster.startDaemon(["--manifests", cluster.manifests, "--config", configuration.path, "--sync-period", "5s",
                                              "--metrics-address", "127.0.0.1:10256"], log: log)
         defer { if agent.isRunning { agent.terminate() } }
         let weighted = "\(pods[1].address):8080", plain = "\(pods[0].address):8080"
 
         try waitUntil("exit status 7 gives weight 5", timeout: 60) { try cluster.weight(weighted) == "5" }
         XCTAssertEqual(try cluster.weight(plain), "1", "exit status 0: the configured weight")
+        let nobody = try KernelTest.shell("id -u nobody").trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertEqual(try String(contentsOf: users.appendingPathComponent(pods[1].address), encoding: .utf8), nobody + "\n",
+                       "the check runs as the configuration's execUser")
         print(try cluster.table())
         try answer(pods[1], 4)
         try waitUntil("exit status 4 gives weight 2", timeout: 30) { try cluster.weight(weighted) == "2" }

@@ -18,13 +18,20 @@ import HealthCheck
 ///       path: /healthz
 ///       quorum: 2
 ///       fallback: 10.0.0.9:8080
+///   execUser: nobody          # exec checks run as this unprivileged user (keepalived's script_user)
+///   allowed:                  # what Service annotations may name: nothing else runs or receives traffic
+///     exec:
+///       check-dns: ["/usr/local/lib/ipvs-agent/check-dns", "--fast"]
+///     fallback:
+///       sorry: 10.0.0.9:8080
 /// ```
 ///
 /// A health section takes the names of the `ipvs.swift.dev/health-*` annotations without that
 /// prefix (`check`, `interval`, `initial-delay`, `on-failure`, …) and the same values; `exec` may
 /// also be a YAML list. The layers, each overriding only what it names: the built-in defaults,
 /// `--health-check`, `healthChecks.default`, the Service's entry in `healthChecks.services`, then
-/// the Service's own annotations.
+/// the Service's own annotations. Programs and fallback servers are the operator's alone: here
+/// they are written out, while an annotation may only name an entry of `allowed`.
 public struct AgentConfiguration: Hashable, Sendable {
     /// The `apiVersion` this agent reads.
     public static let apiVersion = "ipvs.swift.dev/v1alpha1"
@@ -35,10 +42,17 @@ public struct AgentConfiguration: Hashable, Sendable {
     public var healthDefault: HealthCheckConfiguration
     /// The health check of the Services named in `healthChecks.services` (the default under it).
     public var serviceHealth: [ObjectName: HealthCheckConfiguration]
+    /// The exec checks and fallback servers Service annotations may name (`healthChecks.allowed`).
+    public var allowed: OperatorAllowances
 
-    public init(healthDefault: HealthCheckConfiguration, serviceHealth: [ObjectName: HealthCheckConfiguration] = [:]) {
+    /// The user exec checks run as when `healthChecks.execUser` names none.
+    public static let defaultExecUser = "nobody"
+
+    public init(healthDefault: HealthCheckConfiguration, serviceHealth: [ObjectName: HealthCheckConfiguration] = [:],
+                allowed: OperatorAllowances = .none) {
         self.healthDefault = healthDefault
         self.serviceHealth = serviceHealth
+        self.allowed = allowed
     }
 
     // MARK: - Reading
@@ -89,6 +103,10 @@ public struct AgentConfigurationError: Error, Hashable, Sendable, CustomStringCo
 private struct Reader {
     let file: String
     var problems: [ManifestIssue] = []
+    /// `healthChecks.execUser` and its line; looked up once, when an exec check needs it.
+    var execUserName = AgentConfiguration.defaultExecUser
+    var execUserLine: Int?
+    var execUser: ProcessUser??
 
     /// The keys of a health section: the annotation names without `ipvs.swift.dev/health-`.
     static let healthKeys: [String] = HealthCheckConfiguration.annotationNames.map(settingName)
@@ -140,14 +158,20 @@ private struct Reader {
 
     private mutating func readHealthChecks(_ node: YAMLNode, into configuration: inout AgentConfiguration) {
         guard let pairs = mapping(node, "healthChecks") else { return }
-        // The default first: every Service entry builds on it, wherever it stands in the file.
+        // The exec user, then the default: every other entry builds on them, wherever they stand in the file.
+        if let user = pairs.first(where: { $0.key.scalar == "execUser" }) {
+            execUserLine = user.value.line
+            if let name = scalarText(user.value, allowList: false, field: "healthChecks.execUser") { execUserName = name }
+        }
         if let defaults = pairs.first(where: { $0.key.scalar == "default" }),
            let health = readHealth(defaults.value, field: "healthChecks.default", over: configuration.healthDefault) {
             configuration.healthDefault = health
         }
         for (key, value) in pairs {
             switch key.scalar ?? "" {
-            case "default": continue
+            case "default", "execUser": continue
+            case "allowed":
+                readAllowed(value, into: &configuration.allowed)
             case "services":
                 guard let services = mapping(value, "healthChecks.services") else { continue }
                 for (nameNode, section) in services {
@@ -162,9 +186,64 @@ private struct Reader {
                     }
                 }
             case let other:
-                problem(key.line, "healthChecks.\(other)", "is not a field of healthChecks; known: default, services")
+                problem(key.line, "healthChecks.\(other)", "is not a field of healthChecks; known: default, services, execUser, allowed")
             }
         }
+    }
+
+    /// `healthChecks.allowed`: the exec checks and fallback servers annotations may name.
+    private mutating func readAllowed(_ node: YAMLNode, into allowed: inout OperatorAllowances) {
+        guard let pairs = mapping(node, "healthChecks.allowed") else { return }
+        for (key, value) in pairs {
+            let section = key.scalar ?? ""
+            guard section == "exec" || section == "fallback" else {
+                problem(key.line, "healthChecks.allowed.\(section)", "is not a field of healthChecks.allowed; known: exec, fallback")
+                continue
+            }
+            guard let entries = mapping(value, "healthChecks.allowed.\(section)") else { continue }
+            for (nameNode, entry) in entries {
+                let name = nameNode.scalar ?? ""
+                let field = "healthChecks.allowed.\(section).\(name)"
+                guard !name.isEmpty, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
+                    problem(nameNode.line, field, "is not a name an annotation can give; use letters, digits, -, _ and .")
+                    continue
+                }
+                guard let text = scalarText(entry, allowList: section == "exec", field: field) else { continue }
+                if section == "fallback" {
+                    guard let server = FallbackServer(endpoint: text) else {
+                        problem(entry.line, field, "\"\(text)\" is not an address and port; use e.g. 10.0.0.9:8080 or [fd00::9]:8080")
+                        continue
+                    }
+                    allowed.fallbacks[name] = server
+                    continue
+                }
+                guard let arguments = ExecHealthCheck.arguments(commandLine: text) else {
+                    problem(entry.line, field, "must be a program and its arguments, as a list of strings")
+                    continue
+                }
+                do {
+                    try HealthCheckConfiguration(kind: .exec(ExecHealthCheck(arguments: arguments))).validate()
+                } catch {
+                    problem(entry.line, field, "\(error.value) \(error.problem)")
+                    continue
+                }
+                guard let user = checkUser(line: entry.line) else { continue }
+                allowed.execChecks[name] = ExecHealthCheck(arguments: arguments, user: user)
+            }
+        }
+    }
+
+    /// The user exec checks run as, looked up the first time one needs it; `nil` (reported once) when unusable.
+    private mutating func checkUser(line: Int?) -> ProcessUser? {
+        if let execUser { return execUser }
+        do {
+            execUser = .some(try ProcessUser.named(execUserName))
+        } catch {
+            execUser = .some(nil)
+            problem(execUserLine ?? line, "healthChecks.execUser", "\(error.description)"
+                    + (execUserLine == nil ? " (exec checks run as \(AgentConfiguration.defaultExecUser) unless healthChecks.execUser names another user)" : ""))
+        }
+        return execUser ?? nil
     }
 
     /// One health section over `defaults`, or `nil` (with its problems recorded) when it is wrong.
@@ -190,7 +269,13 @@ private struct Reader {
         }
         guard valid else { return nil }
         do {
-            return try HealthCheckConfiguration(annotations: values, prefix: "", defaults: defaults)
+            var health = try HealthCheckConfiguration(annotations: values, prefix: "", defaults: defaults, author: .nodeOperator)
+            if case .exec(var exec) = health.kind, exec.user == nil {
+                guard let user = checkUser(line: lines["health-exec"] ?? node.line) else { return nil }
+                exec.user = user
+                health.kind = .exec(exec)
+            }
+            return health
         } catch let error as HealthCheckConfigurationError {
             // The reader names the annotation that was wrong (prefix ""): point at its key.
             let annotation = error.isAnnotation ? error.field : nil

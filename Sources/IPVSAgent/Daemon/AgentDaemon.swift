@@ -197,13 +197,15 @@ struct ConfigurationReload: Sendable {
             logger.error("configuration file not reloaded: it has errors; the configuration in use stays", metadata: ["config": "\(path)"])
             return
         }
-        guard builder.options.health != configuration.healthDefault || builder.options.serviceHealth != configuration.serviceHealth else {
+        guard builder.options.health != configuration.healthDefault || builder.options.serviceHealth != configuration.serviceHealth
+                || builder.options.allowed != configuration.allowed else {
             logger.info("configuration file unchanged", metadata: ["config": "\(path)"])
             return
         }
         // Setting the options makes the next build map every Service again.
         builder.options.health = configuration.healthDefault
         builder.options.serviceHealth = configuration.serviceHealth
+        builder.options.allowed = configuration.allowed
         logger.notice("configuration file reloaded", metadata: [
             "config": "\(path)", "services_configured": "\(configuration.serviceHealth.count)",
             "default_check": "\(configuration.healthDefault.kind.name)"])

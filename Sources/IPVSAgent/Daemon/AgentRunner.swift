@@ -43,7 +43,8 @@ struct AgentRunner {
         logger.debug("NodePort addresses", metadata: ["addresses": "\(addresses.map(\.description))"])
         return MappingOptions(scheduler: Scheduler(rawValue: command.scheduler), nodeName: command.nodeName ?? Self.hostName,
                               nodeAddresses: addresses,
-                              health: configuration.healthDefault, serviceHealth: configuration.serviceHealth)
+                              health: configuration.healthDefault, serviceHealth: configuration.serviceHealth,
+                              allowed: configuration.allowed)
     }
 
     static var hostName: String {

@@ -22,13 +22,16 @@ public struct MappingOptions: Hashable, Sendable {
     /// The health checks the configuration file sets for single Services (`healthChecks.services`),
     /// used instead of `health` under those Services' annotations.
     public var serviceHealth: [ObjectName: HealthCheckConfiguration]
+    /// The exec checks and fallback servers Service annotations may name (`healthChecks.allowed`).
+    public var allowed: OperatorAllowances
 
     public init(scheduler: Scheduler = .roundRobin, schedulerFlags: ServiceFlags = [], nodeName: String? = nil,
                 nodeAddresses: [IPAddress] = [], forwarding: ForwardingMethod = .masquerade, weight: Int32 = 1,
                 health: HealthCheckConfiguration = MappingOptions.noHealthChecks,
-                serviceHealth: [ObjectName: HealthCheckConfiguration] = [:]) {
+                serviceHealth: [ObjectName: HealthCheckConfiguration] = [:], allowed: OperatorAllowances = .none) {
         self.health = health
         self.serviceHealth = serviceHealth
+        self.allowed = allowed
         self.scheduler = scheduler
         self.schedulerFlags = schedulerFlags
         self.nodeName = nodeName
@@ -86,7 +89,8 @@ public enum ServiceMapper {
         var health: HealthCheckConfiguration?
         do {
             let configuration = try HealthCheckConfiguration(annotations: service.annotations, prefix: ManifestDecoder.annotationPrefix,
-                                                             defaults: options.serviceHealth[service.name] ?? options.health)
+                                                             defaults: options.serviceHealth[service.name] ?? options.health,
+                                                             author: .tenant(allowed: options.allowed))
             if configuration.kind != .disabled {
                 health = configuration
             } else if let tuning = unusedHealthAnnotation(service.annotations) {
