@@ -81,7 +81,7 @@ public struct AgentCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("This node's name, for `Local` traffic policies (default: the host name).", valueName: "name"))
     public var nodeName: String?
 
-    @Option(name: .long, help: ArgumentHelp("An address NodePorts listen on (repeatable; default: every address of the node but loopback and the dummy interface).", valueName: "address"))
+    @Option(name: .long, help: ArgumentHelp("An address NodePorts listen on (repeatable; default: every address of the node's interfaces, lo's /32s included, but the dummy interface's, 127.0.0.0/8, ::1 and link-local ones).", valueName: "address"))
     public var nodeIP: [String] = []
 
     // MARK: - Kernel
