@@ -157,7 +157,7 @@ public enum ServiceMapper {
     /// The VIPs a Service binds on the dummy interface: its cluster IPs, and its external IPs and
     /// load balancer ingress IPs in its own families that are not the node's own addresses
     /// (`options.localAddresses`); none for ExternalName and headless Services. They depend on
-    /// the Service object alone, so they are known as soon as it is decoded.
+    /// the Service object (not its endpoints), so they are known as soon as it is decoded.
     public static func addresses(of service: KubeService, options: MappingOptions) -> [IPAddress] {
         if service.type == .externalName || service.isHeadless { return [] }
         let families = Families(service)
