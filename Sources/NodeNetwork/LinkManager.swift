@@ -214,17 +214,28 @@ public final class LinkManager: Sendable {
     }
 
     /// The node's own addresses, for NodePort services: every address on every interface except
-    /// loopback interfaces and the interfaces in `excluding` (the dummy interface), without
-    /// loopback and link-local addresses (`169.254.0.0/16`, `fe80::/10`). Sorted, no duplicates.
+    /// those in `excluding` (the dummy interface), `lo` included (a node whose address is a /32 on
+    /// `lo`, as in routing-on-the-host designs), without loopback and link-local addresses
+    /// (`127.0.0.0/8`, `::1`, `169.254.0.0/16`, `fe80::/10`). Sorted, no duplicates.
     public func nodeAddresses(excluding: Set<String>) throws(NodeNetworkError) -> [IPAddress] {
+        Self.nodePortAddresses(among: try localAddresses(excluding: excluding))
+    }
+
+    /// Every address on every interface except those in `excluding`, loopback and link-local
+    /// ones included. Sorted, no duplicates.
+    public func localAddresses(excluding: Set<String>) throws(NodeNetworkError) -> [IPAddress] {
         try connection.withLock { (connection) throws(NodeNetworkError) -> [IPAddress] in
             let links = try attempt("list", "the node's interfaces") { () throws(SystemFailure) in try connection.socket.links() }
             let records = try attempt("list", "the node's addresses") { () throws(SystemFailure) in try connection.socket.addresses() }
-            let eligible = Set(links.filter { !$0.isLoopback && !excluding.contains($0.name) }.map(\.index))
-            let addresses = records.filter { eligible.contains($0.interfaceIndex) }.map(\.address)
-                .filter { !$0.isLoopback && !$0.isLinkLocal }
-            return Set(addresses).sorted()
+            let eligible = Set(links.filter { !excluding.contains($0.name) }.map(\.index))
+            return Set(records.filter { eligible.contains($0.interfaceIndex) }.map(\.address)).sorted()
         }
+    }
+
+    /// The addresses of `addresses` NodePorts listen on by default: all but loopback and
+    /// link-local ones.
+    public static func nodePortAddresses(among addresses: [IPAddress]) -> [IPAddress] {
+        addresses.filter { !$0.isLoopback && !$0.isLinkLocal }
     }
 
     // MARK: - Names

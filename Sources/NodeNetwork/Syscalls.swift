@@ -56,7 +56,6 @@ struct LinkRecord {
     var flags: UInt32
 
     var isUp: Bool { flags & UInt32(IFF_UP.rawValue) != 0 }
-    var isLoopback: Bool { flags & UInt32(IFF_LOOPBACK.rawValue) != 0 }
 }
 
 /// What the module reads about an address.

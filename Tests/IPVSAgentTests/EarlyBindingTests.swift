@@ -129,7 +129,7 @@ final class EarlyBindingTests: XCTestCase {
         let seen = Mutex<[IPAddress]>([])
         let source = ManifestSource(paths: [folder.path], logger: Logger(label: "test"))
         let snapshot = source.loadNow { objects in
-            seen.withLock { $0 += ServiceMapper.addresses(in: objects) }
+            seen.withLock { $0 += ServiceMapper.addresses(in: objects, options: MappingOptions()) }
         }
         XCTAssertEqual(snapshot.objects.count, 6)
         XCTAssertEqual(Set(seen.withLock { $0 }), Set((1...3).flatMap { [ip("10.96.0.\($0)"), ip("192.0.2.\($0)")] }))

@@ -55,7 +55,7 @@ final class EarlyProgrammingTests: XCTestCase {
         let programming = await reconciler.programEarly(options: builder.options)
         XCTAssertNotNil(programming)
         let source = ManifestSource(paths: [folder.path], logger: Logger(label: "test"))
-        let snapshot = source.loadNow(decoded: AgentRunner.handler(nil, programming))
+        let snapshot = source.loadNow(decoded: AgentRunner.handler(nil, programming, options: builder.options))
         if let programming { builder.seed(programming.mappings()) }
         let build = builder.build(snapshot)
         let report = await reconciler.reconcile(build.state)

@@ -243,3 +243,94 @@ extension ServiceMapperTests {
         XCTAssertEqual(issues.first?.field, "subsets[].ports")
     }
 }
+
+// MARK: - kube-proxy's IPVS test expectations (pkg/proxy/ipvs/proxier_test.go)
+
+extension ServiceMapperTests {
+    /// A LoadBalancer Service on port 80 / node port 30080 with an external IP and an ingress IP in
+    /// each family, on a node with an address in each family.
+    func mixedFamilies(clusterIPs: [String]) -> (KubeService, MappingOptions) {
+        let svc = service {
+            $0.type = .loadBalancer
+            $0.clusterIPs = clusterIPs.map(ip)
+            $0.externalIPs = [ip("192.0.2.10"), ip("2001:db8::10")]
+            $0.loadBalancerIngress = [ip("198.51.100.7"), ip("2001:db8::7")]
+            $0.ports[0].nodePort = 30080
+        }
+        return (svc, MappingOptions(nodeAddresses: [ip("10.0.0.4"), ip("fd00::4")]))
+    }
+
+    var bothFamilies: [EndpointSlice] {
+        [slice([Endpoint(addresses: [ip("10.244.1.5")])]), slice([Endpoint(addresses: [ip("fd00:244::5")])], family: .inet6, suffix: "v6")]
+    }
+
+    // kube-proxy's TestNodePortIPv4 and TestExternalIPs: an IPv4 Service gets no frontend on the
+    // node's IPv6 addresses, nor on its IPv6 external or ingress IPs (and the reverse).
+    func testFrontendsOnlyInTheServiceFamilies() {
+        var (svc, options) = mixedFamilies(clusterIPs: ["10.96.0.10"])
+        var mapping = ServiceMapper.map(svc, slices: bothFamilies, options: options)
+        XCTAssertEqual(Set(mapping.services.keys), [tcp("10.96.0.10", 80), tcp("192.0.2.10", 80), tcp("198.51.100.7", 80), tcp("10.0.0.4", 30080)])
+        XCTAssertEqual(mapping.addresses, [ip("10.96.0.10"), ip("192.0.2.10"), ip("198.51.100.7")])
+        XCTAssertEqual(Set(ServiceMapper.addresses(of: svc, options: options)), mapping.addresses)
+        // The external IP is the tenant's own input: said; the ingress IPs are the controller's.
+        XCTAssertEqual(mapping.issues.map(\.field), ["spec.externalIPs[1]"])
+        let message = mapping.issues.first?.message ?? ""
+        XCTAssertTrue(message.contains("2001:db8::10 is IPv6 but the Service has no IPv6 ClusterIP"), message)
+
+        (svc, options) = mixedFamilies(clusterIPs: ["fd00::10"])
+        mapping = ServiceMapper.map(svc, slices: bothFamilies, options: options)
+        XCTAssertEqual(Set(mapping.services.keys), [tcp("fd00::10", 80), tcp("2001:db8::10", 80), tcp("2001:db8::7", 80), tcp("fd00::4", 30080)])
+        XCTAssertEqual(mapping.services[tcp("fd00::4", 30080)]?.realServers.keys.map(\.description), ["[fd00:244::5]:8080"])
+        XCTAssertEqual(mapping.addresses, [ip("fd00::10"), ip("2001:db8::10"), ip("2001:db8::7")])
+        XCTAssertEqual(mapping.issues.map(\.field), ["spec.externalIPs[0]"])
+
+        (svc, options) = mixedFamilies(clusterIPs: ["10.96.0.10", "fd00::10"])
+        mapping = ServiceMapper.map(svc, slices: bothFamilies, options: options)
+        XCTAssertEqual(mapping.services.count, 8)
+        XCTAssertEqual(mapping.addresses.count, 6)
+        XCTAssertEqual(mapping.issues, [])
+    }
+
+    // kube-proxy's syncProxyRules: "We must not add the address to the dummy device if it exist on
+    // another interface" (TestExternalIPs' node addresses); the virtual services are still made.
+    func testTheNodesOwnAddressIsServedButNeverBound() {
+        var (svc, options) = mixedFamilies(clusterIPs: ["10.96.0.10", "fd00::10"])
+        options.localAddresses = [ip("192.0.2.10"), ip("2001:db8::7"), ip("10.0.0.4")]
+        let mapping = ServiceMapper.map(svc, slices: bothFamilies, options: options)
+        for key in [tcp("192.0.2.10", 80), tcp("2001:db8::7", 80)] {
+            XCTAssertEqual(mapping.services[key]?.realServers.count, 1, "\(key)")
+        }
+        XCTAssertEqual(mapping.addresses, [ip("10.96.0.10"), ip("fd00::10"), ip("2001:db8::10"), ip("198.51.100.7")])
+        XCTAssertEqual(Set(ServiceMapper.addresses(of: svc, options: options)), mapping.addresses)
+        // The early binding of a cold start binds the same addresses.
+        XCTAssertEqual(Set(ServiceMapper.addresses(in: [.service(svc)], options: options)), mapping.addresses)
+    }
+
+    // kube-proxy uses an endpoint's first address (pkg/proxy/endpointslicecache.go,
+    // endpoint.Addresses[0]): the API calls
+    // the addresses of one endpoint interchangeable, so a second one is no second real server.
+    func testOneRealServerPerEndpointAtItsFirstAddress() {
+        let mapping = ServiceMapper.map(service(), slices: [slice([
+            Endpoint(addresses: [ip("10.244.1.5"), ip("10.244.1.6")]), Endpoint(addresses: [ip("10.244.2.7")]),
+        ])], options: MappingOptions())
+        XCTAssertEqual(mapping.services[tcp("10.96.0.10", 80)]?.realServers.keys.sorted().map(\.description), ["10.244.1.5:8080", "10.244.2.7:8080"])
+    }
+
+    // kube-proxy's syncProxyRules sets utilipvs.FlagSourceHash (0x10, IP_VS_SVC_F_SCHED_MH_PORT) on
+    // every virtual server when its scheduler is mh ("Set the source hash flag needed for the
+    // distribution method mh"; util/ipvs_linux_test.go's Test_toVirtualServer reads it back as mh).
+    func testMaglevGetsMHPortUnlessFlagsAreGiven() {
+        func flags(_ options: MappingOptions, _ configure: (inout KubeService) -> Void = { _ in }) -> ServiceFlags? {
+            ServiceMapper.map(service(configure), slices: [], options: options).services[tcp("10.96.0.10", 80)]?.service.flags
+        }
+        XCTAssertEqual(flags(MappingOptions(scheduler: .maglevHashing)), [.mhPort])
+        XCTAssertEqual(flags(MappingOptions()) { $0.scheduler = .maglevHashing }, [.mhPort])
+        XCTAssertEqual(flags(MappingOptions(scheduler: .maglevHashing, schedulerFlags: [.onePacket])), [.mhPort, .onePacket])
+        // The Service's annotation says otherwise: its flags, none added.
+        XCTAssertEqual(flags(MappingOptions(scheduler: .maglevHashing)) { $0.schedulerFlags = [.mhFallback] }, [.mhFallback])
+        XCTAssertEqual(flags(MappingOptions(scheduler: .maglevHashing)) { $0.schedulerFlags = [] }, [])
+        XCTAssertEqual(flags(MappingOptions(scheduler: .maglevHashing, schedulerFlags: [.mhFallback])), [.mhFallback])
+        // Other schedulers get nothing.
+        XCTAssertEqual(flags(MappingOptions(scheduler: .sourceHashing)), [])
+    }
+}

@@ -212,13 +212,25 @@ final class NodeNetworkTests: XCTestCase {
         try KernelTest.shell("ip link add node0 type dummy && ip link set node0 up")
         try KernelTest.shell("ip addr add 192.0.2.10/24 dev node0 && ip addr add 2001:db8::10/64 dev node0 nodad")
         try KernelTest.shell("ip addr add 169.254.1.1/16 dev node0 && ip addr add 127.0.0.2/8 dev lo")
+        // The node's own addresses as /32 and /128 on lo (routing on the host): NodePort addresses,
+        // as kube-proxy's GetAllLocalAddressesExcept reads them.
+        try KernelTest.shell("ip addr add 198.51.100.1/32 dev lo && ip addr add 2001:db8:1::1/128 dev lo nodad")
 
         let addresses = try links.nodeAddresses(excluding: [dummy])
-        XCTAssertEqual(addresses, [ip("192.0.2.10"), ip("2001:db8::10")])
+        XCTAssertEqual(addresses, [ip("192.0.2.10"), ip("198.51.100.1"), ip("2001:db8::10"), ip("2001:db8:1::1")])
         XCTAssertTrue(try KernelTest.shell("ip -o addr show dev node0").contains("fe80::"), "precondition: a link-local address")
 
         let withDummy = try links.nodeAddresses(excluding: [])
-        XCTAssertEqual(withDummy, [ip("10.96.0.1"), ip("192.0.2.10"), ip("2001:db8::10"), ip("fd00::1")])
+        XCTAssertEqual(withDummy, [ip("10.96.0.1"), ip("192.0.2.10"), ip("198.51.100.1"), ip("2001:db8::10"), ip("2001:db8:1::1"), ip("fd00::1")])
+
+        // Every address but the dummy interface's, loopback and link-local ones too: those an
+        // external IP must never be bound over.
+        let local = try links.localAddresses(excluding: [dummy])
+        for address in ["127.0.0.1", "127.0.0.2", "::1", "169.254.1.1", "192.0.2.10", "198.51.100.1", "2001:db8:1::1"] {
+            XCTAssertTrue(local.contains(ip(address)), "\(address) missing from \(local)")
+        }
+        XCTAssertTrue(local.contains { $0.description.hasPrefix("fe80:") }, "\(local)")
+        XCTAssertFalse(local.contains(ip("10.96.0.1")), "\(local)")
     }
 }
 

@@ -14,12 +14,13 @@ public struct AgentCommand: AsyncParsableCommand {
         discussion: """
             Reads v1 Service, discovery.k8s.io/v1 EndpointSlice and v1 Endpoints objects (YAML or JSON, \
             several documents per file, `kind: List` as `kubectl get -o yaml` prints it) and programs one \
-            IPVS virtual service per Service port and address (ClusterIPs, external IPs, load balancer IPs, \
-            NodePorts on the node's addresses) with the ready endpoints as NAT real servers. ClusterIPs, \
-            external and load balancer IPs are bound on a dummy interface. Only what the agent created (or \
+            IPVS virtual service per Service port and address (ClusterIPs, and in the Service's IP families \
+            external IPs, load balancer IPs and NodePorts on the node's addresses) with the ready endpoints as \
+            NAT real servers, as kube-proxy's IPVS mode does. ClusterIPs, external and load balancer IPs are \
+            bound on a dummy interface, except the node's own addresses. Only what the agent created (or \
             adopted because it is desired) is ever changed or deleted; it is recorded in --state-file.
 
-            Per-Service scheduler: annotate the Service with
+            Per-Service scheduler: annotate the Service with (mh without flags gets mh-port, as kube-proxy sets it)
               ipvs.swift.dev/scheduler: mh
               ipvs.swift.dev/scheduler-flags: mh-fallback,mh-port
 
@@ -81,7 +82,7 @@ public struct AgentCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("This node's name, for `Local` traffic policies (default: the host name).", valueName: "name"))
     public var nodeName: String?
 
-    @Option(name: .long, help: ArgumentHelp("An address NodePorts listen on (repeatable; default: every address of the node but loopback and the dummy interface).", valueName: "address"))
+    @Option(name: .long, help: ArgumentHelp("An address NodePorts listen on (repeatable; default: every address of the node's interfaces, lo's /32s included, but the dummy interface's, 127.0.0.0/8, ::1 and link-local ones).", valueName: "address"))
     public var nodeIP: [String] = []
 
     // MARK: - Kernel

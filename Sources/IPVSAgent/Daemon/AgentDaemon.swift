@@ -160,7 +160,7 @@ struct ReconcileLoop: Service {
         // `Reconciler.bindEarly()` and `programEarly(options:)`.
         let early = await reconciler.bindEarly()
         let programming = await reconciler.programEarly(options: builder.options)
-        let snapshot = await source.load(changed: changed, decoded: AgentRunner.handler(early, programming))
+        let snapshot = await source.load(changed: changed, decoded: AgentRunner.handler(early, programming, options: builder.options))
         if let programming { builder.seed(programming.mappings()) }
         let build = builder.build(snapshot)
         let issues = snapshot.issues + build.issues

@@ -33,16 +33,19 @@ struct AgentRunner {
 
     func mappingOptions(links: LinkManagerBackend?, configuration: AgentConfiguration) -> MappingOptions {
         var addresses = command.nodeIP.compactMap(IPAddress.init)
-        if addresses.isEmpty, let links {
+        var local: [IPAddress] = []
+        if let links {
             do {
-                addresses = try links.nodeAddresses(excluding: command.interface)
+                local = try links.localAddresses(excluding: command.interface)
+                if addresses.isEmpty { addresses = LinkManager.nodePortAddresses(among: local) }
             } catch {
-                logger.warning("cannot list the node's addresses; NodePorts get no addresses (use --node-ip)", metadata: ["error": "\(error)"])
+                logger.warning("cannot list the node's addresses; NodePorts get no addresses (use --node-ip), and an external IP equal to one of them would be bound on \(command.interface)",
+                               metadata: ["error": "\(error)"])
             }
         }
         logger.debug("NodePort addresses", metadata: ["addresses": "\(addresses.map(\.description))"])
         return MappingOptions(scheduler: Scheduler(rawValue: command.scheduler), nodeName: command.nodeName ?? Self.hostName,
-                              nodeAddresses: addresses,
+                              nodeAddresses: addresses, localAddresses: Set(local),
                               health: configuration.healthDefault, serviceHealth: configuration.serviceHealth,
                               allowed: configuration.allowed)
     }
@@ -123,7 +126,7 @@ struct AgentRunner {
               programming: EarlyProgramming? = nil)
         -> (build: DesiredStateBuilder.Build, issues: [ManifestIssue], hold: Reconciler.Hold) {
         let start = ContinuousClock.now
-        let snapshot = source.loadNow(decoded: Self.handler(early, programming))
+        let snapshot = source.loadNow(decoded: Self.handler(early, programming, options: builder.options))
         let decoded = ContinuousClock.now - start
         if let programming { builder.seed(programming.mappings()) }
         let build = builder.build(snapshot)
@@ -136,12 +139,12 @@ struct AgentRunner {
         return (build, issues, Reconciler.Hold(services: snapshot.heldServices, everything: snapshot.incomplete))
     }
 
-    /// Hands the VIPs of each decoded file's Services to `early` and its objects to `programming`
-    /// (`nil` without either).
-    static func handler(_ early: AddressBinding?, _ programming: EarlyProgramming?) -> ManifestSource.DecodedHandler? {
+    /// Hands the VIPs of each decoded file's Services (mapped with `options`) to `early` and its
+    /// objects to `programming` (`nil` without either).
+    static func handler(_ early: AddressBinding?, _ programming: EarlyProgramming?, options: MappingOptions) -> ManifestSource.DecodedHandler? {
         guard early != nil || programming != nil else { return nil }
         return { objects in
-            early?.add(ServiceMapper.addresses(in: objects))
+            early?.add(ServiceMapper.addresses(in: objects, options: options))
             programming?.add(objects)
         }
     }

@@ -11,6 +11,10 @@ public struct MappingOptions: Hashable, Sendable {
     public var nodeName: String?
     /// The addresses NodePorts listen on (`--node-ip`).
     public var nodeAddresses: [IPAddress]
+    /// Every address the node holds on its interfaces other than the dummy one: an external or
+    /// load-balancer IP among them gets its virtual services but is never bound on the dummy
+    /// interface (kube-proxy's rule), so the agent never takes a node's address over.
+    public var localAddresses: Set<IPAddress>
     /// How real servers are reached; kube-proxy uses NAT.
     public var forwarding: ForwardingMethod
     /// The weight of every ready endpoint.
@@ -26,7 +30,7 @@ public struct MappingOptions: Hashable, Sendable {
     public var allowed: OperatorAllowances
 
     public init(scheduler: Scheduler = .roundRobin, schedulerFlags: ServiceFlags = [], nodeName: String? = nil,
-                nodeAddresses: [IPAddress] = [], forwarding: ForwardingMethod = .masquerade, weight: Int32 = 1,
+                nodeAddresses: [IPAddress] = [], localAddresses: Set<IPAddress> = [], forwarding: ForwardingMethod = .masquerade, weight: Int32 = 1,
                 health: HealthCheckConfiguration = MappingOptions.noHealthChecks,
                 serviceHealth: [ObjectName: HealthCheckConfiguration] = [:], allowed: OperatorAllowances = .none) {
         self.health = health
@@ -36,6 +40,7 @@ public struct MappingOptions: Hashable, Sendable {
         self.schedulerFlags = schedulerFlags
         self.nodeName = nodeName
         self.nodeAddresses = nodeAddresses
+        self.localAddresses = localAddresses
         self.forwarding = forwarding
         self.weight = weight
     }
@@ -60,9 +65,15 @@ public struct ServiceMapping: Hashable, Sendable {
 /// Maps a Service and its endpoints to virtual services, the way kube-proxy's IPVS mode does.
 ///
 /// - Every Service port on every ClusterIP (both families), external IP and load balancer ingress IP,
-///   and for NodePort and LoadBalancer Services on every node address at the node port.
+///   and for NodePort and LoadBalancer Services on every node address at the node port; frontends
+///   only in the Service's own IP families (those of its ClusterIPs), as kube-proxy runs one proxier
+///   per family and each skips a Service without a ClusterIP of its family.
 /// - Endpoints: the ready ones; when none is ready, the ones both serving and terminating (so a
 ///   rolling restart does not drop traffic). `Local` traffic policies keep this node's endpoints only.
+///   One real server per endpoint, at its first address: the API calls an endpoint's addresses
+///   interchangeable, and kube-proxy uses the first.
+/// - Scheduler `mh` without flags (no flags annotation, no default flags) gets `mh-port`, as
+///   kube-proxy sets `IP_VS_SVC_F_SCHED_MH_PORT` on its `mh` services.
 /// - The endpoint port is the slice port named like the Service port (the EndpointSlice controller
 ///   resolves named target ports per pod); a numeric `targetPort` is the fallback for slices without ports.
 /// - `sessionAffinity: ClientIP` becomes persistence with the Service's timeout.
@@ -76,6 +87,9 @@ public enum ServiceMapper {
         // MARK: Scheduler
         let scheduler = service.scheduler ?? options.scheduler
         var flags = service.schedulerFlags ?? options.schedulerFlags
+        if scheduler == .maglevHashing, service.schedulerFlags == nil, options.schedulerFlags.subtracting(.onePacket).isEmpty {
+            flags.insert(.mhPort)
+        }
         let schedulerFlags = flags.subtracting(.onePacket)
         if !schedulerFlags.isEmpty, !scheduler.supportedFlags.isSuperset(of: schedulerFlags) {
             result.issues.append(ManifestIssue(at: service.location, object: object,
@@ -110,13 +124,19 @@ public enum ServiceMapper {
 
         // MARK: Frontends
         let usable = slices.filter { $0.origin == .endpointSlice }.isEmpty ? slices : slices.filter { $0.origin == .endpointSlice }
+        let families = Families(service)
+        for (index, address) in service.externalIPs.enumerated() where !families.contains(address) {
+            result.issues.append(ManifestIssue(at: service.location, object: object, field: "spec.externalIPs[\(index)]",
+                                               message: "\(address) is \(address.family) but the Service has no \(address.family) ClusterIP; "
+                                                   + "it is left out, as kube-proxy does (make the Service dual-stack, or remove the address)"))
+        }
         for port in service.ports {
             var frontends: [(address: IPAddress, port: UInt16, external: Bool)] = []
             frontends += service.clusterIPs.map { ($0, port.port, false) }
-            frontends += service.externalIPs.map { ($0, port.port, true) }
-            frontends += service.loadBalancerIngress.map { ($0, port.port, true) }
+            frontends += service.externalIPs.lazy.filter(families.contains).map { ($0, port.port, true) }
+            frontends += service.loadBalancerIngress.lazy.filter(families.contains).map { ($0, port.port, true) }
             if service.type != .clusterIP, let nodePort = port.nodePort {
-                frontends += options.nodeAddresses.map { ($0, nodePort, true) }
+                frontends += options.nodeAddresses.lazy.filter(families.contains).map { ($0, nodePort, true) }
             }
             for family in AddressFamily.allCases where frontends.contains(where: { $0.address.family == family }) {
                 let candidates = endpoints(for: port, family: family, slices: usable, service: service, into: &result)
@@ -134,24 +154,42 @@ public enum ServiceMapper {
                 }
             }
         }
-        result.addresses = Set(addresses(of: service))
+        result.addresses = Set(addresses(of: service, options: options))
         return result
     }
 
-    /// The VIPs a Service binds on the dummy interface: its cluster IPs, external IPs and load
-    /// balancer ingress IPs (none for ExternalName and headless Services). They depend on the
-    /// Service object alone, so they are known as soon as it is decoded.
-    public static func addresses(of service: KubeService) -> [IPAddress] {
+    /// The VIPs a Service binds on the dummy interface: its cluster IPs, and its external IPs and
+    /// load balancer ingress IPs in its own families that are not the node's own addresses
+    /// (`options.localAddresses`); none for ExternalName and headless Services. They depend on
+    /// the Service object (not its endpoints), so they are known as soon as it is decoded.
+    public static func addresses(of service: KubeService, options: MappingOptions) -> [IPAddress] {
         if service.type == .externalName || service.isHeadless { return [] }
-        return service.clusterIPs + service.externalIPs + service.loadBalancerIngress
+        let families = Families(service)
+        let external = (service.externalIPs + service.loadBalancerIngress).filter {
+            families.contains($0) && !options.localAddresses.contains($0)
+        }
+        return service.clusterIPs + external
     }
 
     /// The VIPs of the Service objects among `objects`.
-    public static func addresses(in objects: [ManifestObject]) -> [IPAddress] {
+    public static func addresses(in objects: [ManifestObject], options: MappingOptions) -> [IPAddress] {
         objects.flatMap { object -> [IPAddress] in
-            if case .service(let service) = object { return addresses(of: service) }
+            if case .service(let service) = object { return addresses(of: service, options: options) }
             return []
         }
+    }
+
+    /// The IP families of a Service's ClusterIPs: the only families its frontends are in.
+    struct Families {
+        private var inet = false, inet6 = false
+
+        init(_ service: KubeService) {
+            for address in service.clusterIPs {
+                if address.family == .inet { inet = true } else { inet6 = true }
+            }
+        }
+
+        func contains(_ address: IPAddress) -> Bool { address.family == .inet ? inet : inet6 }
     }
 
     /// The first `health-*` annotation of a Service that does not say `health-check` itself.
@@ -192,10 +230,10 @@ public enum ServiceMapper {
                 }
                 continue
             }
+            // The first address only: the API calls the others interchangeable (kube-proxy's choice).
             for endpoint in slice.endpoints {
-                for address in endpoint.addresses where address.family == family {
-                    candidates.append(Candidate(address: address, port: resolved, endpoint: endpoint))
-                }
+                guard let address = endpoint.addresses.first, address.family == family else { continue }
+                candidates.append(Candidate(address: address, port: resolved, endpoint: endpoint))
             }
         }
         return candidates

@@ -45,8 +45,9 @@ public final class LinkManagerBackend: VIPBackend, Sendable {
         return false
     }
 
-    /// The node's own addresses (for NodePorts), leaving out `interface` and loopback.
-    public func nodeAddresses(excluding interface: String) throws -> [IPAddress] {
-        try links.nodeAddresses(excluding: [interface, "lo"])
+    /// Every address of the node's interfaces but `interface` (the dummy one), loopback and
+    /// link-local ones included.
+    public func localAddresses(excluding interface: String) throws -> [IPAddress] {
+        try links.localAddresses(excluding: [interface])
     }
 }
