@@ -1,41 +1,12 @@
 import Foundation
 import IPVS
 import NodeNetwork
-import Synchronization
 import XCTest
 
 /// `AddressMonitor` on a real kernel: the rtnetlink notifications of one interface, with `ip`
 /// (iproute2) playing "someone else" who changes it.
 final class AddressMonitorTests: XCTestCase {
     private let dummy = "kube-ipvs0"
-
-    /// Collects a monitor's events as they arrive.
-    private final class EventLog: Sendable {
-        private final class Events: Sendable {
-            let list = Mutex<[AddressMonitor.Event]>([])
-        }
-        private let events = Events()
-        private let task: Task<Void, Never>
-
-        init(_ monitor: AddressMonitor) {
-            let events = events
-            task = Task { for await event in monitor.events { events.list.withLock { $0.append(event) } } }
-        }
-
-        deinit { task.cancel() }
-
-        var all: [AddressMonitor.Event] { events.list.withLock { $0 } }
-
-        /// How many events arrived so far: a mark for `waitFor(_:after:)`.
-        var count: Int { events.list.withLock { $0.count } }
-
-        /// Waits until every event of `expected` arrived after the first `mark` events.
-        func waitFor(_ expected: Set<AddressMonitor.Event>, after mark: Int = 0, file: StaticString = #filePath, line: UInt = #line) throws {
-            try waitUntil("events \(expected) (seen: \(all.dropFirst(mark)))", timeout: 10, file: file, line: line) {
-                expected.isSubset(of: all.dropFirst(mark))
-            }
-        }
-    }
 
     private func host(_ text: String) -> InterfaceAddress { InterfaceAddress(host: IPAddress(text)!) }
 
@@ -45,7 +16,7 @@ final class AddressMonitorTests: XCTestCase {
         try KernelTest.shell("ip link add other0 type dummy && ip link set other0 up")
         let monitor = try AddressMonitor(interface: dummy)
         defer { monitor.stop() }
-        let log = EventLog(monitor)
+        let log = AddressEventLog(monitor)
 
         try KernelTest.shell("""
             ip addr add 10.250.0.1/32 dev other0 && ip addr del 10.250.0.1/32 dev other0 && \
@@ -69,7 +40,7 @@ final class AddressMonitorTests: XCTestCase {
         try links.addAddress(IPAddress("fd00::96:1")!, to: dummy)
         let monitor = try AddressMonitor(interface: dummy)
         defer { monitor.stop() }
-        let log = EventLog(monitor)
+        let log = AddressEventLog(monitor)
 
         // Down: the kernel removes the IPv6 addresses itself (keep_addr_on_down is off by default).
         try KernelTest.shell("ip link set \(dummy) down")
@@ -98,7 +69,7 @@ final class AddressMonitorTests: XCTestCase {
         // 2,000 bindings makes 2,000 while the socket is read on another thread.
         let monitor = try AddressMonitor(interface: dummy, receiveBufferSize: 1)
         defer { monitor.stop() }
-        let log = EventLog(monitor)
+        let log = AddressEventLog(monitor)
         let addresses = (0..<2000).map { IPAddress("10.98.\($0 / 250).\($0 % 250 + 1)")! }
         for result in links.addAddresses(addresses, to: dummy) { try result.get() }
         try log.waitFor([.overflow])
