@@ -97,7 +97,7 @@ public struct AgentCommand: AsyncParsableCommand {
 
     // MARK: - Timing
 
-    @Option(name: .long, help: ArgumentHelp("How often the kernel is read back and drift repaired, a deleted dummy interface and its VIPs included (30s, 1m, …).", valueName: "duration"))
+    @Option(name: .long, help: ArgumentHelp("How often the kernel is read back and drift repaired, a deleted dummy interface and its VIPs included (30s, 1m, …). A removed VIP and the dummy interface deleted or set down are repaired at once, when the kernel announces it.", valueName: "duration"))
     public var syncPeriod: DurationText = DurationText(argument: "30s")!
 
     @Option(name: .long, help: ArgumentHelp("How long a removed TCP/SCTP endpoint may keep its connections before it is deleted.", valueName: "duration"))
