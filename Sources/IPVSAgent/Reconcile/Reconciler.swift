@@ -395,8 +395,8 @@ public actor Reconciler {
         return report
     }
 
-    /// Creates the dummy interface when it is missing (and sets it up when it is down); returns the
-    /// repairs made (0 or 1). A failure is counted and asks for a verification soon.
+    /// Creates the dummy interface when it is missing and sets it up when it is down; returns 1 when
+    /// it created it (a repair), else 0. A failure is counted and asks for a verification soon.
     private func repairInterface(_ vips: any VIPBackend) throws(InterfaceRepairFailure) -> Int {
         do {
             guard try vips.ensureInterface(named: options.interface) else { return 0 }
