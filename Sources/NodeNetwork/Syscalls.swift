@@ -107,7 +107,7 @@ final class RouteSocket {
         if status < 0 { throw Self.failure(status, answer: answer) }
     }
 
-    private static func failure(_ status: Int32, answer: KernelAnswer?) -> SystemFailure {
+    fileprivate static func failure(_ status: Int32, answer: KernelAnswer?) -> SystemFailure {
         let code = abs(status)
         let library = nl_geterror(code).map { String(cString: $0) }
         if let answer, answer.errno != 0 {
@@ -168,7 +168,7 @@ final class RouteSocket {
         return records
     }
 
-    private static func record(_ link: OpaquePointer) -> LinkRecord {
+    fileprivate static func record(_ link: OpaquePointer) -> LinkRecord {
         LinkRecord(index: rtnl_link_get_ifindex(link),
                    name: rtnl_link_get_name(link).map { String(cString: $0) } ?? "",
                    kind: rtnl_link_get_type(link).map { String(cString: $0) },
@@ -221,17 +221,21 @@ final class RouteSocket {
         var records: [AddressRecord] = []
         var object = nl_cache_get_first(cache)
         while let current = object {
-            let address = current
-            if let local = rtnl_addr_get_local(address),
-               let base = nl_addr_get_binary_addr(local),
-               let ip = IPAddress(bytes: UnsafeRawBufferPointer(start: base, count: Int(nl_addr_get_len(local)))) {
-                records.append(AddressRecord(interfaceIndex: rtnl_addr_get_ifindex(address), address: ip,
-                                             prefixLength: Int(rtnl_addr_get_prefixlen(address)),
-                                             scope: rtnl_addr_get_scope(address)))
-            }
+            if let record = Self.record(address: current) { records.append(record) }
             object = nl_cache_get_next(current)
         }
         return records
+    }
+
+    /// The record of a libnl address object; `nil` for one without a local address.
+    fileprivate static func record(address: OpaquePointer) -> AddressRecord? {
+        guard let local = rtnl_addr_get_local(address),
+              let base = nl_addr_get_binary_addr(local),
+              let ip = IPAddress(bytes: UnsafeRawBufferPointer(start: base, count: Int(nl_addr_get_len(local)))) else {
+            return nil
+        }
+        return AddressRecord(interfaceIndex: rtnl_addr_get_ifindex(address), address: ip,
+                             prefixLength: Int(rtnl_addr_get_prefixlen(address)), scope: rtnl_addr_get_scope(address))
     }
 
     /// Adds `address`/`prefixLength` to the link with index `index` (`RTM_NEWADDR`), with
@@ -357,6 +361,124 @@ final class RouteSocket {
         if status < 0 { throw Self.failure(status, answer: nil) }
         rtnl_addr_set_prefixlen(request, Int32(prefixLength))
         try body(request)
+    }
+}
+
+// MARK: - Notifications
+
+/// A change the kernel announced on an rtnetlink notification socket.
+enum RouteNotification {
+    /// `RTM_NEWLINK` (a link added or changed) or `RTM_DELLINK`.
+    case link(LinkRecord, removed: Bool)
+    /// `RTM_NEWADDR` or `RTM_DELADDR`.
+    case address(AddressRecord, removed: Bool)
+}
+
+/// Where `nl_msg_parse` leaves the object it parsed from one message.
+private final class ParsedNotification {
+    let type: Int32
+    var notification: RouteNotification?
+
+    init(type: Int32) {
+        self.type = type
+    }
+}
+
+/// libnl calls this with the object it parsed from a notification (a `route/link` or `route/addr`).
+private func recordParsedObject(_ object: OpaquePointer?, _ argument: UnsafeMutableRawPointer?) {
+    guard let object, let argument else { return }
+    let parsed = Unmanaged<ParsedNotification>.fromOpaque(argument).takeUnretainedValue()
+    switch parsed.type {
+    case Int32(RTM_NEWLINK), Int32(RTM_DELLINK):
+        parsed.notification = .link(RouteSocket.record(object), removed: parsed.type == Int32(RTM_DELLINK))
+    case Int32(RTM_NEWADDR), Int32(RTM_DELADDR):
+        parsed.notification = RouteSocket.record(address: object).map { .address($0, removed: parsed.type == Int32(RTM_DELADDR)) }
+    default:
+        break
+    }
+}
+
+/// A libnl-route socket subscribed to the kernel's link and address notifications
+/// (`RTNLGRP_LINK`, `RTNLGRP_IPV4_IFADDR`, `RTNLGRP_IPV6_IFADDR`). It sends no requests.
+///
+/// Not thread-safe; one thread reads it.
+final class NotificationSocket {
+    private let handle: OpaquePointer
+    private var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+
+    /// Subscribes, and sets the receive buffer to `receiveBufferSize` bytes (`SO_RCVBUFFORCE`,
+    /// else `SO_RCVBUF` up to `net.core.rmem_max`): notifications that do not fit are dropped by
+    /// the kernel, which then fails the next read with `ENOBUFS`.
+    init(receiveBufferSize: Int) throws(SystemFailure) {
+        guard let handle = nl_socket_alloc() else { throw SystemFailure(errno: ENOMEM, library: "out of memory") }
+        nl_socket_disable_seq_check(handle)
+        var status = nl_connect(handle, NETLINK_ROUTE)
+        for group in [RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR] where status == 0 {
+            status = nl_socket_add_membership(handle, Int32(group.rawValue))
+        }
+        if status == 0 { status = nl_socket_set_nonblocking(handle) }
+        guard status == 0 else {
+            nl_socket_free(handle)
+            throw RouteSocket.failure(status, answer: nil)
+        }
+        self.handle = handle
+        let descriptor = nl_socket_get_fd(handle)
+        var size = Int32(clamping: receiveBufferSize)
+        if setsockopt(descriptor, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size)) != 0 {
+            _ = setsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
+    }
+
+    deinit {
+        nl_socket_free(handle)
+    }
+
+    /// Waits up to `milliseconds` for a notification; returns whether one is queued.
+    func wait(milliseconds: Int32) -> Bool {
+        var entry = pollfd(fd: nl_socket_get_fd(handle), events: Int16(POLLIN), revents: 0)
+        return poll(&entry, 1, milliseconds) > 0
+    }
+
+    /// Every notification queued now, in the kernel's order; empty when none is. Throws `ENOBUFS`
+    /// when the kernel dropped notifications because the receive buffer was full (the ones queued
+    /// after the drop are read by the next call).
+    func read() throws(SystemFailure) -> [RouteNotification] {
+        var notifications: [RouteNotification] = []
+        let descriptor = nl_socket_get_fd(handle)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                if errno == EAGAIN || errno == EWOULDBLOCK { return notifications }
+                throw SystemFailure(errno: errno)
+            }
+            guard count > 0 else { return notifications }
+            buffer.withUnsafeMutableBytes { raw in
+                var offset = 0
+                let headerSize = MemoryLayout<nlmsghdr>.size
+                while offset + headerSize <= count {
+                    let header = raw.baseAddress!.advanced(by: offset).assumingMemoryBound(to: nlmsghdr.self)
+                    let length = Int(header.pointee.nlmsg_len)
+                    guard length >= headerSize, offset + length <= count else { break }
+                    if let notification = Self.parse(header) { notifications.append(notification) }
+                    offset += (length + 3) & ~3
+                }
+            }
+        }
+    }
+
+    /// The link or address change in one message, parsed by libnl-route; `nil` for other messages.
+    private static func parse(_ header: UnsafeMutablePointer<nlmsghdr>) -> RouteNotification? {
+        let type = Int32(header.pointee.nlmsg_type)
+        guard [RTM_NEWLINK, RTM_DELLINK, RTM_NEWADDR, RTM_DELADDR].map(Int32.init).contains(type),
+              let message = nlmsg_convert(header) else { return nil }
+        defer { nlmsg_free(message) }
+        nlmsg_set_proto(message, NETLINK_ROUTE)
+        let parsed = ParsedNotification(type: type)
+        _ = withExtendedLifetime(parsed) {
+            nl_msg_parse(message, recordParsedObject, Unmanaged.passUnretained(parsed).toOpaque())
+        }
+        return parsed.notification
     }
 }
 

@@ -161,6 +161,88 @@ final class ReconcilerTests: XCTestCase {
         XCTAssertEqual(again.applied, 0)
     }
 
+    // MARK: - Verifying the VIPs alone (the dummy interface announced a change)
+
+    /// Two Services, each with its VIP.
+    func webAndAPI() -> DesiredState {
+        var state = web(["10.244.1.5"])
+        let api = tcp("10.96.0.11", 443)
+        state.services[api] = desired(api, [server("10.244.1.6", 8443)])
+        state.addresses.insert(ip("10.96.0.11"))
+        return state
+    }
+
+    func testVerifyAddressesBindsADeletedVIPAgainWithoutReadingIPVS() async throws {
+        let ipvs = FakeIPVS(), vips = FakeVIPs()
+        let reconciler = makeReconciler(ipvs, vips)
+        try await reconciler.start()
+        await reconciler.reconcile(webAndAPI())
+        ipvs.state.services = [:]                     // IPVS drift waits for verify()
+        vips.interfaces["kube-ipvs0"] = [ip("10.96.0.11")] // ip addr del 10.96.0.10/32
+        vips.changes = []
+        let reads = ipvs.tableReads
+        let report = await reconciler.verifyAddresses(removed: [ip("10.96.0.10")])
+        XCTAssertEqual(report.failures, [])
+        XCTAssertEqual(report.repairs, 1)
+        XCTAssertEqual(vips.changes, ["add 10.96.0.10"])
+        XCTAssertEqual(vips.interfaces["kube-ipvs0"], [ip("10.96.0.10"), ip("10.96.0.11")])
+        XCTAssertEqual(ipvs.tableReads, reads)
+        XCTAssertEqual(ipvs.state.services, [:])
+        // Every address is checked when the removed ones are not known (notifications lost).
+        vips.interfaces["kube-ipvs0"] = []
+        let all = await reconciler.verifyAddresses(removed: nil)
+        XCTAssertEqual(all.repairs, 2)
+        XCTAssertEqual(vips.interfaces["kube-ipvs0"], [ip("10.96.0.10"), ip("10.96.0.11")])
+    }
+
+    /// The agent's own unbinds are announced too: an address it no longer wants is not drift.
+    func testVerifyAddressesLeavesAnAddressTheAgentRemovedAlone() async throws {
+        let ipvs = FakeIPVS(), vips = FakeVIPs()
+        let reconciler = makeReconciler(ipvs, vips)
+        try await reconciler.start()
+        await reconciler.reconcile(webAndAPI())
+        await reconciler.reconcile(web(["10.244.1.5"]))  // Service api deleted: its VIP is unbound
+        XCTAssertEqual(vips.interfaces["kube-ipvs0"], [ip("10.96.0.10")])
+        vips.changes = []
+        let report = await reconciler.verifyAddresses(removed: [ip("10.96.0.11")])
+        XCTAssertEqual(report.repairs, 0)
+        XCTAssertEqual(report.applied, 0)
+        XCTAssertEqual(vips.changes, [])
+        XCTAssertEqual(vips.interfaces["kube-ipvs0"], [ip("10.96.0.10")])
+        let all = await reconciler.verifyAddresses(removed: nil)
+        XCTAssertEqual(all.repairs, 0)
+        XCTAssertEqual(vips.interfaces["kube-ipvs0"], [ip("10.96.0.10")])
+    }
+
+    func testVerifyAddressesCreatesADeletedInterfaceAgainAndCountsOneSetDown() async throws {
+        let ipvs = FakeIPVS(), vips = FakeVIPs()
+        vips.requiresInterface = true
+        let reconciler = makeReconciler(ipvs, vips)
+        try await reconciler.start()
+        await reconciler.reconcile(web(["10.244.1.5"]))
+        vips.interfaces["kube-ipvs0"] = nil            // ip link del kube-ipvs0
+        let deleted = await reconciler.verifyAddresses(removed: nil)
+        XCTAssertEqual(deleted.failures, [])
+        XCTAssertEqual(deleted.repairs, 2)            // the interface and its VIP
+        XCTAssertEqual(vips.interfaces["kube-ipvs0"], [ip("10.96.0.10")])
+        // ip link set kube-ipvs0 down: set up again (the fake has no link state), a repair.
+        let down = await reconciler.verifyAddresses(removed: nil, interfaceWentDown: true)
+        XCTAssertEqual(down.repairs, 1)
+        let again = await reconciler.verifyAddresses(removed: nil)
+        XCTAssertEqual(again.repairs, 0)
+        XCTAssertEqual(again.applied, 0)
+    }
+
+    /// Before the first reconcile the desired VIPs are not known: nothing is bound or counted.
+    func testVerifyAddressesBeforeTheFirstReconcileDoesNothing() async throws {
+        let ipvs = FakeIPVS(), vips = FakeVIPs()
+        let reconciler = makeReconciler(ipvs, vips)
+        try await reconciler.start()
+        let report = await reconciler.verifyAddresses(removed: nil, interfaceWentDown: true)
+        XCTAssertEqual(report.repairs, 0)
+        XCTAssertEqual(vips.changes, [])
+    }
+
     func testDrainWithInjectedClock() async throws {
         let ipvs = FakeIPVS(), vips = FakeVIPs(), clock = ManualClock()
         let reconciler = makeReconciler(ipvs, vips, clock: clock)

@@ -96,6 +96,21 @@ final class AgentTestCluster {
         try KernelTest.shell("ipvsadm -Ln")
     }
 
+    /// The addresses bound on kube-ipvs0 but its IPv6 link-local one (which a new interface gets
+    /// anew), as `address/prefix`; empty while the interface is missing.
+    func vips() throws -> Set<String> {
+        Set(try KernelTest.run(["ip", "-o", "addr", "show", "dev", "kube-ipvs0"]).standardOutput
+            .split(separator: " ").filter { $0.contains("/") && !$0.hasPrefix("fe80:") }.map(String.init))
+    }
+
+    /// The value of the metric `name` (a counter or gauge without labels) at the agent's
+    /// `/metrics` on `address`; 0 when it is not listed.
+    func metric(_ name: String, address: String = "127.0.0.1:10249") throws -> Double {
+        let line = try KernelTest.shell("curl -sf http://\(address)/metrics").split(separator: "\n")
+            .first { $0.hasPrefix("\(name) ") }
+        return line.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+    }
+
     /// A minimal manifest: Service `web` (TCP 80 -> named port http, UDP 53 -> dns) on `clusterIP`
     /// with the given pods as endpoints; `notReady` pods are listed but not ready.
     /// Service `web` (TCP `http` 80 -> 8080 and, with `dns`, UDP `dns` 53 -> 5353) and its EndpointSlice;

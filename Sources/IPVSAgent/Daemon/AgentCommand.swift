@@ -98,7 +98,7 @@ public struct AgentCommand: AsyncParsableCommand {
 
     // MARK: - Timing
 
-    @Option(name: .long, help: ArgumentHelp("How often the kernel is read back and drift repaired, a deleted dummy interface and its VIPs included (Go's format: 30s, 1m30s, …).", valueName: "duration"))
+    @Option(name: .long, help: ArgumentHelp("How often the kernel is read back and drift repaired, a deleted dummy interface and its VIPs included (Go's format: 30s, 1m30s, …). A removed VIP and the dummy interface deleted or set down are repaired at once, when the kernel announces it.", valueName: "duration"))
     public var syncPeriod = DurationArgument(.seconds(30))
 
     @Option(name: .long, help: ArgumentHelp("How long a removed TCP/SCTP endpoint may keep its connections before it is deleted (Go's format: 60s, 2m0s, …).", valueName: "duration"))

@@ -7,8 +7,9 @@ import Metrics
 import Prometheus
 import ServiceLifecycle
 
-/// The long-running agent: a `ServiceGroup` of the reconcile loop and the metrics server, with
-/// graceful shutdown on SIGTERM and SIGINT that leaves the kernel's state in place.
+/// The long-running agent: a `ServiceGroup` of the reconcile loop, the watch of the dummy
+/// interface and the metrics server, with graceful shutdown on SIGTERM and SIGINT that leaves the
+/// kernel's state in place.
 struct AgentDaemon {
     let command: AgentCommand
     let reconciler: Reconciler
@@ -35,6 +36,8 @@ struct AgentDaemon {
                           configuration: command.config.map { ConfigurationReload(path: $0, base: command.baseHealth) },
                           logger: logger),
         ]
+        // A deleted VIP is bound again at once, not at the next sync period.
+        services.append(AddressWatch(interface: command.interface, reconciler: reconciler, logger: logger))
         if command.metricsAddress != "none" {
             services.append(try MetricsServer(address: command.metricsAddress, registry: registry, status: status, logger: logger))
         }

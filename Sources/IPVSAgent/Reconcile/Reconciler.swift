@@ -324,19 +324,9 @@ public actor Reconciler {
         var repairs = 0
         if let vips {
             do {
-                if try vips.ensureInterface(named: options.interface) {
-                    repairs += 1
-                    logger.warning("repairing drift", metadata: ["operation": "create dummy interface \(options.interface)"])
-                    // Created by the agent now: `--cleanup` deletes it.
-                    if ownership.interface != options.interface {
-                        ownership.interface = options.interface
-                        ownershipChanged = true
-                    }
-                }
+                repairs += try repairInterface(vips)
             } catch {
-                metrics.errors.increment()
-                needsVerification = true
-                return ReconcileReport(failures: ["cannot create the missing dummy interface \(options.interface): \(error)"])
+                return ReconcileReport(failures: [error.description])
             }
         }
         // What the agent believes is there: every operation it applied was recorded in it.
@@ -364,6 +354,68 @@ public actor Reconciler {
         var report = apply(plan)
         report.repairs = repairs
         return report
+    }
+
+    /// Verifies the VIPs alone, when the dummy interface announced a change that takes addresses
+    /// away (`AddressMonitor`): IPVS sends no such notifications and waits for `verify()`. Creates
+    /// the interface again when it is missing (setting it up when it is down) and binds again
+    /// every desired address missing from it, each a repair. `removed` names the addresses
+    /// announced removed: when none of them is desired (the agent's own unbinds), nothing is read;
+    /// `nil` checks every address (the interface went away or down, or notifications were lost).
+    /// `interfaceWentDown` counts setting the interface up again as a repair.
+    @discardableResult
+    public func verifyAddresses(removed: Set<IPAddress>?, interfaceWentDown: Bool = false) -> ReconcileReport {
+        guard reconciled, let vips else { return ReconcileReport() }
+        if let removed, !interfaceWentDown, removed.isDisjoint(with: desired.addresses) { return ReconcileReport() }
+        var repairs = 0
+        do {
+            repairs += try repairInterface(vips)
+            if repairs == 0 && interfaceWentDown {
+                repairs += 1
+                logger.warning("repairing drift", metadata: ["operation": "set dummy interface \(options.interface) up"])
+            }
+            boundAddresses = try vips.addresses(on: options.interface)
+        } catch let error as InterfaceRepairFailure {
+            return ReconcileReport(failures: [error.description])
+        } catch {
+            metrics.errors.increment()
+            needsVerification = true
+            return ReconcileReport(failures: ["cannot read the addresses of \(options.interface) to verify them: \(error)"])
+        }
+        var plan = ReconcilePlan()
+        plan.addressesToAdd = StateDiff.addresses(desired: desired.addresses, actual: boundAddresses, owned: ownership.addresses,
+                                                  among: removed).add
+        for address in plan.addressesToAdd {
+            repairs += 1
+            logger.warning("repairing drift", metadata: ["operation": "bind \(address) on \(options.interface)"])
+        }
+        metrics.driftRepaired.increment(by: repairs)
+        var report = apply(plan)
+        report.repairs = repairs
+        return report
+    }
+
+    /// Creates the dummy interface when it is missing and sets it up when it is down; returns 1 when
+    /// it created it (a repair), else 0. A failure is counted and asks for a verification soon.
+    private func repairInterface(_ vips: any VIPBackend) throws(InterfaceRepairFailure) -> Int {
+        do {
+            guard try vips.ensureInterface(named: options.interface) else { return 0 }
+        } catch {
+            metrics.errors.increment()
+            needsVerification = true
+            throw InterfaceRepairFailure(description: "cannot create the missing dummy interface \(options.interface): \(error)")
+        }
+        logger.warning("repairing drift", metadata: ["operation": "create dummy interface \(options.interface)"])
+        // Created by the agent now: `--cleanup` deletes it.
+        if ownership.interface != options.interface {
+            ownership.interface = options.interface
+            ownershipChanged = true
+        }
+        return 1
+    }
+
+    private struct InterfaceRepairFailure: Error, CustomStringConvertible {
+        var description: String
     }
 
     /// Whether `operation` changes a real server that the agent's model did not hold.
