@@ -1,33 +1,16 @@
 import Foundation
 import Logging
+import TestSupport
 import XCTest
 @testable import IPVSAgent
 
 /// Every limit of `ManifestLimits`: at the limit a manifest is read, one past it is refused, the
 /// issue naming the file, the line and the limit (issue 23, section 3).
 final class ManifestLimitsTests: XCTestCase {
-    // MARK: - The two files of issue 23
+    // MARK: - The two files of issue 23 (TestSupport's HostileManifests)
 
-    /// 989 bytes: two chains of lists, each level ten aliases of the one before, and the last of
-    /// each chain used as a key. The two keys are equal, and comparing them went through 10⁹ pairs
-    /// of nodes: minutes, during which no other file's change was applied.
-    static let aliasBomb: String = {
-        func chain(_ name: String) -> String {
-            var text = "\(name)0: &\(name)0 [x,x,x,x,x,x,x,x,x,x]\n"
-            for level in 1...8 {
-                let previous = Array(repeating: "*\(name)\(level - 1)", count: 10).joined(separator: ",")
-                text += "\(name)\(level): &\(name)\(level) [\(previous)]\n"
-            }
-            return text
-        }
-        let body = chain("a") + chain("b") + "? *a8\n: 1\n? *b8\n: 2\n"
-        let comment = "# Two equal complex keys made of aliases (issue 23)."
-        return comment + String(repeating: " ", count: 989 - body.utf8.count - comment.utf8.count - 1) + "\n" + body
-    }()
-
-    /// 200 KB: 100,000 nested `[` (and their `]`). libyaml has no depth limit, and its scanner's
-    /// cost per token grows with the depth: 115 s.
-    static let deepBrackets = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
+    static let aliasBomb = HostileManifests.aliasBomb
+    static let deepBrackets = HostileManifests.deepBrackets
 
     func testTheAliasBombOfIssue23IsRefusedAtTheAliasLimit() {
         XCTAssertEqual(Self.aliasBomb.utf8.count, 989)
