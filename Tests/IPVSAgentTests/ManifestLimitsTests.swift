@@ -26,7 +26,7 @@ final class ManifestLimitsTests: XCTestCase {
         XCTAssertEqual(Self.deepBrackets.utf8.count, 200_000)
         let decoding = ManifestDecoder.decode(Self.deepBrackets, file: "deep.yaml")
         XCTAssertTrue(decoding.unreadable)
-        XCTAssertEqual(decoding.issues.map(\.description), ["deep.yaml:1: not read: nested deeper than 100 levels (the limit)"])
+        XCTAssertEqual(decoding.issues.map(\.description), ["deep.yaml:1: not read: nested deeper than 64 levels (the limit)"])
     }
 
     // MARK: - Reading limits
@@ -38,7 +38,7 @@ final class ManifestLimitsTests: XCTestCase {
         }
         XCTAssertNoThrow(try YAMLTree.parse(lists(ManifestLimits.depth - 1)))
         XCTAssertThrowsError(try YAMLTree.parse(lists(ManifestLimits.depth))) { error in
-            XCTAssertEqual(error as? YAMLError, .limit("nested deeper than 100 levels (the limit)", line: 101))
+            XCTAssertEqual(error as? YAMLError, .limit("nested deeper than 64 levels (the limit)", line: 65))
         }
     }
 
@@ -124,7 +124,7 @@ final class ManifestLimitsTests: XCTestCase {
         snapshot = source.loadNow()
         XCTAssertEqual(Self.ports(snapshot), [80, 81]) // The last good objects are kept.
         XCTAssertEqual(snapshot.issues.map(\.description), [
-            "\(path("big.yaml")): the file is 16,777,217 bytes, more than 16,777,216 (the limit for a manifest file); "
+            "\(path("big.yaml")): the file is 8,388,609 bytes, more than 8,388,608 (the limit for a manifest file); "
                 + "split it into several files; its last good objects are kept",
         ])
     }

@@ -133,7 +133,7 @@ final class YAMLTreeTests: XCTestCase {
     }
 
     func testNestingUpToTheLimitIsReadWithoutRecursion() throws {
-        // A mapping and 99 lists: 100 levels, the limit; nothing here recurses.
+        // A mapping and 63 lists: 64 levels, the limit; nothing here recurses.
         let depth = ManifestLimits.depth - 1
         let nested = String(repeating: "[", count: depth) + String(repeating: "]", count: depth)
         let tree = try YAMLTree.parse("a: \(nested)\n")
@@ -141,7 +141,7 @@ final class YAMLTreeTests: XCTestCase {
         let decoding = ManifestDecoder.decode("apiVersion: v1\nkind: Service\nmetadata: {name: deep}\nspec: \(nested)\n", file: "f.yaml")
         XCTAssertEqual(decoding.issues.map(\.message), ["expected a mapping, got a list"])
         XCTAssertThrowsError(try YAMLTree.parse("a:\n  b: \(nested)\n")) { error in
-            XCTAssertEqual(error as? YAMLError, .limit("nested deeper than 100 levels (the limit)", line: 2))
+            XCTAssertEqual(error as? YAMLError, .limit("nested deeper than 64 levels (the limit)", line: 2))
         }
     }
 }

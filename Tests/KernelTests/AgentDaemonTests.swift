@@ -166,7 +166,7 @@ final class AgentDaemonTests: XCTestCase {
         try waitUntil("pod2 is added beside the hostile files", timeout: 60) { try cluster.table().contains("-> 10.250.2.2:8080") }
         try waitUntil("both files are reported", timeout: 20) {
             logText().contains("\(bomb):7: not read: aliases stand for more than 1,000,000 nodes")
-                && logText().contains("\(deep):1: not read: nested deeper than 100 levels (the limit)")
+                && logText().contains("\(deep):1: not read: nested deeper than 64 levels (the limit)")
         }
 
         try FileManager.default.removeItem(atPath: bomb)
