@@ -61,6 +61,16 @@ final class ManifestLimitsTests: XCTestCase {
         }
     }
 
+    func testNodeLimit() throws {
+        // A list and its entries, one per line: a mapping, its key, the list, and the entries.
+        let list = { (entries: Int) in "a:\n" + String(repeating: "- x\n", count: entries) }
+        XCTAssertEqual(try YAMLTree.parse(list(ManifestLimits.nodes - 3)).entries.count, ManifestLimits.nodes)
+        XCTAssertThrowsError(try YAMLTree.parse(list(ManifestLimits.nodes - 2))) { error in
+            XCTAssertEqual(error as? YAMLError, .limit("more than 3,000,000 nodes (the limit per file); split it into several files",
+                                                       line: 2_999_999))
+        }
+    }
+
     func testKeyLengthLimit() throws {
         // An explicit key (`? `): libyaml itself refuses an implicit one longer than 1,024 characters.
         let key = { (length: Int) in "a: 1\n? " + String(repeating: "k", count: length) + "\n: v\n" }
@@ -124,7 +134,7 @@ final class ManifestLimitsTests: XCTestCase {
         snapshot = source.loadNow()
         XCTAssertEqual(Self.ports(snapshot), [80, 81]) // The last good objects are kept.
         XCTAssertEqual(snapshot.issues.map(\.description), [
-            "\(path("big.yaml")): the file is 8,388,609 bytes, more than 8,388,608 (the limit for a manifest file); "
+            "\(path("big.yaml")): the file is 16,777,217 bytes, more than 16,777,216 (the limit for a manifest file); "
                 + "split it into several files; its last good objects are kept",
         ])
     }

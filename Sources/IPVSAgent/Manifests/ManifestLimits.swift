@@ -11,10 +11,13 @@ enum ManifestLimits {
     /// A manifest file's size in bytes; a bigger file is not read (it keeps its last good objects).
     /// A reload waits for the files it decodes, so with the depth limit this bounds how long one
     /// file can hold back the changes of the others.
-    static let fileBytes = 8 << 20
+    static let fileBytes = 16 << 20
     /// Nested mappings and sequences in a YAML text: the deepest built-in Kubernetes kinds need
     /// about 15, and libyaml's scanner works through every open flow level at each token.
     static let depth = 64
+    /// Nodes (scalars, mappings, sequences) in one file: what reading it costs in time and memory,
+    /// which a file of one-character list entries would otherwise make four times its size.
+    static let nodes = 3_000_000
     /// Aliases (`*name`) in one file: the API server's objects have none.
     static let aliases = 10_000
     /// The nodes that a file's aliases stand for, counted at every alias (what reading the file

@@ -205,12 +205,20 @@ extension YAMLTree {
 
         private static let depthProblem = "nested deeper than \(ManifestLimits.depth) levels (the limit)"
 
+        private func checkNodes(_ event: yaml_event_t) throws(YAMLError) {
+            guard entries.count < ManifestLimits.nodes else {
+                throw .limit("more than \(ManifestLimits.nodes.grouped) nodes (the limit per file); split it into several files",
+                             line: Self.line(event.start_mark))
+            }
+        }
+
         private mutating func scalar(_ event: yaml_event_t) throws(YAMLError) {
             let data = event.data.scalar
             // libyaml hands out UTF-8 (the input is), which may hold NUL characters: counted, not C text.
             let text = String(decoding: UnsafeBufferPointer(start: data.value, count: data.length), as: UTF8.self)
             let tag = data.quoted_implicit == 1 ? YAMLTree.stringTag : Self.string(data.tag)
             let index = entries.count
+            try checkNodes(event)
             entries.append(Entry(kind: .scalar, isPlain: data.style == YAML_PLAIN_SCALAR_STYLE, tag: tag,
                                  lineNumber: UInt32(clamping: event.start_mark.line + 1),
                                  length: UInt32(clamping: event.end_mark.index - event.start_mark.index),
@@ -244,6 +252,7 @@ extension YAMLTree {
             guard open.count < ManifestLimits.depth else {
                 throw .limit(Self.depthProblem, line: Self.line(event.start_mark))
             }
+            try checkNodes(event)
             open.append((entries.count, pending.count, anchor, event.start_mark.index, 1))
             entries.append(Entry(kind: kind, isPlain: false, tag: tag, lineNumber: UInt32(clamping: event.start_mark.line + 1),
                                  length: 0, first: 0, count: 0, text: ""))
