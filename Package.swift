@@ -103,7 +103,7 @@ let package = Package(
         .executableTarget(name: "decode-bench", dependencies: ["IPVSAgent"], path: "Benchmarks/decode"),
 
         // MARK: - Tests (unit tests run on the host; KernelTests need a real IPVS kernel)
-        /// Helpers shared by the test targets (hex bytes, a seeded random generator).
+        /// Helpers shared by the test targets (hex bytes, a seeded random generator, hostile manifests).
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "TestSupport"]),
         .testTarget(name: "IPVSTests", dependencies: ["IPVS", "Netlink", "TestSupport"]),
@@ -114,11 +114,11 @@ let package = Package(
         ]),
         /// Yams is the reference the manifest parser (YAMLTree, on libyaml directly) is compared with.
         .testTarget(name: "IPVSAgentTests", dependencies: [
-            "IPVSAgent", "IPVS", .product(name: "Yams", package: "Yams"),
+            "IPVSAgent", "IPVS", "TestSupport", .product(name: "Yams", package: "Yams"),
         ]),
         /// Run by `make test` in a fresh network namespace on the host when it has IPVS, else
         /// inside the kernel VM (Scripts/kernel-run.sh). They fail, not skip, without IPVS there.
-        .testTarget(name: "KernelTests", dependencies: ["IPVS", "NodeNetwork", "IPVSControl", "IPVSAgent"]),
+        .testTarget(name: "KernelTests", dependencies: ["IPVS", "NodeNetwork", "IPVSControl", "IPVSAgent", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,5 +1,6 @@
 import Foundation
 import NodeNetwork
+import TestSupport
 import XCTest
 
 /// `ipvs-agent` as a daemon on the real kernel: file changes applied, drift repaired, removed
@@ -220,6 +221,40 @@ final class AgentDaemonTests: XCTestCase {
         XCTAssertTrue(logText().contains("..data"), logText())
         XCTAssertTrue(agent.isRunning, logText())
     }
+    /// Issue 23: two small hostile files (989 bytes of aliases, 200 KB of nested `[`) kept the
+    /// daemon decoding for minutes, and no change from any file was applied meanwhile, not even
+    /// their removal. Read by the agent itself (its libyaml, not the tests'), each is refused at
+    /// a limit, naming file, line and limit, and the other file's changes keep coming through.
+    func testHostileManifestsDoNotHoldUpTheOtherFiles() throws {
+        try KernelTest.requireKernel()
+        let cluster = try AgentTestCluster()
+        // Endpoints need not answer: the test reads the table, not traffic.
+        let pods = (1...3).map { AgentTestCluster.Pod(name: "pod\($0)", namespace: "", address: "10.250.\($0).2") }
+        try cluster.writeManifest("web.yaml", AgentTestCluster.webManifest(pods: [pods[0]], dns: false))
+        let log = cluster.folder.appendingPathComponent("agent.log")
+        // A long sync period: only the watcher can bring the changes in time.
+        let agent = try cluster.startDaemon(["--manifests", cluster.manifests, "--sync-period", "10m", "--metrics-address", "none"], log: log)
+        defer { if agent.isRunning { agent.terminate() } }
+        func logText() -> String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+        try waitUntil("the agent programs web with pod1", timeout: 60) { try cluster.table().contains("-> 10.250.1.2:8080") }
+
+        let bomb = try cluster.writeManifest("bomb.yaml", HostileManifests.aliasBomb)
+        let deep = try cluster.writeManifest("deep.yaml", HostileManifests.deepBrackets)
+        try cluster.writeManifest("web.yaml", AgentTestCluster.webManifest(pods: [pods[0], pods[1]], dns: false))
+        // Before the limits, decoding deep.yaml alone took 115 s on a host, and longer emulated.
+        try waitUntil("pod2 is added beside the hostile files", timeout: 60) { try cluster.table().contains("-> 10.250.2.2:8080") }
+        try waitUntil("both files are reported", timeout: 20) {
+            logText().contains("\(bomb):7: not read: aliases stand for more than 1,000,000 nodes")
+                && logText().contains("\(deep):1: not read: nested deeper than 64 levels (the limit)")
+        }
+
+        try FileManager.default.removeItem(atPath: bomb)
+        try FileManager.default.removeItem(atPath: deep)
+        try cluster.writeManifest("web.yaml", AgentTestCluster.webManifest(pods: pods, dns: false))
+        try waitUntil("pod3 is added once they are gone", timeout: 60) { try cluster.table().contains("-> 10.250.3.2:8080") }
+        XCTAssertTrue(agent.isRunning, logText())
+    }
+
     /// SIGHUP ends a process by default; the daemon reloads on it, and must survive one that
     /// comes while it still starts (before the reconcile loop has its handler).
     func testSIGHUPDuringStartUpDoesNotEndTheDaemon() throws {

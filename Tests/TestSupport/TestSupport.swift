@@ -26,3 +26,27 @@ public struct SplitMix64: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+/// The two manifests of issue 23 that kept the agent busy for minutes, reproduced.
+public enum HostileManifests {
+    /// 989 bytes: two chains of lists, each level ten aliases of the one before, and the last of
+    /// each chain used as a key. The two keys are equal, and comparing them went through 10⁹ pairs
+    /// of nodes: minutes, during which no other file's change was applied.
+    public static let aliasBomb: String = {
+        func chain(_ name: String) -> String {
+            var text = "\(name)0: &\(name)0 [x,x,x,x,x,x,x,x,x,x]\n"
+            for level in 1...8 {
+                let previous = Array(repeating: "*\(name)\(level - 1)", count: 10).joined(separator: ",")
+                text += "\(name)\(level): &\(name)\(level) [\(previous)]\n"
+            }
+            return text
+        }
+        let body = chain("a") + chain("b") + "? *a8\n: 1\n? *b8\n: 2\n"
+        let comment = "# Two equal complex keys made of aliases (issue 23)."
+        return comment + String(repeating: " ", count: 989 - body.utf8.count - comment.utf8.count - 1) + "\n" + body
+    }()
+
+    /// 200 KB: 100,000 nested `[` (and their `]`). libyaml 0.2.5 has no depth limit, and its
+    /// scanner's cost per token grows with the depth: 115 s.
+    public static let deepBrackets = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
+}

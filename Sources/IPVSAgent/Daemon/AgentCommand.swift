@@ -65,7 +65,7 @@ public struct AgentCommand: AsyncParsableCommand {
 
     // MARK: - Desired state
 
-    @Option(name: .long, help: ArgumentHelp("A manifest file or folder of .yaml/.yml/.json files (repeatable). A file deleted from a folder removes its Services; a path given here that disappears is an error and keeps its last good objects.", valueName: "path"))
+    @Option(name: .long, help: ArgumentHelp("A manifest file or folder of .yaml/.yml/.json files (repeatable). A file deleted from a folder removes its Services; a path given here that disappears is an error and keeps its last good objects. A file over a limit (16 MiB, 64 levels of nesting, 10,000 aliases; see the README) keeps its last good objects; a FIFO or device is skipped.", valueName: "path"))
     public var manifests: [String] = []
 
     @Option(name: .long, help: ArgumentHelp("The scheduler of Services without the scheduler annotation: \(Scheduler.allKnown.map(\.rawValue).joined(separator: ", ")).", valueName: "name"))
@@ -122,7 +122,7 @@ public struct AgentCommand: AsyncParsableCommand {
     public var logLevel: Logger.Level = .info
 
     @Option(name: .long, help: ArgumentHelp(
-        "text, or json: one object per line on standard error, keys sorted (time in UTC with milliseconds, level, label, message, and the event's fields).",
+        "text, or json: one object per line on standard error, keys sorted (time in UTC with milliseconds, level, label, message, and the event's fields). Both escape control characters in every value, so one line is one event.",
         valueName: "format"))
     public var logFormat: LogFormat = .text
 

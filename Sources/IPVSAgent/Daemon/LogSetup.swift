@@ -10,14 +10,17 @@ public enum LogFormat: String, CaseIterable, Sendable {
 enum LogSetup {
     /// Bootstraps swift-log once per process (the executable's job).
     static func bootstrap(format: LogFormat, level: Logger.Level) {
-        LoggingSystem.bootstrap { label in
-            var handler: any LogHandler = switch format {
-            case .json: JSONLogHandler(label: label)
-            case .text: StreamLogHandler.standardError(label: label)
-            }
-            handler.logLevel = level
-            return handler
+        LoggingSystem.bootstrap { label in handler(format: format, level: level, label: label) }
+    }
+
+    /// The handler of one logger: both formats escape what a value could forge a line with.
+    static func handler(format: LogFormat, level: Logger.Level, label: String) -> any LogHandler {
+        var handler: any LogHandler = switch format {
+        case .json: JSONLogHandler(label: label)
+        case .text: TextLogHandler(label: label)
         }
+        handler.logLevel = level
+        return handler
     }
 }
 

@@ -19,7 +19,7 @@ enum EndpointsDecoder {
 
     static func decodeSlice(_ reader: NodeReader) throws -> EndpointSlice {
         let object = try reader.mapping(known: sliceFields)
-        let metadata = try ManifestDecoder.metadata(try object.required("metadata"))
+        let metadata = try ManifestDecoder.metadata(try object.required("metadata"), name: .dns1123Subdomain)
         let typeReader = try object.required("addressType")
         let family: AddressFamily?
         switch try typeReader.string() {
@@ -76,7 +76,7 @@ enum EndpointsDecoder {
     /// endpoints that are neither ready nor serving.
     static func decodeEndpoints(_ reader: NodeReader) throws -> EndpointSlice {
         let object = try reader.mapping(known: endpointsFields)
-        let metadata = try ManifestDecoder.metadata(try object.required("metadata"))
+        let metadata = try ManifestDecoder.metadata(try object.required("metadata"), name: .dns1123Subdomain)
         var endpoints: [Endpoint] = []
         var ports: [EndpointPort] = []
         for subset in try object.list("subsets") {

@@ -36,7 +36,8 @@ public enum ManifestDecoder {
             documents = try YAMLTree.parse(text).roots
         } catch {
             result.unreadable = true
-            result.issues.append(ManifestIssue(file: file, line: error.line, message: "not valid YAML or JSON: \(error.summary)"))
+            let verdict = if case .limit = error { "not read" } else { "not valid YAML or JSON" }
+            result.issues.append(ManifestIssue(file: file, line: error.line, message: "\(verdict): \(error.summary)"))
             return result
         }
         for (index, document) in documents.enumerated() {
@@ -77,6 +78,10 @@ public enum ManifestDecoder {
         // Kept with the object, for problems found while mapping it.
         let location = ManifestLocation(file: file, document: document, line: reader.line)
         do {
+            if ["Service", "EndpointSlice", "Endpoints"].contains(kind), reader.node.length > ManifestLimits.objectCharacters {
+                throw reader.fail("the object is \(reader.node.length.grouped) characters long; the API server stores objects "
+                                  + "of at most \(ManifestLimits.objectCharacters.grouped) (1.5 MiB, etcd's request limit)")
+            }
             switch (apiVersion, kind) {
             case ("v1", "Service"):
                 var service = try ServiceDecoder.decode(reader)
@@ -137,12 +142,46 @@ public enum ManifestDecoder {
         var annotations: [String: String]
     }
 
-    static func metadata(_ reader: NodeReader) throws -> Metadata {
+    /// Reads an object's metadata; its name must follow `rule`, and its namespace, labels and
+    /// annotations the API server's rules (`ManifestLimits`).
+    static func metadata(_ reader: NodeReader, name rule: ManifestLimits.NameRule) throws -> Metadata {
         let fields = try reader.mapping(known: metadataFields)
-        let name = try fields.required("name").string()
-        guard !name.isEmpty else { throw try fields.required("name").fail("must not be empty") }
-        return Metadata(name: ObjectName(namespace: try fields.string("namespace") ?? "default", name: name),
-                        labels: try fields["labels"]?.stringMap() ?? [:],
-                        annotations: try fields["annotations"]?.stringMap() ?? [:])
+        let nameReader = try fields.required("name")
+        let name = try nameReader.string()
+        guard !name.isEmpty else { throw nameReader.fail("must not be empty") }
+        if let problem = rule.problem(name) { throw nameReader.fail(problem) }
+        let namespace = try fields.string("namespace") ?? "default"
+        if let problem = ManifestLimits.NameRule.dns1123Label.problem(namespace) {
+            throw try fields.required("namespace").fail(problem)
+        }
+        var labels: [String: String] = [:], annotations: [String: String] = [:]
+        if let reader = fields["labels"] {
+            labels = try reader.stringMap()
+            _ = try checkKeys(reader, label: true)
+        }
+        if let reader = fields["annotations"] {
+            annotations = try reader.stringMap()
+            let bytes = try checkKeys(reader, label: false)
+            guard bytes <= ManifestLimits.annotationBytes else {
+                throw reader.fail("the annotations take \(bytes.grouped) bytes; the API server allows "
+                                  + "\(ManifestLimits.annotationBytes.grouped) (256 KiB) in total, keys and values together")
+            }
+        }
+        return Metadata(name: ObjectName(namespace: namespace, name: name), labels: labels, annotations: annotations)
+    }
+
+    /// Checks the keys of a mapping of text read by `stringMap()` (and with `label`, its values)
+    /// as the API server does, naming the entry at its line; returns the size of keys and values.
+    private static func checkKeys(_ reader: NodeReader, label: Bool) throws -> Int {
+        var bytes = 0
+        for position in 0..<reader.node.count {
+            let (key, value) = reader.node.pair(position)
+            let name = key.scalar ?? "", text = value.scalar ?? ""
+            bytes += name.utf8.count + text.utf8.count
+            let entry = NodeReader(node: key, path: "\(reader.path)[\(name)]")
+            if let problem = ManifestLimits.keyProblem(name) { throw entry.fail("\(label ? "label" : "annotation") key \(problem)") }
+            if label, let problem = ManifestLimits.labelValueProblem(text) { throw entry.fail("the value \(problem)") }
+        }
+        return bytes
     }
 }

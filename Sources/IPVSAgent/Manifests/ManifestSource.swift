@@ -253,7 +253,7 @@ public final class ManifestSource: DesiredStateSource, @unchecked Sendable {
     /// Pure but for `decoded`: safe on any thread.
     private static func read(_ file: String, cache: (text: String, decoding: ManifestDecoding)?, decoded: DecodedHandler?) -> ReadFile {
         let result = Result { () throws -> (text: String, decoding: ManifestDecoding) in
-            let text = try String(contentsOfFile: file, encoding: .utf8)
+            let text = try ManifestFile.read(file)
             if let cache, cache.text == text { return cache }
             return (text, ManifestDecoder.decode(text, file: file))
         }
@@ -282,8 +282,14 @@ public final class ManifestSource: DesiredStateSource, @unchecked Sendable {
         var outcome = FileOutcome()
         let decoded: ManifestDecoding
         switch read {
+        case .failure(ManifestFile.Problem.notRegular(let what)):
+            // Not a manifest at all (a FIFO, a device): reported, and holds nothing back.
+            outcome.issues.append(ManifestIssue(file: file, message: ManifestFile.Problem.notRegular(what).message))
+            outcome.objects = FileObjects(lastGoodObjects(file))
+            return outcome
         case .failure(let error):
-            outcome.issues.append(ManifestIssue(file: file, message: "cannot read the file (\(error.localizedDescription)); its last good objects are kept"))
+            let message = (error as? ManifestFile.Problem)?.message ?? "cannot read the file (\(error.localizedDescription))"
+            outcome.issues.append(ManifestIssue(file: file, message: "\(message); its last good objects are kept"))
             outcome.objects = FileObjects(lastGoodObjects(file))
             outcome.incomplete = lastGood[file] == nil
             return outcome

@@ -19,7 +19,7 @@ enum ServiceDecoder {
 
     static func decode(_ reader: NodeReader) throws -> KubeService {
         let object = try reader.mapping(known: objectFields)
-        let metadata = try ManifestDecoder.metadata(try object.required("metadata"))
+        let metadata = try ManifestDecoder.metadata(try object.required("metadata"), name: .dns1035Label)
         var service = KubeService(name: metadata.name, annotations: metadata.annotations)
         guard let specReader = object["spec"] else { throw reader.fail("a Service needs a spec") }
         let spec = try specReader.mapping(known: specFields)

@@ -9,7 +9,9 @@ import CYAML
 /// straight into two arrays: one entry per node (its text for a scalar) and the child indices of
 /// every collection, contiguous. The semantics the decoder relies on stay Yams' (see
 /// `YAMLTreeTests`, which compares both): the same scalars, styles, tags, lines, aliases, and
-/// duplicate keys as an error.
+/// duplicate keys as an error. Unlike Yams, a key must be a scalar (as for `kubectl`: a
+/// Kubernetes object's keys are text), and reading stops at the first of `ManifestLimits`' reading
+/// limits a text goes over (nesting, aliases, key length), before its cost is paid.
 final class YAMLTree: Sendable {
     /// One node.
     struct Entry: Sendable {
@@ -23,7 +25,10 @@ final class YAMLTree: Sendable {
         /// `nil` for none.
         var tag: String?
         /// The 1-based line where the node starts.
-        var line: Int
+        var line: Int { Int(lineNumber) }
+        var lineNumber: UInt32
+        /// The length of the node's text in characters, from its first to its last (libyaml's marks).
+        var length: UInt32
         /// A collection's children in `YAMLTree.children`: from `first`, `count` of them (a
         /// mapping's are key, value, key, value, …).
         var first: Int
@@ -64,6 +69,8 @@ struct YAMLNode: Sendable {
 
     var kind: YAMLTree.Entry.Kind { tree.entries[index].kind }
     var line: Int { tree.entries[index].line }
+    /// The length of the node's text in characters.
+    var length: Int { Int(tree.entries[index].length) }
     var isPlain: Bool { tree.entries[index].isPlain }
     var tag: String? { tree.entries[index].tag }
 
@@ -103,12 +110,17 @@ enum YAMLError: Error, Equatable {
     case undefinedAlias(line: Int)
     /// Keys that appear twice in one mapping (sorted), and the line of the first one.
     case duplicatedKeys([String], line: Int)
+    /// A mapping key that is a mapping or a sequence (or an alias of one).
+    case complexKey(line: Int)
+    /// The text goes over one of `ManifestLimits`' reading limits: what, in words with the limit.
+    case limit(String, line: Int)
     case outOfMemory
 
     /// The line the error is at, when known.
     var line: Int? {
         switch self {
-        case .syntax(_, _, _, let line), .undefinedAlias(let line), .duplicatedKeys(_, let line): line
+        case .syntax(_, _, _, let line), .undefinedAlias(let line), .duplicatedKeys(_, let line), .complexKey(let line),
+             .limit(_, let line): line
         case .characters, .outOfMemory: nil
         }
     }
@@ -121,6 +133,8 @@ enum YAMLError: Error, Equatable {
         case .characters(let problem, let offset): "\(problem) (at byte \(offset))"
         case .undefinedAlias: "found undefined alias"
         case .duplicatedKeys(let keys, _): "duplicated key(s) \(keys.joined(separator: ", "))"
+        case .complexKey: "a mapping key is a mapping or a list; keys of Kubernetes objects are text"
+        case .limit(let what, _): what
         case .outOfMemory: "out of memory"
         }
     }
@@ -138,21 +152,6 @@ extension YAMLTree {
         }
     }
 
-    /// Whether nodes `a` and `b` are the same value: kind, resolved tag, text, children. Pairs of
-    /// nodes still to compare are kept on a list, not the call stack: a key nested thousands deep
-    /// is a wrong manifest, not a crash.
-    static func equal(_ a: Int, _ b: Int, entries: [Entry], children: [Int]) -> Bool {
-        var pending = [(a, b)]
-        while let (a, b) = pending.popLast() {
-            if a == b { continue }
-            let left = entries[a], right = entries[b]
-            guard left.kind == right.kind, left.text == right.text, left.count == right.count,
-                  resolvedTag(of: left) == resolvedTag(of: right) else { return false }
-            for offset in 0..<left.count { pending.append((children[left.first + offset], children[right.first + offset])) }
-        }
-        return true
-    }
-
     /// Turns libyaml's events into entries, one collection level at a time.
     private struct Builder {
         var entries: [Entry] = []
@@ -160,10 +159,17 @@ extension YAMLTree {
         var documents: [Int] = []
         /// The children of the collections still open, innermost last.
         var pending: [Int] = []
-        /// The open collections: their entry and where their children start in `pending`.
-        var open: [(entry: Int, start: Int, anchor: String?)] = []
-        /// Anchors by name (the last one of a name wins, over the whole stream, as in Yams).
-        var anchors: [String: Int] = [:]
+        /// The open collections: their entry, where their children start in `pending`, their
+        /// anchor, where their text starts, and their nodes so far with aliases expanded.
+        var open: [(entry: Int, start: Int, anchor: String?, offset: Int, nodes: Int)] = []
+        /// Anchors by name (the last one of a name wins, over the whole stream, as in Yams): the
+        /// node, and its nodes with aliases expanded.
+        var anchors: [String: (index: Int, nodes: Int)] = [:]
+        /// Aliases read, and the nodes they stood for (see `ManifestLimits.aliasedNodes`).
+        var aliases = 0
+        var aliasedNodes = 0
+        /// Where the last scalar, alias or flow collection ended (a block collection ends there too).
+        var lastEnd = 0
 
         mutating func read(_ bytes: UnsafeBufferPointer<UInt8>) throws(YAMLError) {
             var parser = yaml_parser_t()
@@ -179,85 +185,144 @@ extension YAMLTree {
                 defer { yaml_event_delete(&event) }
                 switch event.type {
                 case YAML_STREAM_END_EVENT: return
-                case YAML_SCALAR_EVENT: scalar(event)
-                case YAML_ALIAS_EVENT:
-                    let name = String(cString: event.data.alias.anchor)
-                    guard let target = anchors[name] else { throw .undefinedAlias(line: Int(event.start_mark.line) + 1) }
-                    add(target)
+                case YAML_SCALAR_EVENT: try scalar(event)
+                case YAML_ALIAS_EVENT: try alias(event)
                 case YAML_SEQUENCE_START_EVENT:
                     let start = event.data.sequence_start
-                    begin(.sequence, tag: start.implicit != 0 ? nil : Self.string(start.tag),
-                          anchor: Self.string(start.anchor), event: event)
+                    try begin(.sequence, tag: start.implicit != 0 ? nil : Self.string(start.tag),
+                              anchor: Self.string(start.anchor), event: event)
                 case YAML_MAPPING_START_EVENT:
                     let start = event.data.mapping_start
-                    begin(.mapping, tag: start.implicit != 0 ? nil : Self.string(start.tag),
-                          anchor: Self.string(start.anchor), event: event)
-                case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT: try end()
+                    try begin(.mapping, tag: start.implicit != 0 ? nil : Self.string(start.tag),
+                              anchor: Self.string(start.anchor), event: event)
+                case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT: try end(event)
                 default: continue // stream and document starts and ends
                 }
             }
         }
 
-        private mutating func scalar(_ event: yaml_event_t) {
+        private static func line(_ mark: yaml_mark_t) -> Int { Int(mark.line) + 1 }
+
+        private static let depthProblem = "nested deeper than \(ManifestLimits.depth) levels (the limit)"
+
+        private func checkNodes(_ event: yaml_event_t) throws(YAMLError) {
+            guard entries.count < ManifestLimits.nodes else {
+                throw .limit("more than \(ManifestLimits.nodes.grouped) nodes (the limit per file); split it into several files",
+                             line: Self.line(event.start_mark))
+            }
+        }
+
+        private mutating func scalar(_ event: yaml_event_t) throws(YAMLError) {
             let data = event.data.scalar
             // libyaml hands out UTF-8 (the input is), which may hold NUL characters: counted, not C text.
             let text = String(decoding: UnsafeBufferPointer(start: data.value, count: data.length), as: UTF8.self)
             let tag = data.quoted_implicit == 1 ? YAMLTree.stringTag : Self.string(data.tag)
             let index = entries.count
+            try checkNodes(event)
             entries.append(Entry(kind: .scalar, isPlain: data.style == YAML_PLAIN_SCALAR_STYLE, tag: tag,
-                                 line: Int(event.start_mark.line) + 1, first: 0, count: 0, text: text))
-            if let anchor = Self.string(data.anchor) { anchors[anchor] = index }
-            add(index)
+                                 lineNumber: UInt32(clamping: event.start_mark.line + 1),
+                                 length: UInt32(clamping: event.end_mark.index - event.start_mark.index),
+                                 first: 0, count: 0, text: text))
+            if let anchor = Self.string(data.anchor) { anchors[anchor] = (index, 1) }
+            lastEnd = event.end_mark.index
+            try add(index, nodes: 1, line: Self.line(event.start_mark))
         }
 
-        private mutating func begin(_ kind: Entry.Kind, tag: String?, anchor: String?, event: yaml_event_t) {
-            open.append((entries.count, pending.count, anchor))
-            entries.append(Entry(kind: kind, isPlain: false, tag: tag, line: Int(event.start_mark.line) + 1,
-                                 first: 0, count: 0, text: ""))
+        /// An alias is its anchor's node again: counted with the nodes it stands for, which every
+        /// reader of the tree goes through again.
+        private mutating func alias(_ event: yaml_event_t) throws(YAMLError) {
+            let name = String(cString: event.data.alias.anchor)
+            let line = Self.line(event.start_mark)
+            guard let (target, nodes) = anchors[name] else { throw .undefinedAlias(line: line) }
+            lastEnd = event.end_mark.index
+            aliases += 1
+            aliasedNodes += nodes
+            guard aliases <= ManifestLimits.aliases else {
+                throw .limit("more than \(ManifestLimits.aliases.grouped) aliases (the limit per file)", line: line)
+            }
+            guard aliasedNodes <= ManifestLimits.aliasedNodes else {
+                throw .limit("aliases stand for more than \(ManifestLimits.aliasedNodes.grouped) nodes (the limit per file, "
+                             + "counting an alias' nodes each time it is used)", line: line)
+            }
+            try add(target, nodes: nodes, line: line)
         }
 
-        private mutating func end() throws(YAMLError) {
-            let (index, start, anchor) = open.removeLast()
+        private mutating func begin(_ kind: Entry.Kind, tag: String?, anchor: String?, event: yaml_event_t) throws(YAMLError) {
+            // Counted from the events: libyaml has no limit, and scanning deeper costs more per character.
+            guard open.count < ManifestLimits.depth else {
+                throw .limit(Self.depthProblem, line: Self.line(event.start_mark))
+            }
+            try checkNodes(event)
+            open.append((entries.count, pending.count, anchor, event.start_mark.index, 1))
+            entries.append(Entry(kind: kind, isPlain: false, tag: tag, lineNumber: UInt32(clamping: event.start_mark.line + 1),
+                                 length: 0, first: 0, count: 0, text: ""))
+        }
+
+        private mutating func end(_ event: yaml_event_t) throws(YAMLError) {
+            let (index, start, anchor, offset, nodes) = open.removeLast()
             entries[index].first = children.count
             entries[index].count = pending.count - start
+            // A flow collection ends at its `]` or `}`; libyaml ends a block one where the next token
+            // starts (comments and blank lines after it included), so it ends with its last node.
+            if event.end_mark.index > event.start_mark.index { lastEnd = event.end_mark.index }
+            entries[index].length = UInt32(clamping: lastEnd - offset)
             children.append(contentsOf: pending[start...])
             pending.removeSubrange(start...)
             if entries[index].kind == .mapping { try checkDuplicates(index) }
-            if let anchor { anchors[anchor] = index }
-            add(index)
+            if let anchor { anchors[anchor] = (index, nodes) }
+            try add(index, nodes: nodes, line: entries[index].line)
         }
 
-        /// A node is complete: it is a child of the innermost open collection, or a document.
-        private mutating func add(_ index: Int) {
-            if open.isEmpty { documents.append(index) } else { pending.append(index) }
+        /// A node is complete: it is a child of the innermost open collection, or a document. A
+        /// mapping's key must be a scalar no longer than `ManifestLimits.keyBytes`.
+        private mutating func add(_ index: Int, nodes: Int, line: Int) throws(YAMLError) {
+            guard let parent = open.last else { documents.append(index); return }
+            if entries[parent.entry].kind == .mapping, (pending.count - parent.start) % 2 == 0 {
+                guard entries[index].kind == .scalar else { throw .complexKey(line: line) }
+                let bytes = entries[index].text.utf8.count
+                guard bytes <= ManifestLimits.keyBytes else {
+                    throw .limit("a key of \(bytes.grouped) bytes, longer than \(ManifestLimits.keyBytes.grouped) (the limit)", line: line)
+                }
+            }
+            pending.append(index)
+            open[open.count - 1].nodes += nodes
         }
 
         /// Throws when a key of the mapping repeats: Kubernetes objects never repeat one, and which
-        /// of the two would count is a guess the user should not have to make.
+        /// of the two would count is a guess the user should not have to make. Keys are scalars:
+        /// two are the same when their text and resolved tag are.
         private func checkDuplicates(_ mapping: Int) throws(YAMLError) {
             let first = entries[mapping].first, pairs = entries[mapping].count / 2
             guard pairs > 1 else { return }
+            let keys = (0..<pairs).lazy.map { children[first + 2 * $0] }
+            func same(_ a: Int, _ b: Int) -> Bool {
+                entries[a].text == entries[b].text && YAMLTree.resolvedTag(of: entries[a]) == YAMLTree.resolvedTag(of: entries[b])
+            }
             var duplicates: [Int] = []
-            // A mapping has a handful of keys: each is compared with the ones before it, in place
-            // (no set per mapping), by text first.
-            for later in 1..<pairs {
-                let key = children[first + 2 * later]
-                for earlier in 0..<later {
-                    let other = children[first + 2 * earlier]
-                    guard entries[other].text == entries[key].text,
-                          YAMLTree.equal(other, key, entries: entries, children: children) else { continue }
+            if pairs <= 16 {
+                // A Kubernetes mapping has a handful of keys: each is compared with the ones before it, in place.
+                for later in 1..<pairs {
+                    let key = keys[later]
+                    guard let other = keys[..<later].first(where: { same($0, key) }) else { continue }
                     // The first occurrence is the one reported.
-                    if !duplicates.contains(where: { YAMLTree.equal($0, other, entries: entries, children: children) }) {
-                        duplicates.append(other)
+                    if !duplicates.contains(where: { same($0, other) }) { duplicates.append(other) }
+                }
+            } else {
+                // Many keys (labels, a hostile file): by text, so the work grows with the keys, not their square.
+                var byText: [String: [Int]] = [:]
+                for key in keys {
+                    let earlier = byText[entries[key].text, default: []]
+                    if let other = earlier.first(where: { same($0, key) }) {
+                        if !duplicates.contains(where: { same($0, other) }) { duplicates.append(other) }
+                    } else {
+                        byText[entries[key].text, default: []].append(key)
                     }
-                    break
                 }
             }
             guard !duplicates.isEmpty else { return }
             // As Yams reports them: sorted by text, at the first one's line.
             let sorted = duplicates.sorted { entries[$0].text < entries[$1].text }
-            throw .duplicatedKeys(sorted.map { entries[$0].kind == .scalar ? entries[$0].text : "<complex key>" },
-                                  line: entries[sorted[0]].line)
+            throw .duplicatedKeys(sorted.map { entries[$0].text }, line: entries[sorted[0]].line)
         }
 
         private static func string(_ pointer: UnsafeMutablePointer<yaml_char_t>?) -> String? {
@@ -271,10 +336,11 @@ extension YAMLTree {
                 return .characters(problem: parser.problem.map { String(cString: $0) } ?? "unreadable text",
                                    offset: parser.problem_offset)
             default:
-                var problem = parser.problem.map { String(cString: $0) } ?? "not YAML"
-                // libyaml's own words name its C API; the user needs the limit.
+                let problem = parser.problem.map { String(cString: $0) } ?? "not YAML"
+                // A libyaml with a depth limit of its own (newer than 0.2.5; Yams' copy) may see
+                // the nesting before the events reach `ManifestLimits.depth`, which is lower.
                 if problem.hasPrefix("Maximum nesting level reached") {
-                    problem = "nested too deeply (more levels than libyaml accepts: 1,000 by default)"
+                    return .limit(depthProblem, line: Int(parser.problem_mark.line) + 1)
                 }
                 return .syntax(problem: problem,
                                context: parser.context.map { String(cString: $0) },
