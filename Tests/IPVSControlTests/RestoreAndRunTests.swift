@@ -22,6 +22,7 @@ final class RestoreAndRunTests: XCTestCase {
         XCTAssertFalse(harness.backendOpened)
         let lines = harness.error.split(separator: "\n").map(String.init)
         XCTAssertEqual(lines.count, 5, harness.error)
+        guard lines.count == 5 else { return }
         XCTAssertEqual(lines[0], "ipvsctl: line 2 (-a -t 10.0.0.1:80 -r 10.1.0.5 -m -w x): -w: weight must be an integer 0..65535, got \"x\"")
         XCTAssertTrue(lines[1].hasPrefix("ipvsctl: line 6 (-L): only -A -E -D -a -e -d -C -Z and --set"))
         XCTAssertTrue(lines[2].hasPrefix("ipvsctl: line 7 (-A -t 300.0.0.1:80): -t: \"300.0.0.1\""))
@@ -151,6 +152,7 @@ final class RestoreAndRunTests: XCTestCase {
             let first = clearFirst ? 7 : 8
             let lines = harness.error.split(separator: "\n").map(String.init)
             XCTAssertEqual(lines.count, 3, harness.error)
+            guard lines.count == 3 else { continue }
             XCTAssertTrue(lines[0].hasPrefix("ipvsctl: line \(first) (-A -t 10.0.0.2:80 -s twos): cannot add service TCP 10.0.0.2:80: the kernel has no \"twos\" scheduler"), harness.error)
             XCTAssertEqual(lines[1], "ipvsctl: line \(first + 1) (-a -t 10.0.0.2:80 -r 10.1.0.2:8080 -m): cannot add real server 10.1.0.2:8080 to TCP 10.0.0.2:80: no such service")
             XCTAssertEqual(lines[2], "ipvsctl: the kernel refused 2 lines of \(first + 2); every change of this -R was undone: "
@@ -171,6 +173,7 @@ final class RestoreAndRunTests: XCTestCase {
         XCTAssertEqual(harness.backend.entries.map(\.service.key), [foreignTable()[0].service.key])
         let lines = harness.error.split(separator: "\n").map(String.init)
         XCTAssertEqual(lines.count, 4, harness.error)
+        guard lines.count == 4 else { return }
         XCTAssertTrue(lines[0].hasPrefix("ipvsctl: line 3 (-A -f 7 -6 -s rr): cannot add service FWM 7 IPv6: "), harness.error)
         XCTAssertEqual(lines[1], "ipvsctl: the kernel refused 1 line of 3; undoing the lines applied failed, so the IPVS table is not as it was before -R (list it with -Sn):")
         XCTAssertTrue(lines[2].hasPrefix("ipvsctl: cannot add service FWM 7 IPv6: "), harness.error)
