@@ -11,6 +11,8 @@ final class IPVSControlRestoreTests: XCTestCase {
         "-a -t 10.9.0.1:443 -r 10.9.1.2 -i --tun-type gue --tun-port 6080 --tun-csum -w 0",
         "-A -u 10.9.0.2:53 -o -s lc",
         "-a -u 10.9.0.2:53 -r 10.9.1.3:5353 -m -w 2",
+        "-A -u 10.9.0.3:5060 -s rr -p 120 --pe sip",
+        "-a -u 10.9.0.3:5060 -r 10.9.1.4:5060 -m",
         "-A -f 7 -6 -s rr -p 30",
         "-a -f 7 -6 -r [fd00::30]:0 -g",
         "--set 100 20 30",
@@ -20,7 +22,7 @@ final class IPVSControlRestoreTests: XCTestCase {
     /// the line that fails; with `clear`, after a `-C`.
     private func script(clear: Bool, then failing: String) -> (text: String, failingLine: Int) {
         var lines = clear ? ["-C"] : ["-E -t 10.9.0.1:443 -s rr", "-e -t 10.9.0.1:443 -r 10.9.1.1:8443 -m -w 9",
-                                      "-d -u 10.9.0.2:53 -r 10.9.1.3:5353", "-D -f 7 -6"]
+                                      "-d -u 10.9.0.2:53 -r 10.9.1.3:5353", "-E -u 10.9.0.3:5060 -s wrr", "-D -f 7 -6"]
         for service in 1...40 {
             lines.append("-A -t 10.0.1.\(service):80 -s rr")
             lines.append("-a -t 10.0.1.\(service):80 -r 10.1.1.\(service):8080 -m")
@@ -43,7 +45,7 @@ final class IPVSControlRestoreTests: XCTestCase {
         try Golden.build(["-C"] + foreign, file: file, line: line)
         let before = try Golden.savedState()
         let timeouts = try KernelTest.shell("\(Golden.ipvsadm) -L --timeout")
-        XCTAssertTrue(before.contains("-A -f 7 -6 -s rr -p 30"), before, file: file, line: line)
+        XCTAssertTrue(before.contains("-A -f 7 -6 -s rr -p 30") && before.contains("--pe sip"), before, file: file, line: line)
         for clear in [false, true] {
             let (input, failingLine) = script(clear: clear, then: failing)
             let result = try Golden.ipvsctl(["-R"], input: input)
