@@ -112,7 +112,7 @@ struct CommandRunner {
         try backend.table()
     }
 
-    private func reading<T>(_ body: () throws -> T) throws -> T {
+    func reading<T>(_ body: () throws -> T) throws -> T {
         do {
             return try body()
         } catch {
@@ -122,7 +122,7 @@ struct CommandRunner {
 
     // MARK: - Changes
 
-    private func open() throws -> any IPVSBackend {
+    func open() throws -> any IPVSBackend {
         do {
             return try environment.openBackend()
         } catch {
@@ -151,61 +151,6 @@ struct CommandRunner {
             return "cannot \(operation.description): " + environment.schedulerCatalog().unavailableMessage(service.scheduler.rawValue)
         default:
             return error.description
-        }
-    }
-
-    // MARK: - Restore
-
-    private func restore() throws {
-        let input: [UInt8]
-        do {
-            input = try environment.readStandardInput()
-        } catch {
-            throw ControlFailure(message: "\(error)", status: ExitStatus.listingFailed)
-        }
-        let script: RestoreScript
-        do {
-            script = try RestoreScript.parse(input, catalog: environment.schedulerCatalog())
-        } catch {
-            let shown = error.messages.prefix(50)
-            var text = shown.joined(separator: "\n\(IPVSControl.programName): ")
-            if error.messages.count > shown.count { text += "\n\(IPVSControl.programName): … and \(error.messages.count - shown.count) more bad lines" }
-            text += "\n\(IPVSControl.programName): nothing was applied (\(error.messages.count) bad line\(error.messages.count == 1 ? "" : "s"))"
-            throw UsageError(text)
-        }
-        let backend = try open()
-        var failures: [String] = []
-        var pending: [(line: Int, operation: IPVSOperation)] = []
-        func flush() {
-            guard !pending.isEmpty else { return }
-            let results = backend.apply(pending.map(\.operation))
-            for (entry, result) in zip(pending, results) {
-                if case .failure(let error) = result {
-                    failures.append("line \(entry.line): " + message(for: error, operation: entry.operation))
-                }
-            }
-            pending.removeAll()
-        }
-        for (line, step) in script.steps {
-            switch step {
-            case .change(let operation):
-                pending.append((line, operation))
-            case .setTimeouts(let timeouts):
-                flush()
-                do {
-                    try backend.setTimeouts(timeouts)
-                } catch {
-                    failures.append("line \(line): \(error)")
-                }
-            }
-        }
-        flush()
-        if !failures.isEmpty {
-            let total = script.steps.count
-            throw ControlFailure(
-                message: failures.joined(separator: "\n\(IPVSControl.programName): ")
-                    + "\n\(IPVSControl.programName): \(failures.count) of \(total) commands failed; the others were applied",
-                status: ExitStatus.changeFailed)
         }
     }
 }

@@ -40,7 +40,8 @@ public enum ExitStatus {
     public static let listingFailed: Int32 = ControlFailure.listingFailedStatus
     /// The command line or the `-R` input is invalid; nothing was changed.
     public static let usage: Int32 = 2
-    /// The kernel refused a change (or, with `-R`, at least one of them).
+    /// The kernel refused a change; with `-R`, would refuse one (nothing was applied) or refused
+    /// one (what was applied was undone, or the message says what was not).
     public static let changeFailed: Int32 = ControlFailure.changeFailedStatus
     /// An unknown option, or an option without its value (ipvsadm's popt errors).
     public static let badOption: Int32 = 255

@@ -25,7 +25,7 @@ enum HelpText {
       --edit-service    -E        edit virtual service with options
       --delete-service  -D        delete virtual service
       --clear           -C        clear the whole table
-      --restore         -R        restore rules from stdin (all lines checked first)
+      --restore         -R        restore rules from stdin (all of them or none)
       --save            -S        save rules to stdout
       --add-server      -a        add real server with options
       --edit-server     -e        edit real server with options
@@ -117,11 +117,19 @@ enum HelpText {
       ipvsctl status --agent-address 127.0.0.1:10249 --service default/web
 
     Restore (-R):
-      Reads one command per line (-A -E -D -a -e -d -C -Z --set), as -S prints them.
-      Every line is checked first; if any is wrong, each problem is printed with its
-      line number ("line 12: -w (--weight): weight must be an integer 0..65535, got "x"")
-      and nothing is applied. Then all commands are sent to the kernel in one batch;
-      a command the kernel refuses is reported with its line and the others still apply.
+      Reads one command per line (-A -E -D -a -e -d -C -Z --set), as -S prints them,
+      and applies all of them or none:
+      1. Every line is checked; each problem is printed with the line's number and text
+         ("line 12 (-a -t 10.0.0.1:80 -r 10.1.0.5 -w x): -w: weight must be ...").
+      2. The lines are walked over the kernel's table, read once: adding a service or real
+         server that exists, or editing, deleting or zeroing one that does not, is printed
+         the same way.
+      After a problem in 1 or 2 nothing is applied. Then the commands are sent to the kernel
+      in batches; if the kernel still refuses one (a scheduler or persistence engine it
+      cannot load, an address it rejects), the table read in 2 is put back, after a -C too:
+      services, real servers, their settings and the timeouts, as they were. Not put back:
+      the counters of what the input deleted (-C, -D, -d) start again from zero, counters
+      zeroed by -Z stay zero, and changes another program made meanwhile are overwritten.
       Blank lines are skipped, '#' starts a comment, a leading "ipvsadm" is ignored.
 
     JSON output (--output json, with -L, -L -t/-u/--sctp-service/-f, -L -c, --timeout, --daemon):
@@ -147,7 +155,8 @@ enum HelpText {
 
     Exit status (as ipvsadm): 0 success; 1 a listing failed; 2 an invalid value or combination on
     the command line or in -R input (nothing changed), or IPVS unavailable; 255 an unknown option
-    or an option missing its value (nothing changed), or the kernel refused a change.
+    or an option missing its value (nothing changed), or the kernel refused a change (with -R:
+    would refuse one, or refused one and the rest was undone, as the message says).
 
     """
 }

@@ -2,7 +2,10 @@ import IPVS
 @testable import IPVSControl
 
 /// An in-memory table standing in for the kernel: enough to run whole command lines and see
-/// which operations they send. It says nothing about what the kernel accepts.
+/// which operations they send and what table they leave. Operations change `entries` as the
+/// kernel changes its table, refusing what it refuses for the table alone (add of an existing
+/// service or real server, edit or delete of a missing one); `failing` adds other refusals. It
+/// says nothing about what the kernel accepts beyond that.
 final class FakeBackend: IPVSBackend {
     var entries: [ServiceTableEntry] = []
     var applied: [[IPVSOperation]] = []
@@ -21,14 +24,64 @@ final class FakeBackend: IPVSBackend {
         entries.first { $0.service.key == key }?.realServers ?? []
     }
     func timeouts() throws -> Timeouts { timeoutsValue }
-    func setTimeouts(_ timeouts: Timeouts) throws { timeoutsValue = timeouts }
+    func setTimeouts(_ timeouts: Timeouts) throws {
+        // As the kernel: a zero field leaves that timeout unchanged.
+        if timeouts.tcp != 0 { timeoutsValue.tcp = timeouts.tcp }
+        if timeouts.tcpFin != 0 { timeoutsValue.tcpFin = timeouts.tcpFin }
+        if timeouts.udp != 0 { timeoutsValue.udp = timeouts.udp }
+    }
     func syncDaemons() throws -> [SyncDaemon] { [] }
     func apply(_ operations: [IPVSOperation]) -> [IPVSOperationResult] {
         applied.append(operations)
         return operations.map { operation in
             if let error = failing(operation) { return .failure(error) }
+            return perform(operation)
+        }
+    }
+
+    private func perform(_ operation: IPVSOperation) -> IPVSOperationResult {
+        func refusal(_ kind: IPVSError.Kind) -> IPVSOperationResult {
+            .failure(IPVSError(kind: kind, operation: operation.description))
+        }
+        guard let key = operation.serviceKey else {
+            if operation == .flush { entries = [] }
             return .success(())
         }
+        let index = entries.firstIndex { $0.service.key == key }
+        switch operation {
+        case .addService(let service):
+            guard index == nil else { return refusal(.serviceExists) }
+            entries.append(ServiceTableEntry(service: service, realServers: []))
+            return .success(())
+        case .flush, .zero(nil):
+            return .success(())
+        default:
+            break
+        }
+        guard let index else { return refusal(.serviceNotFound) }
+        let server = entries[index].realServers.firstIndex { existing in
+            switch operation {
+            case .addRealServer(let new, _), .updateRealServer(let new, _): existing.id == new.id
+            case .deleteRealServer(let id, _): existing.id == id
+            default: false
+            }
+        }
+        switch operation {
+        case .updateService(let service): entries[index].service = service
+        case .deleteService: entries.remove(at: index)
+        case .addRealServer(let new, _):
+            guard server == nil else { return refusal(.realServerExists) }
+            entries[index].realServers.append(new)
+        case .updateRealServer(let new, _):
+            guard let server else { return refusal(.realServerNotFound) }
+            entries[index].realServers[server] = new
+        case .deleteRealServer:
+            guard let server else { return refusal(.realServerNotFound) }
+            entries[index].realServers.remove(at: server)
+        case .addService, .zero, .flush:
+            break
+        }
+        return .success(())
     }
 }
 
