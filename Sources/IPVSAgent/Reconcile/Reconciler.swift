@@ -111,6 +111,11 @@ public actor Reconciler {
         ])
     }
 
+    /// The Service each owned virtual service came from, as the state file recorded it: on a first
+    /// start, these keep their addresses and ports against Services that claim them too
+    /// (`DesiredStateBuilder.seed(owners:)`).
+    public var owners: [ServiceKey: ObjectName] { ownership.origins }
+
     private func readKernel() throws {
         _ = takeEarlyProgramming() // The model is read again below.
         kernel = KernelState(table: try ipvs.table())
