@@ -166,6 +166,21 @@ final class ClaimPrecedenceTests: XCTestCase {
         XCTAssertEqual(issues.map(\.file), [path("a-copy.yaml")])
     }
 
+    /// Within one file the first object of a kind and name is used, and the others are reported.
+    func testASecondObjectOfANameInOneFileIsReported() throws {
+        try write("web.yaml", manifest("web", clusterIP: "10.96.0.10", slice: "abc", pods: [1])
+                  + manifest("web", clusterIP: "10.96.0.99", slice: "abc", pods: [9]))
+        let (state, issues) = reload()
+        XCTAssertEqual(Set(state.services.keys), [tcp("10.96.0.10", 80)])
+        XCTAssertEqual(pods(state, tcp("10.96.0.10", 80)), [1])
+        XCTAssertEqual(issues.map(\.description), [
+            "\(path("web.yaml")):14: document 3 (Service shop/web): metadata.name: Service shop/web is also defined at line 2 of this file, "
+                + "which came first; this object is ignored",
+            "\(path("web.yaml")):19: document 4 (EndpointSlice shop/web-abc): metadata.name: EndpointSlice shop/web-abc is also defined at "
+                + "line 7 of this file, which came first; this object is ignored",
+        ])
+    }
+
     // MARK: - One address and port, two Services
 
     func testANewServiceOnAnotherServicesAddressAndPortChangesNothingInEitherFileOrder() throws {

@@ -225,6 +225,14 @@ public enum ManifestObject: Hashable, Sendable {
     case service(KubeService)
     case endpointSlice(EndpointSlice)
 
+    /// Where the object was read.
+    public var location: ManifestLocation? {
+        switch self {
+        case .service(let service): service.location
+        case .endpointSlice(let slice): slice.location
+        }
+    }
+
     /// `Kind namespace/name`, to name the object in logs and errors.
     public var identity: String {
         switch self {
