@@ -165,7 +165,7 @@ final class ManifestDecoderTests: XCTestCase {
     // MARK: - Addresses that name no remote host
 
     /// A ClusterIP or external IP that is unspecified, loopback, link-local, multicast or broadcast
-    /// makes the Service invalid (the API server refuses it): reported at its line and field with
+    /// makes the Service invalid (as the API server has it): reported at its line and field with
     /// the address, and the object is rejected (its last good version is kept).
     func testSpecialPurposeClusterAndExternalIPsRejectTheService() {
         let cases: [(spec: String, field: String, message: String)] = [
@@ -176,11 +176,11 @@ final class ManifestDecoderTests: XCTestCase {
             ("clusterIP: 0.0.0.0", "spec.clusterIP",
              "0.0.0.0 is an unspecified address and cannot be a ClusterIP (the API server refuses it; use an address of the cluster's Service CIDR)"),
             ("clusterIP: 10.96.0.10\n  externalIPs: [192.0.2.7, 169.254.169.254]", "spec.externalIPs[1]",
-             "169.254.169.254 is a link-local address and cannot be an external IP (the API server refuses it; use a unicast address routed to the nodes)"),
+             "169.254.169.254 is a link-local address and cannot be an external IP (use a unicast address routed to the nodes)"),
             ("clusterIP: 10.96.0.10\n  externalIPs: [255.255.255.255]", "spec.externalIPs[0]",
-             "255.255.255.255 is a broadcast address and cannot be an external IP (the API server refuses it; use a unicast address routed to the nodes)"),
+             "255.255.255.255 is a broadcast address and cannot be an external IP (use a unicast address routed to the nodes)"),
             ("clusterIP: 10.96.0.10\n  externalIPs: [\"ff02::1\"]", "spec.externalIPs[0]",
-             "ff02::1 is a multicast address and cannot be an external IP (the API server refuses it; use a unicast address routed to the nodes)"),
+             "ff02::1 is a multicast address and cannot be an external IP (use a unicast address routed to the nodes)"),
         ]
         for (spec, field, message) in cases {
             let result = decodeOne("""

@@ -163,7 +163,7 @@ enum ServiceDecoder {
         guard let purpose = address.specialPurpose else { return nil }
         let advice = switch role {
         case .clusterIP: "the API server refuses it; use an address of the cluster's Service CIDR"
-        case .externalIP: "the API server refuses it; use a unicast address routed to the nodes"
+        case .externalIP: "use a unicast address routed to the nodes"
         case .loadBalancerIP: "this address is left out, the Service's other addresses are mapped"
         }
         let article = purpose == .unspecified ? "an" : "a"
