@@ -115,6 +115,20 @@ final class EarlyProgrammingTests: XCTestCase {
                        [ip("10.244.1.1"), ip("10.244.1.3")])
     }
 
+    /// A virtual service the state file records for another Service (missing from the kernel, say
+    /// deleted by hand) is not added early for the Service now claiming it: the owner keeps it
+    /// (`ClaimPrecedence`), and the loser's real servers never get its traffic, even briefly.
+    func testAVirtualServiceOwnedByAnotherServiceIsLeftToTheReconcile() throws {
+        let ipvs = FakeIPVS()
+        let owner = ObjectName(namespace: "ns", name: "svc-9")
+        let programming = EarlyProgramming(ipvs, present: [], owners: [tcp("10.96.0.1", 80): owner, tcp("10.96.0.2", 80): owner],
+                                           options: MappingOptions())
+        programming.add(ManifestDecoder.decode(service(1) + slice(1, "a", pods: [1]) + service(2), file: "a.yaml").objects)
+        XCTAssertEqual(programming.results().applied, 0)
+        XCTAssertEqual(ipvs.applied, [])
+        XCTAssertEqual(Set(programming.mappings().keys.map(\.name)), ["svc-1", "svc-2"])
+    }
+
     /// Files decoded after the reconciler took its IPVS backend back are left to the reconcile.
     func testAFileDecodedAfterTheTakeOverIsLeftToTheReconcile() async throws {
         let ipvs = FakeIPVS()
