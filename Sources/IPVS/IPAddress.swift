@@ -86,6 +86,45 @@ public enum IPAddress: Hashable, Sendable, Comparable, LosslessStringConvertible
         return String(decoding: output.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
+    /// What the address is reserved for when it names no single remote host (RFC 6890), or `nil`
+    /// for an ordinary unicast address. An IPv4-mapped IPv6 address (`::ffff:127.0.0.1`) is
+    /// classified as the IPv4 address it maps.
+    public var specialPurpose: SpecialPurpose? {
+        switch self {
+        case .v4(let value):
+            if value == 0 { return .unspecified }
+            if value == 0xFFFF_FFFF { return .broadcast }
+            if value >> 24 == 127 { return .loopback }
+            if value >> 16 == 0xA9FE { return .linkLocal } // 169.254.0.0/16
+            if value >> 28 == 0xE { return .multicast } // 224.0.0.0/4
+            return nil
+        case .v6(let high, let low):
+            if high == 0, low >> 32 == 0xFFFF { return IPAddress.v4(UInt32(truncatingIfNeeded: low)).specialPurpose }
+            if high == 0, low == 0 { return .unspecified }
+            if high == 0, low == 1 { return .loopback }
+            if high >> 54 == 0x3FA { return .linkLocal } // fe80::/10
+            if high >> 56 == 0xFF { return .multicast } // ff00::/8
+            return nil
+        }
+    }
+
+    /// A kind of address that names no single remote host: such an address cannot be a service's
+    /// virtual address or a destination on the network.
+    public enum SpecialPurpose: String, Hashable, Sendable, CustomStringConvertible {
+        /// `0.0.0.0` or `::`.
+        case unspecified
+        /// `127.0.0.0/8` or `::1`: this host only.
+        case loopback
+        /// `169.254.0.0/16` or `fe80::/10`: valid on one link only.
+        case linkLocal = "link-local"
+        /// `224.0.0.0/4` or `ff00::/8`.
+        case multicast
+        /// `255.255.255.255`, the limited broadcast address.
+        case broadcast
+
+        public var description: String { rawValue }
+    }
+
     /// The address in the `host:port` form ipvsadm uses: `[fd00::1]:80` for IPv6.
     public func withPort(_ port: UInt16) -> String {
         switch self {

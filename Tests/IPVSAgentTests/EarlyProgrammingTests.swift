@@ -115,6 +115,20 @@ final class EarlyProgrammingTests: XCTestCase {
                        [ip("10.244.1.1"), ip("10.244.1.3")])
     }
 
+    /// A virtual service the state file records for another Service (missing from the kernel, say
+    /// deleted by hand) is not added early for the Service now claiming it: the owner keeps it
+    /// (`ClaimPrecedence`), and the loser's real servers never get its traffic, even briefly.
+    func testAVirtualServiceOwnedByAnotherServiceIsLeftToTheReconcile() throws {
+        let ipvs = FakeIPVS()
+        let owner = ObjectName(namespace: "ns", name: "svc-9")
+        let programming = EarlyProgramming(ipvs, present: [], owners: [tcp("10.96.0.1", 80): owner, tcp("10.96.0.2", 80): owner],
+                                           options: MappingOptions())
+        programming.add(ManifestDecoder.decode(service(1) + slice(1, "a", pods: [1]) + service(2), file: "a.yaml").objects)
+        XCTAssertEqual(programming.results().applied, 0)
+        XCTAssertEqual(ipvs.applied, [])
+        XCTAssertEqual(Set(programming.mappings().keys.map(\.name)), ["svc-1", "svc-2"])
+    }
+
     /// Files decoded after the reconciler took its IPVS backend back are left to the reconcile.
     func testAFileDecodedAfterTheTakeOverIsLeftToTheReconcile() async throws {
         let ipvs = FakeIPVS()
@@ -128,18 +142,22 @@ final class EarlyProgrammingTests: XCTestCase {
         XCTAssertTrue(programming.mappings().isEmpty)
     }
 
-    func testWhatALaterFileReplacedIsUndoneByTheReconcile() async throws {
-        // b.yaml replaces svc-1 (port 81 instead of 80) and moves its endpoints.
+    /// A second Service object of a name, in another file, loses to the first (`ClaimPrecedence`):
+    /// what the early programming added for it (port 81, whichever file decodes first) is undone by
+    /// the reconcile, and the first object's service keeps its real servers.
+    func testWhatAServiceObjectThatLostAddedIsUndoneByTheReconcile() async throws {
         try write("a.yaml", service(1), slice(1, "a", pods: [1, 2]))
-        try write("b.yaml", service(1, port: 81), slice(1, "a", pods: [3]))
+        try write("b.yaml", service(1, port: 81), slice(1, "b", pods: [3]))
         let ipvs = FakeIPVS()
         let store = OwnershipStore(path: folder.appendingPathComponent("state.json").path)
-        let (report, state, _) = try await firstStart(ipvs, store: store)
+        let (report, state, issues) = try await firstStart(ipvs, store: store)
 
         XCTAssertEqual(report.failures, [])
-        XCTAssertEqual(Set(state.services.keys), [tcp("10.96.0.1", 81)])
+        XCTAssertEqual(Set(state.services.keys), [tcp("10.96.0.1", 80)])
+        XCTAssertEqual(state.services[tcp("10.96.0.1", 80)].map { Set($0.realServers.keys.map(\.address)) }, [ip("10.244.1.1"), ip("10.244.1.2")])
         XCTAssertEqual(table(ipvs), state.services.mapValues(\.realServers))
-        XCTAssertEqual(try store.load().services, [tcp("10.96.0.1", 81)])
+        XCTAssertEqual(try store.load().services, [tcp("10.96.0.1", 80)])
+        XCTAssertEqual(issues.map(\.file), [folder.appendingPathComponent("b.yaml").path])
     }
 
     func testServicesInTheKernelAtStartAreLeftToTheReconcile() async throws {
@@ -178,8 +196,9 @@ final class EarlyProgrammingTests: XCTestCase {
         let build = plain.build(snapshot)
         XCTAssertEqual(state, build.state)
         XCTAssertEqual(issues, snapshot.issues + build.issues)
-        XCTAssertEqual(issues.count, 1)
-        XCTAssertTrue(issues.first?.description.contains("sh-port") == true || issues.first?.description.contains("flags") == true,
-                      issues.first?.description ?? "")
+        // The flag, and b.yaml's second Service object of svc-1.
+        XCTAssertEqual(issues.count, 2)
+        XCTAssertEqual(issues.filter { $0.description.contains("sh-port") || $0.description.contains("flags") }.count, 1, "\(issues)")
+        XCTAssertEqual(issues.filter { $0.field == "metadata.name" && $0.file.hasSuffix("b.yaml") }.count, 1, "\(issues)")
     }
 }

@@ -161,4 +161,68 @@ final class ManifestDecoderTests: XCTestCase {
             """
         assertIssue(text, contains: ["EndpointSlice default/s", "endpoints[0].addresses[0]", "not an IPv6 address"])
     }
+
+    // MARK: - Addresses that name no remote host
+
+    /// A ClusterIP or external IP that is unspecified, loopback, link-local, multicast or broadcast
+    /// makes the Service invalid (as the API server has it): reported at its line and field with
+    /// the address, and the object is rejected (its last good version is kept).
+    func testSpecialPurposeClusterAndExternalIPsRejectTheService() {
+        let cases: [(spec: String, field: String, message: String)] = [
+            ("clusterIP: 127.0.0.1", "spec.clusterIP",
+             "127.0.0.1 is a loopback address and cannot be a ClusterIP (the API server refuses it; use an address of the cluster's Service CIDR)"),
+            ("clusterIP: 10.96.0.10\n  clusterIPs: [10.96.0.10, \"fe80::1\"]", "spec.clusterIPs[1]",
+             "fe80::1 is a link-local address and cannot be a ClusterIP (the API server refuses it; use an address of the cluster's Service CIDR)"),
+            ("clusterIP: 0.0.0.0", "spec.clusterIP",
+             "0.0.0.0 is an unspecified address and cannot be a ClusterIP (the API server refuses it; use an address of the cluster's Service CIDR)"),
+            ("clusterIP: 10.96.0.10\n  externalIPs: [192.0.2.7, 169.254.169.254]", "spec.externalIPs[1]",
+             "169.254.169.254 is a link-local address and cannot be an external IP (use a unicast address routed to the nodes)"),
+            ("clusterIP: 10.96.0.10\n  externalIPs: [255.255.255.255]", "spec.externalIPs[0]",
+             "255.255.255.255 is a broadcast address and cannot be an external IP (use a unicast address routed to the nodes)"),
+            ("clusterIP: 10.96.0.10\n  externalIPs: [\"ff02::1\"]", "spec.externalIPs[0]",
+             "ff02::1 is a multicast address and cannot be an external IP (use a unicast address routed to the nodes)"),
+        ]
+        for (spec, field, message) in cases {
+            let result = decodeOne("""
+                apiVersion: v1
+                kind: Service
+                metadata: {name: web}
+                spec:
+                  \(spec)
+                  ports: [{port: 80}]
+                """)
+            XCTAssertEqual(result.objects, [], spec)
+            XCTAssertEqual(result.rejected, ["Service default/web"], spec)
+            XCTAssertEqual(result.issues.count, 1, spec)
+            XCTAssertEqual(result.issues.first?.field, field, spec)
+            XCTAssertEqual(result.issues.first?.line, spec.contains("\n") ? 6 : 5, spec)
+            XCTAssertEqual(result.issues.first?.message, message, spec)
+            XCTAssertEqual(result.issues.first?.file, "test.yaml", spec)
+        }
+    }
+
+    /// A load-balancer IP of that kind (the API server takes any address in status) is left out
+    /// and reported; the Service's other addresses still map, as kube-proxy would map them.
+    func testSpecialPurposeLoadBalancerIPIsLeftOutAndTheRestMaps() throws {
+        let result = decodeOne("""
+            apiVersion: v1
+            kind: Service
+            metadata: {name: web}
+            spec: {type: LoadBalancer, clusterIP: 10.96.0.10, ports: [{port: 80, nodePort: 30080}]}
+            status:
+              loadBalancer:
+                ingress:
+                - ip: 203.0.113.9
+                - ip: 127.0.0.53
+            """)
+        guard case .service(let service) = try XCTUnwrap(result.objects.first) else { return XCTFail("no Service") }
+        XCTAssertEqual(service.loadBalancerIngress, [ip("203.0.113.9")])
+        XCTAssertEqual(result.issues.map(\.description), [
+            "test.yaml:9: document 1 (Service default/web): status.loadBalancer.ingress[1].ip: 127.0.0.53 is a loopback address and "
+                + "cannot be a load-balancer IP (this address is left out, the Service's other addresses are mapped)",
+        ])
+        let mapping = ServiceMapper.map(service, slices: [], options: MappingOptions())
+        XCTAssertEqual(Set(mapping.services.keys), [tcp("10.96.0.10", 80), tcp("203.0.113.9", 80)])
+        XCTAssertEqual(mapping.addresses, [ip("10.96.0.10"), ip("203.0.113.9")])
+    }
 }

@@ -219,7 +219,8 @@ extension ServiceMapperTests {
             "a.yaml:1: document 1 (Service default/web): metadata.annotations[ipvs.swift.dev/health-interval]: \"fast\" is not a duration; use a number and a unit (ns, us, ms, s, m, h), as Go writes durations: 500ms, 30s, 1m30s; the Service is not health-checked",
             "a.yaml:1: document 1 (Service default/web): metadata.annotations[ipvs.swift.dev/scheduler-flags]: scheduler rr takes no such flags; the flags are ignored",
             "a.yaml:10: document 2 (EndpointSlice default/web-a): ports: no TCP port named \"http\" for port 80 (targetPort \"http\") of Service default/web; its endpoints are left out of that port",
-            "dir/b.yaml:5: document 1 (Service default/zeta): spec.ports[1]: TCP 10.96.0.10:80 is already used by Service default/web; this port is left out",
+            "dir/b.yaml:5: document 1 (Service default/zeta): spec.ports[1]: TCP 10.96.0.10:80 is already used by Service default/web (a.yaml:1), "
+                + "which came first; this port is left out until that one no longer uses it",
         ].sorted())
     }
 

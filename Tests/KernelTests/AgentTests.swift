@@ -107,35 +107,38 @@ final class AgentTests: XCTestCase {
         XCTAssertEqual(try KernelTest.shell("ip -o link show dev kube-ipvs0 2>/dev/null || true"), "")
     }
 
-    /// A first start binds each Service's VIPs as soon as its file is decoded. A Service that a
-    /// later file replaces may have had its old address bound by then: the reconcile removes it,
-    /// and the address the Service has now is the one bound and programmed.
-    /// VIPs are bound and IPVS programmed as each file is decoded (a-web.yaml's Service on
-    /// 10.96.7.1 first); the reconcile undoes both once b-web.yaml replaced that Service.
-    func testOnceUndoesWhatItBoundAndProgrammedEarlyForAServiceALaterFileReplaced() throws {
+    /// A first start binds each Service's VIPs and programs its virtual services as soon as its
+    /// file is decoded, before it knows every file. A second Service object of the same name in
+    /// another file (a-copy.yaml, read first but created later, so it loses: `ClaimPrecedence`)
+    /// had its address bound and its virtual service added by then: the reconcile removes both,
+    /// and the object that keeps the name is the one bound and programmed.
+    func testOnceUndoesWhatItBoundAndProgrammedEarlyForAServiceObjectThatLost() throws {
         try KernelTest.requireKernel()
         let cluster = try AgentTestCluster()
         let pod = try cluster.addPod(1)
-        let service = { (clusterIP: String) in
+        let service = { (clusterIP: String, created: String, slice: String) in
             """
             apiVersion: v1
             kind: Service
-            metadata: {name: web, namespace: default}
+            metadata: {name: web, namespace: default, creationTimestamp: "\(created)"}
             spec: {clusterIP: \(clusterIP), ports: [{name: http, port: 80, targetPort: 8080}]}
+            ---
+            \(AgentTestCluster.endpointSlice(name: slice, service: "web", endpoints: ["- addresses: [\(pod.address)]\n  conditions: {ready: true}"],
+                                           ports: ["{name: http, protocol: TCP, port: 8080}"]))
             """
         }
-        try cluster.writeManifest("a-web.yaml", service("10.96.7.1"))
-        try cluster.writeManifest("b-web.yaml", service("10.96.7.2") + "\n---\n" + AgentTestCluster.endpointSlice(
-            name: "web-a", service: "web", endpoints: ["- addresses: [\(pod.address)]\n  conditions: {ready: true}"],
-            ports: ["{name: http, protocol: TCP, port: 8080}"]))
+        try cluster.writeManifest("a-copy.yaml", service("10.96.7.1", "2026-02-01T00:00:00Z", "web-copy"))
+        try cluster.writeManifest("b-web.yaml", service("10.96.7.2", "2026-01-01T00:00:00Z", "web-a"))
 
         let run = try cluster.agent(["--manifests", cluster.manifests, "--once"])
-        XCTAssertEqual(run.status, 0, run.standardError)
+        XCTAssertEqual(run.status, 1, run.standardError)
+        XCTAssertTrue(run.standardError.contains("a-copy.yaml:1: document 1 (Service default/web): metadata.name: Service default/web is also defined at "),
+                      run.standardError)
         XCTAssertTrue(run.standardError.contains("removing an address bound early that no Service uses"), run.standardError)
-        // Both files' virtual services were added before the reconcile (3 operations: a service
-        // without endpoints, a service and its real server), and the reconcile deleted one.
+        // Both files' virtual services were added before the reconcile (a service and its real
+        // server each), and the reconcile deleted the one of the object that lost.
         let early = run.standardError.split(separator: "\n").first { $0.contains("programmed while the manifests loaded") }
-        XCTAssertTrue(early?.contains("operations=3") == true, run.standardError)
+        XCTAssertTrue(early?.contains("operations=4") == true, run.standardError)
         let addresses = try KernelTest.shell("ip -o -4 addr show dev kube-ipvs0")
         XCTAssertTrue(addresses.contains("10.96.7.2/32"), addresses)
         XCTAssertFalse(addresses.contains("10.96.7.1/"), addresses)

@@ -20,6 +20,14 @@ public struct AgentCommand: AsyncParsableCommand {
             bound on a dummy interface, except the node's own addresses. Only what the agent created (or \
             adopted because it is desired) is ever changed or deleted; it is recorded in --state-file.
 
+            Of two Service objects with one namespace and name (in two files), or two Services on one \
+            address and port, the one that came first keeps it: the one in use already (after a restart, \
+            the owner --state-file records), else the older metadata.creationTimestamp, else the first by \
+            file path and line. The other is reported at its file and line and changes nothing (a losing \
+            object's endpoints in its own file are left out too) until the first is removed. Unspecified, \
+            loopback, link-local, multicast and broadcast addresses are refused as ClusterIPs and external \
+            IPs (the Service is invalid) and left out as load balancer IPs.
+
             Per-Service scheduler: annotate the Service with (mh without flags gets mh-port, as kube-proxy sets it)
               ipvs.swift.dev/scheduler: mh
               ipvs.swift.dev/scheduler-flags: mh-fallback,mh-port

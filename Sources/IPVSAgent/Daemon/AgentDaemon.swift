@@ -164,7 +164,10 @@ struct ReconcileLoop: Service {
         let early = await reconciler.bindEarly()
         let programming = await reconciler.programEarly(options: builder.options)
         let snapshot = await source.load(changed: changed, decoded: AgentRunner.handler(early, programming, options: builder.options))
-        if let programming { builder.seed(programming.mappings()) }
+        if let programming {
+            builder.seed(programming.mappings())
+            builder.seed(owners: await reconciler.owners)
+        }
         let build = builder.build(snapshot)
         let issues = snapshot.issues + build.issues
         for issue in issues { logger.error("\(issue)") }

@@ -121,14 +121,16 @@ struct AgentRunner {
     }
 
     /// Loads the manifests and maps them, logging every problem; `early` gets the VIPs of each
-    /// Service as soon as it is decoded, and `programming` the objects of each file.
+    /// Service as soon as it is decoded, and `programming` the objects of each file. `owners` are
+    /// the state file's owners of virtual services (`DesiredStateBuilder.seed(owners:)`).
     func load(_ source: ManifestSource, _ builder: inout DesiredStateBuilder, early: AddressBinding? = nil,
-              programming: EarlyProgramming? = nil)
+              programming: EarlyProgramming? = nil, owners: [ServiceKey: ObjectName] = [:])
         -> (build: DesiredStateBuilder.Build, issues: [ManifestIssue], hold: Reconciler.Hold) {
         let start = ContinuousClock.now
         let snapshot = source.loadNow(decoded: Self.handler(early, programming, options: builder.options))
         let decoded = ContinuousClock.now - start
         if let programming { builder.seed(programming.mappings()) }
+        builder.seed(owners: owners)
         let build = builder.build(snapshot)
         let issues = snapshot.issues + build.issues
         for issue in issues { logger.error("\(issue)") }
@@ -168,8 +170,8 @@ struct AgentRunner {
         let links = try? LinkManagerBackend()
         let source = ManifestSource(paths: command.manifests, logger: logger)
         var builder = DesiredStateBuilder(options: mappingOptions(links: links, configuration: configuration))
-        let (build, issues, hold) = load(source, &builder)
         let reconciler = try await startDryRunReconciler(links: links)
+        let (build, issues, hold) = load(source, &builder, owners: await reconciler.owners)
         let plan = await reconciler.dryRun(build.state, hold: hold)
         for line in IPVSSaveFormatter.lines(plan, interface: command.interface) { print(line) }
         if !issues.isEmpty { throw ExitCode(1) }
@@ -192,7 +194,8 @@ struct AgentRunner {
         // VIPs are bound and IPVS programmed while the manifests are still decoded: on a cold start
         // decoding takes about as long as either.
         let (build, issues, hold) = load(source, &builder, early: await reconciler.bindEarly(),
-                                         programming: await reconciler.programEarly(options: builder.options))
+                                         programming: await reconciler.programEarly(options: builder.options),
+                                         owners: await reconciler.owners)
         var report = await reconciler.reconcile(build.state, hold: hold)
         let drains = await reconciler.checkDrains()
         report.applied += drains.applied

@@ -84,6 +84,9 @@ public struct KubeService: Hashable, Sendable {
     public var scheduler: Scheduler?
     /// The flags of annotation `ipvs.swift.dev/scheduler-flags`.
     public var schedulerFlags: ServiceFlags?
+    /// `metadata.creationTimestamp` (`2024-05-01T12:00:00Z`): of two Service objects that claim the
+    /// same name or address and port, neither in the desired state yet, the older wins.
+    public var creationTimestamp: String?
     /// Where the object was read (`nil` for objects not read from a manifest); not part of the
     /// object's equality.
     public var location: ManifestLocation? {
@@ -221,6 +224,14 @@ public struct EndpointPort: Hashable, Sendable {
 public enum ManifestObject: Hashable, Sendable {
     case service(KubeService)
     case endpointSlice(EndpointSlice)
+
+    /// Where the object was read.
+    public var location: ManifestLocation? {
+        switch self {
+        case .service(let service): service.location
+        case .endpointSlice(let slice): slice.location
+        }
+    }
 
     /// `Kind namespace/name`, to name the object in logs and errors.
     public var identity: String {

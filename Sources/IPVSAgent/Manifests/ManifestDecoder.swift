@@ -84,9 +84,13 @@ public enum ManifestDecoder {
             }
             switch (apiVersion, kind) {
             case ("v1", "Service"):
-                var service = try ServiceDecoder.decode(reader)
+                var warnings: [FieldError] = []
+                var service = try ServiceDecoder.decode(reader, warnings: &warnings)
                 service.location = location
                 result.objects.append(.service(service))
+                for warning in warnings {
+                    result.issues.append(issue(warning, reader: reader, file: file, document: document, object: ManifestObject.service(service).identity))
+                }
             case ("discovery.k8s.io/v1", "EndpointSlice"):
                 var slice = try EndpointsDecoder.decodeSlice(reader)
                 slice.location = location
@@ -116,20 +120,26 @@ public enum ManifestDecoder {
             result.rejected.insert(identity)
             if let serviceName { result.rejectedServices[identity] = ObjectName(namespace: namespace, name: serviceName) }
             if let error = error as? FieldError {
-                let prefix = reader.fieldPrefix
-                let field = error.path.hasPrefix(prefix) ? String(error.path.dropFirst(prefix.count)) : error.path
-                result.issues.append(ManifestIssue(file: file, document: document, line: error.line, object: identity,
-                                                   field: reader.path.isEmpty ? field : "\(reader.path): \(field)",
-                                                   message: error.message))
+                result.issues.append(issue(error, reader: reader, file: file, document: document, object: identity))
             } else {
                 result.issues.append(ManifestIssue(file: file, document: document, line: reader.line, object: identity, message: "\(error)"))
             }
         }
     }
 
+    /// The problem `error` in the object `reader` reads, its field named from the object (and the
+    /// object's place in a list).
+    private static func issue(_ error: FieldError, reader: NodeReader, file: String, document: Int, object: String) -> ManifestIssue {
+        let prefix = reader.fieldPrefix
+        let field = error.path.hasPrefix(prefix) ? String(error.path.dropFirst(prefix.count)) : error.path
+        return ManifestIssue(file: file, document: document, line: error.line, object: object,
+                             field: reader.path.isEmpty ? field : "\(reader.path): \(field)", message: error.message)
+    }
+
     // MARK: - Shared pieces
 
-    /// The fields of `metadata` (ObjectMeta); only name, namespace, labels and annotations are used.
+    /// The fields of `metadata` (ObjectMeta); only name, namespace, labels, annotations and
+    /// creationTimestamp are used.
     static let metadataFields: FieldNames = [
         "name", "namespace", "labels", "annotations", "uid", "resourceVersion", "generation", "creationTimestamp",
         "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields", "ownerReferences", "finalizers",
@@ -140,6 +150,8 @@ public enum ManifestDecoder {
         var name: ObjectName
         var labels: [String: String]
         var annotations: [String: String]
+        /// `creationTimestamp` as the API server writes it (`2024-05-01T12:00:00Z`).
+        var creationTimestamp: String?
     }
 
     /// Reads an object's metadata; its name must follow `rule`, and its namespace, labels and
@@ -167,7 +179,16 @@ public enum ManifestDecoder {
                                   + "\(ManifestLimits.annotationBytes.grouped) (256 KiB) in total, keys and values together")
             }
         }
-        return Metadata(name: ObjectName(namespace: namespace, name: name), labels: labels, annotations: annotations)
+        var creationTimestamp: String?
+        if let field = fields["creationTimestamp"] {
+            let text = try field.string()
+            guard isTimestamp(text) else {
+                throw field.fail("must be a UTC time as the API server writes it (2024-05-01T12:00:00Z), got \"\(text)\"")
+            }
+            creationTimestamp = text
+        }
+        return Metadata(name: ObjectName(namespace: namespace, name: name), labels: labels, annotations: annotations,
+                        creationTimestamp: creationTimestamp)
     }
 
     /// Checks the keys of a mapping of text read by `stringMap()` (and with `label`, its values)
@@ -183,5 +204,16 @@ public enum ManifestDecoder {
             if label, let problem = ManifestLimits.labelValueProblem(text) { throw entry.fail("the value \(problem)") }
         }
         return bytes
+    }
+
+    /// Whether `text` reads `YYYY-MM-DDTHH:MM:SSZ` (RFC 3339 in UTC, whole seconds: Kubernetes'
+    /// `metav1.Time`), the form in which two times compare as their text does.
+    static func isTimestamp(_ text: String) -> Bool {
+        let pattern = Array("0000-00-00T00:00:00Z".utf8)
+        let bytes = Array(text.utf8)
+        guard bytes.count == pattern.count else { return false }
+        return zip(bytes, pattern).allSatisfy { byte, expected in
+            expected == UInt8(ascii: "0") ? (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) : byte == expected
+        }
     }
 }

@@ -305,7 +305,14 @@ public final class ManifestSource: DesiredStateSource, @unchecked Sendable {
         }
         var good: [String: ManifestObject] = [:]
         var order: [String] = []
-        for object in decoded.objects where good[object.identity] == nil {
+        for object in decoded.objects {
+            // The first object of a kind and name in a file is the one used, as it is early.
+            if let first = good[object.identity] {
+                outcome.issues.append(ManifestIssue(at: object.location, object: object.identity, field: "metadata.name",
+                                                    message: "\(object.identity) is also defined at line \(first.location?.line.map(String.init) ?? "?") "
+                                                        + "of this file, which came first; this object is ignored"))
+                continue
+            }
             good[object.identity] = object
             order.append(object.identity)
         }

@@ -17,10 +17,13 @@ enum ServiceDecoder {
     static let loadBalancerFields: FieldNames = ["ingress"]
     static let ingressFields: FieldNames = ["ip", "hostname", "ipMode", "ports"]
 
-    static func decode(_ reader: NodeReader) throws -> KubeService {
+    /// Reads the Service; problems that leave the rest of it usable (a load-balancer IP left out)
+    /// go to `warnings`.
+    static func decode(_ reader: NodeReader, warnings: inout [FieldError]) throws -> KubeService {
         let object = try reader.mapping(known: objectFields)
         let metadata = try ManifestDecoder.metadata(try object.required("metadata"), name: .dns1035Label)
         var service = KubeService(name: metadata.name, annotations: metadata.annotations)
+        service.creationTimestamp = metadata.creationTimestamp
         guard let specReader = object["spec"] else { throw reader.fail("a Service needs a spec") }
         let spec = try specReader.mapping(known: specFields)
 
@@ -36,11 +39,11 @@ enum ServiceDecoder {
         if clusterIP == "None" {
             service.isHeadless = true
         } else if let clusterIP, !clusterIP.isEmpty {
-            service.clusterIPs = [try spec.required("clusterIP").ipAddress()]
+            service.clusterIPs = [try virtualAddress(spec.required("clusterIP"), role: .clusterIP)]
         }
         let clusterIPs = try spec.list("clusterIPs")
         if !clusterIPs.isEmpty, !service.isHeadless {
-            let addresses = try clusterIPs.map { try $0.ipAddress() }
+            let addresses = try clusterIPs.map { try virtualAddress($0, role: .clusterIP) }
             if let first = service.clusterIPs.first, first != addresses[0] {
                 throw clusterIPs[0].fail("must equal spec.clusterIP (\(first)), got \(addresses[0])")
             }
@@ -50,9 +53,9 @@ enum ServiceDecoder {
             }
             service.clusterIPs = addresses
         }
-        service.externalIPs = try spec.list("externalIPs").map { try $0.ipAddress() }
+        service.externalIPs = try spec.list("externalIPs").map { try virtualAddress($0, role: .externalIP) }
         if let status = object["status"] {
-            service.loadBalancerIngress = try loadBalancerIngress(status)
+            service.loadBalancerIngress = try loadBalancerIngress(status, warnings: &warnings)
         }
 
         // MARK: Ports
@@ -120,7 +123,7 @@ enum ServiceDecoder {
         }
     }
 
-    private static func loadBalancerIngress(_ status: NodeReader) throws -> [IPAddress] {
+    private static func loadBalancerIngress(_ status: NodeReader, warnings: inout [FieldError]) throws -> [IPAddress] {
         let fields = try status.mapping(known: statusFields)
         guard let balancer = try fields["loadBalancer"]?.mapping(known: loadBalancerFields) else { return [] }
         var addresses: [IPAddress] = []
@@ -128,9 +131,43 @@ enum ServiceDecoder {
             let ingress = try entry.mapping(known: ingressFields)
             // Like kube-proxy: an `ipMode: Proxy` balancer sends traffic to the node, not to the VIP.
             if try ingress.string("ipMode") == "Proxy" { continue }
-            if let ip = ingress["ip"] { addresses.append(try ip.ipAddress()) }
+            guard let ip = ingress["ip"] else { continue }
+            let address = try ip.ipAddress()
+            // The API server takes such an address here, and kube-proxy would map the Service's others.
+            if let refusal = refusal(of: address, at: ip, role: .loadBalancerIP) { warnings.append(refusal); continue }
+            addresses.append(address)
         }
         return addresses
+    }
+
+    // MARK: - Virtual addresses
+
+    /// What an address of a Service is used as.
+    enum AddressRole: String {
+        case clusterIP = "a ClusterIP"
+        case externalIP = "an external IP"
+        case loadBalancerIP = "a load-balancer IP"
+    }
+
+    /// Reads an address that becomes a virtual service's address and a VIP bound on the dummy
+    /// interface: an unspecified, loopback, link-local, multicast or broadcast address is refused
+    /// (bound on the node, a loopback or link-local VIP would capture the node's own traffic).
+    static func virtualAddress(_ reader: NodeReader, role: AddressRole) throws -> IPAddress {
+        let address = try reader.ipAddress()
+        if let refusal = refusal(of: address, at: reader, role: role) { throw refusal }
+        return address
+    }
+
+    /// Why `address` (read at `reader`) cannot be used as `role`, or `nil` when it can.
+    static func refusal(of address: IPAddress, at reader: NodeReader, role: AddressRole) -> FieldError? {
+        guard let purpose = address.specialPurpose else { return nil }
+        let advice = switch role {
+        case .clusterIP: "the API server refuses it; use an address of the cluster's Service CIDR"
+        case .externalIP: "use a unicast address routed to the nodes"
+        case .loadBalancerIP: "this address is left out, the Service's other addresses are mapped"
+        }
+        let article = purpose == .unspecified ? "an" : "a"
+        return reader.fail("\(address) is \(article) \(purpose) address and cannot be \(role.rawValue) (\(advice))")
     }
 
     // MARK: - Scheduler annotations

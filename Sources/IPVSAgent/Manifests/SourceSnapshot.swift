@@ -53,8 +53,8 @@ public struct SourceSnapshot: Sendable {
         self.incomplete = false
     }
 
-    /// The Service object named `name` (the last one in source order) and every endpoint object
-    /// labelled with it, in source order; found through the index when there is one.
+    /// Every Service object named `name` and every endpoint object labelled with it, in source
+    /// order; found through the index when there is one.
     func inputs(of name: ObjectName) -> ServiceInputs {
         if let index { return index.inputs(of: name) }
         var inputs = ServiceInputs()
@@ -65,8 +65,14 @@ public struct SourceSnapshot: Sendable {
 
 /// The objects that make up one Kubernetes Service: its Service object and its endpoints.
 struct ServiceInputs: Hashable, Sendable {
-    var service: KubeService?
+    /// Every Service object of the name, in source order: more than one when several files define
+    /// it (`DesiredStateBuilder` picks one).
+    var services: [KubeService] = []
     var slices: [EndpointSlice] = []
+
+    /// The Service object, when one file is read: the first of the name in the file, as
+    /// `ManifestSource` keeps it.
+    var service: KubeService? { services.first }
 
     /// The objects grouped by the Service they belong to (a slice labelled with none is left out).
     static func grouped(_ objects: some Sequence<ManifestObject>) -> [ObjectName: ServiceInputs] {
@@ -82,10 +88,10 @@ struct ServiceInputs: Hashable, Sendable {
     /// on the files' order.
     var slicesByName: [EndpointSlice] { slices.sorted { $0.name < $1.name } }
 
-    /// Adds one object; a later Service object replaces an earlier one of the same name.
+    /// Adds one object.
     mutating func add(_ object: ManifestObject) {
         switch object {
-        case .service(let value): service = value
+        case .service(let value): services.append(value)
         case .endpointSlice(let slice): slices.append(slice)
         }
     }

@@ -27,9 +27,19 @@ public struct DesiredStateBuilder: Sendable {
         var service: KubeService
         var slices: [EndpointSlice]
         var mapping: ServiceMapping
+        /// Other files' Service objects of the same name, left out (`ClaimPrecedence`).
+        var duplicates: [ManifestIssue] = []
+
+        /// Every problem of the Service.
+        var issues: [ManifestIssue] { duplicates + mapping.issues }
     }
 
     private var cache: [ObjectName: Entry] = [:]
+    /// The file each Service's object was taken from: it keeps the name against other files.
+    private var sourceFiles: [ObjectName: String] = [:]
+    /// The Service that owned each virtual service when the agent started (`seed(owners:)`),
+    /// until the first merge: it keeps the address and port against other Services.
+    private var owners: [ServiceKey: ObjectName] = [:]
     /// The Services whose mapping has issues.
     private var withIssues: Set<ObjectName> = []
     private var first = true
@@ -71,6 +81,15 @@ public struct DesiredStateBuilder: Sendable {
         for (name, entry) in mappings where !entry.mapping.issues.isEmpty { withIssues.insert(name) }
     }
 
+    /// Takes the Service that owned each virtual service when the agent started (the state file's
+    /// `Ownership.origins`): on the first build it keeps the address and port, and its name,
+    /// against Service objects that claim them too, as it would have had the agent not restarted.
+    /// Ignored after the first build.
+    public mutating func seed(owners: [ServiceKey: ObjectName]) {
+        guard first else { return }
+        self.owners = owners
+    }
+
     /// Builds from every object; only Services whose objects differ from the previous build are
     /// mapped again.
     public mutating func build(_ objects: [ManifestObject]) -> Build {
@@ -89,9 +108,10 @@ public struct DesiredStateBuilder: Sendable {
         var previous: [ObjectName: ServiceMapping] = [:]
         var toMap: [Mappable] = []
         for name in names {
-            let objects = inputs(name)
+            let (service, slices, duplicates) = resolve(name, inputs(name))
             let old = cache[name]
-            guard let service = objects.service else {
+            guard let service else {
+                sourceFiles[name] = nil
                 guard let old else { continue } // Endpoints without their Service: nothing to map.
                 changed.formUnion(old.mapping.services.keys)
                 previous[name] = old.mapping
@@ -100,12 +120,13 @@ public struct DesiredStateBuilder: Sendable {
                 withIssues.remove(name)
                 continue
             }
-            let slices = objects.slicesByName
-            if let old, old.service == service, old.slices == slices,
+            sourceFiles[name] = service.location?.file
+            if let old, old.service == service, old.slices == slices, old.duplicates == duplicates,
+               old.service.location?.file == service.location?.file,
                old.mapping.issues.isEmpty || Self.sameLocations(old, service, slices) { continue }
-            toMap.append((name, service, slices))
+            toMap.append((name, service, slices, duplicates))
         }
-        for ((name, service, slices), mapping) in zip(toMap, Self.map(toMap, options: options)) {
+        for ((name, service, slices, duplicates), mapping) in zip(toMap, Self.map(toMap, options: options)) {
             let old = cache[name]
             if let old {
                 for (key, value) in old.mapping.services where mapping.services[key] != value { changed.insert(key) }
@@ -115,13 +136,13 @@ public struct DesiredStateBuilder: Sendable {
             if !first {
                 for (key, value) in mapping.services where old?.mapping.services[key] != value { changed.insert(key) }
             }
-            cache[name] = Entry(service: service, slices: slices, mapping: mapping)
-            if mapping.issues.isEmpty { withIssues.remove(name) } else { withIssues.insert(name) }
+            cache[name] = Entry(service: service, slices: slices, mapping: mapping, duplicates: duplicates)
+            if mapping.issues.isEmpty && duplicates.isEmpty { withIssues.remove(name) } else { withIssues.insert(name) }
             changedNames.append(name)
         }
 
         var issues: [ManifestIssue] = []
-        for name in withIssues.sorted() { issues += cache[name]?.mapping.issues ?? [] }
+        for name in withIssues.sorted() { issues += cache[name]?.issues ?? [] }
         if !first, !hadConflicts, patch(changedNames, previous: previous) {
             return Build(state: state, issues: issues, changed: changed, realServerCount: realServerCount, remapped: Set(changedNames))
         }
@@ -134,8 +155,51 @@ public struct DesiredStateBuilder: Sendable {
                      remapped: Set(changedNames))
     }
 
-    /// A Service to map, with its slices in order.
-    private typealias Mappable = (name: ObjectName, service: KubeService, slices: [EndpointSlice])
+    /// A Service to map, with its slices in order and the other Service objects of its name.
+    private typealias Mappable = (name: ObjectName, service: KubeService, slices: [EndpointSlice], duplicates: [ManifestIssue])
+
+    // MARK: - One name, several files
+
+    /// The Service object of `name` that keeps the name when several files define it
+    /// (`ClaimPrecedence`; one per file, the first of the file, as `ManifestSource` keeps it), its
+    /// slices in order, and a problem for each Service object left out. The endpoint objects in
+    /// the files of those are left out too: they came with an object that lost (a copy of a
+    /// Service with its endpoints must not add them to the original); endpoints in files without a
+    /// Service object of the name belong to the one that keeps it.
+    private func resolve(_ name: ObjectName, _ objects: ServiceInputs)
+        -> (service: KubeService?, slices: [EndpointSlice], duplicates: [ManifestIssue]) {
+        guard objects.services.count > 1 else { return (objects.service, objects.slicesByName, []) }
+        var candidates: [KubeService] = []
+        var files: Set<String> = []
+        for service in objects.services where files.insert(service.location?.file ?? "").inserted { candidates.append(service) }
+        guard candidates.count > 1 else { return (objects.service, objects.slicesByName, []) }
+        let incumbentFile = sourceFiles[name]
+        let precedence = candidates.map { service in
+            ClaimPrecedence(service, incumbent: incumbentFile.map { service.location?.file == $0 } ?? claimsOwnedKey(service))
+        }
+        let winner = precedence.indices.min { precedence[$0] < precedence[$1] }!
+        let kept = candidates[winner]
+        var leftOut: Set<String> = []
+        var duplicates: [ManifestIssue] = []
+        for (index, service) in candidates.enumerated() where index != winner {
+            leftOut.insert(service.location?.file ?? "")
+            duplicates.append(ManifestIssue(at: service.location, object: "Service \(name)", field: "metadata.name",
+                                            message: "Service \(name) is also defined at \(ClaimPrecedence.place(of: kept)), which came first; "
+                                                + "this object and the endpoints in its file are ignored until that one is removed"))
+        }
+        let slices = objects.slices.filter { !leftOut.contains($0.location?.file ?? "") }.sorted { $0.name < $1.name }
+        return (kept, slices, duplicates)
+    }
+
+    /// Whether one of the addresses and ports `service` claims was owned by its name when the
+    /// agent started (`seed(owners:)`): after a restart, the object the kernel was programmed from.
+    private func claimsOwnedKey(_ service: KubeService) -> Bool {
+        guard !owners.isEmpty else { return false }
+        for address in ServiceMapper.addresses(of: service, options: options) {
+            for port in service.ports where owners[.address(port.transport, address, port: port.port)] == service.name { return true }
+        }
+        return false
+    }
 
     /// Below this many Services to map, they are mapped on the caller's thread.
     static let parallelMappingMinimum = 256
@@ -210,28 +274,44 @@ public struct DesiredStateBuilder: Sendable {
         return "spec.ports[\(index)]"
     }
 
-    /// Merges every Service's mapping; the first Service by name wins a shared address and port.
+    /// Merges every Service's mapping; of Services sharing an address and port, the one that
+    /// came first keeps it (`ClaimPrecedence`), the others are reported.
     private mutating func merge() -> (DesiredState, [ManifestIssue]) {
         var merged = DesiredState()
         merged.services.reserveCapacity(cache.count * 2)
-        var issues: [ManifestIssue] = []
+        var losers: [(name: ObjectName, key: ServiceKey)] = []
         var users: [IPAddress: Int] = [:]
         for name in cache.keys.sorted() {
-            let entry = cache[name]!
-            let mapping = entry.mapping
+            let mapping = cache[name]!.mapping
             for (key, desired) in mapping.services {
-                if let other = merged.services[key] {
-                    issues.append(ManifestIssue(at: entry.service.location, object: "Service \(name)", field: Self.portField(of: key, in: entry.service),
-                                                message: "\(key) is already used by Service \(other.origin); this port is left out"))
-                    continue
+                if let holder = merged.services[key]?.origin {
+                    guard precedes(name, holder, for: key) else { losers.append((name, key)); continue }
+                    losers.append((holder, key))
                 }
                 merged.services[key] = desired
             }
             for address in mapping.addresses { users[address, default: 0] += 1 }
         }
+        var issues: [ManifestIssue] = []
+        for (name, key) in losers.sorted(by: { ($0.name, $0.key) < ($1.name, $1.key) }) {
+            let service = cache[name]!.service
+            let winner = cache[merged.services[key]!.origin]!.service
+            issues.append(ManifestIssue(at: service.location, object: "Service \(name)", field: Self.portField(of: key, in: service),
+                                        message: "\(key) is already used by Service \(winner.name) (\(ClaimPrecedence.place(of: winner))), "
+                                            + "which came first; this port is left out until that one no longer uses it"))
+        }
         merged.addresses = Set(users.keys)
         addressUsers = users
         realServerCount = merged.realServerCount
+        owners = [:]
         return (merged, issues)
+    }
+
+    /// Whether Service `name` keeps `key` against `holder`, which claims it too: the holder of
+    /// the key in the previous state (or at start, its recorded owner) first, then `ClaimPrecedence`.
+    private func precedes(_ name: ObjectName, _ holder: ObjectName, for key: ServiceKey) -> Bool {
+        let incumbent = state.services[key]?.origin ?? owners[key]
+        return ClaimPrecedence(cache[name]!.service, incumbent: incumbent == name)
+            < ClaimPrecedence(cache[holder]!.service, incumbent: incumbent == holder)
     }
 }

@@ -14,7 +14,8 @@ import IPVS
 ///
 /// Only additions, never an edit or a removal: a virtual service in the kernel when the agent
 /// started (from an earlier run, or someone else's) is left to the reconcile, so a restart
-/// changes nothing here, and nothing is taken away before the whole desired state is known.
+/// changes nothing here, and nothing is taken away before the whole desired state is known; so is
+/// one the state file records for another Service than the one claiming it now.
 /// The mappings made here are also handed to the `DesiredStateBuilder` (`mappings()`), so the
 /// Services whose objects are all in one file are not mapped twice.
 final class EarlyProgramming: @unchecked Sendable {
@@ -47,6 +48,9 @@ final class EarlyProgramming: @unchecked Sendable {
     private var waiting: [Addition] = []
     /// Virtual services in the kernel when the programming started, and those queued since.
     private var claimed: Set<ServiceKey>
+    /// The Service the state file records as the owner of each virtual service: another Service
+    /// claiming one is left to the reconcile, which gives it to the owner (`ClaimPrecedence`).
+    private let owners: [ServiceKey: ObjectName]
     /// Each Service as one file maps it: the builder reuses the mapping when the whole load has
     /// the same objects for the Service.
     private var mapped: [ObjectName: DesiredStateBuilder.Entry] = [:]
@@ -59,9 +63,10 @@ final class EarlyProgramming: @unchecked Sendable {
     private struct Lent: @unchecked Sendable { let ipvs: any IPVSBackend }
 
     /// Starts the programming thread. Virtual services in `present` (in the kernel already) are
-    /// never touched.
-    init(_ ipvs: any IPVSBackend, present: Set<ServiceKey>, options: MappingOptions) {
+    /// never touched, nor those `owners` records for another Service than the one claiming them.
+    init(_ ipvs: any IPVSBackend, present: Set<ServiceKey>, owners: [ServiceKey: ObjectName] = [:], options: MappingOptions) {
         self.options = options
+        self.owners = owners
         claimed = present
         let lent = Lent(ipvs: ipvs)
         // A thread of its own, as for `AddressBinding`: `apply` blocks in netlink system calls for
@@ -90,7 +95,7 @@ final class EarlyProgramming: @unchecked Sendable {
             let before = waiting.count
             for (name, entry) in entries {
                 mapped[name] = entry
-                for key in entry.mapping.services.keys.sorted() where claimed.insert(key).inserted {
+                for key in entry.mapping.services.keys.sorted() where owners[key] ?? name == name && claimed.insert(key).inserted {
                     let desired = entry.mapping.services[key]!
                     waiting.append(Addition(service: desired.service, realServers: desired.realServers))
                 }

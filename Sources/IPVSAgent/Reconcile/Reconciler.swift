@@ -111,6 +111,11 @@ public actor Reconciler {
         ])
     }
 
+    /// The Service each owned virtual service came from, as the state file recorded it: on a first
+    /// start, these keep their addresses and ports against Services that claim them too
+    /// (`DesiredStateBuilder.seed(owners:)`).
+    public var owners: [ServiceKey: ObjectName] { ownership.origins }
+
     private func readKernel() throws {
         _ = takeEarlyProgramming() // The model is read again below.
         kernel = KernelState(table: try ipvs.table())
@@ -147,14 +152,15 @@ public actor Reconciler {
 
     /// Starts programming IPVS before the first reconcile, while the manifests are still being
     /// read: the returned programming takes each decoded file's objects (`add`), maps them with
-    /// `options` (the builder's) and adds the virtual services that the kernel does not hold yet,
-    /// with their real servers, on a thread of its own. The next `reconcile` takes it over: it
-    /// records what was added and applies the difference to the whole desired state, which
-    /// removes or edits what a later file changed. `nil` once a reconcile ran.
+    /// `options` (the builder's) and adds the virtual services that the kernel does not hold yet
+    /// (and that the state file records for no other Service), with their real servers, on a
+    /// thread of its own. The next `reconcile` takes it over: it records what was added and
+    /// applies the difference to the whole desired state, which removes or edits what a later
+    /// file changed. `nil` once a reconcile ran.
     func programEarly(options: MappingOptions) -> EarlyProgramming? {
         guard !reconciled else { return nil }
         if let earlyProgramming { return earlyProgramming }
-        let programming = EarlyProgramming(ipvs, present: Set(kernel.services.keys), options: options)
+        let programming = EarlyProgramming(ipvs, present: Set(kernel.services.keys), owners: ownership.origins, options: options)
         earlyProgramming = programming
         return programming
     }
