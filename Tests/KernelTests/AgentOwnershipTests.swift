@@ -145,7 +145,9 @@ final class AgentOwnershipTests: XCTestCase {
         }
         let rules = try KernelTest.shell("ipvsadm -Sn")
         for mode in [["--manifests", cluster.manifests, "--once"], ["--cleanup"], ["--manifests", cluster.manifests]] {
-            let second = try cluster.agent(mode)
+            // A daemon that did start would run on: `timeout` ends it (status 124).
+            let second = try KernelTest.run(["timeout", "60", KernelTest.product("ipvs-agent"), "--state-file", cluster.stateFile,
+                                             "--metrics-address", "none", "--node-name", "node-1"] + mode)
             XCTAssertEqual(second.status, 2, "\(mode): \(second.standardError)")
             XCTAssertTrue(second.standardError.contains(
                 "another ipvs-agent (pid \(first.processIdentifier)) is running on the state file \(cluster.stateFile)"),

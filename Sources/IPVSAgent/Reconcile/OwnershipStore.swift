@@ -32,21 +32,33 @@ public struct Ownership: Hashable, Sendable {
 /// bind VIPs and program IPVS while the manifests load.
 ///
 /// Ownership is recorded before the kernel change it covers: whoever is about to create virtual
-/// services or VIPs first `claim`s them (one write per batch), and the reconciler settles each
-/// claim when it saves the outcome. A `kill -9` in between leaves the claim in the file, and the
-/// next start owns exactly what the kernel holds of it (`Reconciler.start`). Only what is missing
-/// from the kernel is ever claimed, so nothing that was there before (someone else's) is taken.
+/// services or VIPs first `claim`s them, and the reconciler settles each claim when it saves the
+/// outcome. Claims go to a journal beside the state file (`claimsPath`), one line per batch,
+/// appended and fsynced: a claim costs its batch, not the whole state. A `kill -9` in between
+/// leaves the claim there, and the next start owns exactly what the kernel holds of it
+/// (`Reconciler.start`). Only what is missing from the kernel is ever claimed, so nothing that
+/// was there before (someone else's) is taken.
 public final class OwnershipStore: @unchecked Sendable {
     public let path: String
     /// Guards `recorded` and `claims`, and makes one write at a time.
     private let lock = NSLock()
     /// The ownership last saved.
     private var recorded = Ownership()
-    /// Claims not settled yet (services, their origins and addresses), written beside `recorded`.
+    /// Claims not settled yet (services, their origins and addresses), as the journal holds them.
     private var claims = Ownership()
 
     public init(path: String) {
         self.path = path
+    }
+
+    /// The claims journal: the state file's path with `.claims` appended; missing when every
+    /// claim is settled.
+    public var claimsPath: String { path + ".claims" }
+
+    /// One line of the claims journal: one batch.
+    struct Claim: Codable {
+        var services: [File.Service]
+        var addresses: [String]
     }
 
     struct File: Codable {
@@ -61,33 +73,43 @@ public final class OwnershipStore: @unchecked Sendable {
         var addresses: [String]
         /// Missing in files of earlier versions, and when the agent did not create the interface.
         var interface: String?
-        /// Missing in files of earlier versions, and when nothing is claimed.
-        var claimedServices: [Service]?
-        var claimedAddresses: [String]?
     }
 
-    /// The recorded ownership, claims included; empty when the file does not exist. The claims
-    /// stay claimed (written with every later save) until a save settles them.
+    /// The recorded ownership with the claims of the journal; empty when neither file exists.
+    /// The claims stay in the journal until a save settles them.
     public func load() throws -> Ownership {
-        guard FileManager.default.fileExists(atPath: path) else { return Ownership() }
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw AgentError("cannot read the state file \(path): \(error.localizedDescription)")
-        }
-        let file: File
-        do {
-            file = try JSONDecoder().decode(File.self, from: data)
-        } catch {
-            throw AgentError("the state file \(path) is not valid (\(error)); move it away to start over (the agent then adopts only desired services)")
-        }
         var ownership = Ownership()
-        ownership.services = try services(file.services, origins: &ownership.origins)
-        ownership.addresses = try addresses(file.addresses)
-        ownership.interface = file.interface
-        ownership.claimedServices = try services(file.claimedServices ?? [], origins: &ownership.origins)
-        ownership.claimedAddresses = try addresses(file.claimedAddresses ?? [])
+        if FileManager.default.fileExists(atPath: path) {
+            let file: File
+            do {
+                file = try JSONDecoder().decode(File.self, from: try read(path))
+            } catch let error as AgentError {
+                throw error
+            } catch {
+                throw AgentError("the state file \(path) is not valid (\(error)); move it away to start over (the agent then adopts only desired services)")
+            }
+            ownership.services = try services(file.services, origins: &ownership.origins)
+            ownership.addresses = try addresses(file.addresses)
+            ownership.interface = file.interface
+        }
+        if FileManager.default.fileExists(atPath: claimsPath) {
+            let data = try read(claimsPath)
+            // A line is whole once its newline is written: a last line without one was being
+            // written when the agent died, so nothing it claims was created.
+            let lines = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).dropLast()
+            for (index, line) in lines.enumerated() where !line.isEmpty {
+                let claim: Claim
+                do {
+                    claim = try JSONDecoder().decode(Claim.self, from: Data(line))
+                } catch {
+                    throw AgentError("line \(index + 1) of the claims file \(claimsPath) is not valid (\(error)); move it away to start over (what an interrupted run created and the Services do not use then stays)")
+                }
+                ownership.claimedServices.formUnion(try services(claim.services, origins: &ownership.origins))
+                ownership.claimedAddresses.formUnion(try addresses(claim.addresses))
+            }
+            ownership.claimedServices.subtract(ownership.services)
+            ownership.claimedAddresses.subtract(ownership.addresses)
+        }
         lock.withLock {
             recorded = ownership
             recorded.claimedServices = []
@@ -96,6 +118,14 @@ public final class OwnershipStore: @unchecked Sendable {
                                origins: ownership.origins.filter { ownership.claimedServices.contains($0.key) })
         }
         return ownership
+    }
+
+    private func read(_ path: String) throws -> Data {
+        do {
+            return try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw AgentError("cannot read the state file \(path): \(error.localizedDescription)")
+        }
     }
 
     private func services(_ services: [File.Service], origins: inout [ServiceKey: ObjectName]) throws -> Set<ServiceKey> {
@@ -120,19 +150,22 @@ public final class OwnershipStore: @unchecked Sendable {
         })
     }
 
-    /// Records `ownership` (its own claims aside) with the claims not settled yet, creating the
-    /// folder when needed. The claims of `settled` (services and addresses) are settled first:
-    /// their outcome is in `ownership` now. The claims in memory are updated even when the
-    /// write fails, so the next write is complete.
+    /// Records `ownership` (its own claims aside), creating the folder when needed, then settles
+    /// the claims of `settled` (services and addresses), whose outcome is in `ownership` now: the
+    /// journal is written again with the claims left (removed when none is). In that order, so
+    /// that a claim is never dropped before its outcome is recorded. The claims in memory are
+    /// updated even when a write fails, so the next write is complete.
     public func save(_ ownership: Ownership, settling settled: Ownership = Ownership()) throws {
         try lock.withLock {
             recorded = ownership
             recorded.claimedServices = []
             recorded.claimedAddresses = []
+            let before = (claims.services.count, claims.addresses.count)
             claims.services.subtract(settled.services)
             for key in settled.services { claims.origins[key] = nil }
             claims.addresses.subtract(settled.addresses)
             try write()
+            if (claims.services.count, claims.addresses.count) != before { try rewriteClaims() }
         }
     }
 
@@ -141,40 +174,83 @@ public final class OwnershipStore: @unchecked Sendable {
     /// change, and act only when it succeeded. The claims stay until a `save` settles them.
     public func claim(services: some Sequence<ServiceKey>, origins: [ServiceKey: ObjectName] = [:],
                       addresses: some Sequence<IPAddress>) throws {
+        let services = Set(services), addresses = Set(addresses)
+        var claimed = Ownership(services: services, addresses: addresses, origins: origins)
+        claimed.origins = origins.filter { services.contains($0.key) }
+        let line = try Self.line(claimed)
         try lock.withLock {
+            do {
+                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+                let created = !FileManager.default.fileExists(atPath: claimsPath)
+                try Self.writeDurably(line, to: claimsPath, appending: true)
+                if created { syncFolder() }
+            } catch {
+                throw AgentError("cannot write the state file's claims \(claimsPath): \(error); the agent needs a writable folder there (--state-file)")
+            }
             claims.services.formUnion(services)
-            claims.origins.merge(origins) { _, new in new }
+            claims.origins.merge(claimed.origins) { _, new in new }
             claims.addresses.formUnion(addresses)
-            try write()
         }
     }
 
-    /// Writes `recorded` with `claims`; called with `lock` held.
-    private func write() throws {
-        var ownership = recorded
-        ownership.claimedServices = claims.services
-        ownership.claimedAddresses = claims.addresses
-        ownership.origins.merge(claims.origins) { recorded, _ in recorded }
+    /// `claimed` as one line of the journal, its newline included.
+    private static func line(_ claimed: Ownership) throws -> [UInt8] {
+        let file = file(claimed)
+        return Array(try JSONEncoder().encode(Claim(services: file.services, addresses: file.addresses))) + [UInt8(ascii: "\n")]
+    }
+
+    private var folder: String {
         let folder = (path as NSString).deletingLastPathComponent
-        let temporary = (folder.isEmpty ? "" : folder + "/") + ".\((path as NSString).lastPathComponent).tmp"
+        return folder.isEmpty ? "." : folder
+    }
+
+    /// Makes the folder's entries (a rename, a new or removed file) durable.
+    private func syncFolder() {
+        let directory = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if directory >= 0 {
+            _ = fsync(directory)
+            close(directory)
+        }
+    }
+
+    /// Writes `recorded`; called with `lock` held.
+    private func write() throws {
         do {
-            try FileManager.default.createDirectory(atPath: folder.isEmpty ? "." : folder, withIntermediateDirectories: true)
-            try Self.writeDurably(Self.json(Self.file(ownership)), to: temporary)
-            guard rename(temporary, path) == 0 else { throw AgentError("rename: \(String(cString: strerror(errno)))") }
-            // The rename itself is durable once the folder is.
-            let directory = open(folder.isEmpty ? "." : folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-            if directory >= 0 {
-                _ = fsync(directory)
-                close(directory)
-            }
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            try replace(path, with: Self.json(Self.file(recorded)))
         } catch {
             throw AgentError("cannot write the state file \(path): \(error); the agent needs a writable folder there (--state-file)")
         }
     }
 
-    /// Writes `bytes` to a new file at `path` and waits until they are on disk (fsync).
-    private static func writeDurably(_ bytes: [UInt8], to path: String) throws {
-        let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    /// Writes the journal again with `claims` (one line), or removes it when there is none;
+    /// called with `lock` held.
+    private func rewriteClaims() throws {
+        do {
+            if claims.services.isEmpty && claims.addresses.isEmpty {
+                guard unlink(claimsPath) == 0 || errno == ENOENT else { throw AgentError("unlink: \(String(cString: strerror(errno)))") }
+                syncFolder()
+            } else {
+                try replace(claimsPath, with: Self.line(claims))
+            }
+        } catch {
+            throw AgentError("cannot write the state file's claims \(claimsPath): \(error); the agent needs a writable folder there (--state-file)")
+        }
+    }
+
+    /// Replaces the file at `target` with `bytes`, atomically (a temporary file renamed over it)
+    /// and durably.
+    private func replace(_ target: String, with bytes: [UInt8]) throws {
+        let temporary = folder + "/.\((target as NSString).lastPathComponent).tmp"
+        try Self.writeDurably(bytes, to: temporary)
+        guard rename(temporary, target) == 0 else { throw AgentError("rename: \(String(cString: strerror(errno)))") }
+        syncFolder()
+    }
+
+    /// Writes `bytes` to a new file at `path` (or at its end, `appending`) and waits until they
+    /// are on disk (fsync).
+    private static func writeDurably(_ bytes: [UInt8], to path: String, appending: Bool = false) throws {
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (appending ? O_APPEND : O_TRUNC), 0o644)
         guard descriptor >= 0 else { throw AgentError("open \(path): \(String(cString: strerror(errno)))") }
         defer { close(descriptor) }
         var written = 0
@@ -188,20 +264,14 @@ public final class OwnershipStore: @unchecked Sendable {
     }
 
     static func file(_ ownership: Ownership) -> File {
-        func services(_ keys: Set<ServiceKey>) -> [File.Service] {
-            var services: [File.Service] = []
-            services.reserveCapacity(keys.count)
-            for key in keys.sorted() {
-                guard case .address(let transport, let address, let port) = key else { continue }
-                services.append(File.Service(protocol: transport.description, address: address.description, port: port,
-                                             origin: ownership.origins[key]?.description))
-            }
-            return services
+        var services: [File.Service] = []
+        services.reserveCapacity(ownership.services.count)
+        for key in ownership.services.sorted() {
+            guard case .address(let transport, let address, let port) = key else { continue }
+            services.append(File.Service(protocol: transport.description, address: address.description, port: port,
+                                         origin: ownership.origins[key]?.description))
         }
-        return File(version: 1, services: services(ownership.services), addresses: ownership.addresses.sorted().map(\.description),
-                    interface: ownership.interface,
-                    claimedServices: ownership.claimedServices.isEmpty ? nil : services(ownership.claimedServices),
-                    claimedAddresses: ownership.claimedAddresses.isEmpty ? nil : ownership.claimedAddresses.sorted().map(\.description))
+        return File(version: 1, services: services, addresses: ownership.addresses.sorted().map(\.description), interface: ownership.interface)
     }
 
     /// The file's text, as `JSONEncoder` with `[.prettyPrinted, .sortedKeys]` writes it (byte for
@@ -212,36 +282,20 @@ public final class OwnershipStore: @unchecked Sendable {
 
     static func json(_ file: File) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(100 + (file.addresses.count + (file.claimedAddresses?.count ?? 0)) * 24
-            + (file.services.count + (file.claimedServices?.count ?? 0)) * 120)
-        out += "{\n".utf8
-        appendAddresses("addresses", file.addresses, to: &out)
-        if let claimed = file.claimedAddresses { appendAddresses("claimedAddresses", claimed, to: &out) }
-        if let claimed = file.claimedServices { appendServices("claimedServices", claimed, to: &out) }
+        out.reserveCapacity(100 + file.addresses.count * 24 + file.services.count * 120)
+        out += "{\n  \"addresses\" : [".utf8
+        for (index, address) in file.addresses.enumerated() {
+            out += (index == 0 ? "\n    " : ",\n    ").utf8
+            appendString(address, to: &out)
+        }
+        out += (file.addresses.isEmpty ? "\n\n  ],\n" : "\n  ],\n").utf8
         if let interface = file.interface {
             out += "  \"interface\" : ".utf8
             appendString(interface, to: &out)
             out += ",\n".utf8
         }
-        appendServices("services", file.services, to: &out)
-        out += "  \"version\" : \(file.version)\n}".utf8
-        return out
-    }
-
-    /// `  "key" : [ ... ],` and a newline: a list of address strings.
-    private static func appendAddresses(_ key: String, _ addresses: [String], to out: inout [UInt8]) {
-        out += "  \"\(key)\" : [".utf8
-        for (index, address) in addresses.enumerated() {
-            out += (index == 0 ? "\n    " : ",\n    ").utf8
-            appendString(address, to: &out)
-        }
-        out += (addresses.isEmpty ? "\n\n  ],\n" : "\n  ],\n").utf8
-    }
-
-    /// `  "key" : [ ... ],` and a newline: a list of services.
-    private static func appendServices(_ key: String, _ services: [File.Service], to out: inout [UInt8]) {
-        out += "  \"\(key)\" : [".utf8
-        for (index, service) in services.enumerated() {
+        out += "  \"services\" : [".utf8
+        for (index, service) in file.services.enumerated() {
             out += (index == 0 ? "\n    {\n      \"address\" : " : ",\n    {\n      \"address\" : ").utf8
             appendString(service.address, to: &out)
             if let origin = service.origin {
@@ -252,7 +306,9 @@ public final class OwnershipStore: @unchecked Sendable {
             appendString(service.protocol, to: &out)
             out += "\n    }".utf8
         }
-        out += (services.isEmpty ? "\n\n  ],\n" : "\n  ],\n").utf8
+        out += (file.services.isEmpty ? "\n\n  ],\n  \"version\" : " : "\n  ],\n  \"version\" : ").utf8
+        out += "\(file.version)\n}".utf8
+        return out
     }
 
     /// A JSON string literal, escaped as `JSONEncoder` escapes (`/` included). UTF-8 bytes of

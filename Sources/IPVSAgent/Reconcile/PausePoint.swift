@@ -1,7 +1,7 @@
 import Foundation
 
 /// Points of a start where a kernel test stops the agent to `kill -9` it exactly there
-/// (Tests/KernelTests/AgentCrashTests): with `IPVS_AGENT_PAUSE_AT=<point>` in its environment,
+/// (Tests/KernelTests/AgentOwnershipTests): with `IPVS_AGENT_PAUSE_AT=<point>` in its environment,
 /// the first thread to reach the point says so on standard error and sleeps until the process
 /// ends. Without the variable, `reached()` costs one comparison. Test-only: never set it on a node.
 enum PausePoint: String, Sendable {
