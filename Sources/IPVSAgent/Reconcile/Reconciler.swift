@@ -610,8 +610,8 @@ public actor Reconciler {
     }
 
     /// Claims the virtual services `plan` adds and the VIPs it binds (an early binding claims its
-    /// own) in the state file, before the kernel changes (see `OwnershipStore`). When the claim
-    /// cannot be written, the plan is returned without those additions: not recorded, not done.
+    /// own) before the kernel changes (`OwnershipStore.claim`). When the claim cannot be written,
+    /// the plan is returned without those additions: not recorded, not done.
     private func claim(_ plan: ReconcilePlan, early: AddressBinding?, report: inout ReconcileReport) -> ReconcilePlan {
         var services: [ServiceKey] = []
         for operation in plan.operations { if case .addService(let service) = operation { services.append(service.key) } }
