@@ -109,6 +109,62 @@ final class EarlyBindingTests: XCTestCase {
         XCTAssertEqual(Set(ipvs.state.services.keys), [tcp("10.96.0.10", 80)])
     }
 
+    /// Every VIP is claimed in the state file before it is bound, early or by a reconcile, so a
+    /// `kill -9` between the two leaks nothing; the saves that record the outcome settle the claims.
+    func testEveryVIPIsClaimedInTheStateFileBeforeItIsBound() async throws {
+        let ipvs = FakeIPVS(), vips = FakeVIPs()
+        let path = folder.appendingPathComponent("state.json").path
+        let unclaimed = Unclaimed()
+        vips.beforeAdd = { address in
+            let recorded = try? OwnershipStore(path: path).load()
+            if recorded?.claimedAddresses.contains(address) != true { unclaimed.items.withLock { $0.append("\(address)") } }
+        }
+        ipvs.beforeApply = { operations in
+            let recorded = try? OwnershipStore(path: path).load()
+            for case .addService(let service) in operations where recorded?.claimedServices.contains(service.key) != true {
+                unclaimed.items.withLock { $0.append("\(service.key)") }
+            }
+        }
+        let reconciler = makeReconciler(ipvs, vips)
+        try await reconciler.start()
+        let binding = await reconciler.bindEarly()
+        try XCTUnwrap(binding).add([ip("10.96.0.10")])
+        // 10.96.0.11 is bound by the early binding too, handed over by the reconcile.
+        var report = await reconciler.reconcile(state(["10.96.0.10", "10.96.0.11"]))
+        XCTAssertEqual(report.failures, [])
+        // A later change binds on the reconciler's thread, after the reconcile claimed it.
+        report = await reconciler.reconcile(state(["10.96.0.10", "10.96.0.11", "10.96.0.12"]))
+        XCTAssertEqual(report.failures, [])
+        XCTAssertEqual(vips.changes, ["add 10.96.0.10", "add 10.96.0.11", "add 10.96.0.12"])
+        XCTAssertEqual(unclaimed.items.withLock { $0 }, [])
+        let recorded = try OwnershipStore(path: path).load()
+        XCTAssertEqual(recorded.addresses, [ip("10.96.0.10"), ip("10.96.0.11"), ip("10.96.0.12")])
+        XCTAssertEqual(recorded.claimedAddresses, [])
+        XCTAssertEqual(recorded.claimedServices, [])
+    }
+
+    /// A VIP whose claim cannot be written is not bound, and the reconcile says why.
+    func testAVIPThatCannotBeClaimedIsNotBound() async throws {
+        let ipvs = FakeIPVS(), vips = FakeVIPs()
+        vips.interfaces["kube-ipvs0"] = []
+        // The state file's folder is a file: no claim can be written.
+        _ = FileManager.default.createFile(atPath: folder.appendingPathComponent("blocked").path, contents: Data())
+        let reconciler = Reconciler(ipvs: ipvs, vips: vips, store: OwnershipStore(path: folder.appendingPathComponent("blocked/state.json").path),
+                                    options: .init(interface: "kube-ipvs0"), logger: Logger(label: "test"))
+        try await reconciler.start()
+        let binding = await reconciler.bindEarly()
+        try XCTUnwrap(binding).add([ip("10.96.0.10")])
+        let report = await reconciler.reconcile(state(["10.96.0.10"]))
+        XCTAssertEqual(vips.changes, [])
+        XCTAssertEqual(ipvs.state.services.count, 0)
+        XCTAssertTrue(report.failures.contains { $0.contains("cannot bind 10.96.0.10") && $0.contains("cannot write the state file") },
+                      "\(report.failures)")
+    }
+
+    final class Unclaimed: Sendable {
+        let items = Mutex<[String]>([])
+    }
+
     /// The source tells its handler about each file as it is decoded (files decode on several
     /// threads), and nothing about a file that is not YAML.
     func testManifestSourceHandsOverEachDecodedFile() throws {

@@ -97,6 +97,30 @@ final class EarlyProgrammingTests: XCTestCase {
         XCTAssertEqual(owned.origins[tcp("10.96.0.1", 80)], ObjectName(namespace: "ns", name: "svc-1"))
     }
 
+    /// Every virtual service programmed early is claimed in the state file (with its Service)
+    /// before it is added, so a `kill -9` between the two leaks nothing.
+    func testEveryServiceIsClaimedInTheStateFileBeforeItIsAdded() async throws {
+        try write("a.yaml", service(1), slice(1, "a", pods: [1, 2]), service(2))
+        try write("b.yaml", service(3), slice(3, "a", pods: [1]))
+        let ipvs = FakeIPVS()
+        let path = folder.appendingPathComponent("state.json").path
+        let unclaimed = EarlyBindingTests.Unclaimed()
+        ipvs.beforeApply = { operations in
+            let recorded = try? OwnershipStore(path: path).load()
+            for case .addService(let service) in operations
+            where recorded?.claimedServices.contains(service.key) != true || recorded?.origins[service.key] == nil {
+                unclaimed.items.withLock { $0.append("\(service.key)") }
+            }
+        }
+        let (report, state, _) = try await firstStart(ipvs, store: OwnershipStore(path: path))
+        XCTAssertEqual(report.failures, [])
+        XCTAssertEqual(state.services.count, 3)
+        XCTAssertEqual(unclaimed.items.withLock { $0 }, [])
+        let recorded = try OwnershipStore(path: path).load()
+        XCTAssertEqual(recorded.services, Set(state.services.keys))
+        XCTAssertEqual(recorded.claimedServices, [])
+    }
+
     /// A service one of whose operations failed early is recorded operation by operation: what the
     /// kernel accepted is not added again, and what it refused is tried again and reported.
     func testWhatTheKernelRefusedEarlyIsTriedAgainAndReported() async throws {

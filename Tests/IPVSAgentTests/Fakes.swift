@@ -12,6 +12,8 @@ final class FakeIPVS: IPVSBackend, @unchecked Sendable {
     var connections: [RealServerRef: ConnectionCounts] = [:]
     /// Real server addresses the fake kernel refuses to add (as the kernel refuses an invalid one).
     var refusedRealServers: Set<IPAddress> = []
+    /// Called with every batch before it is applied (to look at what was recorded before).
+    var beforeApply: (([IPVSOperation]) -> Void)?
 
     func table() throws -> [ServiceTableEntry] {
         tableReads += 1
@@ -34,6 +36,7 @@ final class FakeIPVS: IPVSBackend, @unchecked Sendable {
     }
 
     func apply(_ operations: [IPVSOperation]) -> [IPVSOperationResult] {
+        beforeApply?(operations)
         applied += operations
         return operations.map { operation in
             let fail = { (kind: IPVSError.Kind) in IPVSOperationResult.failure(IPVSError(kind: kind, operation: operation.description)) }
@@ -91,7 +94,11 @@ final class FakeVIPs: VIPBackend, @unchecked Sendable {
     /// Whether binding on a missing interface fails, as in the kernel (ENODEV).
     var requiresInterface = false
 
+    /// Called with every address before it is bound (to look at what was recorded before).
+    var beforeAdd: ((IPAddress) -> Void)?
+
     func add(_ address: IPAddress, to name: String) throws {
+        beforeAdd?(address)
         if refused.contains(address) || (requiresInterface && interfaces[name] == nil) {
             bound.signal()
             throw NodeNetworkErrorStandIn(message: "refused \(address)")

@@ -51,6 +51,58 @@ final class ReconcilerTests: XCTestCase {
         XCTAssertEqual(vips.interfaces["kube-ipvs0"], [ip("192.0.2.1")])
     }
 
+    /// A run killed after it claimed and created, before it saved: the next start owns what the
+    /// kernel holds of the claims (so the reconcile removes what is no longer desired, here
+    /// everything), forgets the rest, and never takes what someone else had there.
+    func testARestartOwnsWhatAnInterruptedRunClaimedThatTheKernelHolds() async throws {
+        let ipvs = FakeIPVS(), vips = FakeVIPs()
+        let foreign = VirtualService(key: tcp("192.0.2.1", 80)), created = VirtualService(key: tcp("10.96.0.10", 80))
+        ipvs.state.services[foreign.key] = KernelState.Entry(service: foreign)
+        ipvs.state.services[created.key] = KernelState.Entry(service: created, realServers: [server("10.244.1.5", 8080).id: server("10.244.1.5", 8080)])
+        vips.interfaces["kube-ipvs0"] = [ip("192.0.2.1"), ip("10.96.0.10")]
+        let path = folder.appendingPathComponent("state.json").path
+        // The crash came after 10.96.0.10 was created, before 10.96.0.11 was.
+        try OwnershipStore(path: path).claim(services: [created.key, tcp("10.96.0.11", 80)],
+                                             addresses: [ip("10.96.0.10"), ip("10.96.0.11")])
+
+        let reconciler = makeReconciler(ipvs, vips)
+        try await reconciler.start()
+        let report = await reconciler.reconcile(DesiredState())
+        XCTAssertEqual(report.failures, [])
+        XCTAssertEqual(Array(ipvs.state.services.keys), [foreign.key])
+        XCTAssertEqual(vips.interfaces["kube-ipvs0"], [ip("192.0.2.1")])
+        XCTAssertEqual(try OwnershipStore(path: path).load(), Ownership())
+    }
+
+    /// Claims of an interrupted run whose Services are still desired are owned, so --cleanup
+    /// removes them; a desired address someone else bound before stays theirs.
+    func testCleanupRemovesWhatAnInterruptedRunClaimedAndCreated() async throws {
+        let ipvs = FakeIPVS(), vips = FakeVIPs()
+        let created = VirtualService(key: tcp("10.96.0.10", 80))
+        ipvs.state.services[created.key] = KernelState.Entry(service: created)
+        vips.interfaces["kube-ipvs0"] = [ip("10.96.0.10"), ip("10.96.0.20")]
+        let path = folder.appendingPathComponent("state.json").path
+        try OwnershipStore(path: path).claim(services: [created.key], addresses: [ip("10.96.0.10")])
+
+        let reconciler = makeReconciler(ipvs, vips)
+        try await reconciler.start()
+        var state = web(["10.244.1.5"])
+        let other = tcp("10.96.0.20", 80)
+        state.services[other] = desired(other, [])
+        state.addresses.insert(ip("10.96.0.20"))
+        let report = await reconciler.reconcile(state)
+        XCTAssertEqual(report.failures, [])
+        let owned = try OwnershipStore(path: path).load()
+        XCTAssertEqual(owned.services, [created.key, other])
+        XCTAssertEqual(owned.addresses, [ip("10.96.0.10")])
+        XCTAssertEqual(owned.claimedServices, [])
+
+        let cleanup = await reconciler.cleanup()
+        XCTAssertEqual(cleanup.failures, [])
+        XCTAssertEqual(ipvs.state.services.count, 0)
+        XCTAssertEqual(vips.interfaces["kube-ipvs0"], [ip("10.96.0.20")])
+    }
+
     /// The interface the agent created is its own: recorded, kept over restarts, and deleted by
     /// --cleanup once nothing else is bound on it; one it found is never deleted.
     func testCleanupDeletesTheInterfaceItCreatedWhenNothingElseIsOnIt() async throws {

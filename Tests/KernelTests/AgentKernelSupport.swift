@@ -78,11 +78,12 @@ final class AgentTestCluster {
         try KernelTest.run([KernelTest.product("ipvs-agent"), "--state-file", stateFile, "--metrics-address", "none", "--node-name", "node-1"] + arguments)
     }
 
-    /// Starts `ipvs-agent` as a daemon; its log goes to `log`.
-    func startDaemon(_ arguments: [String], log: URL) throws -> Process {
+    /// Starts `ipvs-agent` as a daemon, with `environment` added to the test's; its log goes to `log`.
+    func startDaemon(_ arguments: [String], log: URL, environment: [String: String] = [:]) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: KernelTest.product("ipvs-agent"))
         process.arguments = ["--state-file", stateFile, "--node-name", "node-1"] + arguments
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         process.standardOutput = handle

@@ -18,7 +18,9 @@ public struct AgentCommand: AsyncParsableCommand {
             external IPs, load balancer IPs and NodePorts on the node's addresses) with the ready endpoints as \
             NAT real servers, as kube-proxy's IPVS mode does. ClusterIPs, external and load balancer IPs are \
             bound on a dummy interface, except the node's own addresses. Only what the agent created (or \
-            adopted because it is desired) is ever changed or deleted; it is recorded in --state-file.
+            adopted because it is desired) is ever changed or deleted; it is recorded in --state-file, what \
+            it creates before it creates it, so an agent killed at any point owns it again after a restart. \
+            One agent per state file: the daemon, --once and --cleanup lock it, and a second one exits 2.
 
             Of two Service objects with one namespace and name (in two files), or two Services on one \
             address and port, the one that came first keeps it: the one in use already (after a restart, \
@@ -101,7 +103,7 @@ public struct AgentCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Set arp_ignore=1/arp_announce=2 so the node does not answer ARP for the VIPs (needed with MetalLB-style L2 announcements).")
     public var strictARP = false
 
-    @Option(name: .long, help: ArgumentHelp("Where the agent records what it owns; /run is cleared at boot, like IPVS.", valueName: "path"))
+    @Option(name: .long, help: ArgumentHelp("Where the agent records what it owns; /run is cleared at boot, like IPVS. One agent per file: the daemon, --once and --cleanup hold <path>.lock while they run, and another one on the same file exits 2 naming the pid holding it.", valueName: "path"))
     public var stateFile: String = "/run/ipvs-agent/state.json"
 
     // MARK: - Timing
@@ -117,13 +119,13 @@ public struct AgentCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Where /metrics, /healthz and /status are served (`none` to disable).", valueName: "host:port"))
     public var metricsAddress: String = "127.0.0.1:10249"
 
-    @Flag(name: .long, help: "Print the operations that would be applied (in `ipvsadm -S` form) and change nothing.")
+    @Flag(name: .long, help: "Print the operations that would be applied (in `ipvsadm -S` form) and change nothing; takes no lock, so it runs beside a running agent.")
     public var dryRun = false
 
-    @Flag(name: .long, help: "Reconcile once, then exit: 0 success, 1 applied with errors (logged), 2 could not start (no IPVS, no permission).")
+    @Flag(name: .long, help: "Reconcile once, then exit: 0 success, 1 applied with errors (logged), 2 could not start (no IPVS, no permission, another agent on --state-file).")
     public var once = false
 
-    @Flag(name: .long, help: "Remove every service and VIP the agent owns (nothing else), and the dummy interface when the agent created it and nothing else is bound on it, then exit: 0 success, 1 with errors, 2 could not start (no IPVS, no permission, an unreadable --state-file).")
+    @Flag(name: .long, help: "Remove every service and VIP the agent owns (nothing else), and the dummy interface when the agent created it and nothing else is bound on it, then exit: 0 success, 1 with errors, 2 could not start (no IPVS, no permission, an unreadable --state-file, another agent on it).")
     public var cleanup = false
 
     @Option(name: .long, help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "level"))

@@ -65,6 +65,19 @@ struct AgentRunner {
         }
     }
 
+    /// Takes the state file's lock (`StateFileLock`), in every mode that writes the state file: a
+    /// second agent on the same state file stops here, before it changes anything (exit 2). The
+    /// caller keeps the lock alive until it exits (`withExtendedLifetime`). `--dry-run` writes
+    /// nothing, so it runs beside an agent without the lock.
+    func lockStateFile() throws -> StateFileLock {
+        do {
+            return try StateFileLock(statePath: command.stateFile)
+        } catch {
+            logger.critical("cannot start: \(error)")
+            throw ExitCode(2)
+        }
+    }
+
     func makeReconciler(links: LinkManagerBackend?) throws -> Reconciler {
         let store = OwnershipStore(path: command.stateFile)
         do {
@@ -154,6 +167,7 @@ struct AgentRunner {
     // MARK: - Modes
 
     func cleanup() async throws {
+        let lock = try lockStateFile()
         let reconciler = try makeReconciler(links: try openLinks())
         do {
             try await reconciler.start(createInterface: false)
@@ -162,6 +176,7 @@ struct AgentRunner {
             throw ExitCode(2)
         }
         let report = await reconciler.cleanup()
+        withExtendedLifetime(lock) {}
         try finish(report, issues: [], what: "cleanup")
     }
 
@@ -180,6 +195,7 @@ struct AgentRunner {
 
     func once() async throws {
         let configuration = try configuration()
+        let lock = try lockStateFile()
         let links = try openLinks()
         applySysctls()
         let source = ManifestSource(paths: command.manifests, logger: logger)
@@ -201,6 +217,7 @@ struct AgentRunner {
         report.applied += drains.applied
         report.failures += drains.failures
         try finish(report, issues: issues, what: "reconcile")
+        withExtendedLifetime(lock) {}
         Self.exitNow()
     }
 
@@ -215,6 +232,7 @@ struct AgentRunner {
     func daemon() async throws {
         // Metrics handles are made by the reconciler, so the factory comes first.
         let configuration = try configuration()
+        let lock = try lockStateFile()
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let links = try openLinks()
@@ -228,6 +246,7 @@ struct AgentRunner {
             throw ExitCode(2)
         }
         try await AgentDaemon(command: command, reconciler: reconciler, mapping: options, registry: registry, logger: logger).run()
+        withExtendedLifetime(lock) {}
     }
 
     private func finish(_ report: ReconcileReport, issues: [ManifestIssue], what: String) throws {

@@ -20,12 +20,14 @@ final class AddressBinding: @unchecked Sendable {
     private var outcomes: [(address: IPAddress, result: Result<Void, any Error>)] = []
 
     /// Starts the binding thread. Addresses in `present` (already on the interface) are never bound.
-    init(_ vips: any VIPBackend, _ interface: String, present: Set<IPAddress> = []) {
+    /// With a `store`, each batch is claimed there before it is bound (`OwnershipStore.claim`), and
+    /// a batch that cannot be claimed is not bound: each of its addresses fails with that error.
+    init(_ vips: any VIPBackend, _ interface: String, present: Set<IPAddress> = [], store: OwnershipStore? = nil) {
         known = present
         // A thread of its own, not a task nor a Dispatch queue: `add` blocks in netlink system calls
         // for as long as the kernel takes (seconds for thousands of addresses), and must neither
         // hold a thread of Swift's cooperative pool nor wait for a free one.
-        let thread = Thread { [self] in run(vips, interface) }
+        let thread = Thread { [self] in run(vips, interface, store) }
         thread.name = "bind VIPs"
         thread.start()
     }
@@ -56,7 +58,7 @@ final class AddressBinding: @unchecked Sendable {
         }
     }
 
-    private func run(_ vips: any VIPBackend, _ interface: String) {
+    private func run(_ vips: any VIPBackend, _ interface: String, _ store: OwnershipStore?) {
         while true {
             // Whatever queued while the last batch was bound goes in one batch (one netlink send).
             let batch: [IPAddress] = condition.withLock {
@@ -65,7 +67,19 @@ final class AddressBinding: @unchecked Sendable {
                 return waiting
             }
             if batch.isEmpty { break } // closed, and nothing left
-            let results = vips.add(batch, to: interface)
+            let results: [Result<Void, any Error>]
+            if let store {
+                do {
+                    try store.claim(services: [], addresses: batch)
+                    PausePoint.bindingClaimed.reached()
+                    results = vips.add(batch, to: interface)
+                    PausePoint.boundEarly.reached()
+                } catch {
+                    results = batch.map { _ in .failure(error) }
+                }
+            } else {
+                results = vips.add(batch, to: interface)
+            }
             condition.withLock { outcomes += zip(batch, results).map { ($0, $1) } }
         }
         condition.withLock {

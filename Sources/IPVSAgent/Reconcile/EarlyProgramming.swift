@@ -34,6 +34,7 @@ final class EarlyProgramming: @unchecked Sendable {
 
     /// One virtual service to add, with its real servers.
     private struct Addition {
+        var origin: ObjectName
         var service: VirtualService
         var realServers: [RealServerID: RealServer]
 
@@ -63,15 +64,19 @@ final class EarlyProgramming: @unchecked Sendable {
     private struct Lent: @unchecked Sendable { let ipvs: any IPVSBackend }
 
     /// Starts the programming thread. Virtual services in `present` (in the kernel already) are
-    /// never touched, nor those `owners` records for another Service than the one claiming them.
-    init(_ ipvs: any IPVSBackend, present: Set<ServiceKey>, owners: [ServiceKey: ObjectName] = [:], options: MappingOptions) {
+    /// never touched, nor those `owners` records for another Service than the one claiming them. With a
+    /// `store`, each batch's virtual services are claimed there before they are added
+    /// (`OwnershipStore.claim`), and a batch that cannot be claimed is not applied: each of its
+    /// operations fails with that error, and the reconcile tries them again.
+    init(_ ipvs: any IPVSBackend, present: Set<ServiceKey>, owners: [ServiceKey: ObjectName] = [:], options: MappingOptions,
+         store: OwnershipStore? = nil) {
         self.options = options
         self.owners = owners
         claimed = present
         let lent = Lent(ipvs: ipvs)
         // A thread of its own, as for `AddressBinding`: `apply` blocks in netlink system calls for
         // seconds at thousands of services, and must not hold a thread of Swift's cooperative pool.
-        let thread = Thread { [self] in run(lent.ipvs) }
+        let thread = Thread { [self] in run(lent.ipvs, store) }
         thread.name = "program IPVS"
         thread.start()
     }
@@ -97,7 +102,7 @@ final class EarlyProgramming: @unchecked Sendable {
                 mapped[name] = entry
                 for key in entry.mapping.services.keys.sorted() where owners[key] ?? name == name && claimed.insert(key).inserted {
                     let desired = entry.mapping.services[key]!
-                    waiting.append(Addition(service: desired.service, realServers: desired.realServers))
+                    waiting.append(Addition(origin: name, service: desired.service, realServers: desired.realServers))
                 }
             }
             if waiting.count > before { condition.signal() }
@@ -120,7 +125,7 @@ final class EarlyProgramming: @unchecked Sendable {
         }
     }
 
-    private func run(_ ipvs: any IPVSBackend) {
+    private func run(_ ipvs: any IPVSBackend, _ store: OwnershipStore?) {
         while true {
             // Whatever queued while the last batch was applied goes in one batch.
             let batch: [Addition] = condition.withLock {
@@ -130,7 +135,16 @@ final class EarlyProgramming: @unchecked Sendable {
             }
             if batch.isEmpty { break } // closed, and nothing left
             let operations = batch.map(\.operations)
-            let results = ipvs.apply(Array(operations.joined()))
+            let results: [IPVSOperationResult]
+            do {
+                try store?.claim(services: batch.map(\.service.key),
+                                 origins: Dictionary(batch.map { ($0.service.key, $0.origin) }) { first, _ in first }, addresses: [])
+                results = ipvs.apply(Array(operations.joined()))
+                PausePoint.programmedEarly.reached()
+            } catch {
+                // Not recorded, so not done: the reconcile tries again (and claims first).
+                results = operations.joined().map { .failure(IPVSError(kind: .other, operation: $0.description, detail: "\(error)")) }
+            }
             // The model of what was added whole is the desired service itself (its storage
             // shared, not rebuilt operation by operation): cheaper for the reconcile to take over.
             var added: [(ServiceKey, KernelState.Entry)] = []

@@ -6,12 +6,16 @@ import IPVS
 public struct Ownership: Hashable, Sendable {
     public var services: Set<ServiceKey>
     public var addresses: Set<IPAddress>
-    /// The Kubernetes Service each owned virtual service came from, so that an invalid manifest
-    /// object holds its Service's kernel state instead of removing it.
+    /// The Kubernetes Service each owned (or claimed) virtual service came from, so that an
+    /// invalid manifest object holds its Service's kernel state instead of removing it.
     public var origins: [ServiceKey: ObjectName]
     /// The dummy interface the agent created (`nil` when it found it there): `--cleanup` deletes
     /// it once nothing else is bound on it.
     public var interface: String?
+    /// Virtual services and VIPs the agent was about to create when this was recorded
+    /// (`OwnershipStore.claim`): the next start owns those the kernel holds, and forgets the rest.
+    public var claimedServices: Set<ServiceKey> = []
+    public var claimedAddresses: Set<IPAddress> = []
 
     public init(services: Set<ServiceKey> = [], addresses: Set<IPAddress> = [], origins: [ServiceKey: ObjectName] = [:],
                 interface: String? = nil) {
@@ -23,12 +27,38 @@ public struct Ownership: Hashable, Sendable {
 }
 
 /// Keeps `Ownership` in a JSON file (`--state-file`, by default under /run, which is cleared at boot
-/// exactly like the kernel's IPVS table). Written atomically (temporary file, then rename).
-public struct OwnershipStore: Sendable {
-    public var path: String
+/// exactly like the kernel's IPVS table). Written atomically and durably (a temporary file, fsynced,
+/// then renamed), by one writer at a time: the reconciler, and the threads of a first start that
+/// bind VIPs and program IPVS while the manifests load.
+///
+/// Ownership is recorded before the kernel change it covers: whoever is about to create virtual
+/// services or VIPs first `claim`s them, and the reconciler settles each claim when it saves the
+/// outcome. Claims go to a journal beside the state file (`claimsPath`), one line per batch,
+/// appended and fsynced: a claim costs its batch, not the whole state. A `kill -9` in between
+/// leaves the claim there, and the next start owns exactly what the kernel holds of it
+/// (`Reconciler.start`). Only what is missing from the kernel is ever claimed, so nothing that
+/// was there before (someone else's) is taken.
+public final class OwnershipStore: @unchecked Sendable {
+    public let path: String
+    /// Guards `recorded` and `claims`, and makes one write at a time.
+    private let lock = NSLock()
+    /// The ownership last saved.
+    private var recorded = Ownership()
+    /// Claims not settled yet (services, their origins and addresses), as the journal holds them.
+    private var claims = Ownership()
 
     public init(path: String) {
         self.path = path
+    }
+
+    /// The claims journal: the state file's path with `.claims` appended; missing when every
+    /// claim is settled.
+    public var claimsPath: String { path + ".claims" }
+
+    /// One line of the claims journal: one batch.
+    struct Claim: Codable {
+        var services: [File.Service]
+        var addresses: [String]
     }
 
     struct File: Codable {
@@ -45,51 +75,192 @@ public struct OwnershipStore: Sendable {
         var interface: String?
     }
 
-    /// The recorded ownership; empty when the file does not exist.
+    /// The recorded ownership with the claims of the journal; empty when neither file exists.
+    /// The claims stay in the journal until a save settles them.
     public func load() throws -> Ownership {
-        guard FileManager.default.fileExists(atPath: path) else { return Ownership() }
-        let data: Data
+        var ownership = Ownership()
+        if FileManager.default.fileExists(atPath: path) {
+            let file: File
+            do {
+                file = try JSONDecoder().decode(File.self, from: try read(path))
+            } catch let error as AgentError {
+                throw error
+            } catch {
+                throw AgentError("the state file \(path) is not valid (\(error)); move it away to start over (the agent then adopts only desired services)")
+            }
+            ownership.services = try services(file.services, origins: &ownership.origins)
+            ownership.addresses = try addresses(file.addresses)
+            ownership.interface = file.interface
+        }
+        if FileManager.default.fileExists(atPath: claimsPath) {
+            let data = try read(claimsPath)
+            // A line is whole once its newline is written: a last line without one was being
+            // written when the agent died, so nothing it claims was created.
+            let lines = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).dropLast()
+            for (index, line) in lines.enumerated() where !line.isEmpty {
+                let claim: Claim
+                do {
+                    claim = try JSONDecoder().decode(Claim.self, from: Data(line))
+                } catch {
+                    throw AgentError("line \(index + 1) of the claims file \(claimsPath) is not valid (\(error)); move it away to start over (what an interrupted run created and the Services do not use then stays)")
+                }
+                ownership.claimedServices.formUnion(try services(claim.services, origins: &ownership.origins))
+                ownership.claimedAddresses.formUnion(try addresses(claim.addresses))
+            }
+            ownership.claimedServices.subtract(ownership.services)
+            ownership.claimedAddresses.subtract(ownership.addresses)
+        }
+        lock.withLock {
+            recorded = ownership
+            recorded.claimedServices = []
+            recorded.claimedAddresses = []
+            claims = Ownership(services: ownership.claimedServices, addresses: ownership.claimedAddresses,
+                               origins: ownership.origins.filter { ownership.claimedServices.contains($0.key) })
+        }
+        return ownership
+    }
+
+    private func read(_ path: String) throws -> Data {
         do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
+            return try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
             throw AgentError("cannot read the state file \(path): \(error.localizedDescription)")
         }
-        let file: File
-        do {
-            file = try JSONDecoder().decode(File.self, from: data)
-        } catch {
-            throw AgentError("the state file \(path) is not valid (\(error)); move it away to start over (the agent then adopts only desired services)")
-        }
-        var ownership = Ownership()
-        for service in file.services {
+    }
+
+    private func services(_ services: [File.Service], origins: inout [ServiceKey: ObjectName]) throws -> Set<ServiceKey> {
+        var keys: Set<ServiceKey> = []
+        for service in services {
             guard let transport = TransportProtocol(name: service.protocol), let address = IPAddress(service.address) else {
                 throw AgentError("the state file \(path) lists an invalid service \(service.protocol) \(service.address):\(service.port)")
             }
             let key = ServiceKey.address(transport, address, port: service.port)
-            ownership.services.insert(key)
+            keys.insert(key)
             if let origin = service.origin?.split(separator: "/", maxSplits: 1), origin.count == 2 {
-                ownership.origins[key] = ObjectName(namespace: String(origin[0]), name: String(origin[1]))
+                origins[key] = ObjectName(namespace: String(origin[0]), name: String(origin[1]))
             }
         }
-        for text in file.addresses {
-            guard let address = IPAddress(text) else { throw AgentError("the state file \(path) lists an invalid address \(text)") }
-            ownership.addresses.insert(address)
-        }
-        ownership.interface = file.interface
-        return ownership
+        return keys
     }
 
-    /// Records `ownership`, creating the folder when needed.
-    public func save(_ ownership: Ownership) throws {
+    private func addresses(_ texts: [String]) throws -> Set<IPAddress> {
+        try Set(texts.map { text in
+            guard let address = IPAddress(text) else { throw AgentError("the state file \(path) lists an invalid address \(text)") }
+            return address
+        })
+    }
+
+    /// Records `ownership` (its own claims aside), creating the folder when needed, then settles
+    /// the claims of `settled` (services and addresses), whose outcome is in `ownership` now: the
+    /// journal is written again with the claims left (removed when none is). In that order, so
+    /// that a claim is never dropped before its outcome is recorded. The claims in memory are
+    /// updated even when a write fails, so the next write is complete.
+    public func save(_ ownership: Ownership, settling settled: Ownership = Ownership()) throws {
+        try lock.withLock {
+            recorded = ownership
+            recorded.claimedServices = []
+            recorded.claimedAddresses = []
+            let before = (claims.services.count, claims.addresses.count)
+            claims.services.subtract(settled.services)
+            for key in settled.services { claims.origins[key] = nil }
+            claims.addresses.subtract(settled.addresses)
+            try write()
+            if (claims.services.count, claims.addresses.count) != before { try rewriteClaims() }
+        }
+    }
+
+    /// Records durably that the agent is about to create the virtual services `services` (from
+    /// the Kubernetes Services in `origins`) and to bind `addresses`: call it before the kernel
+    /// change, and act only when it succeeded. The claims stay until a `save` settles them.
+    public func claim(services: some Sequence<ServiceKey>, origins: [ServiceKey: ObjectName] = [:],
+                      addresses: some Sequence<IPAddress>) throws {
+        let services = Set(services), addresses = Set(addresses)
+        var claimed = Ownership(services: services, addresses: addresses, origins: origins)
+        claimed.origins = origins.filter { services.contains($0.key) }
+        let line = try Self.line(claimed)
+        try lock.withLock {
+            do {
+                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+                let created = !FileManager.default.fileExists(atPath: claimsPath)
+                try Self.writeDurably(line, to: claimsPath, appending: true)
+                if created { syncFolder() }
+            } catch {
+                throw AgentError("cannot write the state file's claims \(claimsPath): \(error); the agent needs a writable folder there (--state-file)")
+            }
+            claims.services.formUnion(services)
+            claims.origins.merge(claimed.origins) { _, new in new }
+            claims.addresses.formUnion(addresses)
+        }
+    }
+
+    /// `claimed` as one line of the journal, its newline included.
+    private static func line(_ claimed: Ownership) throws -> [UInt8] {
+        let file = file(claimed)
+        return Array(try JSONEncoder().encode(Claim(services: file.services, addresses: file.addresses))) + [UInt8(ascii: "\n")]
+    }
+
+    private var folder: String {
+        let folder = (path as NSString).deletingLastPathComponent
+        return folder.isEmpty ? "." : folder
+    }
+
+    /// Makes the folder's entries (a rename, a new or removed file) durable.
+    private func syncFolder() {
+        let directory = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if directory >= 0 {
+            _ = fsync(directory)
+            close(directory)
+        }
+    }
+
+    /// Writes `recorded`; called with `lock` held.
+    private func write() throws {
         do {
-            let url = URL(fileURLWithPath: path)
-            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-            let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp")
-            try Data(Self.json(Self.file(ownership))).write(to: temporary)
-            if rename(temporary.path, url.path) != 0 { throw AgentError(String(cString: strerror(errno))) }
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            try replace(path, with: Self.json(Self.file(recorded)))
         } catch {
             throw AgentError("cannot write the state file \(path): \(error); the agent needs a writable folder there (--state-file)")
         }
+    }
+
+    /// Writes the journal again with `claims` (one line), or removes it when there is none;
+    /// called with `lock` held.
+    private func rewriteClaims() throws {
+        do {
+            if claims.services.isEmpty && claims.addresses.isEmpty {
+                guard unlink(claimsPath) == 0 || errno == ENOENT else { throw AgentError("unlink: \(String(cString: strerror(errno)))") }
+                syncFolder()
+            } else {
+                try replace(claimsPath, with: Self.line(claims))
+            }
+        } catch {
+            throw AgentError("cannot write the state file's claims \(claimsPath): \(error); the agent needs a writable folder there (--state-file)")
+        }
+    }
+
+    /// Replaces the file at `target` with `bytes`, atomically (a temporary file renamed over it)
+    /// and durably.
+    private func replace(_ target: String, with bytes: [UInt8]) throws {
+        let temporary = folder + "/.\((target as NSString).lastPathComponent).tmp"
+        try Self.writeDurably(bytes, to: temporary)
+        guard rename(temporary, target) == 0 else { throw AgentError("rename: \(String(cString: strerror(errno)))") }
+        syncFolder()
+    }
+
+    /// Writes `bytes` to a new file at `path` (or at its end, `appending`) and waits until they
+    /// are on disk (fsync).
+    private static func writeDurably(_ bytes: [UInt8], to path: String, appending: Bool = false) throws {
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (appending ? O_APPEND : O_TRUNC), 0o644)
+        guard descriptor >= 0 else { throw AgentError("open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(descriptor) }
+        var written = 0
+        while written < bytes.count {
+            let count = bytes[written...].withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { throw AgentError("write \(path): \(String(cString: strerror(errno)))") }
+            written += count
+        }
+        guard fsync(descriptor) == 0 else { throw AgentError("fsync \(path): \(String(cString: strerror(errno)))") }
     }
 
     static func file(_ ownership: Ownership) -> File {

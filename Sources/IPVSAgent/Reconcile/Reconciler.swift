@@ -53,6 +53,8 @@ public actor Reconciler {
     private var programmedRealServers = 0
     /// Whether ownership changed since it was last saved.
     private var ownershipChanged = false
+    /// Claims whose outcome `ownership` holds now (services and addresses): the next save settles them.
+    private var settled = Ownership()
     private var needsVerification = false
     private var hold = Hold()
     /// Whether a reconcile ran: until then the desired state is not known (see `verify()`).
@@ -105,6 +107,7 @@ public actor Reconciler {
             save()
         }
         try readKernel()
+        adoptClaims()
         logger.info("read kernel state", metadata: [
             "services": "\(kernel.services.count)", "real_servers": "\(kernel.realServerCount)",
             "owned_services": "\(ownership.services.count)", "owned_addresses": "\(ownership.addresses.count)",
@@ -115,6 +118,28 @@ public actor Reconciler {
     /// start, these keep their addresses and ports against Services that claim them too
     /// (`DesiredStateBuilder.seed(owners:)`).
     public var owners: [ServiceKey: ObjectName] { ownership.origins }
+
+    /// Owns what an interrupted run claimed and the kernel holds (created after the claim, see
+    /// `OwnershipStore`) and forgets the rest; the next save settles every claim read.
+    private func adoptClaims() {
+        guard !ownership.claimedServices.isEmpty || !ownership.claimedAddresses.isEmpty else { return }
+        let services = ownership.claimedServices.filter { kernel.services[$0] != nil }
+        let addresses = ownership.claimedAddresses.intersection(boundAddresses)
+        for key in ownership.claimedServices where !services.contains(key) && !ownership.services.contains(key) {
+            ownership.origins[key] = nil
+        }
+        ownership.services.formUnion(services)
+        ownership.addresses.formUnion(addresses)
+        settled.services.formUnion(ownership.claimedServices)
+        settled.addresses.formUnion(ownership.claimedAddresses)
+        logger.notice("owning what an interrupted run created", metadata: [
+            "services": "\(services.count)", "addresses": "\(addresses.count)",
+            "claimed_services": "\(ownership.claimedServices.count)", "claimed_addresses": "\(ownership.claimedAddresses.count)"])
+        ownership.claimedServices = []
+        ownership.claimedAddresses = []
+        ownershipChanged = true
+        countProgrammedRealServers()
+    }
 
     private func readKernel() throws {
         _ = takeEarlyProgramming() // The model is read again below.
@@ -145,7 +170,7 @@ public actor Reconciler {
     func bindEarly() -> AddressBinding? {
         guard let vips, !reconciled else { return nil }
         if let earlyBinding { return earlyBinding }
-        let binding = AddressBinding(vips, options.interface, present: boundAddresses)
+        let binding = AddressBinding(vips, options.interface, present: boundAddresses, store: store)
         earlyBinding = binding
         return binding
     }
@@ -160,7 +185,7 @@ public actor Reconciler {
     func programEarly(options: MappingOptions) -> EarlyProgramming? {
         guard !reconciled else { return nil }
         if let earlyProgramming { return earlyProgramming }
-        let programming = EarlyProgramming(ipvs, present: Set(kernel.services.keys), owners: ownership.origins, options: options)
+        let programming = EarlyProgramming(ipvs, present: Set(kernel.services.keys), owners: ownership.origins, options: options, store: store)
         earlyProgramming = programming
         return programming
     }
@@ -179,8 +204,10 @@ public actor Reconciler {
         for (key, entry) in outcome.added {
             kernel.services[key] = entry
             track(.addService(entry.service))
+            settled.services.insert(key)
         }
         for (operation, result) in outcome.others {
+            if case .addService(let service) = operation { settled.services.insert(service.key) }
             switch result {
             case .success:
                 kernel.record(operation)
@@ -521,6 +548,7 @@ public actor Reconciler {
     private func apply(_ plan: ReconcilePlan, early: AddressBinding? = nil, appliedEarly: Int = 0) -> ReconcileReport {
         let start = ContinuousClock.now
         var report = ReconcileReport()
+        let plan = claim(plan, early: early, report: &report)
         // The gauge of programmed real servers, updated for the services this plan touches.
         var touched = plan.adopted
         for operation in plan.operations { if let key = operation.serviceKey { touched.insert(key) } }
@@ -603,6 +631,7 @@ public actor Reconciler {
             }
         }
 
+        for (address, _) in bound { settled.addresses.insert(address) }
         for ref in plan.drainsEnded { drains.end(ref) }
 
         if let vips {
@@ -618,7 +647,10 @@ public actor Reconciler {
             }
         }
 
-        if ownershipChanged { save() }
+        if ownershipChanged || !settled.services.isEmpty || !settled.addresses.isEmpty {
+            PausePoint.applied.reached()
+            save()
+        }
         programmedRealServers += touched.reduce(0) { $0 + programmedRealServers(of: $1) } - countBefore
         metrics.operationsApplied.increment(by: report.applied + appliedEarly)
         if !report.failures.isEmpty { metrics.errors.increment(by: report.failures.count) }
@@ -633,6 +665,32 @@ public actor Reconciler {
                                                       "milliseconds": "\(Self.milliseconds(ContinuousClock.now - start))"])
         }
         return report
+    }
+
+    /// Claims the virtual services `plan` adds and the VIPs it binds (an early binding claims its
+    /// own) before the kernel changes (`OwnershipStore.claim`). When the claim cannot be written,
+    /// the plan is returned without those additions: not recorded, not done.
+    private func claim(_ plan: ReconcilePlan, early: AddressBinding?, report: inout ReconcileReport) -> ReconcilePlan {
+        var services: [ServiceKey] = []
+        for operation in plan.operations { if case .addService(let service) = operation { services.append(service.key) } }
+        let addresses = early == nil ? plan.addressesToAdd : []
+        guard let store, !services.isEmpty || !addresses.isEmpty else { return plan }
+        do {
+            var origins: [ServiceKey: ObjectName] = [:]
+            for key in services { origins[key] = desired.services[key]?.origin }
+            try store.claim(services: services, origins: origins, addresses: addresses)
+            settled.services.formUnion(services)
+            return plan
+        } catch {
+            report.failures.append("added no service and bound no address: \(error)")
+            needsVerification = true
+            logger.error("cannot record what the agent is about to add; not adding it", metadata: ["error": "\(error)"])
+            var reduced = plan
+            let refused = Set(services)
+            reduced.operations.removeAll { $0.serviceKey.map(refused.contains) == true }
+            if early == nil { reduced.addressesToAdd = [] }
+            return reduced
+        }
     }
 
     /// Plans binding fewer VIPs than this bind them before the IPVS operations, on the reconciler's
@@ -673,9 +731,11 @@ public actor Reconciler {
 
     private func save() {
         ownershipChanged = false
+        let settling = settled
+        settled = Ownership()
         guard let store else { return }
         do {
-            try store.save(ownership)
+            try store.save(ownership, settling: settling)
         } catch {
             metrics.errors.increment()
             logger.error("cannot record ownership", metadata: ["error": "\(error)"])
