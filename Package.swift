@@ -115,6 +115,8 @@ let package = Package(
         /// Yams is the reference the manifest parser (YAMLTree, on libyaml directly) is compared with.
         .testTarget(name: "IPVSAgentTests", dependencies: [
             "IPVSAgent", "IPVS", "TestSupport", .product(name: "Yams", package: "Yams"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         /// Run by `make test` in a fresh network namespace on the host when it has IPVS, else
         /// inside the kernel VM (Scripts/kernel-run.sh). They fail, not skip, without IPVS there.

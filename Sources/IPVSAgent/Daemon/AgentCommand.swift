@@ -116,8 +116,11 @@ public struct AgentCommand: AsyncParsableCommand {
 
     // MARK: - Operation
 
-    @Option(name: .long, help: ArgumentHelp("Where /metrics, /healthz and /status are served (`none` to disable).", valueName: "host:port"))
+    @Option(name: .long, help: ArgumentHelp("Where /metrics, /healthz and /status are served (`none` to disable). /status, which lists backends and check results, is served on a loopback address only, unless --expose-status.", valueName: "host:port"))
     public var metricsAddress: String = "127.0.0.1:10249"
+
+    @Flag(name: .long, help: "Serve /status on a --metrics-address that is not loopback too (anyone who reaches it sees every backend's address and check result).")
+    public var exposeStatus = false
 
     @Flag(name: .long, help: "Print the operations that would be applied (in `ipvsadm -S` form) and change nothing; takes no lock, so it runs beside a running agent.")
     public var dryRun = false

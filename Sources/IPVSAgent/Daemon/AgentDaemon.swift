@@ -39,7 +39,8 @@ struct AgentDaemon {
         // A deleted VIP is bound again at once, not at the next sync period.
         services.append(AddressWatch(interface: command.interface, reconciler: reconciler, logger: logger))
         if command.metricsAddress != "none" {
-            services.append(try MetricsServer(address: command.metricsAddress, registry: registry, status: status, logger: logger))
+            services.append(try MetricsServer(address: command.metricsAddress, registry: registry, status: status,
+                                              exposeStatus: command.exposeStatus, logger: logger))
         }
         let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()

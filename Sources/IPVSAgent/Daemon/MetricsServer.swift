@@ -1,4 +1,5 @@
 import Foundation
+import IPVS
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -42,20 +43,30 @@ public final class StatusBox: @unchecked Sendable {
 }
 
 /// Serves `/metrics` (Prometheus text format), `/healthz` and `/status` (JSON) over HTTP/1.1.
+/// `/status` names every backend and its check results, so it is served on a loopback address only,
+/// unless the operator exposes it.
 public struct MetricsServer: Service {
     let host: String
     let port: Int
     let registry: PrometheusCollectorRegistry
     let status: StatusBox
+    let servesStatus: Bool
     let logger: Logger
 
-    public init(address: String, registry: PrometheusCollectorRegistry, status: StatusBox, logger: Logger) throws {
+    public init(address: String, registry: PrometheusCollectorRegistry, status: StatusBox, exposeStatus: Bool = false,
+                logger: Logger) throws {
         guard let (host, port) = Self.parse(address) else { throw AgentError("invalid metrics address \(address); use host:port") }
         self.host = host
         self.port = port
         self.registry = registry
         self.status = status
+        self.servesStatus = exposeStatus || Self.isLoopback(host)
         self.logger = logger
+    }
+
+    /// Whether `host` is a loopback address or `localhost`: only this node's processes reach it.
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || IPAddress(host)?.specialPurpose == .loopback
     }
 
     /// Splits `host:port` or `[v6]:port`.
@@ -69,16 +80,17 @@ public struct MetricsServer: Service {
     }
 
     public func run() async throws {
-        let registry = registry, status = status
+        let registry = registry, status = status, servesStatus = servesStatus
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.pipeline.configureHTTPServerPipeline().flatMapThrowing {
-                    try channel.pipeline.syncOperations.addHandler(HTTPHandler(registry: registry, status: status))
+                    try channel.pipeline.syncOperations.addHandler(HTTPHandler(registry: registry, status: status, servesStatus: servesStatus))
                 }
             }
             .bind(host: host, port: port).get()
-        logger.info("serving /metrics, /healthz and /status", metadata: ["address": "\(host):\(port)"])
+        logger.info(servesStatus ? "serving /metrics, /healthz and /status" : "serving /metrics and /healthz (/status only on loopback, or with --expose-status)",
+                    metadata: ["address": "\(host):\(port)"])
         try? await gracefulShutdown()
         try await channel.close()
     }
@@ -91,12 +103,14 @@ private final class HTTPHandler: ChannelInboundHandler {
 
     let registry: PrometheusCollectorRegistry
     let status: StatusBox
+    let servesStatus: Bool
     private var path = "/"
     private var keepAlive = false
 
-    init(registry: PrometheusCollectorRegistry, status: StatusBox) {
+    init(registry: PrometheusCollectorRegistry, status: StatusBox, servesStatus: Bool) {
         self.registry = registry
         self.status = status
+        self.servesStatus = servesStatus
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -107,7 +121,7 @@ private final class HTTPHandler: ChannelInboundHandler {
         case .body:
             break
         case .end:
-            if path == "/status" {
+            if path == "/status", servesStatus {
                 // Made off the event loop: the document waits for the reconciler. The connection is
                 // closed after it, so no request behind it on the same connection can be answered first.
                 let status = status
@@ -149,6 +163,9 @@ private final class HTTPHandler: ChannelInboundHandler {
         case "/healthz":
             let healthy = status.isHealthy
             return (healthy ? .ok : .serviceUnavailable, "text/plain", Array((healthy ? "ok\n" : "kernel operations failing\n").utf8))
+        case "/status":
+            return (.notFound, "text/plain",
+                    Array("not served here: /status lists every backend, so it is served on a loopback --metrics-address, or with --expose-status\n".utf8))
         default:
             return (.notFound, "text/plain", Array("not found; try /metrics, /healthz or /status\n".utf8))
         }
