@@ -211,3 +211,32 @@ extension ManifestSourceTests {
         XCTAssertEqual(build.changed, [], "nothing to program changed")
     }
 }
+
+extension ManifestSourceTests {
+    /// A reload does not wait for a file that decodes slowly: the other files' changes are in the snapshot
+    /// with the slow file's last objects, and the slow file's own change is loaded once it is decoded.
+    func testASlowFileDoesNotHoldBackTheOtherFilesChanges() async throws {
+        let source = ManifestSource(paths: [folder.path], logger: Logger(label: "test"))
+        source.decodingWait = .milliseconds(500)
+        let late = AsyncStream.makeStream(of: String.self)
+        source.lateDecoding = { late.continuation.yield($0) }
+        try write("a.yaml", service("a", port: 80))
+        try write("slow.yaml", service("slow", port: 81))
+        _ = source.loadNow()
+
+        // Tens of thousands of Services take seconds to decode in a debug build; a.yaml a millisecond.
+        let many = (0..<60_000).map { service("s\($0)", port: 1_000 + $0 % 50_000) }.joined(separator: "---\n")
+        try write("slow.yaml", service("slow", port: 91) + "---\n" + many)
+        try write("a.yaml", service("a", port: 90))
+        let slow = folder.appendingPathComponent("slow.yaml").path
+        let first = await source.load(changed: [folder.appendingPathComponent("a.yaml").path, slow])
+        XCTAssertEqual(ports(first), [90, 81], "a's change applied, slow.yaml's last objects kept while it decodes")
+
+        var lateFiles = late.stream.makeAsyncIterator()
+        let file = await lateFiles.next()
+        XCTAssertEqual(file, slow)
+        let second = await source.load(changed: [slow])
+        XCTAssertEqual(ports(second).prefix(2), [90, 91])
+        XCTAssertEqual(ports(second).count, 60_002)
+    }
+}

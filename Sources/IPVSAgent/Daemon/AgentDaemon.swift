@@ -97,6 +97,11 @@ struct ReconcileLoop: Service {
         let watcher = try FileWatcher(folders: source.watchedFolders)
         let (triggers, continuation) = AsyncStream.makeStream(of: Trigger.self, bufferingPolicy: .bufferingNewest(64))
         let pending = PendingChanges()
+        // A file that decodes slowly is loaded when it is done, without holding back the others.
+        source.lateDecoding = { file in
+            pending.add(.file(file))
+            continuation.yield(.file(file))
+        }
         signal(SIGHUP, SIG_IGN)
         let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
         hangup.setEventHandler {

@@ -39,6 +39,18 @@ public final class ManifestSource: DesiredStateSource, @unchecked Sendable {
     private let lineageSource = UInt64.random(in: 1...UInt64.max)
     private var snapshotNumber = 0
 
+    /// How long a reload waits for a file it loaded before and decodes again; past it the reload goes
+    /// on with that file's last objects, so one slow file never holds back what the others change.
+    public var decodingWait: Duration = .milliseconds(100)
+    /// Called, on the decoding thread, with each file a reload stopped waiting for, once it is
+    /// decoded: loading that file again (`load(changed: [file])`) takes the decoding made.
+    public var lateDecoding: (@Sendable (String) -> Void)?
+    /// Decodings a reload stopped waiting for, finished since.
+    private var ready: [String: ReadFile] = [:]
+    /// Files decoding in the background; those a load asked for meanwhile are decoded again after.
+    private var inFlight: Set<String> = []
+    private var askedWhileInFlight: Set<String> = []
+
     public init(paths: [String], logger: Logger) {
         self.paths = paths
         self.logger = logger
@@ -179,11 +191,14 @@ public final class ManifestSource: DesiredStateSource, @unchecked Sendable {
         contents.reserveCapacity(files.count)
         /// Files whose contribution may differ from the last snapshot's.
         var touched: Set<String> = []
-        let read = prefetch(files.filter { file in changed.map { $0.contains(file) } != false || outcomes[file] == nil }, decoded: decoded)
+        let toRead = files.filter { file in changed.map { $0.contains(file) } != false || outcomes[file] == nil }
+        let read = decoded == nil && toRead.contains(where: { outcomes[$0] != nil }) ? decodeWaiting(toRead) : prefetch(toRead, decoded: decoded)
         for file in files {
             let outcome: FileOutcome
             if let changed, !changed.contains(file), let cached = outcomes[file] {
                 outcome = cached // Not touched since it was read: nothing to redo.
+            } else if read[file] == nil, inFlight.contains(file), let cached = outcomes[file] {
+                outcome = cached // Still decoding: its last objects until it is done.
             } else {
                 outcome = loadFile(file, read[file] ?? Self.read(file, cache: decodedText[file], decoded: decoded))
                 outcomes[file] = outcome
@@ -278,6 +293,52 @@ public final class ManifestSource: DesiredStateSource, @unchecked Sendable {
         return read
     }
 
+    /// Decodes `files` for a reload, each on a thread of its own, waiting `decodingWait` at most for the
+    /// files loaded before (for new files, until they are decoded). A file left decoding is in
+    /// `inFlight` until it is done, then in `ready`, and `lateDecoding` is told.
+    private func decodeWaiting(_ files: [String]) -> [String: ReadFile] {
+        var results: [String: ReadFile] = [:]
+        var fresh: [String] = []
+        for file in files {
+            if let late = ready.removeValue(forKey: file) {
+                results[file] = late
+            } else if inFlight.contains(file) {
+                askedWhileInFlight.insert(file) // That decoding may have read an older text.
+            } else {
+                fresh.append(file)
+            }
+        }
+        guard !fresh.isEmpty else { return results }
+        let batch = DecodeBatch()
+        let group = DispatchGroup()
+        for file in fresh {
+            let cache = decodedText[file]
+            DispatchQueue.global().async(group: group) { [self] in
+                let result = Self.read(file, cache: cache, decoded: nil)
+                if batch.finish(file, result) { return } // The reload takes it.
+                // The reload went on without it: keep it for the next load of this file.
+                lock.withLock {
+                    inFlight.remove(file)
+                    if askedWhileInFlight.remove(file) == nil { ready[file] = result }
+                }
+                lateDecoding?(file)
+            }
+        }
+        let mustWait = fresh.filter { outcomes[$0] == nil }
+        let (seconds, attoseconds) = decodingWait.components
+        let waitMilliseconds = Int(seconds) * 1_000 + Int(attoseconds / 1_000_000_000_000_000)
+        if group.wait(timeout: .now() + .milliseconds(waitMilliseconds)) == .timedOut {
+            while !batch.hasFinished(mustWait), group.wait(timeout: .now() + .milliseconds(10)) == .timedOut {}
+        }
+        let finished = batch.abandon()
+        for file in fresh where finished[file] == nil {
+            inFlight.insert(file)
+            logger.warning("a manifest file takes long to decode; the others are applied meanwhile, and it when it is done",
+                           metadata: ["file": "\(file)", "waited_milliseconds": "\(waitMilliseconds)"])
+        }
+        return results.merging(finished) { late, _ in late }
+    }
+
     private func loadFile(_ file: String, _ read: ReadFile) -> FileOutcome {
         var outcome = FileOutcome()
         let decoded: ManifestDecoding
@@ -334,5 +395,33 @@ public final class ManifestSource: DesiredStateSource, @unchecked Sendable {
 
     private func lastGoodObjects(_ file: String) -> [ManifestObject] {
         (lastGoodOrder[file] ?? []).compactMap { lastGood[file]?[$0] }
+    }
+}
+
+/// The decodings of one reload: those finished while it waited, and after it stopped waiting.
+private final class DecodeBatch: @unchecked Sendable {
+    private let lock = NSLock()
+    private var results: [String: Result<(text: String, decoding: ManifestDecoding), any Error>] = [:]
+    private var abandoned = false
+
+    /// Records `file`'s decoding; `false` when the reload no longer waits for it.
+    func finish(_ file: String, _ result: Result<(text: String, decoding: ManifestDecoding), any Error>) -> Bool {
+        lock.withLock {
+            guard !abandoned else { return false }
+            results[file] = result
+            return true
+        }
+    }
+
+    func hasFinished(_ files: [String]) -> Bool {
+        lock.withLock { files.allSatisfy { results[$0] != nil } }
+    }
+
+    /// Stops waiting: what finished until now.
+    func abandon() -> [String: Result<(text: String, decoding: ManifestDecoding), any Error>] {
+        lock.withLock {
+            abandoned = true
+            return results
+        }
     }
 }
