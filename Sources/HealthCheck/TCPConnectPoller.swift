@@ -14,9 +14,10 @@ import Synchronization
 /// loop) and completes a future on that loop. ``schedule(_:after:)`` hands the poller a ``RepeatingCheck``
 /// that its thread starts itself whenever it is due, which is how ``HealthChecker`` runs TCP checks. Either
 /// way a connect that finishes (or fails) at once completes the check there; one in progress is added to the
-/// epoll set with its deadline, and the poller thread completes it when the socket polls writable or failed
-/// (a check passes only when `TCP_INFO` says the handshake completed) or when the deadline passes. Every socket is closed with a reset
-/// (`SO_LINGER` 0), as HAProxy closes its health checks, so neither side keeps a `TIME_WAIT` entry per check.
+/// epoll set with its deadline, and the poller thread completes it when the socket polls writable or failed (a
+/// check passes only when `TCP_INFO` says the handshake completed) or when the deadline passes. Every socket is
+/// closed with a reset (`SO_LINGER` 0), as HAProxy closes its health checks, so neither side keeps a `TIME_WAIT`
+/// entry per check.
 ///
 /// Two things keep the kernel's work per repeating check low, which is most of a check's cost:
 /// - **Sockets are reused.** A repeating check's socket is not closed after its verdict but disconnected
@@ -449,8 +450,10 @@ final class TCPConnectPoller: @unchecked Sendable {
             var length = socklen_t(MemoryLayout<CInt>.size)
             if getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0 { error = errno }
             if error != 0 { return (.failure(reason: "connect: \(ProbeFailure.errnoText(error))"), nil) }
-            let seen = failed == EPOLLERR.rawValue ? "EPOLLERR" : failed == EPOLLHUP.rawValue ? "EPOLLHUP" : "EPOLLERR and EPOLLHUP"
-            return (.failure(reason: "connect: not connected (the socket polled \(seen) with no error code, TCP state \(tcpStateName(fd)))"), nil)
+            let seen = failed == EPOLLERR.rawValue ? "EPOLLERR"
+                : failed == EPOLLHUP.rawValue ? "EPOLLHUP" : "EPOLLERR and EPOLLHUP"
+            let state = tcpStateName(fd)
+            return (.failure(reason: "connect: not connected (the socket polled \(seen) with no error code, TCP state \(state))"), nil)
         }
         var info = tcp_info()
         var length = socklen_t(MemoryLayout<tcp_info>.size)
@@ -458,7 +461,8 @@ final class TCPConnectPoller: @unchecked Sendable {
             return (.failure(reason: "connect: TCP_INFO: \(ProbeFailure.errnoText(errno))"), nil)
         }
         guard Int(info.tcpi_state) == TCP_ESTABLISHED || Int(info.tcpi_state) == TCP_CLOSE_WAIT else {
-            return (.failure(reason: "connect: not connected (the socket is writable in TCP state \(tcpStateName(info.tcpi_state)))"), nil)
+            let state = tcpStateName(info.tcpi_state)
+            return (.failure(reason: "connect: not connected (the socket is writable in TCP state \(state))"), nil)
         }
         let outcome = outcome(0, fd: fd, mayConnectToItself: mayConnectToItself)
         return (outcome, outcome.isSuccess && info.tcpi_rtt > 0 ? Int64(info.tcpi_rtt) * 1000 : nil)
