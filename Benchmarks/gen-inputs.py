@@ -18,6 +18,9 @@ The inputs of the agent-with-health-checks workload instead: N backends 10.203.(
 OUT/manifests/*.yaml the Services and EndpointSlices, 100 Services per file
 OUT/victims          the 1% of the backends killed (at least 1), spread evenly as health-bench spreads
                      them: one line "INDEX VIP:80 BACKEND:18080" each
+OUT/keepalived.conf  the same Services for keepalived, the reference checker: one virtual_server each (NAT,
+                     rr), its backends checked by TCP_CHECK every 1 s (delay_loop), connect_timeout 0.5 s,
+                     one retry 1 s later (two failures, as fall 2), quiesced on failure (inhibit_on_failure)
 
 The same N and M always give the same bytes.
 """
@@ -93,6 +96,16 @@ def health_inputs(backends, out):
         with open(os.path.join(out, "manifests", name), "w") as f:
             f.writelines(service_yaml(s, [backend_address(i) for i in members[s]], HEALTH_PORT, HEALTH_ANNOTATIONS)
                          for s in range(first, min(first + SERVICES_PER_FILE, services)))
+    with open(os.path.join(out, "keepalived.conf"), "w") as f:
+        f.write("global_defs {\n    router_id bench\n}\n")
+        for s in range(services):
+            f.write(f"virtual_server {service_address(s)} 80 {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind NAT\n"
+                    "    protocol TCP\n    inhibit_on_failure\n")
+            for i in members[s]:
+                f.write(f"    real_server {backend_address(i)} {HEALTH_PORT} {{\n        weight 1\n"
+                        "        TCP_CHECK {\n            connect_timeout 0.5\n            retry 1\n"
+                        "            delay_before_retry 1\n        }\n    }\n")
+            f.write("}\n")
     # The victims as health-bench picks them: 1% (at least 1), every (backends / count)-th.
     count = max(1, backends // 100)
     stride = max(1, backends // count)

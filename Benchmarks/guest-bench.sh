@@ -263,6 +263,89 @@ cpu_ticks() {
   REPLY=$((${12} + ${13}))
 }
 
+# Starts health-backends (COUNT PORT BASE) in $ah_netns on CPU $4, killed through their stdin (fd 7);
+# returns once they all listen, non-zero if they did not start.
+ah_start_backends() {
+  rm -f "$work/ah-backends.in" "$work/ah-backends.out"
+  mkfifo "$work/ah-backends.in"
+  ip netns exec "$ah_netns" taskset -c "$4" "$bin/health-backends" "$1" "$2" "$3" \
+    <"$work/ah-backends.in" >>"$work/ah-backends.out" 2>&1 &
+  ah_backends=$!
+  exec 7>"$work/ah-backends.in"
+  local line="" t0
+  t0=${EPOCHREALTIME/./}
+  until [ "$line" = ready ]; do
+    read -r line <"$work/ah-backends.out"
+    case "$line" in error* ) break ;; esac
+    kill -0 "$ah_backends" 2>/dev/null && [ $((${EPOCHREALTIME/./} - t0)) -lt 120000000 ] || break
+    pause 0.05
+  done
+  [ "$line" = ready ]
+}
+
+# TCP connects opened so far from this network namespace (ActiveOpens of /proc/net/snmp), into REPLY.
+tcp_active_opens() {
+  REPLY=$(awk '$1 == "Tcp:" && $6 ~ /^[0-9]+$/ { print $6 }' /proc/net/snmp)
+  [ -n "$REPLY" ]
+}
+
+# keepalived, the reference checker, on the same backends (inputs/agent-health/keepalived.conf: the same
+# Services, TCP_CHECK every 1 s, connect_timeout 0.5 s), in the foreground (-n) with its health-checker
+# subsystem only (-C), pinned where the agent ran. Its CPU is its processes' (the parent and the checker
+# child); its checks are the TCP connects this namespace opened over the window (nothing else connects).
+# Records agent-health keepalived-* beside the agent's numbers. Args: SIZE PORT BASE POD_CPU PIN WARMUP WINDOW.
+ah_keepalived() {
+  local size=$1 conf=$work/agent-health/keepalived.conf ka="" t0 reals=0 hz ticks0=0 ticks1=0 opens0 opens1 w0 w1 pid
+  command -v keepalived >/dev/null || { fail "agent health: keepalived is not installed (Scripts/bench.sh installs it)"; return; }
+  [ -f "$conf" ] || { fail "agent health: no $conf (gen-inputs.py --health-backends)"; return; }
+  reset_kernel
+  if ! ah_start_backends "$size" "$2" "$3" "$4"; then
+    fail "agent health: the backends did not start for keepalived: $(tail -n 2 "$work/ah-backends.out")"
+    return
+  fi
+  taskset -c "$5" keepalived -n -l -D -C -f "$conf" -p "$work/keepalived.pid" -c "$work/keepalived-checkers.pid" \
+    >"$work/keepalived.log" 2>&1 &
+  ka=$!
+  # Steady: every backend programmed by keepalived.
+  t0=${EPOCHREALTIME/./}
+  while [ $((${EPOCHREALTIME/./} - t0)) -lt 120000000 ] && kill -0 "$ka" 2>/dev/null; do
+    reals=$(ipvsadm -Ln | awk '$1 == "->" && $4 == 1' | wc -l)
+    [ "$reals" -lt "$size" ] || break
+    pause 0.2
+  done
+  if [ "$reals" -lt "$size" ]; then
+    fail "agent health: keepalived did not program the $size backends ($reals): $(tail -n 3 "$work/keepalived.log")"
+  else
+    log "agent health: keepalived checks the $size backends; warm-up $6 s, window $7 s"
+    pause "$6"
+    hz=$(getconf CLK_TCK)
+    tcp_active_opens && opens0=$REPLY
+    for pid in "$ka" $(pgrep -P "$ka"); do cpu_ticks "$pid" && ticks0=$((ticks0 + REPLY)); done
+    w0=${EPOCHREALTIME/./}
+    pause "$7"
+    tcp_active_opens && opens1=$REPLY
+    for pid in "$ka" $(pgrep -P "$ka"); do cpu_ticks "$pid" && ticks1=$((ticks1 + REPLY)); done
+    w1=${EPOCHREALTIME/./}
+    if [ -z "${opens0:-}" ] || [ -z "${opens1:-}" ] || [ "$opens1" -le "$opens0" ]; then
+      fail "agent health: no keepalived checks counted over the window (alive: $(kill -0 "$ka" 2>/dev/null && echo yes || echo no))"
+    else
+      awk -v t=$((ticks1 - ticks0)) -v hz="$hz" -v us=$((w1 - w0)) -v c=$((opens1 - opens0)) 'BEGIN {
+        cpu = t / hz; wall = us / 1e6
+        printf "keepalived-cpu\t%.2f\tpercent-of-core\n", cpu / wall * 100
+        printf "keepalived-cpu-per-check\t%.2f\tus\n", cpu / c * 1e6
+        printf "keepalived-checks-per-second\t%.0f\tchecks/s\n", c / wall
+      }' | while IFS=$'\t' read -r tool value unit; do record agent-health "$tool" "$size" 1 "$value" "$unit"; done
+    fi
+  fi
+  kill -TERM "$ka" 2>/dev/null
+  wait "$ka" 2>/dev/null
+  cp "$work/keepalived.log" "$out/agent-health-keepalived.log" 2>/dev/null
+  exec 7>&-
+  wait "$ah_backends" 2>/dev/null
+  ah_backends=""
+  reset_kernel
+}
+
 run_agent_health() {
   local size=$agent_health_size dir=$work/agent-health warmup window cpus pod_cpu pin services victims
   read -r warmup window <<<"$agent_health_time"
@@ -294,26 +377,12 @@ run_agent_health() {
   ah_backlog=$(ah_sysctl_backlog) && ah_sysctl_backlog 30000 || ah_backlog=""
   printf 'agent_health_backlog\t%s\n' "$([ -n "$ah_backlog" ] && echo "30000 (raised from $ah_backlog while it runs)" || echo "not raised (unreadable here)")" >>"$out/environment.tsv"
 
-  # The backends, killed through their stdin (fd 7).
-  rm -f "$work/ah-backends.in" "$work/ah-backends.out"
-  mkfifo "$work/ah-backends.in"
-  ip netns exec "$ah_netns" taskset -c "$pod_cpu" "$bin/health-backends" "$size" "$port" "${prefix%/*}" \
-    <"$work/ah-backends.in" >>"$work/ah-backends.out" 2>&1 &
-  ah_backends=$!
-  exec 7>"$work/ah-backends.in"
-  local line="" t0
-  t0=${EPOCHREALTIME/./}
-  until [ "$line" = ready ]; do
-    read -r line <"$work/ah-backends.out"
-    case "$line" in error* ) break ;; esac
-    kill -0 "$ah_backends" 2>/dev/null && [ $((${EPOCHREALTIME/./} - t0)) -lt 120000000 ] || break
-    pause 0.05
-  done
-  if [ "$line" != ready ]; then
+  if ! ah_start_backends "$size" "$port" "${prefix%/*}" "$pod_cpu"; then
     fail "agent health: the backends did not start: $(tail -n 2 "$work/ah-backends.out")"
     ah_cleanup
     return
   fi
+  local line="" t0
 
   # The agent, and its steady state: every Service programmed and every backend up.
   rm -rf "$work/ah-manifests"
@@ -430,6 +499,9 @@ run_agent_health() {
   fi
   sed 's/^health\t\([^\t]*\)/agent-health\tlibrary-\1/' "$work/ah-library.tsv" >>"$out/results.tsv"
   cp "$work/ah-library.log" "$out/agent-health-library.log" 2>/dev/null
+
+  # keepalived on the same backends, same CPUs, warm-up and window: the agent / keepalived ratio.
+  ah_keepalived "$size" "$port" "${prefix%/*}" "$pod_cpu" "$pin" "$warmup" "$window"
   ah_cleanup
 }
 trap 'ah_cleanup' EXIT

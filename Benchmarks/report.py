@@ -356,7 +356,10 @@ def main():
         add("the checks it did in it (`ipvs_health_checks_total`); then 1% of the backends are killed and")
         add("`ipvs-wait --list` polls the kernel until each one's weight is 0: kill to kernel, through the checker, the")
         add("verdict, the reconcile and the netlink write. Then, in the same boot, `health-bench` (the HealthCheck")
-        add("library alone, as in the host workload) checks the same backends from the same vCPU, same warm-up and window.")
+        add("library alone, as in the host workload) checks the same backends from the same vCPU, same warm-up and window,")
+        add("and so does keepalived 2.2.7, the reference checker (`keepalived -n -C`, `TCP_CHECK` every second, connect")
+        add("timeout 0.5 s, one retry: `inputs/agent-health/keepalived.conf`); its CPU is its processes' (parent and")
+        add("checker), its checks the TCP connects the namespace opened in the window (`ActiveOpens`, `/proc/net/snmp`).")
         add("")
         add("> **Emulated** (qemu TCG): absolute CPU is 10-50x a real node's, so this size is what the emulator sustains,")
         add("> not issue 5's 10,000. Read the agent / library ratio: the agent's cost above the checker it runs.")
@@ -370,6 +373,10 @@ def main():
         a, l = median("agent-health", "agent-cpu-per-check", size), median("agent-health", "library-cpu-per-check", size)
         add(f"| **agent / library, CPU per check** | {'n/a' if not a or not l else f'{a / l:.2f}x'} |")
         add(f"| library CPU, % of one core; checks per second | {aget('library-cpu', pct)}; {aget('library-checks-per-second', count)} |")
+        add(f"| keepalived (`TCP_CHECK`) CPU per check, same backends, same boot | {aget('keepalived-cpu-per-check', us)} |")
+        k = median("agent-health", "keepalived-cpu-per-check", size)
+        add(f"| **agent / keepalived, CPU per check** (issue 23: at most 1.0) | {'n/a' if not a or not k else f'{a / k:.2f}x'} |")
+        add(f"| keepalived CPU, % of one core; checks per second | {aget('keepalived-cpu', pct)}; {aget('keepalived-checks-per-second', count)} |")
         add(f"| agent resident memory (VmRSS) after the window; peak (VmHWM) | {aget('agent-rss', kib)}; {aget('agent-peak-rss', kib)} |")
         add(f"| library process resident memory (VmRSS) | {aget('library-rss', mib)} |")
         add(f"| agent start to steady (every Service programmed, every backend up) | {aget('start-to-steady', ms)} |")
@@ -443,6 +450,12 @@ def main():
             f"measured in the emulator at {size:,} backends | "
             f"{'n/a' if estimate is None else f'{estimate:.1f}% ({a / l:.2f}x)'} | "
             f"{check(estimate, lambda v: v < 25)}{'' if estimate is None else ' (estimate)'} |")
+    if agent_health_sizes:
+        size = max(agent_health_sizes)
+        a, k = median("agent-health", "agent-cpu-per-check", size), median("agent-health", "keepalived-cpu-per-check", size)
+        r = None if not a or not k else a / k
+        add(f"| issue 23: agent CPU per TCP check <= keepalived's, same backends, same boot ({size:,} backends, emulated) | "
+            f"{'n/a' if r is None else f'{r:.2f}x'} | {check(r, lambda v: v <= 1.0)} |")
     p99, bound, interval = (median("health", t, 10000) for t in ("detect-p99", "detect-bound", "interval"))
     limit = None if bound is None or interval is None else bound + interval
     missed = values.get(("health", "missed", 10000))

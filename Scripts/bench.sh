@@ -33,7 +33,8 @@
 #              ipvs-agent checking N TCP backends (in a network namespace behind a veth pair) as the
 #              endpoints of N / 100 annotated Services every second; its CPU per check, RSS and each
 #              killed backend's kill -> weight 0 in the kernel; then health-bench (the library alone)
-#              on the same backends, for the agent / library ratio. Emulated: read the ratio
+#              and keepalived (TCP_CHECK) on the same backends, for the agent / library and agent /
+#              keepalived ratios of CPU per check. Emulated: read the ratios
 #              (default 300: at 1,000 the agent saturated its emulated core; smoke 20; 0: not run)
 #   --agent-health-only  only that workload (one VM boot, no host health workload): report printed,
 #              docs/ left alone
@@ -97,7 +98,7 @@ step() { printf '==> %s\n' "$*" >&2; }
 
 # ---- host packages -------------------------------------------------------------------------------
 
-packages=(golang-go golang-github-docker-docker-dev gcc libc6-dev pkg-config libnl-3-dev libnl-genl-3-dev ipvsadm curl)
+packages=(golang-go golang-github-docker-docker-dev gcc libc6-dev pkg-config libnl-3-dev libnl-genl-3-dev ipvsadm curl keepalived)
 [ "$smoke" = 1 ] || packages+=(gnuplot-nox)
 missing=()
 for p in "${packages[@]}"; do
@@ -319,7 +320,8 @@ if [ "$smoke" = 1 ]; then
     "list/ipvsctl -Ln" "list/ipvsadm -Ln" "list/ipvsctl -Sn" "list/ipvsadm -Sn" "list/moby-ipvs dump"
     agent-daemon/first-sync noop/writes endpoint-add/file-to-kernel endpoint-remove/file-to-kernel
     health/cpu health/detect-p99
-    agent-health/agent-cpu-per-check agent-health/agent-rss agent-health/detect-p99 agent-health/library-cpu-per-check)
+    agent-health/agent-cpu-per-check agent-health/agent-rss agent-health/detect-p99 agent-health/library-cpu-per-check
+    agent-health/keepalived-cpu-per-check)
   for e in "${expected[@]}"; do
     awk -F'\t' -v w="${e%%/*}" -v t="${e#*/}" '$1 == w && $2 == t { found = 1 } END { exit !found }' "$out/results.tsv" ||
       { echo "bench smoke: no result for ${e/\// }" >&2; status=1; }

@@ -14,15 +14,16 @@ import Synchronization
 /// loop) and completes a future on that loop. ``schedule(_:after:)`` hands the poller a ``RepeatingCheck``
 /// that its thread starts itself whenever it is due, which is how ``HealthChecker`` runs TCP checks. Either
 /// way a connect that finishes (or fails) at once completes the check there; one in progress is added to the
-/// epoll set with its deadline, and the poller thread completes it when the socket becomes writable
-/// (`SO_ERROR` says whether it connected) or when the deadline passes. Every socket is closed with a reset
-/// (`SO_LINGER` 0), as HAProxy closes its health checks, so neither side keeps a `TIME_WAIT` entry per check.
+/// epoll set with its deadline, and the poller thread completes it when the socket polls writable or failed (a
+/// check passes only when `TCP_INFO` says the handshake completed) or when the deadline passes. Every socket is
+/// closed with a reset (`SO_LINGER` 0), as HAProxy closes its health checks, so neither side keeps a `TIME_WAIT`
+/// entry per check.
 ///
 /// Two things keep the kernel's work per repeating check low, which is most of a check's cost:
 /// - **Sockets are reused.** A repeating check's socket is not closed after its verdict but disconnected
 ///   (`connect` to `AF_UNSPEC`, which resets an established connection just as `SO_LINGER` 0 does) and kept,
 ///   still in the epoll set, for the next check to connect again: no socket, file and epoll entry made and
-///   freed per check. A socket whose check timed out is closed, never reused.
+///   freed per check. A socket whose check failed (timed out, refused, unreachable) is closed, never reused.
 /// - **Wake-ups are coalesced.** With connects in flight the thread sleeps `coalescing` (2 ms by default)
 ///   before it collects what finished, so at thousands of checks a second it wakes about 500 times a second
 ///   instead of once per finished connect (each wake-up a context switch, and in a VM an interrupt and a
@@ -30,8 +31,8 @@ import Synchronization
 ///   reports is the handshake's round trip as the kernel measured it (`tcpi_rtt`), so it is not inflated.
 ///
 /// A successful repeating check then costs four system calls: its `connect`, re-arming its socket
-/// (`epoll_ctl`), the round trip (`TCP_INFO`) and the disconnect. `SO_ERROR` is read only for a connect that
-/// polls as failed, and never after a disconnect (see ``SocketPool/disconnect(_:)``).
+/// (`epoll_ctl`), the TCP state and round trip (`TCP_INFO`) and the disconnect. `SO_ERROR` is read only for a
+/// connect that polls as failed, and never after a disconnect (see ``SocketPool/disconnect(_:)``).
 ///
 /// The thread starts with the first connect in progress or scheduled check, and ends with ``shutdown()``.
 final class TCPConnectPoller: @unchecked Sendable {
@@ -269,23 +270,17 @@ final class TCPConnectPoller: @unchecked Sendable {
                 _ = read(wakeup, &value, MemoryLayout<UInt64>.size)
             }
             for (fd, check, ready) in completed {
-                // A socket whose connect failed polls as an error (and a hang-up); one writable without either
-                // has connected and its SO_ERROR is 0: no system call to read it.
-                var error: CInt = 0
-                if ready & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 {
-                    var length = socklen_t(MemoryLayout<CInt>.size)
-                    if getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0 { error = errno }
-                }
-                let outcome = Self.outcome(error, fd: fd, mayConnectToItself: check.mayConnectToItself)
-                var roundTrip: Int64?
-                if case .repeating(let repeating, _) = check.completion {
-                    if error == 0 { roundTrip = Self.handshakeRoundTrip(fd) }
-                    // Its epoll event fired, so the socket is disarmed: safe to keep for the next check.
+                let finished = Self.finished(fd, events: ready, mayConnectToItself: check.mayConnectToItself)
+                if case .repeating(let repeating, _) = check.completion, finished.outcome.isSuccess {
+                    // Its epoll event fired, so the socket is disarmed, and it connected: safe to keep for the next
+                    // check. One that failed is closed (see ``finished(_:events:mayConnectToItself:)``).
                     sockets.release(fd, family: repeating.address.family)
                 } else {
                     Self.closeWithReset(fd)
                 }
-                if let next = Self.complete(check, outcome, roundTrip: roundTrip, random: &random) { reschedule.append(next) }
+                if let next = Self.complete(check, finished.outcome, roundTrip: finished.roundTrip, random: &random) {
+                    reschedule.append(next)
+                }
             }
             expire(reschedule: &reschedule, random: &random)
             startDue(reschedule: &reschedule, started: &started, sockets: &sockets, random: &random)
@@ -439,6 +434,56 @@ final class TCPConnectPoller: @unchecked Sendable {
         return (fd, nil)
     }
 
+    /// The verdict of a watched connect on `fd` whose epoll event fired with `events`, and the handshake's round
+    /// trip (`tcpi_rtt`, nanoseconds) when it connected. It succeeds only when the handshake completed: `TCP_INFO`,
+    /// read once for the round trip, says `ESTABLISHED` (or `CLOSE_WAIT`: the backend accepted and already closed).
+    ///
+    /// A socket that polls as an error (or a hang-up) failed, whatever `SO_ERROR` says. Linux queues the ICMP
+    /// error of a connect in `SYN_SENT` (host unreachable once ARP gives up) on the socket's error queue even
+    /// without `IP_RECVERR`, and 6.1 keeps it there through a disconnect and the next `connect`: that socket then
+    /// polls `EPOLLERR` right after every later connect, still in `SYN_SENT`, with `SO_ERROR` 0. So a socket
+    /// whose check failed is never reused, and one that polls as an error is never taken as connected.
+    static func finished(_ fd: CInt, events: UInt32, mayConnectToItself: Bool) -> (outcome: CheckOutcome, roundTrip: Int64?) {
+        let failed = events & (EPOLLERR.rawValue | EPOLLHUP.rawValue)
+        if failed != 0 {
+            var error: CInt = 0
+            var length = socklen_t(MemoryLayout<CInt>.size)
+            if getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0 { error = errno }
+            if error != 0 { return (.failure(reason: "connect: \(ProbeFailure.errnoText(error))"), nil) }
+            let seen = failed == EPOLLERR.rawValue ? "EPOLLERR"
+                : failed == EPOLLHUP.rawValue ? "EPOLLHUP" : "EPOLLERR and EPOLLHUP"
+            let state = tcpStateName(fd)
+            return (.failure(reason: "connect: not connected (the socket polled \(seen) with no error code, TCP state \(state))"), nil)
+        }
+        var info = tcp_info()
+        var length = socklen_t(MemoryLayout<tcp_info>.size)
+        guard getsockopt(fd, CInt(IPPROTO_TCP), TCP_INFO, &info, &length) == 0 else {
+            return (.failure(reason: "connect: TCP_INFO: \(ProbeFailure.errnoText(errno))"), nil)
+        }
+        guard Int(info.tcpi_state) == TCP_ESTABLISHED || Int(info.tcpi_state) == TCP_CLOSE_WAIT else {
+            let state = tcpStateName(info.tcpi_state)
+            return (.failure(reason: "connect: not connected (the socket is writable in TCP state \(state))"), nil)
+        }
+        let outcome = outcome(0, fd: fd, mayConnectToItself: mayConnectToItself)
+        return (outcome, outcome.isSuccess && info.tcpi_rtt > 0 ? Int64(info.tcpi_rtt) * 1000 : nil)
+    }
+
+    /// The kernel's name of a TCP state (`tcpi_state`), as `ss` prints it.
+    static func tcpStateName(_ state: UInt8) -> String {
+        let names = ["ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT", "CLOSE", "CLOSE_WAIT",
+                     "LAST_ACK", "LISTEN", "CLOSING", "NEW_SYN_RECV"]
+        let index = Int(state) - TCP_ESTABLISHED
+        return names.indices.contains(index) ? names[index] : "\(state)"
+    }
+
+    /// The TCP state of `fd` by name, read with `TCP_INFO` (only for a failure's reason).
+    static func tcpStateName(_ fd: CInt) -> String {
+        var info = tcp_info()
+        var length = socklen_t(MemoryLayout<tcp_info>.size)
+        guard getsockopt(fd, CInt(IPPROTO_TCP), TCP_INFO, &info, &length) == 0 else { return "unknown" }
+        return tcpStateName(info.tcpi_state)
+    }
+
     /// The verdict of a finished connect on `fd`: `error` is its `SO_ERROR`.
     private static func outcome(_ error: CInt, fd: CInt, mayConnectToItself: Bool) -> CheckOutcome {
         guard error == 0 else { return .failure(reason: "connect: \(ProbeFailure.errnoText(error))") }
@@ -497,15 +542,6 @@ final class TCPConnectPoller: @unchecked Sendable {
         withUnsafeBytes(of: storage) { $0.load(as: T.self) }
     }
 
-    /// The handshake's round trip on the connected socket `fd` in nanoseconds (`tcpi_rtt`), when the kernel
-    /// measured one.
-    static func handshakeRoundTrip(_ fd: CInt) -> Int64? {
-        var info = tcp_info()
-        var length = socklen_t(MemoryLayout<tcp_info>.size)
-        guard getsockopt(fd, CInt(IPPROTO_TCP), TCP_INFO, &info, &length) == 0, info.tcpi_rtt > 0 else { return nil }
-        return Int64(info.tcpi_rtt) * 1000
-    }
-
     /// Closes with a reset (`SO_LINGER` 0): no `TIME_WAIT` left on either side.
     static func closeWithReset(_ fd: CInt) {
         var option = linger(l_onoff: 1, l_linger: 0)
@@ -552,8 +588,8 @@ struct ConnectAddress {
 /// The disconnected sockets of repeating checks, kept for the next checks; the poller thread's alone.
 ///
 /// Each is still in the poller's epoll set, disarmed (its one-shot event fired), and is armed again when a
-/// check connects it. A socket is only put back after its event fired or before it was ever armed, never
-/// after a timeout, so no stale event can reach the check that reuses it.
+/// check connects it. A socket is only put back after its event fired and it connected, never after a failure
+/// or a timeout, so no stale event or queued error can reach the check that reuses it.
 struct SocketPool {
     /// Idle sockets kept per family: about the connects that finish within one wake-up; more are closed.
     static let capacity = 1024

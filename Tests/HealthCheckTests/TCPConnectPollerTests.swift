@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import CEpoll
 import Foundation
 import IPVS
 import NIOConcurrencyHelpers
@@ -57,6 +58,43 @@ final class TCPConnectPollerTests: XCTestCase {
         let elapsed = ContinuousClock.now - started
         XCTAssertGreaterThanOrEqual(elapsed, .milliseconds(200), "never before the timeout")
         XCTAssertLessThan(elapsed, .seconds(1), "not at the SYN retransmission (1 s) either")
+    }
+
+    /// Only a completed handshake is up, whatever epoll said. Linux queues the ICMP error of a connect in SYN_SENT
+    /// on the socket's error queue, and 6.1 keeps it through a disconnect and the next connect: a reused socket
+    /// then polls EPOLLERR right after connecting, still in SYN_SENT, with SO_ERROR 0 (issue 23), which was read
+    /// as connected. A socket that is writable but not connected is no backend either.
+    func testOnlyACompletedHandshakeIsUp() async throws {
+        let listener = try FullBacklogListener()
+        defer { listener.closeAll() }
+        let connecting = socket(AF_INET, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue), 0)
+        defer { close(connecting) }
+        XCTAssertEqual(LoopbackSocket.connect(connecting, to: LoopbackSocket.address(port: listener.port)), -1)
+        XCTAssertEqual(errno, EINPROGRESS, "the listener's full backlog holds the connect in SYN_SENT")
+        let polled: [(UInt32, String)] = [
+            (EPOLLERR.rawValue, "EPOLLERR"), (EPOLLERR.rawValue | EPOLLOUT.rawValue, "EPOLLERR"),
+            (EPOLLHUP.rawValue, "EPOLLHUP"), (EPOLLERR.rawValue | EPOLLHUP.rawValue, "EPOLLERR and EPOLLHUP"),
+        ]
+        for (events, seen) in polled {
+            let finished = TCPConnectPoller.finished(connecting, events: events, mayConnectToItself: false)
+            XCTAssertEqual(finished.outcome,
+                           .failure(reason: "connect: not connected (the socket polled \(seen) with no error code, TCP state SYN_SENT)"))
+            XCTAssertNil(finished.roundTrip)
+        }
+        XCTAssertEqual(TCPConnectPoller.finished(connecting, events: EPOLLOUT.rawValue, mayConnectToItself: false).outcome,
+                       .failure(reason: "connect: not connected (the socket is writable in TCP state SYN_SENT)"))
+
+        // A completed handshake is up, with the kernel's round trip.
+        let server = try await TestServers.tcp(group: group)
+        defer { server.close(promise: nil) }
+        let connected = socket(AF_INET, CInt(SOCK_STREAM.rawValue), 0)
+        defer { close(connected) }
+        XCTAssertEqual(LoopbackSocket.connect(connected, to: LoopbackSocket.address(port: server.localAddress!.port!)), 0)
+        let finished = TCPConnectPoller.finished(connected, events: EPOLLOUT.rawValue, mayConnectToItself: false)
+        XCTAssertEqual(finished.outcome, .success(reason: "connected"))
+        XCTAssertGreaterThan(try XCTUnwrap(finished.roundTrip), 0)
+        XCTAssertEqual(TCPConnectPoller.tcpStateName(UInt8(TCP_CLOSE_WAIT)), "CLOSE_WAIT")
+        XCTAssertEqual(TCPConnectPoller.tcpStateName(UInt8(200)), "200")
     }
 
     func testEarlierDeadlinesWakeThePollerFromALongerOne() async throws {
@@ -207,10 +245,11 @@ final class TCPConnectPollerTests: XCTestCase {
         for outcomes in downs { XCTAssertEqual(Set(outcomes.all), [.failure(reason: "connect: connection refused")]) }
     }
 
-    /// Repeating checks reuse their sockets (disconnected, not closed), and a reused socket carries nothing of
-    /// its last check: checks of a listening port and of a refused one take turns on the same sockets, and
-    /// every verdict is still the port's own (a reset left over from the last connection would read
-    /// "connection reset by peer").
+    /// Repeating checks that connect reuse their sockets (disconnected, not closed), and a reused socket carries
+    /// nothing of its last check: checks of a listening port and of a refused one take turns, and every verdict is
+    /// still the port's own (a reset left over from the last connection would read "connection reset by peer").
+    /// A socket whose check failed is closed, never reused: what a failed connect leaves on it (an ICMP error on
+    /// its error queue) could otherwise become a later check's verdict.
     func testRepeatingChecksReuseTheirSocketsWithoutCarryingVerdictsOver() async throws {
         let server = try await TestServers.tcp(group: group)
         defer { server.close(promise: nil) }
@@ -227,9 +266,83 @@ final class TCPConnectPollerTests: XCTestCase {
         let done = (ups + downs).reduce(0) { $0 + $1.all.count }
         for outcomes in ups { XCTAssertEqual(Set(outcomes.all), [.success(reason: "connected")]) }
         for outcomes in downs { XCTAssertEqual(Set(outcomes.all), [.failure(reason: "connect: connection refused")]) }
-        // Other tests' pollers may open sockets meanwhile, so this is a bound, not an exact count.
+        // Other tests' pollers may open sockets meanwhile, so these are bounds, not exact counts.
         let opened = TCPConnectPoller.socketsOpened - openedBefore
-        XCTAssertLessThan(opened, done / 2, "\(done) checks opened \(opened) sockets: they are not reused")
+        let refused = downs.reduce(0) { $0 + $1.all.count }
+        XCTAssertGreaterThanOrEqual(opened, refused, "\(refused) refused checks opened \(opened) sockets: failed sockets are reused")
+        XCTAssertLessThan(opened, refused + (done - refused) / 2, "\(done) checks opened \(opened) sockets: they are not reused")
+    }
+
+    /// Pods made unreachable again and again, a few at a time, the way a dead node's pods are: their link goes
+    /// down (SYNs dropped, then `EHOSTUNREACH` once ARP gives up), then up. Every check of a pod while its link is
+    /// down fails, and it connects again once the link is back; the other pods stay up throughout. Before the
+    /// fix of issue 23, on Linux 6.1 the first `EHOSTUNREACH` left a socket that every later check (reused
+    /// sockets) took as connected. Linux 6.18 empties the error queue at connect, so there only the checks of
+    /// verdicts and reuse above fail without the fix.
+    func testRepeatedOutagesOfUnreachablePodsAreEachDown() throws {
+        try VethPods.requireRoot()
+        let pods = try VethPods(count: 3)
+        try pods.waitUntilListening()
+        let poller = TCPConnectPoller()
+        defer { poller.shutdown() }
+        let log = NIOLockedValueBox<[(pod: Int, at: ContinuousClock.Instant, outcome: CheckOutcome)]>([])
+        func outcomes(of pod: Int, from start: ContinuousClock.Instant, to end: ContinuousClock.Instant = .now) -> [CheckOutcome] {
+            log.withLockedValue { $0 }.filter { $0.pod == pod && $0.at > start && $0.at < end }.map(\.outcome)
+        }
+        let checks = try (1...3).map { pod in
+            TCPConnectPoller.RepeatingCheck(
+                address: try SocketAddress(ipAddress: pods.address(pod), port: 8080), timeout: .milliseconds(500),
+                interval: .milliseconds(50), jitter: 0,
+                report: { outcome, _ in log.withLockedValue { $0.append((pod, .now, outcome)) } })
+        }
+        defer { checks.forEach { $0.cancel() } }
+        // The poller's thread starts with the first check, in the node's namespace, and makes its sockets there.
+        try pods.inNode { for check in checks { XCTAssertTrue(poller.schedule(check, after: .zero)) } }
+        let start = ContinuousClock.now
+        try waitUntil("every pod is up") { (1...3).allSatisfy { outcomes(of: $0, from: start).contains(.success(reason: "connected")) } }
+
+        /// When each pod's link began to go down (`downing`), was down, began to come back, and its first check
+        /// connected again.
+        var outages: [(pod: Int, downing: ContinuousClock.Instant, down: ContinuousClock.Instant, up: ContinuousClock.Instant,
+                       connected: ContinuousClock.Instant)] = []
+        for episode in 0..<6 {
+            let downed = episode.isMultiple(of: 2) ? [episode % 3 + 1, (episode + 1) % 3 + 1] : [episode % 3 + 1]
+            let downing = ContinuousClock.now
+            for pod in downed { try pods.setLink(pod, up: false) }
+            let down = ContinuousClock.now
+            // ARP gives up after about 300 ms: each outage sees several unreachable verdicts.
+            Thread.sleep(forTimeInterval: 1.2)
+            let up = ContinuousClock.now
+            for pod in downed { try pods.setLink(pod, up: true) }
+            for pod in downed {
+                try waitUntil("pod \(pod) is up again after outage \(episode)") {
+                    outcomes(of: pod, from: up).contains(.success(reason: "connected"))
+                }
+                let connected = log.withLockedValue { $0 }.first { $0.pod == pod && $0.at > up && $0.outcome.isSuccess }!.at
+                outages.append((pod, downing, down, up, connected))
+            }
+        }
+        let end = ContinuousClock.now
+        checks.forEach { $0.cancel() }
+
+        for (index, outage) in outages.enumerated() {
+            // A check that connected just before the link went down may be collected a coalescing window later.
+            let during = outcomes(of: outage.pod, from: outage.down + .milliseconds(100), to: outage.up)
+            XCTAssertFalse(during.isEmpty, "outage \(index) of pod \(outage.pod) was checked")
+            XCTAssertEqual(during.filter(\.isSuccess).count, 0, "pod \(outage.pod) was up while its link was down (outage \(index))")
+            XCTAssertTrue(during.contains(.failure(reason: "connect: no route to host")),
+                          "ARP gave up during outage \(index) of pod \(outage.pod): \(Set(during))")
+        }
+        for pod in 1...3 {
+            // Outside its own outages (until it connected again: checks started before may still fail), a pod is
+            // up at every check.
+            let own = outages.filter { $0.pod == pod }
+            let failures = log.withLockedValue { $0 }.filter { entry in
+                entry.pod == pod && entry.at > start && entry.at < end && !entry.outcome.isSuccess
+                    && !own.contains { entry.at >= $0.downing && entry.at <= $0.connected }
+            }
+            XCTAssertEqual(failures.count, 0, "pod \(pod) failed while its link was up: \(Set(failures.map(\.outcome.reason)))")
+        }
     }
 
     /// With connects in flight the thread waits `coalescing` before collecting them, and a successful check
@@ -272,6 +385,17 @@ final class TCPConnectPollerTests: XCTestCase {
     func testNothingIsScheduledAfterShutdown() throws {
         poller.shutdown()
         XCTAssertFalse(poller.schedule(try repeating(1, every: .milliseconds(10), Outcomes()), after: .zero))
+    }
+
+    /// Waits (blocking) until `condition` holds, for up to 10 s.
+    func waitUntil(_ what: String, file: StaticString = #filePath, line: UInt = #line, _ condition: () -> Bool) throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !condition() {
+            guard ContinuousClock.now < deadline else {
+                throw NSError(domain: "TCPConnectPollerTests", code: 1, userInfo: [NSLocalizedDescriptionKey: "not within 10 s: \(what)"])
+            }
+            Thread.sleep(forTimeInterval: 0.01)
+        }
     }
 
     /// Polls `condition` every 10 ms for up to 10 s.
