@@ -1,9 +1,5 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 import Foundation
+import Glibc
 import XCTest
 
 /// Pods behind veth pairs, for checks whose backend must become unreachable the way a real one does (its link
