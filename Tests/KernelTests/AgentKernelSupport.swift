@@ -165,6 +165,26 @@ final class AgentTestCluster {
     }
 
     /// The annotations of TCP health checks every 500 ms with a 300 ms timeout.
+    /// The ClusterIP of Service `svc-<index>` in `manyServices`: 10.96.0.1, 10.96.0.2, …
+    static func manyClusterIP(_ index: Int) -> String { "10.96.\(index / 250).\(index % 250 + 1)" }
+
+    /// Services `svc-<index>` of `range` in namespace default, TCP 80 on `manyClusterIP(index)` to
+    /// target port 8080, each with one EndpointSlice of `endpoints` (pod addresses, all ready).
+    static func manyServices(_ range: Range<Int>, endpoints addresses: [String]) -> String {
+        let endpoints = addresses.map { "- addresses: [\($0)]\n  conditions: {ready: true}" }
+        return range.map { index in
+            """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: svc-\(index), namespace: default}
+            spec: {clusterIP: \(manyClusterIP(index)), ports: [{name: http, port: 80, targetPort: 8080}]}
+            ---
+            \(endpointSlice(name: "svc-\(index)-a", service: "svc-\(index)", endpoints: endpoints,
+                           ports: ["{name: http, protocol: TCP, port: 8080}"]))
+            """
+        }.joined(separator: "---\n")
+    }
+
     static let tcpChecks = ["health-check": "tcp", "health-interval": "500ms", "health-timeout": "300ms"]
 
     static let serverScript = """

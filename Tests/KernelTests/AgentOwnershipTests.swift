@@ -8,7 +8,7 @@ import XCTest
 final class AgentOwnershipTests: XCTestCase {
     /// Services in the two manifest files, so that the early binding and programming take batches.
     static let count = 200
-    static func clusterIP(_ index: Int) -> String { "10.96.\(index / 250).\(index % 250 + 1)" }
+    static func clusterIP(_ index: Int) -> String { AgentTestCluster.manyClusterIP(index) }
 
     // MARK: - kill -9 during a cold start
 
@@ -114,18 +114,7 @@ final class AgentOwnershipTests: XCTestCase {
     /// Services `svc-<index>` of `range`, TCP 80 on their ClusterIP, with two endpoints each (no pod
     /// answers: IPVS takes any unicast real server).
     static func services(_ range: Range<Int>) -> String {
-        let endpoints = ["- addresses: [10.250.1.2]\n  conditions: {ready: true}", "- addresses: [10.250.2.2]\n  conditions: {ready: true}"]
-        return range.map { index in
-            """
-            apiVersion: v1
-            kind: Service
-            metadata: {name: svc-\(index), namespace: default}
-            spec: {clusterIP: \(clusterIP(index)), ports: [{name: http, port: 80, targetPort: 8080}]}
-            ---
-            \(AgentTestCluster.endpointSlice(name: "svc-\(index)-a", service: "svc-\(index)", endpoints: endpoints,
-                                             ports: ["{name: http, protocol: TCP, port: 8080}"]))
-            """
-        }.joined(separator: "---\n")
+        AgentTestCluster.manyServices(range, endpoints: ["10.250.1.2", "10.250.2.2"])
     }
 
     // MARK: - One agent per state file

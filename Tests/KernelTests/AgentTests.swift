@@ -72,19 +72,8 @@ final class AgentTests: XCTestCase {
         let cluster = try AgentTestCluster()
         let pods = try (1...2).map { try cluster.addPod($0) }
         let count = 100
-        let clusterIP = { (index: Int) in "10.96.\(index / 250).\(index % 250 + 1)" }
-        let endpoints = pods.map { "- addresses: [\($0.address)]\n  conditions: {ready: true}" }
-        let text = (0..<count).map { index in
-            """
-            apiVersion: v1
-            kind: Service
-            metadata: {name: svc-\(index), namespace: default}
-            spec: {clusterIP: \(clusterIP(index)), ports: [{name: http, port: 80, targetPort: 8080}]}
-            ---
-            \(AgentTestCluster.endpointSlice(name: "svc-\(index)-a", service: "svc-\(index)", endpoints: endpoints,
-                                             ports: ["{name: http, protocol: TCP, port: 8080}"]))
-            """
-        }.joined(separator: "---\n")
+        let clusterIP = AgentTestCluster.manyClusterIP
+        let text = AgentTestCluster.manyServices(0..<count, endpoints: pods.map(\.address))
         try cluster.writeManifest("many.yaml", text)
 
         let run = try cluster.agent(["--manifests", cluster.manifests, "--once"])

@@ -379,6 +379,12 @@ public actor Reconciler {
             repairs += 1
             logger.warning("repairing drift", metadata: ["operation": "\(operation)"])
         }
+        return applyRepairs(plan, repairs: repairs)
+    }
+
+    /// Counts each VIP `plan` binds again as a repair beside the `repairs` found, logs it, and applies `plan`.
+    private func applyRepairs(_ plan: ReconcilePlan, repairs found: Int) -> ReconcileReport {
+        var repairs = found
         for address in plan.addressesToAdd {
             repairs += 1
             logger.warning("repairing drift", metadata: ["operation": "bind \(address) on \(options.interface)"])
@@ -418,14 +424,7 @@ public actor Reconciler {
         var plan = ReconcilePlan()
         plan.addressesToAdd = StateDiff.addresses(desired: desired.addresses, actual: boundAddresses, owned: ownership.addresses,
                                                   among: removed).add
-        for address in plan.addressesToAdd {
-            repairs += 1
-            logger.warning("repairing drift", metadata: ["operation": "bind \(address) on \(options.interface)"])
-        }
-        metrics.driftRepaired.increment(by: repairs)
-        var report = apply(plan)
-        report.repairs = repairs
-        return report
+        return applyRepairs(plan, repairs: repairs)
     }
 
     /// Creates the dummy interface when it is missing and sets it up when it is down; returns 1 when
