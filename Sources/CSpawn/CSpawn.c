@@ -20,8 +20,11 @@ static void cspawn_fail(int pipe_fd, int code) {
     _exit(127);
 }
 
+_Static_assert(sizeof(uid_t) == sizeof(unsigned int) && sizeof(gid_t) == sizeof(unsigned int) && sizeof(pid_t) == sizeof(int),
+               "CSpawn.h spells uid_t, gid_t and pid_t as unsigned int and int");
+
 int cspawn_start(const char *path, char *const argv[], char *const envp[],
-                 int change_user, uid_t uid, gid_t gid, pid_t *pid) {
+                 int change_user, unsigned int uid, unsigned int gid, int *pid) {
     int report[2];
     if (pipe2(report, O_CLOEXEC) != 0) return errno;
     sigset_t all, old;

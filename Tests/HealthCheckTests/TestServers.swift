@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CEpoll
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
