@@ -34,6 +34,19 @@ final class OwnershipStoreTests: XCTestCase {
         }
     }
 
+    /// A line of the claims journal is what `JSONEncoder` writes for a `Claim` (compact, keys sorted), on one line.
+    func testAClaimLineIsWhatJSONEncoderWrites() throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        for names in Self.cases {
+            let file = OwnershipStore.file(Self.ownership(names))
+            let expected = try encoder.encode(OwnershipStore.Claim(services: file.services, addresses: file.addresses)) + Data("\n".utf8)
+            let line = OwnershipStore.line(Self.ownership(names))
+            XCTAssertEqual(String(decoding: line, as: UTF8.self), String(decoding: expected, as: UTF8.self), "\(names)")
+            XCTAssertEqual(line.filter { $0 == UInt8(ascii: "\n") }.count, 1, "one line")
+        }
+    }
+
     func testSavedOwnershipLoadsBack() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("ownership-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: folder) }
