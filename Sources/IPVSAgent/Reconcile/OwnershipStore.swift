@@ -193,9 +193,9 @@ public final class OwnershipStore: @unchecked Sendable {
         }
     }
 
-    /// `claimed` as one line of the journal (a `Claim` in compact JSON), its newline included. Written by hand,
-    /// as `json(_:)` is: a cold start claims every service and VIP it creates, and `JSONEncoder` cost more
-    /// than the rest of a claim together. Read back with `JSONDecoder`.
+    /// `claimed` as one line of the journal (a `Claim` in compact JSON), its newline included. Written by hand
+    /// for the reason `json(_:)` is (`JSONEncoder`'s cost at thousands of entries): a cold start claims every
+    /// service and VIP it creates. Read back with `JSONDecoder`.
     static func line(_ claimed: Ownership) -> [UInt8] {
         let file = file(claimed)
         var out: [UInt8] = []
