@@ -40,10 +40,8 @@ public struct Ownership: Hashable, Sendable {
 /// was there before (someone else's) is taken.
 public final class OwnershipStore: @unchecked Sendable {
     public let path: String
-    /// Guards `recorded` and `claims`, and makes one write at a time.
+    /// Guards `claims`, and makes one write at a time.
     private let lock = NSLock()
-    /// The ownership last saved.
-    private var recorded = Ownership()
     /// Claims not settled yet (services, their origins and addresses), as the journal holds them.
     private var claims = Ownership()
 
@@ -111,9 +109,6 @@ public final class OwnershipStore: @unchecked Sendable {
             ownership.claimedAddresses.subtract(ownership.addresses)
         }
         lock.withLock {
-            recorded = ownership
-            recorded.claimedServices = []
-            recorded.claimedAddresses = []
             claims = Ownership(services: ownership.claimedServices, addresses: ownership.claimedAddresses,
                                origins: ownership.origins.filter { ownership.claimedServices.contains($0.key) })
         }
@@ -157,14 +152,11 @@ public final class OwnershipStore: @unchecked Sendable {
     /// updated even when a write fails, so the next write is complete.
     public func save(_ ownership: Ownership, settling settled: Ownership = Ownership()) throws {
         try lock.withLock {
-            recorded = ownership
-            recorded.claimedServices = []
-            recorded.claimedAddresses = []
             let before = (claims.services.count, claims.addresses.count)
             claims.services.subtract(settled.services)
             for key in settled.services { claims.origins[key] = nil }
             claims.addresses.subtract(settled.addresses)
-            try write()
+            try write(ownership)
             if (claims.services.count, claims.addresses.count) != before { try rewriteClaims() }
         }
     }
@@ -175,8 +167,7 @@ public final class OwnershipStore: @unchecked Sendable {
     public func claim(services: some Sequence<ServiceKey>, origins: [ServiceKey: ObjectName] = [:],
                       addresses: some Sequence<IPAddress>) throws {
         let services = Set(services), addresses = Set(addresses)
-        var claimed = Ownership(services: services, addresses: addresses, origins: origins)
-        claimed.origins = origins.filter { services.contains($0.key) }
+        let claimed = Ownership(services: services, addresses: addresses, origins: origins.filter { services.contains($0.key) })
         let line = Self.line(claimed)
         try lock.withLock {
             do {
@@ -237,10 +228,10 @@ public final class OwnershipStore: @unchecked Sendable {
     }
 
     /// Writes `recorded`; called with `lock` held.
-    private func write() throws {
+    private func write(_ ownership: Ownership) throws {
         do {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            try replace(path, with: Self.json(Self.file(recorded)))
+            try replace(path, with: Self.json(Self.file(ownership)))
         } catch {
             throw AgentError("cannot write the state file \(path): \(error); the agent needs a writable folder there (--state-file)")
         }
