@@ -109,7 +109,7 @@ let package = Package(
         .testTarget(name: "IPVSTests", dependencies: ["IPVS", "Netlink", "TestSupport"]),
         .testTarget(name: "IPVSControlTests", dependencies: ["IPVSControl", "IPVS", "TestSupport"]),
         .testTarget(name: "HealthCheckTests", dependencies: [
-            "HealthCheck", .product(name: "MetricsTestKit", package: "swift-metrics"),
+            "HealthCheck", "TestSupport", .product(name: "MetricsTestKit", package: "swift-metrics"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
         /// Yams is the reference the manifest parser (YAMLTree, on libyaml directly) is compared with.

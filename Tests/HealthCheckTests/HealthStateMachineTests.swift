@@ -1,5 +1,6 @@
 import Foundation
 import IPVS
+import TestSupport
 import XCTest
 
 @testable import HealthCheck
@@ -92,7 +93,7 @@ final class HealthStateMachineTests: XCTestCase {
         XCTAssertEqual(machine.state.status, .up)
 
         // Any sequence: transitions are at least min(rise, fall) checks apart.
-        var random = SeededRandom(seed: 42)
+        var random = SplitMix64(seed: 42)
         var flappy = self.machine(rise: 3, fall: 2)
         var lastTransition = -100
         var transitions = 0
@@ -161,17 +162,5 @@ final class HealthStateMachineTests: XCTestCase {
         var machine = HealthStateMachine(backend: Self.backend, serviceName: "s", rise: 0, fall: -3, initialState: .up, at: clock.time)
         XCTAssertEqual(machine.record(fail())?.to, .down)
         XCTAssertEqual(machine.record(ok())?.to, .up)
-    }
-}
-
-/// A small deterministic generator (xorshift) so flapping sequences are the same on every run.
-struct SeededRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed | 1 }
-    mutating func next() -> UInt64 {
-        state ^= state << 13
-        state ^= state >> 7
-        state ^= state << 17
-        return state
     }
 }

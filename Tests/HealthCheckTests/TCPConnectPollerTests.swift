@@ -76,12 +76,12 @@ final class TCPConnectPollerTests: XCTestCase {
             (EPOLLHUP.rawValue, "EPOLLHUP"), (EPOLLERR.rawValue | EPOLLHUP.rawValue, "EPOLLERR and EPOLLHUP"),
         ]
         for (events, seen) in polled {
-            let finished = TCPConnectPoller.finished(connecting, events: events, mayConnectToItself: false)
+            let finished = TCPSocket.finished(connecting, events: events, mayConnectToItself: false)
             XCTAssertEqual(finished.outcome,
                            .failure(reason: "connect: not connected (the socket polled \(seen) with no error code, TCP state SYN_SENT)"))
             XCTAssertNil(finished.roundTrip)
         }
-        XCTAssertEqual(TCPConnectPoller.finished(connecting, events: EPOLLOUT.rawValue, mayConnectToItself: false).outcome,
+        XCTAssertEqual(TCPSocket.finished(connecting, events: EPOLLOUT.rawValue, mayConnectToItself: false).outcome,
                        .failure(reason: "connect: not connected (the socket is writable in TCP state SYN_SENT)"))
 
         // A completed handshake is up, with the kernel's round trip.
@@ -90,11 +90,11 @@ final class TCPConnectPollerTests: XCTestCase {
         let connected = socket(AF_INET, CInt(SOCK_STREAM.rawValue), 0)
         defer { close(connected) }
         XCTAssertEqual(LoopbackSocket.connect(connected, to: LoopbackSocket.address(port: server.localAddress!.port!)), 0)
-        let finished = TCPConnectPoller.finished(connected, events: EPOLLOUT.rawValue, mayConnectToItself: false)
+        let finished = TCPSocket.finished(connected, events: EPOLLOUT.rawValue, mayConnectToItself: false)
         XCTAssertEqual(finished.outcome, .success(reason: "connected"))
         XCTAssertGreaterThan(try XCTUnwrap(finished.roundTrip), 0)
-        XCTAssertEqual(TCPConnectPoller.tcpStateName(UInt8(TCP_CLOSE_WAIT)), "CLOSE_WAIT")
-        XCTAssertEqual(TCPConnectPoller.tcpStateName(UInt8(200)), "200")
+        XCTAssertEqual(TCPSocket.tcpStateName(UInt8(TCP_CLOSE_WAIT)), "CLOSE_WAIT")
+        XCTAssertEqual(TCPSocket.tcpStateName(UInt8(200)), "200")
     }
 
     func testEarlierDeadlinesWakeThePollerFromALongerOne() async throws {
@@ -138,8 +138,8 @@ final class TCPConnectPollerTests: XCTestCase {
         let address = try XCTUnwrap(LoopbackSocket.bind(own), "errno \(errno)")
         XCTAssertEqual(LoopbackSocket.connect(own, to: address), 0, "errno \(errno)")
         let port = LoopbackSocket.port(of: address)
-        XCTAssertTrue(TCPConnectPoller.mayConnectToItself(try SocketAddress(ipAddress: "127.0.0.1", port: port)))
-        XCTAssertTrue(TCPConnectPoller.connectedToItself(own))
+        XCTAssertTrue(TCPSocket.mayConnectToItself(try SocketAddress(ipAddress: "127.0.0.1", port: port)))
+        XCTAssertTrue(TCPSocket.connectedToItself(own))
 
         // An ordinary connection is not mistaken for one.
         let server = try await TestServers.tcp(group: group)
@@ -147,10 +147,10 @@ final class TCPConnectPollerTests: XCTestCase {
         let client = socket(AF_INET, CInt(SOCK_STREAM.rawValue), 0)
         defer { close(client) }
         XCTAssertEqual(LoopbackSocket.connect(client, to: LoopbackSocket.address(port: server.localAddress!.port!)), 0)
-        XCTAssertFalse(TCPConnectPoller.connectedToItself(client))
+        XCTAssertFalse(TCPSocket.connectedToItself(client))
 
         // Ports below the ephemeral range cannot be a connect's own source port: no extra system calls.
-        XCTAssertFalse(TCPConnectPoller.mayConnectToItself(try SocketAddress(ipAddress: "10.244.1.5", port: 80)))
+        XCTAssertFalse(TCPSocket.mayConnectToItself(try SocketAddress(ipAddress: "10.244.1.5", port: 80)))
     }
 
     func testAfterShutdownChecksFail() async throws {
@@ -259,7 +259,7 @@ final class TCPConnectPollerTests: XCTestCase {
         var checks: [TCPConnectPoller.RepeatingCheck] = []
         for outcomes in ups { checks.append(try repeating(server.localAddress!.port!, every: .milliseconds(30), outcomes)) }
         for outcomes in downs { checks.append(try repeating(refusing.port, every: .milliseconds(30), outcomes)) }
-        let openedBefore = TCPConnectPoller.socketsOpened
+        let openedBefore = TCPSocket.socketsOpened
         for (index, check) in checks.enumerated() { XCTAssertTrue(poller.schedule(check, after: .milliseconds(Int64(index % 3)))) }
         try await waitFor { (ups + downs).allSatisfy { $0.all.count >= 10 } }
         checks.forEach { $0.cancel() }
@@ -267,7 +267,7 @@ final class TCPConnectPollerTests: XCTestCase {
         for outcomes in ups { XCTAssertEqual(Set(outcomes.all), [.success(reason: "connected")]) }
         for outcomes in downs { XCTAssertEqual(Set(outcomes.all), [.failure(reason: "connect: connection refused")]) }
         // Other tests' pollers may open sockets meanwhile, so these are bounds, not exact counts.
-        let opened = TCPConnectPoller.socketsOpened - openedBefore
+        let opened = TCPSocket.socketsOpened - openedBefore
         let refused = downs.reduce(0) { $0 + $1.all.count }
         XCTAssertGreaterThanOrEqual(opened, refused, "\(refused) refused checks opened \(opened) sockets: failed sockets are reused")
         XCTAssertLessThan(opened, refused + (done - refused) / 2, "\(done) checks opened \(opened) sockets: they are not reused")
@@ -410,24 +410,6 @@ final class TCPConnectPollerTests: XCTestCase {
             guard ContinuousClock.now < deadline else { return XCTFail("condition not met within 10 s", file: file, line: line) }
             try await Task.sleep(for: .milliseconds(10))
         }
-    }
-
-    // MARK: - DeadlineHeap
-
-    func testDeadlineHeapPopsInDeadlineOrder() {
-        var heap = DeadlineHeap<Int>()
-        let base = NIODeadline.now()
-        let offsets: [Int64] = [50, 10, 40, 10, 30, 0, 20, 60, 5]
-        for (index, offset) in offsets.enumerated() {
-            heap.push(base + .milliseconds(offset), index)
-        }
-        var popped: [Int64] = []
-        while let entry = heap.pop() {
-            popped.append((entry.deadline - base).nanoseconds / 1_000_000)
-            XCTAssertEqual(offsets[entry.value], popped.last, "each deadline keeps its value")
-        }
-        XCTAssertEqual(popped, offsets.sorted())
-        XCTAssertEqual(heap.count, 0)
     }
 }
 

@@ -22,7 +22,7 @@ public struct HealthCheckConfiguration: Hashable, Sendable {
     public var initialDelay: Duration
     /// Spread of check times, as a fraction of the interval (0 to 1): each interval varies by up to
     /// `±jitter/2 × interval`, and with any jitter the first check comes at a random point of the first
-    /// interval (after ``initialDelay``), so that thousands of backends added at once are not checked in
+    /// interval (after ``initialDelay``), so that many backends added at once are not checked in
     /// bursts. With 0, every check is exactly one interval after the previous one, the first right after
     /// ``initialDelay``.
     public var jitter: Double

@@ -14,14 +14,14 @@ import Metrics
 /// | `ipvs_health_backend_transitions_total` | counter: the backend's transitions, either way | `service`, `backend` |
 ///
 /// Each backend has three series (state, last latency, transitions); the latency histogram and the
-/// counts by direction are per service, to keep the series count near three per backend with thousands of
-/// backends. Every transition is also logged with its backend. Every series is registered here, when the
+/// counts by direction are per service, to keep the series count near three per backend however many
+/// backends there are. Every transition is also logged with its backend. Every series is registered here, when the
 /// backend's checks start: swift-prometheus copies a metric's series to register one more, so registering
 /// on a backend's first transition would cost time proportional to the backends on the checking path,
 /// at the worst moment (many backends going down at once).
 ///
 /// It keeps the factory's handlers, not swift-metrics' `Gauge`, `Timer` and `Counter` around them: those are
-/// one object more per metric and backend, and with thousands of backends each checked once a second every
+/// one object more per metric and backend, and with many backends checked in turn every
 /// one of them is a cache miss on every check. The handlers of the per-service series are the same objects
 /// for every backend of the service, so they stay in the cache.
 struct HealthMetrics: Sendable {

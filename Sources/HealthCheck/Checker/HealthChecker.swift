@@ -11,23 +11,21 @@ import ServiceLifecycle
 /// Checks backends on an event loop group and reports their transitions: the agent's health checker.
 ///
 /// The agent owns the event loop group, hands the checker its targets with ``update(targets:)`` whenever
-/// endpoints change, runs it in its `ServiceGroup`, and consumes ``transitions`` to recompute the affected
-/// services with ``EffectiveBackends`` and ``healthStates(of:)``.
+/// endpoints change, runs it in its `ServiceGroup`, and consumes ``transitions`` to recompute the weights of
+/// the affected services from ``healthStates(of:)``: what a verdict means for a load balancer is its user's
+/// decision, not the checker's.
 ///
 /// ```swift
 /// let checker = HealthChecker(eventLoopGroup: group, logger: logger)
-/// // On every endpoints change: one target per (service, endpoint) with the service's configuration,
-/// // read with HealthCheckConfiguration(annotations:prefix:defaults:author:).
+/// // On every endpoints change: one target per (service, endpoint) with the service's configuration.
 /// try checker.update(targets: targets)
 /// // In the agent's ServiceGroup (or a task group):
 /// try await checker.run()
 /// // The reconciler: on each transition, recompute that service and apply the difference (drain the
 /// // transitions already buffered first and recompute each affected service once).
 /// for await transition in checker.transitions {
-///     let desired = EffectiveBackends(
-///         service: transition.backend.service, configured: configuredServers(transition.backend.service),
-///         health: checker.healthStates(of: transition.backend.service), configuration: configuration(transition.backend.service))
-///     try apply(desired.servers, to: transition.backend.service)  // diff against the kernel, minimal ops
+///     let states = checker.healthStates(of: transition.backend.service)
+///     try apply(weights(from: states), to: transition.backend.service)  // diff against the kernel, minimal ops
 /// }
 /// // The status endpoint: JSONEncoder().encode(checker.status())
 /// ```
@@ -168,13 +166,13 @@ public final class HealthChecker: Service, Sendable {
         .sorted { $0.backend < $1.backend }
     }
 
-    /// The health state of every checked backend, for ``EffectiveBackends``.
+    /// The health state of every checked backend, from which the user decides the weights.
     public func healthStates() -> [BackendID: HealthState] {
         let runners = state.withLockedValue { $0.runners }
         return runners.mapValues { $0.machine.state }
     }
 
-    /// The health state of the checked backends of one service: what ``EffectiveBackends`` needs to recompute
+    /// The health state of the checked backends of one service: what its user needs to recompute
     /// that service after a transition, without copying every backend's state.
     public func healthStates(of service: ServiceKey) -> [BackendID: HealthState] {
         let runners = state.withLockedValue { state in

@@ -111,14 +111,4 @@ public struct ExecHealthCheck: Hashable, Sendable {
         self.dynamicWeight = dynamicWeight
         self.user = user
     }
-
-    /// The program and arguments of `text`: a JSON array of strings, or words separated by spaces (no quoting);
-    /// `nil` for a `[` that does not start a JSON array of strings.
-    public static func arguments(commandLine text: String) -> [String]? {
-        let trimmed = text.trimmingWhitespace()
-        if trimmed.hasPrefix("[") {
-            return try? JSONDecoder().decode([String].self, from: Data(trimmed.utf8))
-        }
-        return trimmed.split(whereSeparator: \.isWhitespace).map(String.init)
-    }
 }

@@ -10,7 +10,7 @@ import Synchronization
 ///
 /// Its mutable state sits behind one lock because ``HealthChecker`` reads it from other threads (status,
 /// stop); the event loop is the only writer of the schedule. The lock and the state are in the runner itself,
-/// and what every check touches comes first: with thousands of backends taking turns, each check finds its
+/// and what every check touches comes first: with many backends taking turns, each check finds its
 /// runner out of the cache, and every other object or cache line it reaches is one more miss.
 final class BackendRunner: Sendable {
     private let state: Mutex<RunnerState>
@@ -121,9 +121,9 @@ enum CheckSchedule {
     /// `initialDelay + random × interval`, or `initialDelay` without jitter.
     ///
     /// The first checks spread over a whole interval, not over the jitter window: later intervals vary by only
-    /// `±jitter/2`, so checks that start close together stay close for minutes. 10,000 backends first checked
-    /// within a 10% window meant bursts of thousands of connects at once every second (a SYN burst for the
-    /// pods, and more connects in flight than the TCP poller keeps sockets for, so many paid a new socket).
+    /// `±jitter/2`, so checks that start close together stay close for minutes: backends first checked within
+    /// the jitter window would be checked in bursts every interval (a SYN burst for the pods, and more connects
+    /// in flight than the TCP poller keeps sockets for; see docs/benchmarks.md).
     static func firstDelay(initialDelay: Duration, interval: Duration, jitter: Double, random: Double) -> TimeAmount {
         guard jitter > 0 else { return .nanoseconds(initialDelay.nanoseconds) }
         return .nanoseconds(initialDelay.nanoseconds + Int64(Double(interval.nanoseconds) * random))
