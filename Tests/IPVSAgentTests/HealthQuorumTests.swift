@@ -5,8 +5,8 @@ import Logging
 import XCTest
 @testable import IPVSAgent
 
-/// A Service's health quorum in the agent: HealthCheck's `EffectiveBackends` decision becomes a
-/// `QuorumOverride` in the health overlay, and the reconciler programs it on the in-memory IPVS.
+/// A Service's health quorum in the agent: the count of healthy backends becomes a `QuorumOverride`
+/// in the health overlay, and the reconciler programs it on the in-memory IPVS.
 final class HealthQuorumTests: XCTestCase {
     let web = tcp("10.96.0.10", 80)
     let sorry = FallbackServer(address: ip("10.244.9.9"), port: 8080, weight: 3)
@@ -36,7 +36,7 @@ final class HealthQuorumTests: XCTestCase {
 
     // MARK: - The decision (pure)
 
-    func testQuorumOverridesFollowTheLibrarysPolicy() {
+    func testQuorumOverridesFollowThePolicy() {
         let fallback = service(.fallback(sorry))
         XCTAssertEqual(HealthLink.quorum(states: states(down: ["10.244.1.5"]), services: fallback.services), [:],
                        "2 of 3 healthy meets a quorum of 2")
@@ -59,8 +59,8 @@ final class HealthQuorumTests: XCTestCase {
     func testQuorumReasonSaysHowManyAreHealthy() throws {
         let desired = try XCTUnwrap(service(.fallback(sorry)).services[web])
         let configuration = try XCTUnwrap(desired.health)
-        let effective = HealthLink.effective(web, desired, states: states(down: ["10.244.1.5", "10.244.1.6"]), configuration: configuration)
-        XCTAssertEqual(HealthLink.quorumReason(effective, configuration), "1 of 3 backends healthy, fewer than the quorum of 2")
+        let count = QuorumCount(web, desired, states: states(down: ["10.244.1.5", "10.244.1.6"]))
+        XCTAssertEqual(HealthLink.quorumReason(count, configuration), "1 of 3 backends healthy, fewer than the quorum of 2")
     }
 
     func testOverrideReplacesTheHealthAdjustmentsOfItsServiceOnly() {

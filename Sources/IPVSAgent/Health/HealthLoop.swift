@@ -3,164 +3,6 @@ import HealthCheck
 import IPVS
 import Logging
 import ServiceLifecycle
-import Synchronization
-
-/// Connects the health checker to the reconciler: the desired state's endpoints become check
-/// targets, and every verdict becomes the reconciler's `HealthOverlay` (a backend that is not up
-/// is quiesced to weight 0 or deleted at once, as its Service's `health-on-failure` says; it gets
-/// its configured weight back once it is up again; an up backend whose exec check asks for a
-/// dynamic weight gets that weight).
-public final class HealthLink: Sendable {
-    let checker: HealthChecker
-    private let actions = Mutex<[BackendID: FailureAction]>([:])
-    /// The Services with a health quorum, as last mapped.
-    private let quorumServices = Mutex<[ServiceKey: DesiredService]>([:])
-    /// The quorum overrides last handed out, to log each switch once.
-    private let lastQuorum = Mutex<[ServiceKey: QuorumOverride]>([:])
-
-    init(checker: HealthChecker) {
-        self.checker = checker
-    }
-
-    /// The check targets of `state`: every real server of every Service with a health check.
-    static func targets(of state: DesiredState) -> [HealthTarget] {
-        state.services.flatMap { key, desired -> [HealthTarget] in
-            guard let configuration = desired.health else { return [] }
-            return desired.realServers.keys.map {
-                HealthTarget(id: BackendID(service: key, server: $0), serviceName: desired.displayName, configuration: configuration)
-            }
-        }
-    }
-
-    /// Points the checker at the endpoints of `state`.
-    func update(_ state: DesiredState, logger: Logger) {
-        let targets = Self.targets(of: state)
-        do {
-            try checker.update(targets: targets)
-            actions.withLock { actions in
-                actions = Dictionary(targets.map { ($0.id, $0.configuration.failureAction) }, uniquingKeysWith: { first, _ in first })
-            }
-            quorumServices.withLock { $0 = state.services.filter { $0.value.health?.quorum != nil } }
-        } catch {
-            logger.error("health checks not updated", metadata: ["error": "\(error)"])
-        }
-    }
-
-    /// Every checked backend's verdict, for `/status`.
-    func status() -> [BackendHealthStatus] {
-        checker.status().map { entry in
-            let latency = entry.state.lastLatency.map { Double($0.components.seconds) * 1000 + Double($0.components.attoseconds) / 1e15 }
-            return BackendHealthStatus(
-                service: entry.backend.service.description, kubernetesService: entry.serviceName,
-                backend: entry.backend.server.description, check: entry.checkKind, state: entry.state.status.rawValue,
-                since: entry.state.since, lastReason: entry.state.lastReason, lastLatencyMilliseconds: latency,
-                consecutiveSuccesses: entry.state.consecutiveSuccesses, consecutiveFailures: entry.state.consecutiveFailures)
-        }
-    }
-
-    /// The overlay for the checker's current verdicts; logs each Service that loses or regains
-    /// its health quorum.
-    func overlay(logger: Logger) -> HealthOverlay {
-        let states = checker.healthStates()
-        let services = quorumServices.withLock { $0 }
-        var overlay = Self.overlay(states: states, actions: actions.withLock { $0 })
-        overlay.quorum = Self.quorum(states: states, services: services)
-        let previous = lastQuorum.withLock { last in
-            defer { last = overlay.quorum }
-            return last
-        }
-        for key in Set(previous.keys).union(overlay.quorum.keys).sorted() where previous[key] != overlay.quorum[key] {
-            guard let desired = services[key], let configuration = desired.health else { continue }
-            let effective = Self.effective(key, desired, states: states, configuration: configuration)
-            var metadata: Logger.Metadata = [
-                "service": "\(key)", "kubernetes_service": "\(desired.displayName)",
-                "healthy": "\(effective.healthy)", "configured": "\(effective.configured)",
-                "minimum_healthy": "\(configuration.quorum?.minimumHealthy ?? 0)",
-                "reason": "\(Self.quorumReason(effective, configuration))",
-            ]
-            switch overlay.quorum[key] {
-            case .keepAll?:
-                metadata["action"] = "keeping every backend at its configured weight (policy keep-all)"
-                logger.warning("health quorum lost", metadata: metadata)
-            case .fallback(let sorry, _)?:
-                metadata["action"] = "serving from fallback \(sorry.id) only (policy fallback)"
-                logger.warning("health quorum lost", metadata: metadata)
-            case nil:
-                metadata["action"] = previous[key].map {
-                    if case .fallback(let sorry, _) = $0 { return "backends restored; fallback \(sorry.id) removed" }
-                    return "health verdicts apply again"
-                } ?? ""
-                logger.info("health quorum regained", metadata: metadata)
-            }
-        }
-        return overlay
-    }
-
-    /// The quorum of every Service that has one, for `/status`.
-    func quorumStatus() -> [ServiceQuorumStatus] {
-        let states = checker.healthStates()
-        return quorumServices.withLock { $0 }.sorted { $0.key < $1.key }.compactMap { key, desired in
-            guard let configuration = desired.health, let quorum = configuration.quorum else { return nil }
-            let effective = Self.effective(key, desired, states: states, configuration: configuration)
-            var fallback: String?
-            if case .fallback(let sorry) = quorum.policy { fallback = sorry.id.description }
-            return ServiceQuorumStatus(
-                service: key.description, kubernetesService: desired.displayName, configured: effective.configured,
-                healthy: effective.healthy, minimumHealthy: quorum.minimumHealthy,
-                policy: fallback == nil ? "keep-all" : "fallback", fallback: fallback, quorumLost: effective.quorumLost)
-        }
-    }
-
-    /// Pure: HealthCheck's ``EffectiveBackends`` decision for each Service with a quorum, as
-    /// overrides for the Services below it.
-    static func quorum(states: [BackendID: HealthState], services: [ServiceKey: DesiredService]) -> [ServiceKey: QuorumOverride] {
-        var overrides: [ServiceKey: QuorumOverride] = [:]
-        for (key, desired) in services {
-            guard let configuration = desired.health, let quorum = configuration.quorum else { continue }
-            let effective = Self.effective(key, desired, states: states, configuration: configuration)
-            guard effective.quorumLost else { continue }
-            switch quorum.policy {
-            case .keepAll:
-                overrides[key] = .keepAll
-            case .fallback:
-                guard let sorry = effective.fallback else { continue }
-                overrides[key] = .fallback(sorry, others: configuration.failureAction == .remove ? .remove : .quiesce)
-            }
-        }
-        return overrides
-    }
-
-    static func effective(_ key: ServiceKey, _ desired: DesiredService, states: [BackendID: HealthState],
-                          configuration: HealthCheckConfiguration) -> EffectiveBackends {
-        EffectiveBackends(service: key, configured: desired.realServers.values.sorted { $0.id < $1.id },
-                          health: states, configuration: configuration)
-    }
-
-    /// `1 of 3 backends healthy, quorum 2`.
-    static func quorumReason(_ effective: EffectiveBackends, _ configuration: HealthCheckConfiguration) -> String {
-        let minimum = configuration.quorum?.minimumHealthy ?? 0
-        return "\(effective.healthy) of \(effective.configured) backends healthy, "
-            + (effective.quorumLost ? "fewer than the quorum of \(minimum)" : "quorum \(minimum) met")
-    }
-
-    /// Pure: a backend that is not serving is adjusted by its virtual service's failure action,
-    /// in that virtual service only (the same endpoint behind another one follows that one's
-    /// checks, or none). A serving backend whose last check asked for a dynamic weight (exec with
-    /// `health-exec-dynamic-weight`) gets that weight; once its check reports none (exit status
-    /// 0), it has its configured weight again.
-    static func overlay(states: [BackendID: HealthState], actions: [BackendID: FailureAction]) -> HealthOverlay {
-        var adjustments: [BackendID: HealthAdjustment] = [:]
-        for (backend, state) in states {
-            guard let action = actions[backend] else { continue }
-            if !state.status.isServing {
-                adjustments[backend] = action == .remove ? .remove : .quiesce
-            } else if let weight = state.dynamicWeight {
-                adjustments[backend] = .weight(weight)
-            }
-        }
-        return HealthOverlay(adjustments: adjustments)
-    }
-}
 
 /// Applies health verdicts to the kernel as they arrive.
 struct HealthLoop: Service {
@@ -184,15 +26,14 @@ struct HealthLoop: Service {
         let (seconds, attoseconds) = transition.latency.components
         let milliseconds = Double(seconds) * 1_000 + Double(attoseconds) / 1e15
         let weight: String
-        if overlay.quorum[transition.backend.service] != nil {
-            weight = "quorum policy"
-        } else {
-            switch overlay.adjustments[transition.backend] {
-            case .quiesce?: weight = "0"
-            case .remove?: weight = "removed"
-            case .weight(let dynamic)?: weight = "\(dynamic)"
-            case nil: weight = "configured"
-            }
+        let override = overlay.quorum[transition.backend.service]
+        switch (override, overlay.adjustments[transition.backend]) {
+        case (.fallback?, _): weight = "quorum policy"
+        case (.keepAll?, .quiesce?), (.keepAll?, .remove?): weight = "configured (quorum policy keep-all)"
+        case (_, .quiesce?): weight = "0"
+        case (_, .remove?): weight = "removed"
+        case (_, .weight(let dynamic)?): weight = "\(dynamic)"
+        case (_, nil): weight = "configured"
         }
         return [
             "backend": "\(transition.backend.server)", "service": "\(transition.backend.service)",

@@ -1,33 +1,36 @@
 import HealthCheck
 import IPVS
 
-/// What a Service below its health quorum serves instead of its health-adjusted real servers
-/// (the agent's form of HealthCheck's ``EffectiveBackends`` decision, applied to whatever the
-/// endpoints map to at the time).
+/// What a Service below its health quorum serves instead of its health-adjusted real servers;
+/// ``HealthOverlay/adjusted(_:key:)`` applies it to whatever the endpoints map to at the time.
 public enum QuorumOverride: Hashable, Sendable {
-    /// Policy `keep-all`: every configured real server at its configured weight, healthy or not.
+    /// Policy `keep-all`: the verdicts of failed checks are set aside, so every backend serves: a
+    /// failed one at its configured weight, a serving one at the weight its check asked for.
     case keepAll
     /// Policy `fallback`: the fallback ("sorry") server is the only one with a weight; the
     /// backends are quiesced (weight 0) or removed, as the Service's failure action says.
     case fallback(RealServer, others: HealthAdjustment)
+}
 
-    /// The real servers of one Service whose configured (mapped) real servers are `configured`.
-    func servers(configured: [RealServerID: RealServer]) -> [RealServerID: RealServer] {
-        switch self {
-        case .keepAll:
-            return configured
-        case .fallback(let sorry, let others):
-            var servers: [RealServerID: RealServer] = [:]
-            if others == .quiesce {
-                for (id, server) in configured where id != sorry.id {
-                    var quiesced = server
-                    quiesced.weight = 0
-                    servers[id] = quiesced
-                }
-            }
-            servers[sorry.id] = sorry
-            return servers
+/// How many of one Service's backends are healthy, against its quorum.
+struct QuorumCount: Hashable, Sendable {
+    /// Backends serving with a weight above 0: the configured one, or the dynamic one their check
+    /// asked for. A backend with no verdict yet counts by its configured weight.
+    var healthy: Int
+    /// Backends configured (endpoints).
+    var configured: Int
+    /// Whether fewer than the quorum are healthy, so the quorum policy applies.
+    var lost: Bool
+
+    /// The count of `desired` (mapped under `key`) given the checker's `states`.
+    init(_ key: ServiceKey, _ desired: DesiredService, states: [BackendID: HealthState]) {
+        let healthy = desired.realServers.values.count { server in
+            guard let state = states[BackendID(service: key, server: server.id)] else { return server.weight > 0 }
+            return state.status.isServing && (state.dynamicWeight ?? server.weight) > 0
         }
+        self.healthy = healthy
+        configured = desired.realServers.count
+        lost = desired.health?.quorum.map { healthy < $0.minimumHealthy } ?? false
     }
 }
 
