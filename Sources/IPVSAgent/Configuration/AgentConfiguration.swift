@@ -109,7 +109,7 @@ private struct Reader {
     var execUser: ProcessUser??
 
     /// The keys of a health section: the annotation names without `ipvs.swift.dev/health-`.
-    static let healthKeys: [String] = HealthCheckConfiguration.annotationNames.map(settingName)
+    static let healthKeys: [String] = HealthSetting.allCases.map(\.rawValue)
 
     mutating func problem(_ line: Int?, _ field: String?, _ message: String) {
         problems.append(ManifestIssue(file: file, line: line, field: field, message: message))
@@ -217,7 +217,7 @@ private struct Reader {
                     allowed.fallbacks[name] = server
                     continue
                 }
-                guard let arguments = ExecHealthCheck.arguments(commandLine: text) else {
+                guard let arguments = HealthSettingsReader.commandLine(text) else {
                     problem(entry.line, field, "must be a program and its arguments, as a list of strings")
                     continue
                 }
@@ -249,57 +249,43 @@ private struct Reader {
     /// One health section over `defaults`, or `nil` (with its problems recorded) when it is wrong.
     private mutating func readHealth(_ node: YAMLNode, field: String, over defaults: HealthCheckConfiguration) -> HealthCheckConfiguration? {
         guard let pairs = mapping(node, field) else { return nil }
-        var values: [String: String] = [:]
-        var lines: [String: Int] = [:]
+        var values: [HealthSetting: String] = [:]
+        var lines: [HealthSetting: Int] = [:]
         var valid = true
         for (key, value) in pairs {
             let name = key.scalar ?? ""
-            guard Self.healthKeys.contains(name) else {
+            guard let setting = HealthSetting(rawValue: name) else {
                 problem(key.line, "\(field).\(name)", "is not a health check setting; known: \(Self.healthKeys.joined(separator: ", "))")
                 valid = false
                 continue
             }
-            guard let text = scalarText(value, allowList: name == "exec", field: "\(field).\(name)") else {
+            guard let text = scalarText(value, allowList: setting == .exec, field: "\(field).\(name)") else {
                 valid = false
                 continue
             }
-            let annotation = name == "check" ? "health-check" : "health-\(name)"
-            values[annotation] = text
-            lines[annotation] = key.line
+            values[setting] = text
+            lines[setting] = key.line
         }
         guard valid else { return nil }
-        do {
-            var health = try HealthCheckConfiguration(annotations: values, prefix: "", defaults: defaults, author: .nodeOperator)
+        do throws(HealthSettingsError) {
+            var health = try HealthSettings.configuration(values, source: .configurationFile, defaults: defaults, author: .nodeOperator)
             if case .exec(var exec) = health.kind, exec.user == nil {
-                guard let user = checkUser(line: lines["health-exec"] ?? node.line) else { return nil }
+                guard let user = checkUser(line: lines[.exec] ?? node.line) else { return nil }
                 exec.user = user
                 health.kind = .exec(exec)
             }
             return health
-        } catch let error as HealthCheckConfigurationError {
-            // The reader names the annotation that was wrong (prefix ""): point at its key.
-            let annotation = error.isAnnotation ? error.field : nil
-            let message = error.isAnnotation ? "\"\(error.value)\" \(Self.settingNames(error.problem))" : error.description
-            problem(annotation.flatMap { lines[$0] } ?? node.line, annotation.map { "\(field).\(Self.settingName($0))" } ?? field, message)
-            return nil
         } catch {
-            problem(node.line, field, "\(error)")
+            switch error {
+            case .setting(let setting, let value, let message):
+                problem(lines[setting] ?? node.line, "\(field).\(setting.rawValue)", "\"\(value)\" \(message)")
+            case .unknown(let key, let value, let message):
+                problem(node.line, "\(field).\(key)", "\"\(value)\" \(message)")
+            case .defaults(let invalid):
+                problem(node.line, field, invalid.description)
+            }
             return nil
         }
-    }
-
-    /// `check` for `health-check`, `interval` for `health-interval`.
-    static func settingName(_ annotation: String) -> String {
-        annotation == "health-check" ? "check" : String(annotation.dropFirst("health-".count))
-    }
-
-    /// `problem` with the annotation names it mentions (`set health-check`) as this file's names.
-    static func settingNames(_ problem: String) -> String {
-        var text = problem.replacingOccurrences(of: "the annotation health-", with: "the setting health-")
-        for annotation in HealthCheckConfiguration.annotationNames.sorted(by: { $0.count > $1.count }) {
-            text = text.replacingOccurrences(of: annotation, with: settingName(annotation))
-        }
-        return text
     }
 
     // MARK: - Nodes

@@ -101,10 +101,10 @@ public enum ServiceMapper {
 
         // MARK: Health checks
         var health: HealthCheckConfiguration?
-        do {
-            let configuration = try HealthCheckConfiguration(annotations: service.annotations, prefix: ManifestDecoder.annotationPrefix,
-                                                             defaults: options.serviceHealth[service.name] ?? options.health,
-                                                             author: .tenant(allowed: options.allowed))
+        do throws(HealthSettingsError) {
+            let configuration = try HealthSettings.configuration(annotations: service.annotations, prefix: ManifestDecoder.annotationPrefix,
+                                                                 defaults: options.serviceHealth[service.name] ?? options.health,
+                                                                 author: .tenant(allowed: options.allowed))
             if configuration.kind != .disabled {
                 health = configuration
             } else if let tuning = unusedHealthAnnotation(service.annotations) {
@@ -114,12 +114,19 @@ public enum ServiceMapper {
                                                    message: "has no effect: no health check applies to this Service; set \(prefix)health-check "
                                                        + "(or a default check: --health-check, or healthChecks.default in --config)"))
             }
-        } catch let error as HealthCheckConfigurationError where error.isAnnotation {
-            result.issues.append(ManifestIssue(at: service.location, object: object, field: "metadata.annotations[\(error.field)]",
-                                               message: "\"\(error.value)\" \(error.problem); the Service is not health-checked"))
         } catch {
-            result.issues.append(ManifestIssue(at: service.location, object: object, field: "metadata.annotations",
-                                               message: "\(error); the Service is not health-checked"))
+            let (key, message): (String?, String)
+            switch error {
+            case .setting(let setting, let value, let problem):
+                (key, message) = (ManifestDecoder.annotationPrefix + setting.annotationName, "\"\(value)\" \(problem)")
+            case .unknown(let annotation, let value, let problem):
+                (key, message) = (annotation, "\"\(value)\" \(problem)")
+            case .defaults(let invalid):
+                (key, message) = (nil, "\(invalid)")
+            }
+            result.issues.append(ManifestIssue(at: service.location, object: object,
+                                               field: key.map { "metadata.annotations[\($0)]" } ?? "metadata.annotations",
+                                               message: "\(message); the Service is not health-checked"))
         }
 
         // MARK: Frontends
@@ -142,7 +149,7 @@ public enum ServiceMapper {
                 let candidates = endpoints(for: port, family: family, slices: usable, service: service, into: &result)
                 let internalServers = realServers(select(candidates, local: service.internalTrafficLocal, options: options), options: options)
                 // Chosen again only for external frontends under another traffic policy: most
-                // Services have none (a cold start maps thousands).
+                // Services have none.
                 let externalServers = !frontends.contains(where: { $0.external && $0.address.family == family }) ? [:]
                     : service.externalTrafficLocal == service.internalTrafficLocal ? internalServers
                     : realServers(select(candidates, local: service.externalTrafficLocal, options: options), options: options)

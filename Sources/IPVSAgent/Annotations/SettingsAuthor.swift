@@ -1,10 +1,12 @@
+import HealthCheck
+
 // MARK: - Who wrote the settings
 
 /// Who wrote the health settings being read, which decides what they may ask for. A Service's annotations
 /// are its owner's (a tenant's); the agent's configuration file is the node operator's. Only the operator may
 /// name a program to run on the node or a server to send a Service's traffic to; a tenant may only pick, by
 /// name, among those the operator allows.
-public enum SettingsAuthor: Hashable, Sendable {
+enum SettingsAuthor: Hashable, Sendable {
     /// A Service's owner: `health-exec` and `health-fallback` name entries of `allowed`.
     case tenant(allowed: OperatorAllowances)
     /// The node's operator: `health-exec` is a program and `health-fallback` an address and port.
