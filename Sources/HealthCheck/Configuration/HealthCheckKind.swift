@@ -16,7 +16,7 @@ public enum HealthCheckKind: Hashable, Sendable {
     /// A program run on the node; see ``ExecHealthCheck``.
     case exec(ExecHealthCheck)
 
-    /// `disabled`, `tcp`, `http`, `https`, `udp` or `exec`: the name used in annotations, logs and metrics.
+    /// `disabled`, `tcp`, `http`, `https`, `udp` or `exec`: the name used in settings, logs and metrics.
     public var name: String {
         switch self {
         case .disabled: "disabled"
