@@ -109,6 +109,51 @@ final class AgentHealthQuorumTests: XCTestCase {
         XCTAssertEqual(try cluster.weight(survivor), "1")
     }
 
+    /// Below the quorum, keep-all sets the failed verdicts aside but keeps the weight a serving pod's
+    /// exec check asked for: the kernel keeps 5 for it, and 1 (configured) for the failed pod.
+    func testKeepAllKeepsTheDynamicWeightOfAServingPod() throws {
+        try KernelTest.requireKernel()
+        let cluster = try AgentTestCluster()
+        let pods = try (1...2).map { try cluster.addPod($0) }
+        // The check of each pod exits with the status written in `status-<pod address>`.
+        let script = cluster.folder.appendingPathComponent("check.sh")
+        try "exit \"$(cat \(cluster.folder.path)/status-$HEALTH_ADDRESS)\"\n".write(to: script, atomically: true, encoding: .utf8)
+        func answer(_ pod: AgentTestCluster.Pod, _ status: Int) throws {
+            try "\(status)\n".write(to: cluster.folder.appendingPathComponent("status-\(pod.address)"), atomically: true, encoding: .utf8)
+        }
+        try answer(pods[0], 7)
+        try answer(pods[1], 0)
+        let configuration = cluster.folder.appendingPathComponent("agent.yaml")
+        try """
+            apiVersion: ipvs.swift.dev/v1alpha1
+            kind: AgentConfiguration
+            healthChecks:
+              allowed:
+                exec:
+                  pod-status: [/bin/sh, \(script.path)]
+            """.write(to: configuration, atomically: true, encoding: .utf8)
+        try cluster.writeManifest("web.yaml", AgentTestCluster.webManifest(pods: pods, dns: false, annotations: [
+            "health-check": "exec", "health-exec": "pod-status", "health-exec-dynamic-weight": "true",
+            "health-interval": "500ms", "health-timeout": "5s", "health-rise": "2", "health-fall": "2",
+            "health-quorum": "2", "health-quorum-policy": "keep-all"]))
+        let log = cluster.folder.appendingPathComponent("agent.log")
+        let agent = try cluster.startDaemon(["--manifests", cluster.manifests, "--config", configuration.path, "--sync-period", "5s",
+                                             "--metrics-address", "127.0.0.1:10260"], log: log)
+        defer { if agent.isRunning { agent.terminate() } }
+        let weighted = "\(pods[0].address):8080", failing = "\(pods[1].address):8080"
+        try waitUntil("exit status 7 gives weight 5", timeout: 60) { try cluster.weight(weighted) == "5" && (try cluster.weight(failing)) == "1" }
+
+        try answer(pods[1], 1)
+        try waitUntil("the agent reports the lost quorum", timeout: 60) { cluster.log(log).contains("health quorum lost") }
+        // Longer than a quiesce would take (fall 2 x 500 ms): neither weight changes.
+        let until = Date().addingTimeInterval(6)
+        while Date() < until {
+            XCTAssertEqual(try cluster.weight(weighted), "5", "the serving pod keeps its dynamic weight:\n\((try? cluster.table()) ?? "")")
+            XCTAssertEqual(try cluster.weight(failing), "1", "keep-all must not quiesce the failed pod")
+            Thread.sleep(forTimeInterval: 0.5)
+        }
+    }
+
     /// Service `web` on 10.96.0.10:80 with TCP checks every 500 ms and `annotations` (without
     /// their `ipvs.swift.dev/` prefix).
     static func manifest(_ pods: [AgentTestCluster.Pod], annotations: [String: String]) -> String {
