@@ -45,8 +45,7 @@ public struct HealthOverlay: Hashable, Sendable {
     /// weight, or the dynamic weight its check asked for; a failed one is quiesced or removed, as
     /// its Service's failure action says. Below the quorum, policy `keep-all` sets the failed
     /// verdicts aside (those backends keep their configured weights) while serving backends keep
-    /// the weight their check asked for, as keepalived keeps a dynamic weight while its checker
-    /// is up; policy `fallback` serves from the fallback server alone.
+    /// the weight their check asked for; policy `fallback` serves from the fallback server alone.
     public func adjusted(_ service: DesiredService, key: ServiceKey) -> DesiredService? {
         let override = quorum[key]
         if case .fallback(let sorry, let others)? = override {
