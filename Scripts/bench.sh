@@ -112,9 +112,13 @@ fi
 
 # ---- builds --------------------------------------------------------------------------------------
 
+# The release build is the one make install and make deb ship (the Swift runtime linked in), in the
+# same folder, so the binaries measured are the binaries shipped and they are compiled once.
+swift_build=(swift build -c "$configuration" --scratch-path "$build_dir")
+[ "$configuration" != release ] || swift_build+=(--static-swift-stdlib)
 step "building health-bench ($configuration, $build_dir)"
-swift build -c "$configuration" --scratch-path "$build_dir" --product health-bench >&2
-products=$(swift build -c "$configuration" --scratch-path "$build_dir" --show-bin-path)
+"${swift_build[@]}" --product health-bench >&2
+products=$("${swift_build[@]}" --show-bin-path)
 mkdir -p "$build_dir/bench/bin"
 bench=$(cd "$build_dir/bench" && pwd)
 bin=$bench/bin
@@ -220,8 +224,8 @@ if [ "$health_only" = 1 ]; then
 fi
 
 step "building ipvsctl and ipvs-agent ($configuration, $build_dir)"
-swift build -c "$configuration" --scratch-path "$build_dir" --product ipvsctl >&2
-swift build -c "$configuration" --scratch-path "$build_dir" --product ipvs-agent >&2
+"${swift_build[@]}" --product ipvsctl >&2
+"${swift_build[@]}" --product ipvs-agent >&2
 cp "$products/ipvsctl" "$products/ipvs-agent" "$bin/"
 step "building the libnl floor and the moby/ipvs driver"
 # shellcheck disable=SC2046 # pkg-config prints several flags
