@@ -72,5 +72,7 @@ Description: IPVS load-balancer manager: ipvs-agent and ipvsctl
 CONTROL
 mkdir -p "$out"
 package=$out/swift-ipvs_${version}_$arch.deb
-dpkg-deb --root-owner-group -Zxz --build "$stage" "$package" >/dev/null
+# zstd: a hundredth of xz's CPU time for a package a third bigger; every dpkg that can meet its
+# dependencies (bookworm's libc6 and libstdc++6 or newer) reads it.
+dpkg-deb --root-owner-group -Zzstd --build "$stage" "$package" >/dev/null
 echo "$package"
