@@ -11,7 +11,8 @@
 #   PREFIX/sbin/{ipvs-agent,ipvsctl}                     administration commands, as ipvsadm
 #   PREFIX/share/man/man8/{ipvs-agent,ipvsctl}.8.gz
 #   PREFIX/share/bash-completion/completions/{ipvs-agent,ipvsctl}
-#   PREFIX/share/zsh/vendor-completions/_{ipvs-agent,ipvsctl}
+#   PREFIX/share/zsh/vendor-completions/_{ipvs-agent,ipvsctl}    (/usr; elsewhere site-functions,
+#                                                         where zsh looks outside the distribution's)
 #   PREFIX/share/fish/vendor_completions.d/{ipvs-agent,ipvsctl}.fish
 #   PREFIX/lib/systemd/system/ipvs-agent.service         ExecStart= points at PREFIX/sbin
 #   PREFIX/share/doc/swift-ipvs/                         README, CHANGELOG, LICENSE, examples/
@@ -30,8 +31,10 @@ for tool in ipvs-agent ipvsctl; do
 done
 
 dest=$root$prefix
+zsh_dir=$dest/share/zsh/site-functions
+[ "$prefix" != /usr ] || zsh_dir=$dest/share/zsh/vendor-completions
 install -d "$dest/sbin" "$dest/share/man/man8" "$dest/share/bash-completion/completions" \
-  "$dest/share/zsh/vendor-completions" "$dest/share/fish/vendor_completions.d" \
+  "$zsh_dir" "$dest/share/fish/vendor_completions.d" \
   "$dest/lib/systemd/system" "$dest/share/doc/swift-ipvs/examples" "$root/etc/ipvs-agent"
 
 install -m 0755 "$bin/ipvs-agent" "$bin/ipvsctl" "$dest/sbin/"
@@ -43,10 +46,10 @@ declare -A summary=(
 for tool in ipvs-agent ipvsctl; do
   "$here/Scripts/package/man-page.sh" "$bin/$tool" 8 "${summary[$tool]}" | gzip -9n > "$dest/share/man/man8/$tool.8.gz"
   "$bin/$tool" --generate-completion-script bash > "$dest/share/bash-completion/completions/$tool"
-  "$bin/$tool" --generate-completion-script zsh > "$dest/share/zsh/vendor-completions/_$tool"
+  "$bin/$tool" --generate-completion-script zsh > "$zsh_dir/_$tool"
   "$bin/$tool" --generate-completion-script fish > "$dest/share/fish/vendor_completions.d/$tool.fish"
 done
-chmod 0644 "$dest"/share/bash-completion/completions/* "$dest"/share/zsh/vendor-completions/* \
+chmod 0644 "$dest"/share/bash-completion/completions/* "$zsh_dir"/* \
   "$dest"/share/fish/vendor_completions.d/* "$dest"/share/man/man8/*
 
 sed "s|/usr/local/sbin/ipvs-agent|$prefix/sbin/ipvs-agent|" \
