@@ -147,6 +147,13 @@ record_logged() {
   [ -z "$value" ] || record "$1" "$2" "$3" "$4" "$value" us
 }
 
+# A time as bash's `times` prints it (1m2.345s) in microseconds.
+times_us() {
+  local minutes=${1%%m*} seconds=${1#*m}
+  seconds=${seconds%s}
+  echo $(((10#$minutes * 60 + 10#${seconds%.*}) * 1000000 + 10#${seconds#*.} * 1000))
+}
+
 # One cold run of TOOL in a fresh network namespace (see reset_kernel): the elapsed microseconds
 # go to $work/cold.us; exit status 3 when the table (or the VIPs bound) differs from the rules afterwards.
 if [ -n "$cold_once" ]; then
@@ -154,11 +161,19 @@ if [ -n "$cold_once" ]; then
   dir=${rest%:*} verify=${rest##*:}
   ip link set lo up
   rm -f "$state"
+  times >"$work/cold.times"
+  { read -r _; read -r child_user child_system; } <"$work/cold.times"
+  cpu0=$(($(times_us "$child_user") + $(times_us "$child_system")))
   t0=${EPOCHREALTIME/./}
   cold_run "$tool" "$dir"
   rc=$?
   t1=${EPOCHREALTIME/./}
   echo $((t1 - t0)) >"$work/cold.us"
+  # The tool's CPU time (user + system, every thread): what bash's `times` counts for its waited
+  # children grew by while it ran.
+  times >"$work/cold.times"
+  { read -r _; read -r child_user child_system; } <"$work/cold.times"
+  echo $(($(times_us "$child_user") + $(times_us "$child_system") - cpu0)) >"$work/cold.cpu"
   if [ "$rc" = 0 ] && [ "$verify" = 1 ] && ! table_matches "$dir/rules"; then rc=3; fi
   # The tools that bind VIPs must have bound one address per service.
   case "$tool" in floor-vips | moby-ipvs-vips | ipvs-agent)
@@ -533,8 +548,10 @@ for entry in $sizes; do
         continue
       fi
       read -r us <"$work/cold.us"
+      read -r cpu_us <"$work/cold.cpu"
       record cold "$tool" "$size" "$rep" "$us" us
-      log "cold $tool $size services rep $rep: $((us / 1000)) ms"
+      record cold-cpu "$tool" "$size" "$rep" "$cpu_us" us
+      log "cold $tool $size services rep $rep: $((us / 1000)) ms, CPU $((cpu_us / 1000)) ms"
       [ "$rc" = 0 ] || fail "cold $tool $size: the kernel table or the VIPs differ from the rules: $(tail -n 1 "$work/$tool.log")"
     done
   done
@@ -555,6 +572,9 @@ mkdir -p "$daemon_dir"
 cp -r "$work/$size/manifests" "$daemon_dir/manifests"
 # shellcheck disable=SC1090,SC1091 # written by gen-inputs.py
 . "$work/$size/change.env"
+hz=$(getconf CLK_TCK)
+# Microseconds of CPU (user + system, every thread) the agent used since $1 clock ticks.
+agent_cpu_us_since() { cpu_ticks "$agent" && echo $(((REPLY - $1) * 1000000 / hz)); }
 "$bin/ipvs-agent" --manifests "$daemon_dir/manifests" --state-file "$state" --metrics-address "127.0.0.1:$metrics_port" \
   --sync-period 1h --node-name bench --node-ip 192.0.2.1 --log-format json 2>"$work/agent-daemon.log" &
 agent=$!
@@ -589,6 +609,7 @@ sync_us_since() { awk -v a="${M[ipvs_agent_sync_duration_seconds_sum]:-0}" -v b=
 
 if [ "$synced" = 1 ]; then
   record agent-daemon start-to-synced "$size" 1 $((t1 - t0)) us
+  record agent-daemon cpu-to-synced "$size" 1 "$(agent_cpu_us_since 0)" us
   record agent-daemon first-sync "$size" 1 "$(sync_us_since 0)" us
   int ipvs_agent_operations_applied_total && record agent-daemon operations "$size" 1 "$REPLY" count
   record_logged agent-daemon load "$size" 1 "loaded manifests"
@@ -603,10 +624,12 @@ if [ "$synced" = 1 ]; then
     int ipvs_agent_sync_duration_seconds_count && count=$REPLY
     int ipvs_agent_operations_applied_total && ops=$REPLY
     sum=${M[ipvs_agent_sync_duration_seconds_sum]}
+    cpu_ticks "$agent" && ticks0=$REPLY
     t0=${EPOCHREALTIME/./}
     kill -HUP "$agent"
     if ! wait_sync "$count"; then fail "no-op resync rep $rep: no reconcile within 120 s"; break; fi
     t1=${EPOCHREALTIME/./}
+    record noop cpu "$size" "$rep" "$(agent_cpu_us_since "$ticks0")" us
     int ipvs_agent_operations_applied_total && record noop writes "$size" "$rep" $((REPLY - ops)) count
     record noop reconcile "$size" "$rep" "$(sync_us_since "$sum")" us
     record noop signal-to-done "$size" "$rep" $((t1 - t0)) us
@@ -630,11 +653,13 @@ if [ "$synced" = 1 ]; then
       "$bin/ipvs-wait" "$CHANGE_VIP" "$CHANGE_REAL" "$state_wanted" "$work/wait.ready" 120 >"$work/wait.out" 2>"$work/wait.err" &
       waiter=$!
       until [ -e "$work/wait.ready" ] || ! kill -0 "$waiter" 2>/dev/null; do pause 0.01; done
+      cpu_ticks "$agent" && ticks0=$REPLY
       t0=${EPOCHREALTIME/./}
       mv "$daemon_dir/manifests/.$CHANGE_FILE.tmp" "$daemon_dir/manifests/$CHANGE_FILE"
       if ! wait "$waiter"; then fail "endpoint $step rep $rep: $(cat "$work/wait.err")"; break 2; fi
       read -r seen polls <"$work/wait.out"
       wait_sync "$count" || true
+      record "endpoint-$step" cpu "$size" "$rep" "$(agent_cpu_us_since "$ticks0")" us
       record "endpoint-$step" file-to-kernel "$size" "$rep" $((seen - t0)) us
       record "endpoint-$step" poll-interval "$size" "$rep" $(((seen - t0) / polls)) us
       int ipvs_agent_operations_applied_total && record "endpoint-$step" writes "$size" "$rep" $((REPLY - ops)) count

@@ -166,6 +166,25 @@ def main():
         cells = [ratio(median("cold", ours, s), median("cold", peer, s)) for s in sizes]
         add(f"| {labels[ours]} vs {labels[peer]} | " + " | ".join(cells) + " |")
     add("")
+    if any(workload == "cold-cpu" for (workload, _, _) in values):
+        add("CPU time of the same runs, user + system of every thread of the tool's process (the kernel's work")
+        add("on its requests is system time of the process that sends them). The agent decodes on every vCPU")
+        add("while the floor works on one, so its wall time on an idle machine is below its CPU time and the")
+        add("wall-time ratio flatters it; on a loaded machine the CPU it needs is what it competes for. Judge both:")
+        add("")
+        add("| tool | " + " | ".join(f"{s:,} services" for s in sizes) + " |")
+        add("| --- |" + " ---: |" * len(sizes))
+        for key, label, _ in COLD_TOOLS:
+            add(f"| {label} | " + " | ".join(cell("cold-cpu", key, s) for s in sizes) + " |")
+        add("")
+        add("CPU ratios (ours / peer: below 1 is less CPU):")
+        add("")
+        add("| ours vs peer | " + " | ".join(f"{s:,}" for s in sizes) + " |")
+        add("| --- |" + " ---: |" * len(sizes))
+        for ours, peer in COLD_RATIOS:
+            cells = [ratio(median("cold-cpu", ours, s), median("cold-cpu", peer, s)) for s in sizes]
+            add(f"| {labels[ours]} vs {labels[peer]} | " + " | ".join(cells) + " |")
+        add("")
     add("\"One request at a time\" is moby/ipvs, the library under kube-proxy's IPVS")
     add("mode, driven by `Benchmarks/moby-ipvs`: one netlink request per service and per real server, each")
     add("waiting for its answer. The kube-proxy row adds the reads kube-proxy's `syncService`/`syncEndpoint`")
@@ -220,6 +239,7 @@ def main():
         add("| measure | value |")
         add("| --- | ---: |")
         add(f"| start to synced (process start, parse, first reconcile) | {get('agent-daemon', 'start-to-synced')} |")
+        add(f"| start to synced: the agent's CPU time (user + system, every thread) | {get('agent-daemon', 'cpu-to-synced')} |")
         add(f"| first load: read, decode and map every manifest; VIPs bound and IPVS programmed meanwhile (log) | {get('agent-daemon', 'load')} |")
         add(f"| first reconcile (metrics: what programming IPVS during the load left) | {get('agent-daemon', 'first-sync')} |")
         add(f"| of which applying the operations (log) | {get('agent-daemon', 'apply')} |")
@@ -230,12 +250,14 @@ def main():
         add(f"| no-op resync: load every manifest (log) | {get('noop', 'load')} |")
         add(f"| no-op resync: reconcile (metrics) | {get('noop', 'reconcile')} |")
         add(f"| no-op resync: SIGHUP to reconcile done (re-reads every manifest) | {get('noop', 'signal-to-done')} |")
+        add(f"| no-op resync: the agent's CPU time from SIGHUP to reconcile done | {get('noop', 'cpu')} |")
         for step, what in [("add", "one endpoint added"), ("remove", "one endpoint removed (weight 0, draining)")]:
             add(f"| {what}: write operations, most of any repetition | {maximum('endpoint-' + step, 'writes')} |")
             add(f"| {what}: load every manifest (log) | {get('endpoint-' + step, 'load')} |")
             add(f"| {what}: reconcile (metrics) | {get('endpoint-' + step, 'reconcile')} |")
             add(f"| {what}: of which applying the operations (log) | {get('endpoint-' + step, 'apply')} |")
             add(f"| {what}: file replaced to kernel updated | {get('endpoint-' + step, 'file-to-kernel')} |")
+            add(f"| {what}: the agent's CPU time from file replaced to reconcile done | {get('endpoint-' + step, 'cpu')} |")
             add(f"| {what}: poll interval | {get('endpoint-' + step, 'poll-interval')} |")
         add("")
         add("\"File replaced to kernel updated\" includes inotify, the agent's 100 ms debounce, re-reading")
@@ -417,14 +439,16 @@ def main():
     r = rel("ipvsctl -Ln", "ipvsadm -Ln", "list")
     add(f"| issue 3: `ipvsctl -Ln` at least as fast as `ipvsadm -Ln` at 10,000 x 10 | "
         f"{'n/a' if r is None else f'{r:.2f} of its time'} | {check(r, lambda v: v <= 1.0)} |")
-    r = rel("ipvs-agent", "floor-vips")
-    add(f"| issue 4: agent cold sync <= 1.2x the floor doing the same operations (rules + VIPs) at 10,000 x 10 "
-        f"(`--once`, whole process: YAML decoding included) | "
-        f"{'n/a' if r is None else f'{r:.2f}x the floor'} | {check(r, lambda v: v <= 1.2)} |")
-    r = rel("ipvs-agent", "moby-ipvs-vips")
-    add(f"| issue 4: agent cold sync >= 1.5x faster than one request at a time doing the same operations "
-        f"(moby/ipvs + VIPs; `--once`, whole process: YAML decoding included) | "
-        f"{'n/a' if r is None else factor(r)} | {check(r, lambda v: v <= 1 / 1.5)} |")
+    for workload, what in [("cold", "wall time"), ("cold-cpu", "CPU time")]:
+        r = rel("ipvs-agent", "floor-vips", workload)
+        add(f"| issue 4: agent cold sync <= 1.2x the floor doing the same operations (rules + VIPs) at 10,000 x 10 "
+            f"(`--once`, whole process: YAML decoding included), in {what} | "
+            f"{'n/a' if r is None else f'{r:.2f}x the floor'} | {check(r, lambda v: v <= 1.2)} |")
+    for workload, what in [("cold", "wall time"), ("cold-cpu", "CPU time")]:
+        r = rel("ipvs-agent", "moby-ipvs-vips", workload)
+        add(f"| issue 4: agent cold sync >= 1.5x faster than one request at a time doing the same operations "
+            f"(moby/ipvs + VIPs; `--once`, whole process: YAML decoding included), in {what} | "
+            f"{'n/a' if r is None else factor(r)} | {check(r, lambda v: v <= 1 / 1.5)} |")
     w = values.get(("noop", "writes", 10000))
     add(f"| issue 4: no-op resync, zero write operations | "
         f"{'n/a' if not w else f'{max(w):.0f}'} | {check(max(w) if w else None, lambda v: v == 0)} |")

@@ -112,9 +112,13 @@ fi
 
 # ---- builds --------------------------------------------------------------------------------------
 
+# The release build is the one make install and make deb ship (the Swift runtime linked in), in the
+# same folder, so the binaries measured are the binaries shipped and they are compiled once.
+swift_build=(swift build -c "$configuration" --scratch-path "$build_dir")
+[ "$configuration" != release ] || swift_build+=(--static-swift-stdlib)
 step "building health-bench ($configuration, $build_dir)"
-swift build -c "$configuration" --scratch-path "$build_dir" --product health-bench >&2
-products=$(swift build -c "$configuration" --scratch-path "$build_dir" --show-bin-path)
+"${swift_build[@]}" --product health-bench >&2
+products=$("${swift_build[@]}" --show-bin-path)
 mkdir -p "$build_dir/bench/bin"
 bench=$(cd "$build_dir/bench" && pwd)
 bin=$bench/bin
@@ -220,8 +224,8 @@ if [ "$health_only" = 1 ]; then
 fi
 
 step "building ipvsctl and ipvs-agent ($configuration, $build_dir)"
-swift build -c "$configuration" --scratch-path "$build_dir" --product ipvsctl >&2
-swift build -c "$configuration" --scratch-path "$build_dir" --product ipvs-agent >&2
+"${swift_build[@]}" --product ipvsctl >&2
+"${swift_build[@]}" --product ipvs-agent >&2
 cp "$products/ipvsctl" "$products/ipvs-agent" "$bin/"
 step "building the libnl floor and the moby/ipvs driver"
 # shellcheck disable=SC2046 # pkg-config prints several flags
@@ -301,7 +305,10 @@ fi
 
 if [ -n "$cold_only" ]; then
   # Each repetition's times, then the ratio of each repetition (the tools took turns).
-  awk -F'\t' '$1 == "cold" { printf "%s\t%s services\trep %s\t%d ms\n", $2, $3, $4, $5 / 1000 }' "$out/results.tsv"
+  awk -F'\t' '$1 == "cold-cpu" { cpu[$2 FS $3 FS $4] = $5 }
+    $1 == "cold" { key[++n] = $2 FS $3 FS $4; wall[n] = $5 }
+    END { for (i = 1; i <= n; i++) { split(key[i], k, FS)
+      printf "%s\t%s services\trep %s\t%d ms\tCPU %d ms (user + system)\n", k[1], k[2], k[3], wall[i] / 1000, cpu[key[i]] / 1000 } }' "$out/results.tsv"
   [ "$status" = 0 ] || echo "bench: the run did not complete (status $status). Results: $kept/" >&2
   exit "$status"
 fi
@@ -317,6 +324,7 @@ fi
 if [ "$smoke" = 1 ]; then
   # Every tool path must have produced a number.
   expected=(cold/floor cold/floor-vips cold/ipvsctl cold/ipvsadm cold/moby-ipvs cold/moby-ipvs-vips cold/moby-ipvs-kube-proxy cold/ipvs-agent
+    cold-cpu/floor-vips cold-cpu/ipvs-agent cold-cpu/moby-ipvs-vips agent-daemon/cpu-to-synced noop/cpu endpoint-add/cpu
     "list/ipvsctl -Ln" "list/ipvsadm -Ln" "list/ipvsctl -Sn" "list/ipvsadm -Sn" "list/moby-ipvs dump"
     agent-daemon/first-sync noop/writes endpoint-add/file-to-kernel endpoint-remove/file-to-kernel
     health/cpu health/detect-p99

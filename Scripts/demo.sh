@@ -7,7 +7,8 @@
 # Pods are network namespaces joined to the node by veth pairs, each running a small HTTP server
 # and a UDP echo server that answer with the pod's name. The agent reads Kubernetes manifests
 # written below, programs IPVS and binds the ClusterIPs on kube-ipvs0; the node then sends
-# requests to the ClusterIPs and counts which pod answered.
+# requests to the ClusterIPs and counts which pod answered. The web Service has HTTP health checks:
+# a pod whose server is killed gets weight 0 within their bound and its weight back once it restarts.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -79,19 +80,9 @@ PY
 
 step "Kernel: $(uname -r) ($IPVS_KERNEL), IPVS $(head -1 /proc/net/ip_vs | awk '{print $4}' || true)"
 
-step "Starting three pods (network namespaces with an HTTP server on :8080 and a UDP echo on :5353)"
-index=0
-for pod in pod-a pod-b pod-c; do
-    index=$((index + 1))
-    address=10.244.0.$((10 + index))
-    ip netns add "$pod"
-    ip link add "veth-$pod" type veth peer name eth0 netns "$pod"
-    ip link set "veth-$pod" up
-    ip route add "$address/32" dev "veth-$pod"
-    ip -n "$pod" link set lo up
-    ip -n "$pod" addr add "$address/24" dev eth0
-    ip -n "$pod" link set eth0 up
-    ip -n "$pod" route add default dev eth0
+# Starts pod $1's servers (HTTP on :8080, UDP echo on :5353), both answering with the pod's name.
+start_server() {
+    local pod=$1
     ip netns exec "$pod" "$python" -c "
 import http.server, socketserver, socket, threading
 class H(http.server.BaseHTTPRequestHandler):
@@ -107,6 +98,22 @@ threading.Thread(target=udp, daemon=True).start()
 socketserver.ThreadingTCPServer.allow_reuse_address = True
 socketserver.ThreadingTCPServer(('0.0.0.0', 8080), H).serve_forever()
 " &
+}
+
+step "Starting three pods (network namespaces with an HTTP server on :8080 and a UDP echo on :5353)"
+index=0
+for pod in pod-a pod-b pod-c; do
+    index=$((index + 1))
+    address=10.244.0.$((10 + index))
+    ip netns add "$pod"
+    ip link add "veth-$pod" type veth peer name eth0 netns "$pod"
+    ip link set "veth-$pod" up
+    ip route add "$address/32" dev "veth-$pod"
+    ip -n "$pod" link set lo up
+    ip -n "$pod" addr add "$address/24" dev eth0
+    ip -n "$pod" link set eth0 up
+    ip -n "$pod" route add default dev eth0
+    start_server "$pod"
     echo "  $pod  $address"
 done
 sleep 1
@@ -126,7 +133,12 @@ write_manifests() {   # $@: the pods whose endpoints are ready
     cat >"$work/web.yaml" <<YAML
 apiVersion: v1
 kind: Service
-metadata: {name: web, namespace: demo}
+metadata:
+  name: web
+  namespace: demo
+  annotations:
+    ipvs.swift.dev/health-check: http    # GET / every 1s, timeout 500ms, fall 2, rise 2
+    ipvs.swift.dev/health-path: /
 spec:
   clusterIP: 10.96.0.80
   clusterIPs: [10.96.0.80]
@@ -169,7 +181,7 @@ YAML
     mv "$work/web.yaml" "$work/dns.yaml" "$manifests/"
 }
 
-step "Manifests: Service web (TCP 10.96.0.80:80 -> named port http) and echo (UDP 10.96.0.53:53), three ready pods"
+step "Manifests: Service web (TCP 10.96.0.80:80 -> named port http, HTTP health checks) and echo (UDP 10.96.0.53:53), three ready pods"
 write_manifests pod-a pod-b pod-c
 sed 's/^/  /' "$manifests/web.yaml"
 
@@ -220,8 +232,34 @@ echo "  \$ ipvsadm -D -t 10.96.0.80:80"
 wait_for 30 '10\.96\.0\.80:80' -Ln
 show_table
 
+step "pod-b's HTTP server dies (the pod stays in the EndpointSlice): its health checks fail"
+echo "  A backend failing 'fall' checks in a row gets weight 0; the documented bound is"
+echo "  fall x interval + timeout = 2 x 1s + 500ms = 2.5 s (README, HealthCheck)."
+ip netns pids pod-b | xargs -r kill
+killed_at=$EPOCHREALTIME
+wait_for 10 '10\.244\.0\.12:8080 +Masq +0 ' -Ln -t 10.96.0.80:80
+elapsed_ms=$(awk -v a="$killed_at" -v b="$EPOCHREALTIME" 'BEGIN { printf "%d", (b - a) * 1000 }')
+echo "  pod-b at weight 0 about ${elapsed_ms} ms after its server was killed (seen by polling the table every 200 ms)"
+if ((elapsed_ms > 2500 + 1500)); then
+    echo "demo: FAILED: pod-b took ${elapsed_ms} ms to reach weight 0, over the 2.5 s bound plus 1.5 s for polling and a busy machine" >&2
+    exit 1
+fi
+show_table
+echo "\$ ipvsctl status --service demo/web"
+"$ipvsctl" status --agent-address 127.0.0.1:10249 --service demo/web | sed 's/^/  /'
+[[ $("$ipvsctl" status --agent-address 127.0.0.1:10249 --service demo/web) =~ 10\.244\.0\.12:8080\ +0\ +http\ +down ]] ||
+    { echo "demo: FAILED: ipvsctl status does not show pod-b down" >&2; exit 1; }
+step "6 HTTP requests while pod-b is down: all reach pod-a"
+spread http://10.96.0.80/ 6
+
+step "pod-b's server restarts: after 'rise' (2) good checks it gets its weight back"
+start_server pod-b
+wait_for 15 '10\.244\.0\.12:8080 +Masq +1 ' -Ln -t 10.96.0.80:80
+show_table
+"$ipvsctl" status --agent-address 127.0.0.1:10249 --service demo/web | sed 's/^/  /'
+
 step "The agent's metrics"
-curl -s http://127.0.0.1:10249/metrics | grep -E '^ipvs_agent_(operations|sync|drift|services|real_servers)' | head -12 | sed 's/^/  /' || true
+curl -s http://127.0.0.1:10249/metrics | grep -E '^ipvs_(agent_(operations|sync|drift|services|real_servers)|health_(transitions_total|backend_up))' | head -16 | sed 's/^/  /' || true
 
 step "SIGTERM: the agent stops and leaves the kernel state in place"
 kill -TERM "$agent_pid"; wait "$agent_pid" || true; agent_pid=""

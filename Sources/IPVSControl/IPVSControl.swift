@@ -9,8 +9,13 @@ import IPVS
 public enum IPVSControl {
     /// The name used in messages.
     public static let programName = "ipvsctl"
-    /// The version of ipvsctl and the ipvsadm release whose behaviour it follows.
-    public static let version = "ipvsctl 1.0 (compatible with ipvsadm v1.31 2019/12/24)"
+    /// `ipvsctl --version`: first ipvsadm's line, in its shape (`ipvsadm v1.31 2019/12/24 (compiled with
+    /// popt and IPVS v1.2.1)`, the release whose behaviour ipvsctl follows; scripts that read it keep
+    /// working), with ipvsctl in the option parser's place, then ipvsctl's own version.
+    public static let version = """
+        ipvsadm v1.31 2019/12/24 (compiled with \(programName) and IPVS v\(ProjectVersion.ipvsProtocol.versionString))
+        \(programName) \(ProjectVersion.current) (swift-ipvs)
+        """
 
     /// Runs one command line (`arguments` without the program name) and returns the exit status.
     public static func run(_ arguments: [String], environment: ControlEnvironment = .system) -> Int32 {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import IPVS
 import XCTest
 @testable import IPVSAgent
 
@@ -42,6 +43,14 @@ final class AgentCommandTests: XCTestCase {
         XCTAssertTrue(message(["--cleanup", "--once"]).contains("--cleanup runs alone"))
         XCTAssertEqual(message(["--cleanup"]), "accepted")
         XCTAssertEqual(message(["--manifests", "x", "--metrics-address", "none"]), "accepted")
+    }
+
+    /// `--version` alone prints the project's version and exits 0, without asking for --manifests.
+    func testVersionNeedsNoOtherArgument() {
+        XCTAssertThrowsError(try AgentCommand.parse(["--version"])) { error in
+            XCTAssertEqual(AgentCommand.message(for: error), "ipvs-agent \(ProjectVersion.current)")
+            XCTAssertEqual(AgentCommand.exitCode(for: error), .success)
+        }
     }
 
     func testMetricsAddressParsing() {

@@ -4,6 +4,21 @@ import XCTest
 
 /// Whole command lines against an in-memory table: which operations are sent, what is printed.
 final class RestoreAndRunTests: XCTestCase {
+    /// `ipvsctl --version` (and `-v`) prints ipvsadm's line in its shape, then ipvsctl's own version,
+    /// without opening the kernel: it works where IPVS is missing.
+    func testVersionPrintsIpvsadmsShapeThenOurs() {
+        for flag in ["--version", "-v"] {
+            let harness = Harness()
+            XCTAssertEqual(harness.run([flag]), 0, harness.error)
+            XCTAssertEqual(harness.text, """
+                ipvsadm v1.31 2019/12/24 (compiled with ipvsctl and IPVS v1.2.1)
+                ipvsctl \(ProjectVersion.current) (swift-ipvs)
+
+                """)
+            XCTAssertFalse(harness.backendOpened)
+        }
+    }
+
     func testRestoreValidatesEveryLineAndAppliesNothingWhenOneIsBad() {
         let harness = Harness()
         let status = harness.run("-R", input: """
@@ -269,7 +284,7 @@ final class RestoreAndRunTests: XCTestCase {
         XCTAssertTrue(harness.text.contains("Examples:"))
         XCTAssertTrue(harness.text.contains("JSON output"))
         XCTAssertEqual(harness.run("-v"), 0)
-        XCTAssertTrue(harness.text.hasPrefix("ipvsctl "))
+        XCTAssertTrue(harness.text.hasPrefix("ipvsadm v1.31 2019/12/24 (compiled with ipvsctl"))
         for shell in ["bash", "zsh", "fish"] {
             XCTAssertEqual(harness.run(["--generate-completion-script", shell]), 0, harness.error)
             for spec in OptionSpec.all {

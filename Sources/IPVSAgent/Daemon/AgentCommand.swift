@@ -70,7 +70,8 @@ public struct AgentCommand: AsyncParsableCommand {
                 ipvs-agent --manifests /etc/ipvs-agent/ --config /etc/ipvs-agent.yaml
               Remove everything the agent programmed (and nothing else):
                 ipvs-agent --cleanup
-            """
+            """,
+        version: "ipvs-agent \(ProjectVersion.current)"
     )
 
     // MARK: - Desired state
