@@ -68,6 +68,8 @@ public struct AgentCommand: AsyncParsableCommand {
                 ipvs-agent --manifests /etc/ipvs-agent/ --node-name node-1 --scheduler wlc --sync-period 30s
               The same, with health checks set in the agent's configuration file:
                 ipvs-agent --manifests /etc/ipvs-agent/ --config /etc/ipvs-agent.yaml
+              In place of kube-proxy's IPVS mode, with kubeadm's kube-proxy ConfigMap mounted (flags win over it):
+                ipvs-agent --manifests /etc/ipvs-agent/ --config /var/lib/kube-proxy/config.conf --hostname-override node-1
               Remove everything the agent programmed (and nothing else):
                 ipvs-agent --cleanup
             """
@@ -86,7 +88,7 @@ public struct AgentCommand: AsyncParsableCommand {
     public var healthCheck: String = "none"
 
     @Option(name: .long, help: ArgumentHelp(
-        "The agent's configuration file (YAML or JSON), of either kind. kind: AgentConfiguration: health check defaults for every Service and settings for single Services (healthChecks.default, healthChecks.services), re-read on SIGHUP; see Examples/agent-config.yaml. kind: KubeProxyConfiguration: kube-proxy's own file (the kube-proxy ConfigMap's config.conf, mode: ipvs), read at start; its fields set what the flags of the same meaning set, and a flag given here wins; a field the agent does not implement is a warning naming it, an unknown field an error; see Examples/kube-proxy-configmap.yaml. A file with errors is refused whole.",
+        "The agent's configuration file (YAML or JSON), of either kind. kind: AgentConfiguration: health check defaults for every Service and settings for single Services (healthChecks.default, healthChecks.services), re-read on SIGHUP; see Examples/agent-config.yaml. kind: KubeProxyConfiguration: kube-proxy's own file (the kube-proxy ConfigMap's config.conf, mode: ipvs), read at start only (restart the agent to apply a change); its fields set what the flags of the same meaning set, and a flag given here wins; a field the agent does not implement is a warning naming it, an unknown field an error; see Examples/kube-proxy-configmap.yaml. A file with errors is refused whole.",
         valueName: "path"))
     public var config: String?
 

@@ -243,7 +243,13 @@ struct ConfigurationReload: Sendable {
     func reload(into builder: inout DesiredStateBuilder, logger: Logger) {
         let configuration: AgentConfiguration
         do {
-            configuration = try AgentConfiguration.load(path: path, base: base)
+            let file = try ConfigurationFile.load(path: path, base: base)
+            guard file.kubeProxy == nil else {
+                // As kube-proxy, which exits when its file changes so that it is started again with it.
+                logger.notice("a KubeProxyConfiguration is read at start only; restart the agent to apply a change", metadata: ["config": "\(path)"])
+                return
+            }
+            configuration = file.agentConfiguration(base: base)
         } catch {
             for problem in error.problems { logger.error("\(problem)") }
             logger.error("configuration file not reloaded: it has errors; the configuration in use stays", metadata: ["config": "\(path)"])
