@@ -96,3 +96,48 @@ final class KubeProxyMetricsTests: XCTestCase {
         XCTAssertEqual(changes.count(nil, in: SourceSnapshot()), .init(services: 1, endpointSlices: 1), "both deleted")
     }
 }
+
+/// `kubeproxy_network_programming_duration_seconds` from the EndpointSlice controller's annotation.
+final class NetworkProgrammingTests: XCTestCase {
+    private func slice(_ name: String, address: String, trigger: String?) -> String {
+        """
+        ---
+        apiVersion: discovery.k8s.io/v1
+        kind: EndpointSlice
+        metadata:
+          name: \(name)
+          namespace: default
+          labels: {kubernetes.io/service-name: web}
+        \(trigger.map { "  annotations: {endpoints.kubernetes.io/last-change-trigger-time: \"\($0)\"}" } ?? "")
+        addressType: IPv4
+        endpoints: [{addresses: [\(address)]}]
+        ports: [{port: 80}]
+
+        """
+    }
+
+    func testTheTriggerTimeIsReadAndOnlyChangedSlicesReportIt() throws {
+        func snapshot(_ text: String) -> SourceSnapshot {
+            let decoded = ManifestDecoder.decode(text, file: "x.yaml")
+            XCTAssertEqual(decoded.issues, [])
+            return SourceSnapshot(objects: decoded.objects)
+        }
+        let decoded = ManifestDecoder.decode(slice("a", address: "10.244.0.1", trigger: "2026-12-06T22:00:00.25Z")
+                                             + slice("b", address: "10.244.0.2", trigger: "2026-12-06T22:00:01Z")
+                                             + slice("c", address: "10.244.0.3", trigger: "yesterday"), file: "x.yaml")
+        let times = decoded.objects.map { object -> Date? in
+            if case .endpointSlice(let slice) = object { return slice.lastChangeTriggerTime }
+            return nil
+        }
+        XCTAssertEqual(times.map { $0?.timeIntervalSince1970 }, [1_796_594_400.25, 1_796_594_401, nil], "RFC 3339 with or without fractions; kube-proxy ignores a bad one")
+
+        var changes = ObjectChanges()
+        let first = changes.count(nil, in: snapshot(slice("a", address: "10.244.0.1", trigger: "2026-12-06T22:00:00Z")
+                                                    + slice("b", address: "10.244.0.2", trigger: "2026-12-06T22:00:01Z")))
+        XCTAssertEqual(first.triggerTimes.count, 2)
+        let second = changes.count(nil, in: snapshot(slice("a", address: "10.244.0.1", trigger: "2026-12-06T22:00:00Z")
+                                                     + slice("b", address: "10.244.0.9", trigger: "2026-12-06T22:05:00Z")))
+        XCTAssertEqual(second.triggerTimes.map(\.timeIntervalSince1970), [1_796_594_700], "only the changed slice's time")
+        XCTAssertEqual(second.endpointSlices, 1)
+    }
+}

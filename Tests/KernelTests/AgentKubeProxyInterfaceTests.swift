@@ -3,7 +3,7 @@ import XCTest
 
 /// kube-proxy's interface on the real kernel: kubeadm's `kube-proxy` ConfigMap as `--config`, kube-proxy's
 /// IPVS timeouts and scheduler from the file and its flags (flags win), and `/healthz`, `/livez` on
-/// `--healthz-bind-address` staying healthy while the kernel refuses one Service.
+/// `--healthz-bind-address` staying healthy while the kernel refuses one Service, kube-proxy's metrics.
 final class AgentKubeProxyInterfaceTests: XCTestCase {
     /// The `config.conf` key of `Examples/kube-proxy-configmap.yaml`: the lines indented under it.
     private static func kubeadmConfigConf() throws -> String {
@@ -105,11 +105,20 @@ final class AgentKubeProxyInterfaceTests: XCTestCase {
             let name = type.split(separator: " ")[2]
             XCTAssertTrue(lines.contains { $0.hasPrefix("# HELP \(name) ") }, "no HELP for \(name)")
         }
-        // A change is queued and applied: the last queued time appears.
-        try cluster.writeManifest("web.yaml", AgentTestCluster.webManifest(pods: [pods[0]], dns: false))
+        // A change is queued and applied: the last queued time appears, and the time from the slice's
+        // last-change-trigger-time (a second ago, by this guest's clock) to its programming is observed.
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let trigger = formatter.string(from: Date().addingTimeInterval(-1))
+        try cluster.writeManifest("web.yaml", AgentTestCluster.webManifest(pods: [pods[0]], dns: false)
+            .replacingOccurrences(of: "  name: web-abc12\n", with: "  name: web-abc12\n  annotations: {endpoints.kubernetes.io/last-change-trigger-time: \"\(trigger)\"}\n"))
         try waitUntil("the change is queued", timeout: 30) {
             try cluster.metric("kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds") > 0
         }
+        try waitUntil("the change's programming latency is observed", timeout: 30) {
+            try cluster.metric("kubeproxy_network_programming_duration_seconds_count") == 1
+        }
+        XCTAssertEqual(try cluster.metric("kubeproxy_sync_proxy_rules_endpoint_changes_total"), 3)
         XCTAssertTrue(try KernelTest.shell("curl -sf http://127.0.0.1:10256/healthz").contains("currentTime"))
     }
 }

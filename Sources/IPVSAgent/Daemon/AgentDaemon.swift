@@ -213,7 +213,8 @@ struct ReconcileLoop: Service {
         let issues = snapshot.issues + build.issues
         for issue in issues { logger.error("\(issue)") }
         metrics.manifestIssues.record(issues.count)
-        sync.kubeProxy.count(changes.count(snapshot.changedServices, in: snapshot))
+        let objectChanges = changes.count(snapshot.changedServices, in: snapshot)
+        sync.kubeProxy.count(objectChanges)
         logger.info("loaded manifests", metadata: ["reason": "\(reason)", "services": "\(build.state.services.count)",
                                                    "milliseconds": "\(Reconciler.milliseconds(ContinuousClock.now - start))",
                                                    "real_servers": "\(build.realServerCount)", "problems": "\(issues.count)",
@@ -223,6 +224,7 @@ struct ReconcileLoop: Service {
                                                 hold: Reconciler.Hold(services: snapshot.heldServices, everything: snapshot.incomplete))
         // Ran to its end: operations the kernel refused are logged and retried, not a stuck agent.
         sync.kubeProxy.synced(since: applying)
+        sync.kubeProxy.programmed(objectChanges.triggerTimes)
         sync.proxyHealth.updated(.changes)
         if await reconciler.isDraining { await reconciler.checkDrains() }
         if build.changed?.isEmpty != true {

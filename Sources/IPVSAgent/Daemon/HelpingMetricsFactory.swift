@@ -8,7 +8,7 @@ struct HelpingMetricsFactory: MetricsFactory {
 
     init(registry: PrometheusCollectorRegistry) {
         var base = PrometheusMetricsFactory(registry: registry)
-        for name in KubeProxyMetrics.histograms { base.durationHistogramBuckets[name] = KubeProxyMetrics.buckets }
+        base.durationHistogramBuckets = KubeProxyMetrics.buckets
         self.base = base
     }
 
@@ -34,6 +34,7 @@ struct HelpingMetricsFactory: MetricsFactory {
         "kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds": "The last time a sync of proxy rules was queued (kube-proxy's name): a manifest change or SIGHUP.",
         "kubeproxy_sync_proxy_rules_endpoint_changes_total": "Cumulative EndpointSlice (and Endpoints) changes seen (kube-proxy's name).",
         "kubeproxy_sync_proxy_rules_service_changes_total": "Cumulative Service changes seen (kube-proxy's name).",
+        "kubeproxy_network_programming_duration_seconds": "In-cluster network programming latency in seconds (kube-proxy's name): from an EndpointSlice's last-change-trigger-time to its programming in the kernel.",
         "process_cpu_seconds_total": "Total user and system CPU time spent in seconds.",
         "process_resident_memory_bytes": "Resident memory size in bytes.",
         "process_virtual_memory_bytes": "Virtual memory size in bytes.",
