@@ -59,7 +59,9 @@ final class ProxyHealthTests: XCTestCase {
         let logger = Logger(label: "test")
         let reconciler = Reconciler(ipvs: ipvs, vips: FakeVIPs(), store: nil, options: .init(), logger: logger)
         try await reconciler.start()
-        let proxyHealth = ProxyHealth(syncPeriod: .seconds(30))
+        // A short health timeout (4 s) beside the loop's 30 s sync period: the refused endpoint is retried every
+        // second, so a pass that failed and did not count would show as a 503 within the test.
+        let proxyHealth = ProxyHealth(syncPeriod: .seconds(2))
         let checker = HealthChecker(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: logger)
         let loop = ReconcileLoop(paths: [folder.path], reconciler: reconciler, mapping: MappingOptions(), syncPeriod: .seconds(30),
                                  health: HealthLink(checker: checker), configuration: nil, logger: logger, proxyHealth: proxyHealth)
@@ -70,9 +72,10 @@ final class ProxyHealthTests: XCTestCase {
         let running = Task { try await group.run() }
         defer { running.cancel() }
 
-        // The first reconcile and at least two verifications tried the endpoint, and the kernel refused it each time.
-        for _ in 0..<600 where attempts.count < 3 { try await Task.sleep(for: .milliseconds(100)) }
-        XCTAssertGreaterThanOrEqual(attempts.count, 3, "the loop did not retry the refused endpoint")
+        // The first reconcile and six verifications (over more than the health timeout) tried the endpoint, and
+        // the kernel refused it each time.
+        for _ in 0..<1200 where attempts.count < 7 { try await Task.sleep(for: .milliseconds(100)) }
+        XCTAssertGreaterThanOrEqual(attempts.count, 7, "the loop did not retry the refused endpoint")
         let wantsRetry = await reconciler.wantsVerification
         XCTAssertTrue(wantsRetry, "the refused operation is to be retried: what made /healthz 503 before")
         for path in ["/healthz", "/livez"] {
