@@ -6,17 +6,23 @@ import XCTest
 final class AgentCommandTests: XCTestCase {
     func testDefaultsAndDurations() throws {
         let command = try AgentCommand.parse(["--manifests", "Examples/"])
-        XCTAssertEqual(command.scheduler, "rr")
         XCTAssertEqual(command.interface, "kube-ipvs0")
-        XCTAssertEqual(command.syncPeriod.duration, .seconds(30))
         XCTAssertEqual(command.drainTimeout.duration, .seconds(60))
-        XCTAssertEqual(command.metricsAddress, "127.0.0.1:10249")
+        // Settings a KubeProxyConfiguration may give too: unset on the command line, defaulted in ProxySettings.
+        XCTAssertNil(command.scheduler)
+        XCTAssertNil(command.syncPeriod)
+        XCTAssertNil(command.metricsAddress)
+        let settings = ProxySettings(command: command)
+        XCTAssertEqual(settings.scheduler, .roundRobin)
+        XCTAssertEqual(settings.syncPeriod, .seconds(30))
+        XCTAssertEqual(settings.metricsAddress, "127.0.0.1:10249")
+        XCTAssertEqual(settings.healthzAddress, "0.0.0.0:10256")
         XCTAssertEqual(command.stateFile, "/run/ipvs-agent/state.json")
     }
 
     /// Flags read durations as annotations and kubeadm's configuration write them (Go's format).
     func testDurationFlagsTakeGoDurations() throws {
-        XCTAssertEqual(try AgentCommand.parse(["--manifests", "x", "--sync-period", "1m30s"]).syncPeriod.duration, .seconds(90))
+        XCTAssertEqual(try AgentCommand.parse(["--manifests", "x", "--sync-period", "1m30s"]).syncPeriod?.duration, .seconds(90))
         XCTAssertEqual(try AgentCommand.parse(["--manifests", "x", "--drain-timeout", "1m0s"]).drainTimeout.duration, .seconds(60))
         XCTAssertEqual(DurationArgument(argument: "500ms")?.duration, .milliseconds(500))
         XCTAssertEqual(DurationArgument(argument: "1h2m3s")?.duration, .seconds(3_723))
@@ -43,6 +49,15 @@ final class AgentCommandTests: XCTestCase {
         XCTAssertTrue(message(["--cleanup", "--once"]).contains("--cleanup runs alone"))
         XCTAssertEqual(message(["--cleanup"]), "accepted")
         XCTAssertEqual(message(["--manifests", "x", "--metrics-address", "none"]), "accepted")
+        // kube-proxy's flags are checked as the agent's own.
+        XCTAssertTrue(message(["--manifests", "x", "--ipvs-scheduler", "fastest"]).contains("unknown scheduler 'fastest'"))
+        XCTAssertTrue(message(["--manifests", "x", "--healthz-bind-address", "here"]).contains("--healthz-bind-address"))
+        XCTAssertTrue(message(["--manifests", "x", "--ipvs-exclude-cidrs", "10.0.0.0/8,10.1.0.0"]).contains("'10.1.0.0' is not a CIDR"))
+        XCTAssertTrue(message(["--manifests", "x", "--ipvs-sync-period", "10ms"]).contains("at least 100ms"))
+        XCTAssertEqual(message(["--manifests", "x", "--metrics-bind-address", "0.0.0.0", "--healthz-bind-address", "[::]:10256",
+                                "--ipvs-strict-arp", "--ipvs-min-sync-period", "1s", "--ipvs-tcpfin-timeout", "2m0s",
+                                "--ipvs-exclude-cidrs", "10.0.0.0/8,fd00::/8", "--bind-address-hard-fail", "--hostname-override", "n1"]),
+                       "accepted")
     }
 
     /// `--version` alone prints the project's version and exits 0, without asking for --manifests.

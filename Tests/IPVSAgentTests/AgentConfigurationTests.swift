@@ -239,7 +239,7 @@ final class AgentConfigurationTests: XCTestCase {
 
     func testTheDocumentMustBeAnAgentConfiguration() {
         XCTAssertEqual(problems("kind: Service\n"), [
-            #"agent.yaml:1: kind: is "Service"; a configuration file is kind: AgentConfiguration"#,
+            #"agent.yaml:1: kind: is "Service"; a configuration file is kind: AgentConfiguration, or kube-proxy's kind: KubeProxyConfiguration"#,
             "agent.yaml:1: apiVersion: is missing; a configuration file starts with apiVersion: ipvs.swift.dev/v1alpha1 and kind: AgentConfiguration",
         ])
         XCTAssertEqual(problems("- a\n"), [

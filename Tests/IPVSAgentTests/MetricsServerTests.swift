@@ -51,7 +51,7 @@ final class MetricsServerTests: XCTestCase {
     }
 
     /// One HTTP/1.1 GET to 127.0.0.1:`port`; the whole answer.
-    private static func get(_ path: String, port: UInt16) throws -> String {
+    static func get(_ path: String, port: UInt16) throws -> String {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw POSIXError(.EIO) }
         defer { close(fd) }

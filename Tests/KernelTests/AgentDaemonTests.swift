@@ -33,7 +33,8 @@ final class AgentDaemonTests: XCTestCase {
             XCTAssertTrue(metrics.contains(name), "no \(name) in /metrics:\n\(metrics)")
         }
         XCTAssertTrue(metrics.contains("ipvs_agent_real_servers_programmed 4"), metrics) // 2 pods x (TCP + UDP)
-        XCTAssertEqual(try KernelTest.shell("curl -sf http://127.0.0.1:10249/healthz"), "ok\n")
+        XCTAssertTrue(try KernelTest.shell("curl -sf http://127.0.0.1:10249/healthz").hasPrefix("{\"lastUpdated\": "))
+        XCTAssertTrue(try KernelTest.shell("curl -sf http://127.0.0.1:10256/livez").contains("\"currentTime\""), "kube-proxy's health port")
         XCTAssertTrue(try KernelTest.shell("curl -sf http://127.0.0.1:10249/status").contains("\"TCP 10.96.0.10:80\""))
 
         // An edit is applied: a third pod joins.

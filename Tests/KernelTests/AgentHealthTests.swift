@@ -177,7 +177,7 @@ final class AgentHealthTests: XCTestCase {
             "health-interval": "500ms", "health-timeout": "5s"]))
         let log = cluster.folder.appendingPathComponent("agent.log")
         let agent = try cluster.startDaemon(["--manifests", cluster.manifests, "--config", configuration.path, "--sync-period", "5s",
-                                             "--metrics-address", "127.0.0.1:10256"], log: log)
+                                             "--metrics-address", "127.0.0.1:10258"], log: log)
         defer { if agent.isRunning { agent.terminate() } }
         let weighted = "\(pods[1].address):8080", plain = "\(pods[0].address):8080"
 

@@ -62,6 +62,11 @@ public struct AgentConfiguration: Hashable, Sendable {
     /// - Throws: ``AgentConfigurationError`` with every problem found, each naming the file, line
     ///   and field.
     public static func load(path: String, base: HealthCheckConfiguration) throws(AgentConfigurationError) -> AgentConfiguration {
+        try parse(try readText(path: path), file: path, base: base)
+    }
+
+    /// The text of the configuration file at `path`, or an error saying why it cannot be read.
+    static func readText(path: String) throws(AgentConfigurationError) -> String {
         func unreadable(_ reason: String) -> AgentConfigurationError {
             AgentConfigurationError(problems: [ManifestIssue(file: path, message: "cannot read the configuration file: \(reason)")])
         }
@@ -78,7 +83,7 @@ public struct AgentConfiguration: Hashable, Sendable {
             throw unreadable(folder ? "it is a folder; name the file" : "\(error.localizedDescription)")
         }
         guard let text = String(data: data, encoding: .utf8) else { throw unreadable("it is not UTF-8 text") }
-        return try parse(text, file: path, base: base)
+        return text
     }
 
     /// Reads a configuration from `text` (`file` names it in errors).
@@ -142,7 +147,7 @@ private struct Reader {
                 }
             case "kind":
                 if value.scalar != AgentConfiguration.kind {
-                    problem(value.line, "kind", "is \(Self.show(value)); a configuration file is kind: \(AgentConfiguration.kind)")
+                    problem(value.line, "kind", "is \(Self.show(value)); a configuration file is kind: \(AgentConfiguration.kind), or kube-proxy's kind: \(KubeProxyConfiguration.kind)")
                 }
             case "healthChecks":
                 readHealthChecks(value, into: &configuration)

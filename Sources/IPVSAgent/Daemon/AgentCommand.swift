@@ -68,6 +68,8 @@ public struct AgentCommand: AsyncParsableCommand {
                 ipvs-agent --manifests /etc/ipvs-agent/ --node-name node-1 --scheduler wlc --sync-period 30s
               The same, with health checks set in the agent's configuration file:
                 ipvs-agent --manifests /etc/ipvs-agent/ --config /etc/ipvs-agent.yaml
+              In place of kube-proxy's IPVS mode, with kubeadm's kube-proxy ConfigMap mounted (flags win over it):
+                ipvs-agent --manifests /etc/ipvs-agent/ --config /var/lib/kube-proxy/config.conf --hostname-override node-1
               Remove everything the agent programmed (and nothing else):
                 ipvs-agent --cleanup
             """,
@@ -79,18 +81,20 @@ public struct AgentCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("A manifest file or folder of .yaml/.yml/.json files (repeatable). A file deleted from a folder removes its Services; a path given here that disappears is an error and keeps its last good objects. A file over a limit (16 MiB, 64 levels of nesting, 10,000 aliases; see the README) keeps its last good objects; a FIFO or device is skipped.", valueName: "path"))
     public var manifests: [String] = []
 
-    @Option(name: .long, help: ArgumentHelp("The scheduler of Services without the scheduler annotation: \(Scheduler.allKnown.map(\.rawValue).joined(separator: ", ")).", valueName: "name"))
-    public var scheduler: String = "rr"
+    @Option(name: [.customLong("scheduler"), .customLong("ipvs-scheduler")],
+            help: ArgumentHelp("The scheduler of Services without the scheduler annotation: \(Scheduler.allKnown.map(\.rawValue).joined(separator: ", ")) (default: ipvs.scheduler of a KubeProxyConfiguration --config, else rr). --ipvs-scheduler is kube-proxy's name.", valueName: "name"))
+    public var scheduler: String?
 
     @Option(name: .long, help: ArgumentHelp("The health check of Services without the ipvs.swift.dev/health-check annotation: none or tcp (a connect every second; a pod down after 2 failures gets weight 0, back after 2 successes). Services tune or enable checks with ipvs.swift.dev/health-* annotations.", valueName: "kind"))
     public var healthCheck: String = "none"
 
     @Option(name: .long, help: ArgumentHelp(
-        "The agent's configuration file (YAML or JSON, kind: AgentConfiguration): health check defaults for every Service and settings for single Services (healthChecks.default, healthChecks.services). Re-read on SIGHUP; a file with errors is refused whole. See Examples/agent-config.yaml.",
+        "The agent's configuration file (YAML or JSON), of either kind. kind: AgentConfiguration: health check defaults for every Service and settings for single Services (healthChecks.default, healthChecks.services), re-read on SIGHUP; see Examples/agent-config.yaml. kind: KubeProxyConfiguration: kube-proxy's own file (the kube-proxy ConfigMap's config.conf, mode: ipvs), read at start only (restart the agent to apply a change); its fields set what the flags of the same meaning set, and a flag given here wins; a field the agent does not implement is a warning naming it, an unknown field an error; see Examples/kube-proxy-configmap.yaml. A file with errors is refused whole.",
         valueName: "path"))
     public var config: String?
 
-    @Option(name: .long, help: ArgumentHelp("This node's name, for `Local` traffic policies (default: the host name).", valueName: "name"))
+    @Option(name: [.customLong("node-name"), .customLong("hostname-override")],
+            help: ArgumentHelp("This node's name, for `Local` traffic policies (default: hostnameOverride of a KubeProxyConfiguration --config, else the host name). --hostname-override is kube-proxy's name.", valueName: "name"))
     public var nodeName: String?
 
     @Option(name: .long, help: ArgumentHelp("An address NodePorts listen on (repeatable; default: every address of the node's interfaces, lo's /32s included, but the dummy interface's, 127.0.0.0/8, ::1 and link-local ones).", valueName: "address"))
@@ -101,24 +105,49 @@ public struct AgentCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The dummy interface holding the VIPs.", valueName: "name"))
     public var interface: String = "kube-ipvs0"
 
-    @Flag(name: .long, help: "Set arp_ignore=1/arp_announce=2 so the node does not answer ARP for the VIPs (needed with MetalLB-style L2 announcements).")
+    @Flag(name: [.customLong("strict-arp"), .customLong("ipvs-strict-arp")],
+          help: "Set arp_ignore=1/arp_announce=2 so the node does not answer ARP for the VIPs (needed with MetalLB-style L2 announcements); also on with ipvs.strictARP: true in a KubeProxyConfiguration --config. --ipvs-strict-arp is kube-proxy's name.")
     public var strictARP = false
+
+    @Option(name: .customLong("ipvs-tcp-timeout"), help: ArgumentHelp("The kernel's IPVS timeout of idle established TCP connections, set at start (Go's format: 900s, 15m0s; whole seconds; 0: leave the node's value, the default), as kube-proxy's flag and ipvsadm --set.", valueName: "duration"))
+    public var ipvsTCPTimeout: DurationArgument?
+
+    @Option(name: .customLong("ipvs-tcpfin-timeout"), help: ArgumentHelp("The kernel's IPVS timeout of TCP connections after a FIN, set at start (0: leave the node's value, the default), as kube-proxy's flag.", valueName: "duration"))
+    public var ipvsTCPFinTimeout: DurationArgument?
+
+    @Option(name: .customLong("ipvs-udp-timeout"), help: ArgumentHelp("The kernel's IPVS timeout of UDP flows, set at start (0: leave the node's value, the default), as kube-proxy's flag.", valueName: "duration"))
+    public var ipvsUDPTimeout: DurationArgument?
+
+    @Option(name: .customLong("ipvs-exclude-cidrs"), help: ArgumentHelp("kube-proxy's comma-separated CIDRs whose virtual services its cleanup leaves alone. Checked and accepted: this agent never changes or deletes a virtual service it did not create or adopt for a Service, whatever its address.", valueName: "cidrs"))
+    public var ipvsExcludeCIDRs: String?
 
     @Option(name: .long, help: ArgumentHelp("Where the agent records what it owns; /run is cleared at boot, like IPVS. One agent per file: the daemon, --once and --cleanup hold <path>.lock while they run, and another one on the same file exits 2 naming the pid holding it.", valueName: "path"))
     public var stateFile: String = "/run/ipvs-agent/state.json"
 
     // MARK: - Timing
 
-    @Option(name: .long, help: ArgumentHelp("How often the kernel is read back and drift repaired, a deleted dummy interface and its VIPs included (Go's format: 30s, 1m30s, …). A removed VIP and the dummy interface deleted or set down are repaired at once, when the kernel announces it.", valueName: "duration"))
-    public var syncPeriod = DurationArgument(.seconds(30))
+    @Option(name: [.customLong("sync-period"), .customLong("ipvs-sync-period")],
+            help: ArgumentHelp("How often the kernel is read back and drift repaired, a deleted dummy interface and its VIPs included (Go's format: 30s, 1m30s, …; default: ipvs.syncPeriod of a KubeProxyConfiguration --config, else 30s). A removed VIP and the dummy interface deleted or set down are repaired at once, when the kernel announces it. --ipvs-sync-period is kube-proxy's name.", valueName: "duration"))
+    public var syncPeriod: DurationArgument?
+
+    @Option(name: .customLong("ipvs-min-sync-period"), help: ArgumentHelp("The least time between two reloads of changed manifests (Go's format; default 0s: at once, after a 100ms debounce), as kube-proxy's flag; changes that come meanwhile are applied together.", valueName: "duration"))
+    public var ipvsMinSyncPeriod: DurationArgument?
 
     @Option(name: .long, help: ArgumentHelp("How long a removed TCP/SCTP endpoint may keep its connections before it is deleted (Go's format: 60s, 2m0s, …).", valueName: "duration"))
     public var drainTimeout = DurationArgument(.seconds(60))
 
     // MARK: - Operation
 
-    @Option(name: .long, help: ArgumentHelp("Where /metrics, /healthz and /status are served (`none` to disable). /status, which lists backends and check results, is served on a loopback address only, unless --expose-status.", valueName: "host:port"))
-    public var metricsAddress: String = "127.0.0.1:10249"
+    @Option(name: [.customLong("metrics-address"), .customLong("metrics-bind-address")],
+            help: ArgumentHelp("Where /metrics, /healthz, /livez and /status are served (`none` to disable; an address alone gets port 10249; default: metricsBindAddress of a KubeProxyConfiguration --config, else 127.0.0.1:10249). /status, which lists backends and check results, is served on a loopback address only, unless --expose-status. --metrics-bind-address is kube-proxy's name.", valueName: "host:port"))
+    public var metricsAddress: String?
+
+    @Option(name: .customLong("healthz-bind-address"),
+            help: ArgumentHelp("Where /healthz and /livez are served for liveness and load-balancer probes, as kube-proxy's (`none` to disable; an address alone gets port 10256; default: healthzBindAddress of a KubeProxyConfiguration --config, else 0.0.0.0:10256). Healthy unless a change has waited longer than twice --sync-period to be applied; a Service the kernel refuses does not make it unhealthy.", valueName: "host:port"))
+    public var healthzBindAddress: String?
+
+    @Flag(name: .customLong("bind-address-hard-fail"), help: "Stop the agent when the --metrics-address or --healthz-bind-address port cannot be bound, as kube-proxy's flag (else the error is logged and the agent runs without that server).")
+    public var bindAddressHardFail = false
 
     @Flag(name: .long, help: "Serve /status on a --metrics-address that is not loopback too (anyone who reaches it sees every backend's address and check result).")
     public var exposeStatus = false
@@ -155,18 +184,13 @@ public struct AgentCommand: AsyncParsableCommand {
             throw ValidationError("--health-check: '\(healthCheck)' is not a default check; use none or tcp (other checks and settings: healthChecks.default in --config, or ipvs.swift.dev/health-* annotations)")
         }
 
-        guard Scheduler(rawValue: scheduler).isKnown else {
+        if let scheduler, !Scheduler(rawValue: scheduler).isKnown {
             throw ValidationError("unknown scheduler '\(scheduler)'; use one of \(Scheduler.allKnown.map(\.rawValue).joined(separator: ", "))")
         }
         for address in nodeIP where IPAddress(address) == nil {
             throw ValidationError("--node-ip '\(address)' is not an IPv4 or IPv6 address")
         }
-        if metricsAddress != "none", MetricsServer.parse(metricsAddress) == nil {
-            throw ValidationError("--metrics-address must be host:port (127.0.0.1:10249, [::1]:10249) or none")
-        }
-        if syncPeriod.duration < .milliseconds(100) {
-            throw ValidationError("--sync-period must be at least 100ms")
-        }
+        try ProxySettings.validate(self)
     }
 
     /// The health check of every Service before the configuration file: `--health-check`.

@@ -12,6 +12,8 @@ import ServiceLifecycle
 /// kernel's state in place.
 struct AgentDaemon {
     let command: AgentCommand
+    /// The settings kube-proxy's flags and configuration share (sync periods, server addresses).
+    let settings: ProxySettings
     let reconciler: Reconciler
     let mapping: MappingOptions
     let registry: PrometheusCollectorRegistry
@@ -21,6 +23,7 @@ struct AgentDaemon {
         let status = StatusBox()
         let checker = HealthChecker(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: logger)
         let health = HealthLink(checker: checker)
+        let proxyHealth = ProxyHealth(syncPeriod: settings.syncPeriod)
         // `/status`, made when asked for: what is programmed, and what the health checks decided.
         status.setProvider { [reconciler] in
             var current = await reconciler.statusSource().status()
@@ -32,15 +35,22 @@ struct AgentDaemon {
             checker,
             HealthLoop(link: health, reconciler: reconciler, logger: logger),
             ReconcileLoop(paths: command.manifests, reconciler: reconciler, mapping: mapping,
-                          syncPeriod: command.syncPeriod.duration, status: status, health: health,
+                          syncPeriod: settings.syncPeriod, health: health,
                           configuration: command.config.map { ConfigurationReload(path: $0, base: command.baseHealth) },
-                          logger: logger),
+                          logger: logger, proxyHealth: proxyHealth, minSyncPeriod: settings.minSyncPeriod),
         ]
         // A deleted VIP is bound again at once, not at the next sync period.
         services.append(AddressWatch(interface: command.interface, reconciler: reconciler, logger: logger))
-        if command.metricsAddress != "none" {
-            services.append(try MetricsServer(address: command.metricsAddress, registry: registry, status: status,
-                                              exposeStatus: command.exposeStatus, logger: logger))
+        if let address = settings.metricsAddress {
+            let process = ProcessMetrics()
+            services.append(try MetricsServer(address: address, registry: registry, status: status, exposeStatus: command.exposeStatus,
+                                              health: proxyHealth, hardFail: settings.bindAddressHardFail,
+                                              beforeScrape: { process.update() }, logger: logger))
+        }
+        // kube-proxy's health server, for liveness and load-balancer probes.
+        if let address = settings.healthzAddress {
+            services.append(try MetricsServer(address: address, registry: registry, status: status, endpoints: .health,
+                                              health: proxyHealth, hardFail: settings.bindAddressHardFail, logger: logger))
         }
         let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
@@ -55,12 +65,16 @@ struct ReconcileLoop: Service {
     let reconciler: Reconciler
     let mapping: MappingOptions
     let syncPeriod: Duration
-    let status: StatusBox
     let health: HealthLink
     /// Re-reads `--config` on SIGHUP (`nil` without one).
     let configuration: ConfigurationReload?
     let logger: Logger
+    /// kube-proxy's rule for `/healthz` and `/livez`: changes and verifications are queued here and marked done.
+    let proxyHealth: ProxyHealth
+    /// The least time between two reloads (`--ipvs-min-sync-period`).
+    var minSyncPeriod: Duration = .zero
     let metrics = AgentMetrics()
+    let kubeProxyMetrics = KubeProxyMetrics()
 
     enum Trigger: Sendable {
         case file(String)
@@ -97,25 +111,27 @@ struct ReconcileLoop: Service {
         let watcher = try FileWatcher(folders: source.watchedFolders)
         let (triggers, continuation) = AsyncStream.makeStream(of: Trigger.self, bufferingPolicy: .bufferingNewest(64))
         let pending = PendingChanges()
-        // A file that decodes slowly is loaded when it is done, without holding back the others.
-        source.lateDecoding = { file in
-            pending.add(.file(file))
-            continuation.yield(.file(file))
+        let proxyHealth = proxyHealth, kubeProxyMetrics = kubeProxyMetrics
+        // Every change waits for a reload: `/healthz` turns unhealthy if it waits too long.
+        let queue: @Sendable (Trigger) -> Void = { trigger in
+            pending.add(trigger)
+            proxyHealth.queued(.changes)
+            kubeProxyMetrics.queued()
+            continuation.yield(trigger)
         }
+        // A file that decodes slowly is loaded when it is done, without holding back the others.
+        source.lateDecoding = { file in queue(.file(file)) }
         signal(SIGHUP, SIG_IGN)
         let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
-        hangup.setEventHandler {
-            pending.add(.hangup)
-            continuation.yield(.hangup)
-        }
+        hangup.setEventHandler { queue(.hangup) }
         hangup.resume()
         defer {
             hangup.cancel()
             watcher.stop()
             continuation.finish()
         }
-        let reconciler = reconciler, status = status, logger = logger, metrics = metrics, syncPeriod = syncPeriod, health = health
-        let mapping = mapping, configuration = configuration
+        let reconciler = reconciler, logger = logger, metrics = metrics, syncPeriod = syncPeriod, health = health
+        let mapping = mapping, configuration = configuration, minSyncPeriod = minSyncPeriod
 
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
@@ -124,20 +140,27 @@ struct ReconcileLoop: Service {
                         // `..data` is how Kubernetes swaps a mounted ConfigMap's files at once; the
                         // source maps it (and `x.yaml` for `./x.yaml`) to the files it affects.
                         guard source.isRelevant(change: name) else { continue }
-                        pending.add(.file(name))
-                        continuation.yield(.file(name))
+                        queue(.file(name))
                     }
                 }
                 group.addTask {
                     var builder = DesiredStateBuilder(options: mapping)
-                    await Self.reload(source, changed: nil, &builder, reconciler, health, metrics, logger, reason: "start")
+                    var changes = ObjectChanges()
+                    let sync = Sync(reconciler: reconciler, health: health, metrics: metrics, kubeProxy: kubeProxyMetrics,
+                                    proxyHealth: proxyHealth, logger: logger)
+                    await Self.reload(source, changed: nil, &builder, &changes, sync, reason: "start")
+                    var lastReload = ContinuousClock.now
                     for await _ in triggers {
                         // Debounce: editors write in several steps; one reload after the burst.
                         try? await Task.sleep(for: .milliseconds(100))
+                        // --ipvs-min-sync-period: changes that come meanwhile are applied together.
+                        let wait = minSyncPeriod - (ContinuousClock.now - lastReload)
+                        if wait > .zero { try? await Task.sleep(for: wait) }
                         guard let changed = pending.take() else { continue } // Loaded by an earlier pass.
                         let reason = changed.map { "changed \($0.sorted().joined(separator: ", "))" } ?? "SIGHUP"
                         if changed == nil, let configuration { configuration.reload(into: &builder, logger: logger) }
-                        await Self.reload(source, changed: changed, &builder, reconciler, health, metrics, logger, reason: reason)
+                        await Self.reload(source, changed: changed, &builder, &changes, sync, reason: reason)
+                        lastReload = ContinuousClock.now
                     }
                 }
                 group.addTask {
@@ -146,12 +169,14 @@ struct ReconcileLoop: Service {
                         try? await Task.sleep(for: min(.seconds(1), syncPeriod))
                         if await reconciler.isDraining { await reconciler.checkDrains() }
                         let wanted = await reconciler.wantsVerification
-                        status.isHealthy = !wanted
                         if ContinuousClock.now - lastVerification >= syncPeriod || wanted {
                             lastVerification = ContinuousClock.now
+                            // A verification that ends counts as a sync, whatever operations the kernel refused.
+                            proxyHealth.queued(.verification)
                             let report = await reconciler.verify()
                             if report.repairs > 0 { logger.warning("repaired drift", metadata: ["repairs": "\(report.repairs)"]) }
-                            status.isHealthy = report.succeeded
+                            kubeProxyMetrics.synced(since: lastVerification)
+                            proxyHealth.updated(.verification)
                         }
                     }
                 }
@@ -161,9 +186,19 @@ struct ReconcileLoop: Service {
         }
     }
 
+    /// What a reload reports to.
+    struct Sync: Sendable {
+        let reconciler: Reconciler
+        let health: HealthLink
+        let metrics: AgentMetrics
+        let kubeProxy: KubeProxyMetrics
+        let proxyHealth: ProxyHealth
+        let logger: Logger
+    }
+
     private static func reload(_ source: ManifestSource, changed: Set<String>?, _ builder: inout DesiredStateBuilder,
-                               _ reconciler: Reconciler, _ health: HealthLink, _ metrics: AgentMetrics, _ logger: Logger,
-                               reason: String) async {
+                               _ changes: inout ObjectChanges, _ sync: Sync, reason: String) async {
+        let reconciler = sync.reconciler, health = sync.health, metrics = sync.metrics, logger = sync.logger
         let start = ContinuousClock.now
         // The first load binds VIPs and programs IPVS as Services are decoded (nil afterwards): see
         // `Reconciler.bindEarly()` and `programEarly(options:)`.
@@ -178,12 +213,19 @@ struct ReconcileLoop: Service {
         let issues = snapshot.issues + build.issues
         for issue in issues { logger.error("\(issue)") }
         metrics.manifestIssues.record(issues.count)
+        let objectChanges = changes.count(snapshot.changedServices, in: snapshot)
+        sync.kubeProxy.count(objectChanges)
         logger.info("loaded manifests", metadata: ["reason": "\(reason)", "services": "\(build.state.services.count)",
                                                    "milliseconds": "\(Reconciler.milliseconds(ContinuousClock.now - start))",
                                                    "real_servers": "\(build.realServerCount)", "problems": "\(issues.count)",
                                                    "changed": "\(build.changed.map { "\($0.count)" } ?? "all")"])
+        let applying = ContinuousClock.now
         await reconciler.reconcile(build.state, changed: build.changed,
                                                 hold: Reconciler.Hold(services: snapshot.heldServices, everything: snapshot.incomplete))
+        // Ran to its end: operations the kernel refused are logged and retried, not a stuck agent.
+        sync.kubeProxy.synced(since: applying)
+        sync.kubeProxy.programmed(objectChanges.triggerTimes)
+        sync.proxyHealth.updated(.changes)
         if await reconciler.isDraining { await reconciler.checkDrains() }
         if build.changed?.isEmpty != true {
             health.update(build.state, logger: logger)
@@ -203,7 +245,13 @@ struct ConfigurationReload: Sendable {
     func reload(into builder: inout DesiredStateBuilder, logger: Logger) {
         let configuration: AgentConfiguration
         do {
-            configuration = try AgentConfiguration.load(path: path, base: base)
+            let file = try ConfigurationFile.load(path: path, base: base)
+            guard file.kubeProxy == nil else {
+                // As kube-proxy, which exits when its file changes so that it is started again with it.
+                logger.notice("a KubeProxyConfiguration is read at start only; restart the agent to apply a change", metadata: ["config": "\(path)"])
+                return
+            }
+            configuration = file.agentConfiguration(base: base)
         } catch {
             for problem in error.problems { logger.error("\(problem)") }
             logger.error("configuration file not reloaded: it has errors; the configuration in use stays", metadata: ["config": "\(path)"])

@@ -18,20 +18,27 @@ struct AgentRunner {
         Reconciler.Options(interface: command.interface, drainTimeout: command.drainTimeout.duration)
     }
 
-    /// Reads `--config` (without one: `--health-check` for every Service). A file with errors
-    /// stops the agent before it changes anything, each problem logged with its file and line.
-    func configuration() throws -> AgentConfiguration {
-        guard let path = command.config else { return AgentConfiguration(healthDefault: command.baseHealth) }
+    /// Reads `--config` (without one: `--health-check` for every Service) and resolves the settings
+    /// kube-proxy's flags and configuration share (flags first). A file with errors stops the agent
+    /// before it changes anything, each problem logged with its file and line; each field of a
+    /// `KubeProxyConfiguration` the agent does not implement is logged once as a warning.
+    func configuration() throws -> (AgentConfiguration, ProxySettings) {
+        guard let path = command.config else {
+            return (AgentConfiguration(healthDefault: command.baseHealth), ProxySettings(command: command))
+        }
+        let file: ConfigurationFile
         do {
-            return try AgentConfiguration.load(path: path, base: command.baseHealth)
+            file = try ConfigurationFile.load(path: path, base: command.baseHealth)
         } catch {
             for problem in error.problems { logger.critical("\(problem)") }
             logger.critical("cannot start: the configuration file has errors; nothing was changed", metadata: ["config": "\(path)"])
             throw ExitCode(2)
         }
+        for warning in file.kubeProxy?.warnings ?? [] { logger.warning("\(warning)") }
+        return (file.agentConfiguration(base: command.baseHealth), ProxySettings(command: command, file: file.kubeProxy))
     }
 
-    func mappingOptions(links: LinkManagerBackend?, configuration: AgentConfiguration) -> MappingOptions {
+    func mappingOptions(links: LinkManagerBackend?, configuration: AgentConfiguration, settings: ProxySettings) -> MappingOptions {
         var addresses = command.nodeIP.compactMap(IPAddress.init)
         var local: [IPAddress] = []
         if let links {
@@ -44,7 +51,7 @@ struct AgentRunner {
             }
         }
         logger.debug("NodePort addresses", metadata: ["addresses": "\(addresses.map(\.description))"])
-        return MappingOptions(scheduler: Scheduler(rawValue: command.scheduler), nodeName: command.nodeName ?? Self.hostName,
+        return MappingOptions(scheduler: settings.scheduler, nodeName: settings.nodeName ?? Self.hostName,
                               nodeAddresses: addresses, localAddresses: Set(local),
                               health: configuration.healthDefault, serviceHealth: configuration.serviceHealth,
                               allowed: configuration.allowed)
@@ -119,8 +126,8 @@ struct AgentRunner {
     }
 
     /// Sets the sysctls IPVS needs (as kube-proxy does), logging each change.
-    func applySysctls() {
-        for setting in IPVSSysctls.required(strictARP: command.strictARP) {
+    func applySysctls(_ settings: ProxySettings) {
+        for setting in IPVSSysctls.required(strictARP: settings.strictARP) {
             do {
                 if let previous = try Sysctl.ensure(setting.name, setting.value) {
                     logger.notice("set sysctl", metadata: ["sysctl": "\(setting.name)", "value": "\(setting.value)",
@@ -130,6 +137,22 @@ struct AgentRunner {
                 logger.error("cannot set sysctl", metadata: ["sysctl": "\(setting.name)", "value": "\(setting.value)",
                                                               "reason": "\(setting.reason)", "error": "\(error)"])
             }
+        }
+    }
+
+    /// Sets the kernel's IPVS timeouts (`--ipvs-tcp-timeout`, …) when one is given, as kube-proxy does
+    /// at start (`ipvsadm --set`); a zero one keeps the kernel's. A kernel that refuses stops the agent
+    /// before it programs anything, as kube-proxy.
+    func applyTimeouts(_ settings: ProxySettings) throws {
+        guard settings.timeouts != Timeouts() else { return }
+        do {
+            try IPVSClient().setTimeouts(settings.timeouts)
+            logger.notice("set IPVS timeouts", metadata: ["tcp_seconds": "\(settings.timeouts.tcp)", "tcpfin_seconds": "\(settings.timeouts.tcpFin)",
+                                                         "udp_seconds": "\(settings.timeouts.udp)"])
+        } catch {
+            logger.critical("cannot start: cannot set the IPVS timeouts (--ipvs-tcp-timeout, --ipvs-tcpfin-timeout, --ipvs-udp-timeout)",
+                            metadata: ["error": "\(error)"])
+            throw ExitCode(2)
         }
     }
 
@@ -181,10 +204,10 @@ struct AgentRunner {
     }
 
     func dryRun() async throws {
-        let configuration = try configuration()
+        let (configuration, settings) = try configuration()
         let links = try? LinkManagerBackend()
         let source = ManifestSource(paths: command.manifests, logger: logger)
-        var builder = DesiredStateBuilder(options: mappingOptions(links: links, configuration: configuration))
+        var builder = DesiredStateBuilder(options: mappingOptions(links: links, configuration: configuration, settings: settings))
         let reconciler = try await startDryRunReconciler(links: links)
         let (build, issues, hold) = load(source, &builder, owners: await reconciler.owners)
         let plan = await reconciler.dryRun(build.state, hold: hold)
@@ -194,12 +217,13 @@ struct AgentRunner {
     }
 
     func once() async throws {
-        let configuration = try configuration()
+        let (configuration, settings) = try configuration()
         let lock = try lockStateFile()
         let links = try openLinks()
-        applySysctls()
+        applySysctls(settings)
+        try applyTimeouts(settings)
         let source = ManifestSource(paths: command.manifests, logger: logger)
-        var builder = DesiredStateBuilder(options: mappingOptions(links: links, configuration: configuration))
+        var builder = DesiredStateBuilder(options: mappingOptions(links: links, configuration: configuration, settings: settings))
         let reconciler = try makeReconciler(links: links)
         do {
             try await reconciler.start()
@@ -231,13 +255,14 @@ struct AgentRunner {
 
     func daemon() async throws {
         // Metrics handles are made by the reconciler, so the factory comes first.
-        let configuration = try configuration()
+        let (configuration, settings) = try configuration()
         let lock = try lockStateFile()
         let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        MetricsSystem.bootstrap(HelpingMetricsFactory(registry: registry))
         let links = try openLinks()
-        applySysctls()
-        let options = mappingOptions(links: links, configuration: configuration)
+        applySysctls(settings)
+        try applyTimeouts(settings)
+        let options = mappingOptions(links: links, configuration: configuration, settings: settings)
         let reconciler = try makeReconciler(links: links)
         do {
             try await reconciler.start()
@@ -245,7 +270,8 @@ struct AgentRunner {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             throw ExitCode(2)
         }
-        try await AgentDaemon(command: command, reconciler: reconciler, mapping: options, registry: registry, logger: logger).run()
+        try await AgentDaemon(command: command, settings: settings, reconciler: reconciler, mapping: options, registry: registry,
+                              logger: logger).run()
         withExtendedLifetime(lock) {}
     }
 

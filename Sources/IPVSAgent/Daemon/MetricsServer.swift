@@ -42,25 +42,45 @@ public final class StatusBox: @unchecked Sendable {
     }
 }
 
-/// Serves `/metrics` (Prometheus text format), `/healthz` and `/status` (JSON) over HTTP/1.1.
+/// Serves `/metrics` (Prometheus text format), `/healthz`, `/livez` and `/status` (JSON) over HTTP/1.1,
+/// or only `/healthz` and `/livez` (kube-proxy's `--healthz-bind-address` server).
 /// `/status` names every backend and its check results, so it is served on a loopback address only,
 /// unless the operator exposes it.
 public struct MetricsServer: Service {
+    /// What one server answers.
+    public enum Endpoints: Sendable {
+        /// `/metrics`, `/status` (where allowed), `/healthz` and `/livez`: the `--metrics-address` server.
+        case all
+        /// `/healthz` and `/livez` only: the `--healthz-bind-address` server, as kube-proxy's.
+        case health
+    }
+
     let host: String
     let port: Int
     let registry: PrometheusCollectorRegistry
     let status: StatusBox
     let servesStatus: Bool
+    let endpoints: Endpoints
+    let health: ProxyHealth
+    /// Whether a port that cannot be bound stops the agent (`--bind-address-hard-fail`), rather than being logged.
+    let hardFail: Bool
+    /// Runs before each `/metrics` answer (the `process_*` gauges are read then).
+    let beforeScrape: (@Sendable () -> Void)?
     let logger: Logger
 
     public init(address: String, registry: PrometheusCollectorRegistry, status: StatusBox, exposeStatus: Bool = false,
-                logger: Logger) throws {
+                endpoints: Endpoints = .all, health: ProxyHealth = ProxyHealth(syncPeriod: .seconds(30)), hardFail: Bool = true,
+                beforeScrape: (@Sendable () -> Void)? = nil, logger: Logger) throws {
         guard let (host, port) = Self.parse(address) else { throw AgentError("invalid metrics address \(address); use host:port") }
         self.host = host
         self.port = port
         self.registry = registry
         self.status = status
-        self.servesStatus = exposeStatus || Self.isLoopback(host)
+        self.servesStatus = endpoints == .all && (exposeStatus || Self.isLoopback(host))
+        self.endpoints = endpoints
+        self.health = health
+        self.hardFail = hardFail
+        self.beforeScrape = beforeScrape
         self.logger = logger
     }
 
@@ -80,16 +100,29 @@ public struct MetricsServer: Service {
     }
 
     public func run() async throws {
-        let registry = registry, status = status, servesStatus = servesStatus
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                channel.pipeline.configureHTTPServerPipeline().flatMapThrowing {
-                    try channel.pipeline.syncOperations.addHandler(HTTPHandler(registry: registry, status: status, servesStatus: servesStatus))
+        let routes = HTTPHandler.Routes(registry: registry, status: status, servesStatus: servesStatus, endpoints: endpoints,
+                                        health: health, beforeScrape: beforeScrape)
+        let channel: any Channel
+        do {
+            channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+                .childChannelInitializer { channel in
+                    channel.pipeline.configureHTTPServerPipeline().flatMapThrowing {
+                        try channel.pipeline.syncOperations.addHandler(HTTPHandler(routes: routes))
+                    }
                 }
-            }
-            .bind(host: host, port: port).get()
-        logger.info(servesStatus ? "serving /metrics, /healthz and /status" : "serving /metrics and /healthz (/status only on loopback, or with --expose-status)",
+                .bind(host: host, port: port).get()
+        } catch {
+            let what = endpoints == .health ? "/healthz and /livez (--healthz-bind-address)" : "/metrics (--metrics-address)"
+            guard !hardFail else { throw AgentError("cannot serve \(what) on \(host):\(port): \(error); free the port or choose another") }
+            // kube-proxy's default (bindAddressHardFail false): log it and run on without this server.
+            logger.error("cannot serve \(what); running without it (--bind-address-hard-fail makes this fatal)",
+                         metadata: ["address": "\(host):\(port)", "error": "\(error)"])
+            try? await gracefulShutdown()
+            return
+        }
+        logger.info(endpoints == .health ? "serving /healthz and /livez"
+                    : servesStatus ? "serving /metrics, /healthz, /livez and /status" : "serving /metrics, /healthz and /livez (/status only on loopback, or with --expose-status)",
                     metadata: ["address": "\(host):\(port)"])
         try? await gracefulShutdown()
         try await channel.close()
@@ -101,16 +134,22 @@ private final class HTTPHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
-    let registry: PrometheusCollectorRegistry
-    let status: StatusBox
-    let servesStatus: Bool
+    /// What the server answers, shared by its connections.
+    struct Routes: Sendable {
+        let registry: PrometheusCollectorRegistry
+        let status: StatusBox
+        let servesStatus: Bool
+        let endpoints: MetricsServer.Endpoints
+        let health: ProxyHealth
+        let beforeScrape: (@Sendable () -> Void)?
+    }
+
+    let routes: Routes
     private var path = "/"
     private var keepAlive = false
 
-    init(registry: PrometheusCollectorRegistry, status: StatusBox, servesStatus: Bool) {
-        self.registry = registry
-        self.status = status
-        self.servesStatus = servesStatus
+    init(routes: Routes) {
+        self.routes = routes
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -121,10 +160,10 @@ private final class HTTPHandler: ChannelInboundHandler {
         case .body:
             break
         case .end:
-            if path == "/status", servesStatus {
+            if path == "/status", routes.servesStatus {
                 // Made off the event loop: the document waits for the reconciler. The connection is
                 // closed after it, so no request behind it on the same connection can be answered first.
-                let status = status
+                let status = routes.status
                 let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
                 let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
                 let eventLoop = context.eventLoop
@@ -157,17 +196,20 @@ private final class HTTPHandler: ChannelInboundHandler {
     }
 
     private func response() -> (HTTPResponseStatus, String, [UInt8]) {
+        let all = routes.endpoints == .all
         switch path {
-        case "/metrics":
-            return (.ok, "text/plain; version=0.0.4; charset=utf-8", registry.emitToBuffer())
-        case "/healthz":
-            let healthy = status.isHealthy
-            return (healthy ? .ok : .serviceUnavailable, "text/plain", Array((healthy ? "ok\n" : "kernel operations failing\n").utf8))
-        case "/status":
+        case "/metrics" where all:
+            routes.beforeScrape?()
+            return (.ok, "text/plain; version=0.0.4; charset=utf-8", routes.registry.emitToBuffer())
+        case "/healthz", "/livez":
+            // kube-proxy's rule and answer (ProxyHealth); the same on both paths, as the agent has no Node eligibility.
+            let (healthy, body) = routes.health.answer()
+            return (healthy ? .ok : .serviceUnavailable, "application/json", Array(body.utf8))
+        case "/status" where all:
             return (.notFound, "text/plain",
                     Array("not served here: /status lists every backend, so it is served on a loopback --metrics-address, or with --expose-status\n".utf8))
         default:
-            return (.notFound, "text/plain", Array("not found; try /metrics, /healthz or /status\n".utf8))
+            return (.notFound, "text/plain", Array((all ? "not found; try /metrics, /healthz, /livez or /status\n" : "not found; try /healthz or /livez\n").utf8))
         }
     }
 }

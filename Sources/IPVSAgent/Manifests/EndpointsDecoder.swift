@@ -1,3 +1,4 @@
+import Foundation
 import IPVS
 
 /// Reads and validates `discovery.k8s.io/v1 EndpointSlice` and `v1 Endpoints`.
@@ -53,7 +54,8 @@ enum EndpointsDecoder {
         let ports = try portReaders.map(port)
         try checkDuplicatePorts(ports, readers: portReaders)
         return EndpointSlice(name: metadata.name, serviceName: metadata.labels[serviceNameLabel], addressFamily: family,
-                             endpoints: family == nil ? [] : endpoints, ports: ports)
+                             endpoints: family == nil ? [] : endpoints, ports: ports,
+                             lastChangeTriggerTime: triggerTime(metadata.annotations))
     }
 
     private static func port(_ reader: NodeReader) throws -> EndpointPort {
@@ -97,6 +99,21 @@ enum EndpointsDecoder {
             }
         }
         return EndpointSlice(name: metadata.name, serviceName: metadata.name.name, addressFamily: nil,
-                             endpoints: endpoints, ports: ports, origin: .endpoints)
+                             endpoints: endpoints, ports: ports, origin: .endpoints,
+                             lastChangeTriggerTime: triggerTime(metadata.annotations))
+    }
+
+    /// The annotation the EndpointSlice and Endpoints controllers set (`endpoints.kubernetes.io/last-change-trigger-time`).
+    static let triggerTimeAnnotation = "endpoints.kubernetes.io/last-change-trigger-time"
+
+    /// The time of `triggerTimeAnnotation` (RFC 3339, with or without fractional seconds, as Go's
+    /// `time.RFC3339Nano` writes it); `nil` without it or when it is not a time, which kube-proxy ignores too.
+    static func triggerTime(_ annotations: [String: String]) -> Date? {
+        guard let text = annotations[triggerTimeAnnotation] else { return nil }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let date = formatter.date(from: text) { return date }
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.date(from: text)
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import IPVS
 
 // MARK: - Names
@@ -162,6 +163,9 @@ public struct EndpointSlice: Hashable, Sendable {
     public var endpoints: [Endpoint]
     public var ports: [EndpointPort]
     public var origin: Origin
+    /// The annotation `endpoints.kubernetes.io/last-change-trigger-time`: when the change this object
+    /// carries began (a pod's change), for kube-proxy's `kubeproxy_network_programming_duration_seconds`.
+    public var lastChangeTriggerTime: Date?
     /// Where the object was read (`nil` for objects not read from a manifest); not part of the
     /// object's equality.
     public var location: ManifestLocation? {
@@ -172,13 +176,14 @@ public struct EndpointSlice: Hashable, Sendable {
 
     public init(name: ObjectName, serviceName: String?, addressFamily: AddressFamily?,
                 endpoints: [Endpoint], ports: [EndpointPort], origin: Origin = .endpointSlice,
-                location: ManifestLocation? = nil) {
+                lastChangeTriggerTime: Date? = nil, location: ManifestLocation? = nil) {
         self.name = name
         self.serviceName = serviceName
         self.addressFamily = addressFamily
         self.endpoints = endpoints
         self.ports = ports
         self.origin = origin
+        self.lastChangeTriggerTime = lastChangeTriggerTime
         self.locationValue = NotCompared(location)
     }
 }
