@@ -5,7 +5,7 @@ import XCTest
 final class AgentCommandTests: XCTestCase {
     func testDefaultsAndDurations() throws {
         let command = try AgentCommand.parse(["--manifests", "Examples/"])
-        XCTAssertEqual(command.scheduler, "rr")
+        XCTAssertEqual(command.scheduler, .roundRobin)
         XCTAssertEqual(command.interface, "kube-ipvs0")
         XCTAssertEqual(command.syncPeriod.duration, .seconds(30))
         XCTAssertEqual(command.drainTimeout.duration, .seconds(60))
