@@ -48,12 +48,14 @@ let package = Package(
         .target(name: "CSpawn"),
 
         // MARK: - Libraries
+        /// IPv4 and IPv6 addresses: the value type every layer above shares (no dependencies).
+        .target(name: "NetworkAddress"),
         /// Generic netlink over libnl: socket, message framing, attribute encoding and parsing.
         .target(name: "Netlink", dependencies: ["CNetlink"]),
         /// The typed IPVS model, its wire encoding and the client.
-        .target(name: "IPVS", dependencies: ["Netlink", "CNetlink"]),
+        .target(name: "IPVS", dependencies: ["NetworkAddress", "Netlink", "CNetlink"]),
         /// The dummy interface and VIP addresses (rtnetlink through libnl-route), sysctls.
-        .target(name: "NodeNetwork", dependencies: ["CNetlinkRoute", "IPVS"]),
+        .target(name: "NodeNetwork", dependencies: ["CNetlinkRoute", "NetworkAddress"]),
         /// ipvsctl: ipvsadm-compatible command line, as a library so tests run whole command lines.
         .target(name: "IPVSControl", dependencies: [
             "IPVS",
@@ -103,8 +105,10 @@ let package = Package(
         .executableTarget(name: "decode-bench", dependencies: ["IPVSAgent"], path: "Benchmarks/decode"),
 
         // MARK: - Tests (unit tests run on the host; KernelTests need a real IPVS kernel)
-        /// Helpers shared by the test targets (hex bytes, a seeded random generator, hostile manifests).
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        /// Helpers shared by the test targets (hex bytes, a seeded random generator, hostile manifests,
+        /// the in-memory IPVS table that answers as the kernel does).
+        .target(name: "TestSupport", dependencies: ["IPVS"], path: "Tests/TestSupport"),
+        .testTarget(name: "NetworkAddressTests", dependencies: ["NetworkAddress"]),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "TestSupport"]),
         .testTarget(name: "IPVSTests", dependencies: ["IPVS", "Netlink", "TestSupport"]),
         .testTarget(name: "IPVSControlTests", dependencies: ["IPVSControl", "IPVS", "TestSupport"]),

@@ -69,7 +69,7 @@ public struct IPVSError: Error, Hashable, Sendable, CustomStringConvertible {
         case .realServerNotFound: "no such real server in this service"
         case .schedulerUnavailable:
             "the kernel has no such scheduler; load its module (modprobe ip_vs_<name>) or choose one of "
-                + Scheduler.allKnown.map(\.rawValue).joined(separator: ", ")
+                + Scheduler.knownNames
         case .persistenceEngineUnavailable:
             "the kernel has no such persistence engine; load its module (modprobe ip_vs_pe_<name>)"
         case .invalidArgument:

@@ -182,18 +182,12 @@ enum IPVSWire {
 
     /// The kernel's netmask attribute: a network-order IPv4 mask, or an IPv6 prefix length.
     static func netmask(prefixLength: Int, family: AddressFamily) -> UInt32 {
-        switch family {
-        case .inet:
-            let length = max(0, min(32, prefixLength))
-            let mask: UInt32 = length == 0 ? 0 : UInt32.max << (32 - length)
-            return mask.bigEndian
-        case .inet6:
-            return UInt32(max(0, min(128, prefixLength)))
-        }
+        let mask = Persistence.netmask(prefixLength: prefixLength, family: family)
+        return family == .inet ? mask.bigEndian : mask
     }
 
     static func prefixLength(netmask: UInt32, family: AddressFamily) -> Int {
-        family == .inet ? (~UInt32(bigEndian: netmask)).leadingZeroBitCount : Int(netmask)
+        Persistence.prefixLength(netmask: family == .inet ? UInt32(bigEndian: netmask) : netmask, family: family)
     }
 
     static func appendRealServer(_ server: RealServer, family: AddressFamily, full: Bool, to builder: inout NetlinkMessageBuilder) {

@@ -69,14 +69,14 @@ public struct Scheduler: RawRepresentable, Hashable, Sendable, Comparable, Custo
         }
     }
 
-    /// The scheduler flags that mean something to this scheduler (sh and mh take two each).
+    /// The scheduler flags that mean something to this scheduler (sh and mh take two each): those
+    /// of its names in `ServiceFlags.schedulerFlagNames`.
     public var supportedFlags: ServiceFlags {
-        switch rawValue {
-        case "sh": [.shFallback, .shPort]
-        case "mh": [.mhFallback, .mhPort]
-        default: []
-        }
+        ServiceFlags(ServiceFlags.schedulerFlagNames.filter { $0.scheduler == self }.map(\.flag))
     }
+
+    /// The names of `allKnown`, for messages: `rr, wrr, …`.
+    public static var knownNames: String { allKnown.map(\.rawValue).joined(separator: ", ") }
 
     public var description: String { rawValue }
     public static func < (lhs: Self, rhs: Self) -> Bool { lhs.rawValue < rhs.rawValue }

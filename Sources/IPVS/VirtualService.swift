@@ -40,21 +40,6 @@ public enum ServiceKey: Hashable, Sendable, Comparable, CustomStringConvertible 
     }
 }
 
-/// Client persistence ("sticky sessions"): connections from one client (or client network) go to
-/// the same real server while they keep coming within `timeout` seconds.
-public struct Persistence: Hashable, Sendable {
-    /// Seconds a persistence template lives after the client's last connection.
-    public var timeout: UInt32
-    /// Clients whose addresses share this many leading bits count as one client
-    /// (32 or 128 means each address on its own).
-    public var prefixLength: Int?
-
-    public init(timeout: UInt32 = 300, prefixLength: Int? = nil) {
-        self.timeout = timeout
-        self.prefixLength = prefixLength
-    }
-}
-
 /// An IPVS virtual service.
 public struct VirtualService: Hashable, Sendable {
     /// What identifies the service.

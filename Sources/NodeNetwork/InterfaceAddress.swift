@@ -1,4 +1,4 @@
-import IPVS
+import NetworkAddress
 
 /// An address bound on a network interface, with its prefix length: `10.96.0.1/32`.
 public struct InterfaceAddress: Hashable, Sendable, Comparable, CustomStringConvertible {

@@ -1,4 +1,4 @@
-import IPVS
+import NetworkAddress
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -302,7 +302,7 @@ private final class Connection {
     let socket: RouteSocket
 
     /// Interface indexes by name, from the last look-up by name. Address changes use it to skip
-    /// one look-up per call (10,000 VIPs are 10,000 calls). Every look-up by name refreshes it,
+    /// one look-up per call, and there is one call per VIP. Every look-up by name refreshes it,
     /// so a renamed interface is noticed at the next listing; a request that fails with
     /// `ENODEV` drops the entry and looks the name up once more.
     var indexes: [String: Int32] = [:]

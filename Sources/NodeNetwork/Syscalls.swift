@@ -1,5 +1,5 @@
 internal import CNetlinkRoute
-import IPVS
+import NetworkAddress
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)

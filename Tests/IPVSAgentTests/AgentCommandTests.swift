@@ -33,6 +33,13 @@ final class AgentCommandTests: XCTestCase {
         XCTAssertEqual(DurationArgument(.seconds(30)).defaultValueDescription, "30s")
     }
 
+    /// `--scheduler` is parsed once, into the scheduler the mapping uses.
+    func testSchedulerIsParsedIntoAScheduler() throws {
+        XCTAssertEqual(try AgentCommand.parse(["--manifests", "x", "--scheduler", "mh"]).scheduler, .maglevHashing)
+        XCTAssertEqual(try AgentCommand.parse(["--manifests", "x", "--scheduler", "wlc"]).scheduler, .weightedLeastConnection)
+        XCTAssertThrowsError(try AgentCommand.parse(["--manifests", "x", "--scheduler", "MH"]))
+    }
+
     func testInvalidCommandLinesAreRejectedWithAReason() {
         func message(_ arguments: [String]) -> String {
             do {

@@ -10,8 +10,14 @@ final class AgentRunnerTests: XCTestCase {
     final class RefusingIPVS: IPVSBackend, @unchecked Sendable {
         let kind: IPVSError.Kind
         init(_ kind: IPVSError.Kind) { self.kind = kind }
+        func info() throws -> IPVSInfo { throw IPVSError(kind: kind, operation: "read IPVS info") }
+        func services() throws -> [VirtualService] { throw IPVSError(kind: kind, operation: "list services") }
+        func service(_ key: ServiceKey) throws -> VirtualService { throw IPVSError(kind: kind, operation: "read service") }
         func table() throws -> [ServiceTableEntry] { throw IPVSError(kind: kind, operation: "list services") }
         func realServers(of key: ServiceKey) throws -> [RealServer] { throw IPVSError(kind: kind, operation: "list real servers") }
+        func timeouts() throws -> Timeouts { throw IPVSError(kind: kind, operation: "read timeouts") }
+        func setTimeouts(_ timeouts: Timeouts) throws { throw IPVSError(kind: kind, operation: "set timeouts") }
+        func syncDaemons() throws -> [SyncDaemon] { throw IPVSError(kind: kind, operation: "list sync daemons") }
         func apply(_ operations: [IPVSOperation]) -> [IPVSOperationResult] {
             operations.map { .failure(IPVSError(kind: kind, operation: $0.description)) }
         }

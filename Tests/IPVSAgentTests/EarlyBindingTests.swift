@@ -2,6 +2,7 @@ import Foundation
 import IPVS
 import Logging
 import Synchronization
+import TestSupport
 import XCTest
 @testable import IPVSAgent
 

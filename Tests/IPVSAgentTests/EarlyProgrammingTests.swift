@@ -1,6 +1,7 @@
 import Foundation
 import IPVS
 import Logging
+import TestSupport
 import XCTest
 @testable import IPVSAgent
 
@@ -126,7 +127,10 @@ final class EarlyProgrammingTests: XCTestCase {
     func testWhatTheKernelRefusedEarlyIsTriedAgainAndReported() async throws {
         try write("a.yaml", service(1), slice(1, "a", pods: [1, 2, 3]), service(2), slice(2, "a", pods: [1]))
         let ipvs = FakeIPVS()
-        ipvs.refusedRealServers = [ip("10.244.1.2")]
+        ipvs.failing = { operation in
+            guard case .addRealServer(let server, _) = operation, server.address == ip("10.244.1.2") else { return nil }
+            return IPVSError(kind: .invalidArgument, operation: operation.description) // as the kernel refuses an invalid address
+        }
         let (report, _, _) = try await firstStart(ipvs)
 
         XCTAssertEqual(report.failures.count, 1)

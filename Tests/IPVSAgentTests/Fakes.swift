@@ -1,67 +1,16 @@
 import Dispatch
 import IPVS
+import TestSupport
 @testable import IPVSAgent
 
-/// An in-memory IPVS table with the kernel's answers to duplicates and missing objects; counts
-/// every operation it is asked to apply.
-final class FakeIPVS: IPVSBackend, @unchecked Sendable {
-    var state = KernelState()
-    var applied: [IPVSOperation] = []
-    var tableReads = 0
-    /// Connection counts reported for real servers.
-    var connections: [RealServerRef: ConnectionCounts] = [:]
-    /// Real server addresses the fake kernel refuses to add (as the kernel refuses an invalid one).
-    var refusedRealServers: Set<IPAddress> = []
-    /// Called with every batch before it is applied (to look at what was recorded before).
-    var beforeApply: (([IPVSOperation]) -> Void)?
-
-    func table() throws -> [ServiceTableEntry] {
-        tableReads += 1
-        return state.services.values.map { entry in
-            ServiceTableEntry(service: entry.service, realServers: entry.realServers.values.map { server in
-                var copy = server
-                copy.connections = connections[RealServerRef(service: entry.service.key, server: server.id)] ?? ConnectionCounts()
-                return copy
-            })
-        }
-    }
-
-    func realServers(of key: ServiceKey) throws -> [RealServer] {
-        guard let entry = state.services[key] else { throw IPVSError(kind: .serviceNotFound, operation: "list") }
-        return entry.realServers.values.map { server in
-            var copy = server
-            copy.connections = connections[RealServerRef(service: key, server: server.id)] ?? ConnectionCounts()
-            return copy
-        }
-    }
-
-    func apply(_ operations: [IPVSOperation]) -> [IPVSOperationResult] {
-        beforeApply?(operations)
-        applied += operations
-        return operations.map { operation in
-            let fail = { (kind: IPVSError.Kind) in IPVSOperationResult.failure(IPVSError(kind: kind, operation: operation.description)) }
-            switch operation {
-            case .addService(let service):
-                if state.services[service.key] != nil { return fail(.serviceExists) }
-            case .updateService(let service):
-                if state.services[service.key] == nil { return fail(.serviceNotFound) }
-            case .deleteService(let key):
-                if state.services[key] == nil { return fail(.serviceNotFound) }
-            case .addRealServer(let server, let key):
-                guard let entry = state.services[key] else { return fail(.serviceNotFound) }
-                if entry.realServers[server.id] != nil { return fail(.realServerExists) }
-                if refusedRealServers.contains(server.address) { return fail(.invalidArgument) }
-            case .updateRealServer(let server, let key):
-                guard let entry = state.services[key] else { return fail(.serviceNotFound) }
-                if entry.realServers[server.id] == nil { return fail(.realServerNotFound) }
-            case .deleteRealServer(let id, let key):
-                guard let entry = state.services[key] else { return fail(.serviceNotFound) }
-                if entry.realServers[id] == nil { return fail(.realServerNotFound) }
-            default:
-                break
+extension FakeIPVS {
+    /// The table as the reconciler models it; tests read it and change it behind the agent's back.
+    var state: KernelState {
+        get { KernelState(table: entries) }
+        set {
+            entries = newValue.services.values.map { entry in
+                ServiceTableEntry(service: entry.service, realServers: Array(entry.realServers.values))
             }
-            state.record(operation)
-            return .success(())
         }
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import HealthCheck
 import IPVS
 import Logging
+import TestSupport
 import XCTest
 @testable import IPVSAgent
 

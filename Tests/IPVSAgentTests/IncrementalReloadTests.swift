@@ -1,6 +1,7 @@
 import Foundation
 import IPVS
 import Logging
+import TestSupport
 import XCTest
 @testable import IPVSAgent
 

@@ -5,6 +5,7 @@ import Logging
 import NIOPosix
 import Prometheus
 import ServiceLifecycle
+import TestSupport
 import XCTest
 @testable import IPVSAgent
 
@@ -51,7 +52,10 @@ final class ProxyHealthTests: XCTestCase {
 
         let refused = ip("10.244.0.66")
         let ipvs = FakeIPVS()
-        ipvs.refusedRealServers = [refused]
+        ipvs.failing = { operation in
+            if case .addRealServer(let server, _) = operation, server.address == refused { return IPVSError(kind: .invalidArgument, operation: operation.description, errno: 22) }
+            return nil
+        }
         let attempts = Attempts()
         ipvs.beforeApply = { operations in
             for case .addRealServer(let server, _) in operations where server.address == refused { attempts.add() }

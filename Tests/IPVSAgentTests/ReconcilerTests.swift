@@ -2,6 +2,7 @@ import Foundation
 import HealthCheck
 import IPVS
 import Logging
+import TestSupport
 import XCTest
 @testable import IPVSAgent
 
@@ -302,7 +303,7 @@ final class ReconcilerTests: XCTestCase {
         await reconciler.reconcile(web(["10.244.1.5", "10.244.1.6"]))
         let key = tcp("10.96.0.10", 80)
         let gone = RealServerID(address: ip("10.244.1.6"), port: 8080)
-        ipvs.connections[RealServerRef(service: key, server: gone)] = ConnectionCounts(active: 1)
+        ipvs.connections[key, default: [:]][gone] = ConnectionCounts(active: 1)
         await reconciler.reconcile(web(["10.244.1.5"]), changed: [key])
         XCTAssertEqual(ipvs.state.services[key]?.realServers[gone]?.weight, 0)
         var draining = await reconciler.isDraining
@@ -371,7 +372,7 @@ extension ReconcilerTests {
         mapped.services[key]?.realServers[RealServerID(address: ip("10.244.1.6"), port: 8080)] = server("10.244.1.6", 8080, weight: 3)
         await reconciler.reconcile(mapped)
         let sick = BackendID(service: key, server: RealServerID(address: ip("10.244.1.6"), port: 8080))
-        ipvs.connections[sick] = ConnectionCounts(active: 2, inactive: 1)
+        ipvs.connections[key, default: [:]][sick.server] = ConnectionCounts(active: 2, inactive: 1)
         ipvs.applied = []
         let report = await reconciler.setHealth(HealthOverlay(adjustments: [sick: .remove]))
         XCTAssertEqual(report.failures, [])
@@ -448,9 +449,10 @@ extension ReconcilerTests {
     /// A large plan binds its VIPs while IPVS is programmed: each side waits for the other to have
     /// started, which one after the other never happens (the first waits out its timeout).
     func testALargePlanBindsVIPsWhileProgrammingIPVS() async throws {
-        let ipvs = RendezvousIPVS(FakeIPVS()), vips = RendezvousVIPs(FakeVIPs())
-        ipvs.meeting.other = vips.meeting
-        vips.meeting.other = ipvs.meeting
+        let ipvs = FakeIPVS(), vips = RendezvousVIPs(FakeVIPs()), ipvsMeeting = Rendezvous()
+        ipvs.beforeApply = { _ in ipvsMeeting.arrive() }
+        ipvsMeeting.other = vips.meeting
+        vips.meeting.other = ipvsMeeting
         let reconciler = Reconciler(ipvs: ipvs, vips: vips, store: nil, options: .init(), logger: Logger(label: "test"))
         try await reconciler.start()
         var state = DesiredState()
@@ -463,8 +465,8 @@ extension ReconcilerTests {
         XCTAssertEqual(report.failures, [])
         XCTAssertEqual(report.applied, 3 * Reconciler.concurrentBindingMinimum) // VIP, service, real server each
         XCTAssertEqual(vips.fake.interfaces["kube-ipvs0"], state.addresses)
-        XCTAssertEqual(Set(ipvs.fake.state.services.keys), Set(state.services.keys))
-        XCTAssertFalse(ipvs.meeting.waitedInVain, "IPVS was programmed before the VIPs were bound, or after")
+        XCTAssertEqual(Set(ipvs.state.services.keys), Set(state.services.keys))
+        XCTAssertFalse(ipvsMeeting.waitedInVain, "IPVS was programmed before the VIPs were bound, or after")
         XCTAssertFalse(vips.meeting.waitedInVain, "the VIPs were bound before IPVS was programmed, or after")
     }
 }
@@ -480,20 +482,6 @@ final class Rendezvous: @unchecked Sendable {
     func arrive() {
         started.signal()
         if other?.started.wait(timeout: .now() + 5) == .timedOut { waitedInVain = true }
-    }
-}
-
-/// `FakeIPVS` whose `apply` meets `meeting`'s other side first.
-final class RendezvousIPVS: IPVSBackend, @unchecked Sendable {
-    let fake: FakeIPVS
-    let meeting = Rendezvous()
-
-    init(_ fake: FakeIPVS) { self.fake = fake }
-    func table() throws -> [ServiceTableEntry] { try fake.table() }
-    func realServers(of key: ServiceKey) throws -> [RealServer] { try fake.realServers(of: key) }
-    func apply(_ operations: [IPVSOperation]) -> [IPVSOperationResult] {
-        meeting.arrive()
-        return fake.apply(operations)
     }
 }
 

@@ -116,7 +116,7 @@ final class ServiceMapperTests: XCTestCase {
 
     func testGlobalSchedulerAndMismatchedFlags() {
         let options = MappingOptions(scheduler: .weightedLeastConnection)
-        let mapping = ServiceMapper.map(service { $0.schedulerFlags = [.mhPort] }, slices: [], options: options)
+        let mapping = ServiceMapper.map(service { $0.schedulerFlags = [.mhPort]; $0.flagsScheduler = .maglevHashing }, slices: [], options: options)
         XCTAssertEqual(mapping.services[tcp("10.96.0.10", 80)]?.service.scheduler, .weightedLeastConnection)
         XCTAssertEqual(mapping.services[tcp("10.96.0.10", 80)]?.service.flags, [])
         XCTAssertEqual(mapping.issues.count, 1)
@@ -217,7 +217,7 @@ extension ServiceMapperTests {
         let issues = builder.build(objects).issues.map(\.description).sorted()
         XCTAssertEqual(issues, [
             "a.yaml:1: document 1 (Service default/web): metadata.annotations[ipvs.swift.dev/health-interval]: \"fast\" is not a duration; use a number and a unit (ns, us, ms, s, m, h), as Go writes durations: 500ms, 30s, 1m30s; the Service is not health-checked",
-            "a.yaml:1: document 1 (Service default/web): metadata.annotations[ipvs.swift.dev/scheduler-flags]: scheduler rr takes no such flags; the flags are ignored",
+            "a.yaml:1: document 1 (Service default/web): metadata.annotations[ipvs.swift.dev/scheduler-flags]: mh-port: flags of the mh scheduler, which rr (set by --scheduler) does not take; the Service is programmed without them",
             "a.yaml:10: document 2 (EndpointSlice default/web-a): ports: no TCP port named \"http\" for port 80 (targetPort \"http\") of Service default/web; its endpoints are left out of that port",
             "dir/b.yaml:5: document 1 (Service default/zeta): spec.ports[1]: TCP 10.96.0.10:80 is already used by Service default/web (a.yaml:1), "
                 + "which came first; this port is left out until that one no longer uses it",
@@ -326,12 +326,50 @@ extension ServiceMapperTests {
         }
         XCTAssertEqual(flags(MappingOptions(scheduler: .maglevHashing)), [.mhPort])
         XCTAssertEqual(flags(MappingOptions()) { $0.scheduler = .maglevHashing }, [.mhPort])
-        XCTAssertEqual(flags(MappingOptions(scheduler: .maglevHashing, schedulerFlags: [.onePacket])), [.mhPort, .onePacket])
         // The Service's annotation says otherwise: its flags, none added.
-        XCTAssertEqual(flags(MappingOptions(scheduler: .maglevHashing)) { $0.schedulerFlags = [.mhFallback] }, [.mhFallback])
+        XCTAssertEqual(flags(MappingOptions(scheduler: .maglevHashing)) { $0.schedulerFlags = [.mhFallback]; $0.flagsScheduler = .maglevHashing },
+                       [.mhFallback])
         XCTAssertEqual(flags(MappingOptions(scheduler: .maglevHashing)) { $0.schedulerFlags = [] }, [])
-        XCTAssertEqual(flags(MappingOptions(scheduler: .maglevHashing, schedulerFlags: [.mhFallback])), [.mhFallback])
+        XCTAssertEqual(flags(MappingOptions(scheduler: .maglevHashing)) { $0.schedulerFlags = [.onePacket] }, [.onePacket])
         // Other schedulers get nothing.
         XCTAssertEqual(flags(MappingOptions(scheduler: .sourceHashing)), [])
+    }
+
+    /// Flags of another scheduler than the Service's are one rule, whichever way the scheduler was
+    /// chosen (issue 18: `mh-port` on an annotated `rr` refused the whole Service, on `--scheduler rr`
+    /// it was only reported): reported at the flags annotation, left out, and the Service programmed,
+    /// as kube-proxy, which never refuses a Service over scheduler flags, sets mh-port only on mh.
+    func testFlagsOfAnotherSchedulerAreReportedAndLeftOutWhereverTheSchedulerCameFrom() {
+        func decoded(_ annotations: String) -> KubeService? {
+            let text = """
+                apiVersion: v1
+                kind: Service
+                metadata: {name: web, annotations: {\(annotations)}}
+                spec: {clusterIP: 10.96.0.10, ports: [{name: http, port: 80, targetPort: http}]}
+                """
+            let result = ManifestDecoder.decode(text, file: "a.yaml")
+            XCTAssertEqual(result.issues, [], annotations)
+            return result.objects.compactMap { if case .service(let service) = $0 { service } else { nil } }.first
+        }
+        let key = tcp("10.96.0.10", 80)
+        let paths: [(annotations: String, options: MappingOptions, source: String)] = [
+            ("ipvs.swift.dev/scheduler: rr, ipvs.swift.dev/scheduler-flags: 'mh-port,onepacket'", MappingOptions(scheduler: .maglevHashing),
+             "ipvs.swift.dev/scheduler"),
+            ("ipvs.swift.dev/scheduler-flags: 'mh-port,onepacket'", MappingOptions(scheduler: .roundRobin), "--scheduler"),
+        ]
+        for path in paths {
+            guard let service = decoded(path.annotations) else { XCTFail("the Service is refused: \(path.annotations)"); continue }
+            let mapping = ServiceMapper.map(service, slices: [], options: path.options)
+            XCTAssertEqual(mapping.services[key]?.service.scheduler, .roundRobin, path.source)
+            XCTAssertEqual(mapping.services[key]?.service.flags, [.onePacket], path.source)
+            XCTAssertEqual(mapping.issues.map(\.field), ["metadata.annotations[ipvs.swift.dev/scheduler-flags]"], path.source)
+            XCTAssertEqual(mapping.issues.first?.message,
+                           "mh-port: flags of the mh scheduler, which rr (set by \(path.source)) does not take; the Service is programmed without them")
+        }
+        // sh-port sets the bit mh reads as mh-port: applicability is decided by name, not by bit.
+        guard let shOnMaglev = decoded("ipvs.swift.dev/scheduler: mh, ipvs.swift.dev/scheduler-flags: sh-port") else { return XCTFail("refused") }
+        let mapping = ServiceMapper.map(shOnMaglev, slices: [], options: MappingOptions())
+        XCTAssertEqual(mapping.services[key]?.service.flags, [], "\(mapping.issues)")
+        XCTAssertEqual(mapping.issues.count, 1)
     }
 }

@@ -19,7 +19,7 @@ final class StateDiffTests: XCTestCase {
     func testColdSyncAddsServicesBeforeTheirRealServers() {
         let want = state([desired(tcp("10.96.0.10", 80), [server("10.244.1.5", 8080), server("10.244.1.6", 8080)])])
         let plan = StateDiff.plan(desired: want, actual: KernelState(), owned: [], drains: drains, now: now)
-        XCTAssertEqual(plan.operations.map(IPVSSaveFormatter.line), [
+        XCTAssertEqual(plan.operations.map(IPVSRule.command), [
             "-A -t 10.96.0.10:80 -s rr",
             "-a -t 10.96.0.10:80 -r 10.244.1.5:8080 -m -w 1",
             "-a -t 10.96.0.10:80 -r 10.244.1.6:8080 -m -w 1",
@@ -50,7 +50,7 @@ final class StateDiffTests: XCTestCase {
         var new = desired(tcp("10.96.0.10", 80), [server("10.244.1.5", 8080, weight: 3)], scheduler: .weightedLeastConnection)
         new.service.persistence = Persistence(timeout: 600)
         let plan = StateDiff.plan(desired: state([new]), actual: kernel([old]), owned: [old.service.key], drains: drains, now: now)
-        XCTAssertEqual(plan.operations.map(IPVSSaveFormatter.line), [
+        XCTAssertEqual(plan.operations.map(IPVSRule.command), [
             "-E -t 10.96.0.10:80 -s wlc -p 600",
             "-e -t 10.96.0.10:80 -r 10.244.1.5:8080 -m -w 3",
         ])
@@ -60,7 +60,7 @@ final class StateDiffTests: XCTestCase {
         let old = desired(tcp("10.96.0.10", 80), [server("10.244.1.5", 8080)])
         let new = desired(tcp("10.96.0.10", 81), [server("10.244.1.5", 8080)])
         let plan = StateDiff.plan(desired: state([new]), actual: kernel([old]), owned: [old.service.key], drains: drains, now: now)
-        XCTAssertEqual(plan.operations.map(IPVSSaveFormatter.line), [
+        XCTAssertEqual(plan.operations.map(IPVSRule.command), [
             "-A -t 10.96.0.10:81 -s rr", "-a -t 10.96.0.10:81 -r 10.244.1.5:8080 -m -w 1", "-D -t 10.96.0.10:80",
         ])
     }
@@ -81,7 +81,7 @@ final class StateDiffTests: XCTestCase {
                    desired(dns, [server("10.244.1.5", 53), server("10.244.1.6", 53)])]
         let new = [desired(key, [server("10.244.1.5", 8080)]), desired(dns, [server("10.244.1.5", 53)])]
         let plan = StateDiff.plan(desired: state(new), actual: kernel(old), owned: [key, dns], drains: drains, now: now)
-        XCTAssertEqual(plan.operations.map(IPVSSaveFormatter.line), [
+        XCTAssertEqual(plan.operations.map(IPVSRule.command), [
             "-e -t 10.96.0.10:80 -r 10.244.1.6:8080 -m -w 0",
             "-d -u 10.96.0.10:53 -r 10.244.1.6:53",
         ])
@@ -120,11 +120,20 @@ final class StateDiffTests: XCTestCase {
         XCTAssertEqual(result.remove, [ip("10.96.0.99")])
     }
 
-    func testSaveFormatter() {
+    /// The dry run prints what ipvsctl's `-S` prints (issue 18: it printed `-b` before `-o` and
+    /// dropped the tunnel options).
+    func testDryRunLinesAreIpvsadmSaveLines() {
         var service = VirtualService(key: .address(.sctp, ip("fd00::1"), port: 9), scheduler: .maglevHashing, flags: [.mhFallback, .mhPort])
         service.persistence = Persistence(timeout: 300, prefixLength: 64)
-        XCTAssertEqual(IPVSSaveFormatter.line(.addService(service)), "-A --sctp-service [fd00::1]:9 -s mh -b mh-fallback,mh-port -p 300 -M 64")
-        XCTAssertEqual(IPVSSaveFormatter.line(.deleteRealServer(RealServerID(address: ip("10.0.0.1"), port: 80), service: udp("10.96.0.1", 53))),
+        XCTAssertEqual(IPVSRule.command(.addService(service)), "-A --sctp-service [fd00::1]:9 -s mh -p 300 -M 64 -b mh-fallback,mh-port")
+        let udpService = VirtualService(key: udp("10.96.0.1", 53), scheduler: .maglevHashing, flags: [.onePacket, .mhPort])
+        XCTAssertEqual(IPVSRule.command(.updateService(udpService)), "-E -u 10.96.0.1:53 -s mh -o -b mh-port")
+        var tunnelled = server("10.0.0.2", 80)
+        tunnelled.forwarding = .tunnel
+        tunnelled.tunnel = Tunnel(type: .gue, port: 6080, flags: [.checksum])
+        XCTAssertEqual(IPVSRule.command(.addRealServer(tunnelled, service: udp("10.96.0.1", 53))),
+                       "-a -u 10.96.0.1:53 -r 10.0.0.2:80 -i -w 1 --tun-type gue --tun-port 6080 --tun-csum")
+        XCTAssertEqual(IPVSRule.command(.deleteRealServer(RealServerID(address: ip("10.0.0.1"), port: 80), service: udp("10.96.0.1", 53))),
                        "-d -u 10.96.0.1:53 -r 10.0.0.1:80")
     }
 }

@@ -33,7 +33,7 @@ final class RestoreAndRunTests: XCTestCase {
 
         """)
         XCTAssertEqual(status, ExitStatus.usage)
-        XCTAssertTrue(harness.backend.applied.isEmpty, "nothing may be applied")
+        XCTAssertTrue(harness.backend.batches.isEmpty, "nothing may be applied")
         XCTAssertFalse(harness.backendOpened)
         let lines = harness.error.split(separator: "\n").map(String.init)
         XCTAssertEqual(lines.count, 5, harness.error)
@@ -55,9 +55,9 @@ final class RestoreAndRunTests: XCTestCase {
         -Z
         """)
         XCTAssertEqual(status, 0, harness.error)
-        XCTAssertEqual(harness.backend.applied.count, 2, "one batch before --set, one after")
-        XCTAssertEqual(harness.backend.applied[0].count, 3)
-        XCTAssertEqual(harness.backend.applied[1], [.zero(nil)])
+        XCTAssertEqual(harness.backend.batches.count, 2, "one batch before --set, one after")
+        XCTAssertEqual(harness.backend.batches[0].count, 3)
+        XCTAssertEqual(harness.backend.batches[1], [.zero(nil)])
         XCTAssertEqual(harness.backend.timeoutsValue, Timeouts(tcp: 10, tcpFin: 120, udp: 300))
         XCTAssertEqual(harness.backend.entries.map(\.realServers.count), [2])
     }
@@ -100,7 +100,7 @@ final class RestoreAndRunTests: XCTestCase {
             -A -t 10.9.0.1:443
             """)
             XCTAssertEqual(status, ExitStatus.changeFailed, harness.error)
-            XCTAssertTrue(harness.backend.applied.isEmpty, "nothing may be applied: \(harness.backend.applied)")
+            XCTAssertTrue(harness.backend.batches.isEmpty, "nothing may be applied: \(harness.backend.batches)")
             XCTAssertEqual(harness.backend.entries, foreignTable())
             let offset = clearFirst ? 1 : 0
             var expected = [
@@ -159,7 +159,7 @@ final class RestoreAndRunTests: XCTestCase {
             -A -t 10.0.0.3:80 -s rr
             """)
             XCTAssertEqual(status, ExitStatus.changeFailed, harness.error)
-            XCTAssertEqual(harness.backend.applied.count, 3, "the script in two batches, then the undo: \(harness.backend.applied)")
+            XCTAssertEqual(harness.backend.batches.count, 3, "the script in two batches, then the undo: \(harness.backend.batches)")
             XCTAssertEqual(Set(harness.backend.entries.map(\.service)), Set(foreignTable().map(\.service)))
             XCTAssertEqual(harness.backend.entries.sorted { $0.service.key < $1.service.key }.map { Set($0.realServers) },
                            foreignTable().sorted { $0.service.key < $1.service.key }.map { Set($0.realServers) })
@@ -199,7 +199,7 @@ final class RestoreAndRunTests: XCTestCase {
         let harness = Harness()
         harness.catalog = SchedulerCatalog(available: ["rr", "wlc"], isComplete: true, kernelRelease: "6.1.0-test")
         XCTAssertEqual(harness.run("-R", input: "-A -t 10.0.0.1:80 -s rr\n-A -t 10.0.0.2:80 -s twos\n"), ExitStatus.usage)
-        XCTAssertTrue(harness.backend.applied.isEmpty)
+        XCTAssertTrue(harness.backend.batches.isEmpty)
         XCTAssertTrue(harness.error.contains("line 2 (-A -t 10.0.0.2:80 -s twos): the kernel has no \"twos\" scheduler: module ip_vs_twos"), harness.error)
         XCTAssertTrue(harness.error.contains("Schedulers this kernel has: rr, wlc"), harness.error)
     }

@@ -218,10 +218,16 @@ final class AgentTests: XCTestCase {
         let cluster = try AgentTestCluster()
         let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("Examples/cluster.yaml").path
+        let dry = try cluster.agent(["--manifests", example, "--node-ip", "10.0.0.4", "--dry-run"])
+        XCTAssertEqual(dry.status, 0, dry.standardError)
         let run = try cluster.agent(["--manifests", example, "--node-ip", "10.0.0.4", "--once"])
         XCTAssertEqual(run.status, 0, run.standardError)
         let rules = try KernelTest.shell("ipvsadm -Sn")
         let services = rules.split(separator: "\n").filter { $0.hasPrefix("-A ") }.map(String.init)
+        // The dry run printed each service as ipvsadm -S saves it once programmed (issue 18: it
+        // printed -b before -p and -o).
+        let planned = dry.standardOutput.split(separator: "\n").filter { $0.hasPrefix("-A ") }.map(String.init)
+        XCTAssertEqual(planned.sorted(), services.sorted(), dry.standardOutput)
         func service(_ frontend: String) -> String? { services.first { $0.contains(" \(frontend) ") } }
         XCTAssertEqual(service("-u 10.96.0.10:53"), "-A -u 10.96.0.10:53 -s rr", rules)
         XCTAssertEqual(service("-t 10.96.0.10:53"), "-A -t 10.96.0.10:53 -s rr", rules)

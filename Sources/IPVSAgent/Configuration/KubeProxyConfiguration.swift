@@ -20,7 +20,7 @@ public struct KubeProxyConfiguration: Hashable, Sendable {
     /// `hostnameOverride`: this node's name (`--hostname-override`, `--node-name`); `nil` when empty.
     public var hostnameOverride: String?
     /// `ipvs.scheduler` (`--ipvs-scheduler`, `--scheduler`); `nil` when empty (kube-proxy's default, rr).
-    public var scheduler: String?
+    public var scheduler: Scheduler?
     /// `ipvs.syncPeriod` (`--ipvs-sync-period`, `--sync-period`): kube-proxy's default 30s when `0s`.
     public var syncPeriod: Duration = .seconds(30)
     /// `ipvs.minSyncPeriod` (`--ipvs-min-sync-period`): the least time between two reloads; 0 reloads at once.
@@ -286,10 +286,10 @@ private struct KubeProxyConfigurationReader {
             case "scheduler":
                 guard let name = text(value, field), !name.isEmpty else { continue }
                 guard Scheduler(rawValue: name).isKnown else {
-                    problem(value.line, field, "\"\(name)\" is not an IPVS scheduler; use one of \(Scheduler.allKnown.map(\.rawValue).joined(separator: ", "))")
+                    problem(value.line, field, "\"\(name)\" is not an IPVS scheduler; use one of \(Scheduler.knownNames)")
                     continue
                 }
-                configuration.scheduler = name
+                configuration.scheduler = Scheduler(rawValue: name)
             case "excludeCIDRs":
                 let cidrs = list(value, field) ?? []
                 for cidr in cidrs where !KubeProxyConfiguration.isCIDR(cidr) {

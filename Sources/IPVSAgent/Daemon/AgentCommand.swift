@@ -82,8 +82,9 @@ public struct AgentCommand: AsyncParsableCommand {
     public var manifests: [String] = []
 
     @Option(name: [.customLong("scheduler"), .customLong("ipvs-scheduler")],
-            help: ArgumentHelp("The scheduler of Services without the scheduler annotation: \(Scheduler.allKnown.map(\.rawValue).joined(separator: ", ")) (default: ipvs.scheduler of a KubeProxyConfiguration --config, else rr). --ipvs-scheduler is kube-proxy's name.", valueName: "name"))
-    public var scheduler: String?
+            help: ArgumentHelp("The scheduler of Services without the scheduler annotation: \(Scheduler.knownNames) (default: ipvs.scheduler of a KubeProxyConfiguration --config, else rr). Scheduler flags a Service names for another scheduler are reported and left out. --ipvs-scheduler is kube-proxy's name.", valueName: "name"),
+            transform: AgentCommand.knownScheduler)
+    public var scheduler: Scheduler?
 
     @Option(name: .long, help: ArgumentHelp("The health check of Services without the ipvs.swift.dev/health-check annotation: none or tcp (a connect every second; a pod down after 2 failures gets weight 0, back after 2 successes). Services tune or enable checks with ipvs.swift.dev/health-* annotations.", valueName: "kind"))
     public var healthCheck: String = "none"
@@ -173,6 +174,13 @@ public struct AgentCommand: AsyncParsableCommand {
 
     // MARK: - Validation
 
+    /// `--scheduler`: one of the kernel's schedulers (`Scheduler.allKnown`), parsed once here.
+    static func knownScheduler(_ text: String) throws -> Scheduler {
+        let scheduler = Scheduler(rawValue: text)
+        guard scheduler.isKnown else { throw ValidationError("unknown scheduler '\(text)'; use one of \(Scheduler.knownNames)") }
+        return scheduler
+    }
+
     public mutating func validate() throws {
         if !cleanup, manifests.isEmpty {
             throw ValidationError("give at least one --manifests file or folder (or --cleanup)")
@@ -184,9 +192,6 @@ public struct AgentCommand: AsyncParsableCommand {
             throw ValidationError("--health-check: '\(healthCheck)' is not a default check; use none or tcp (other checks and settings: healthChecks.default in --config, or ipvs.swift.dev/health-* annotations)")
         }
 
-        if let scheduler, !Scheduler(rawValue: scheduler).isKnown {
-            throw ValidationError("unknown scheduler '\(scheduler)'; use one of \(Scheduler.allKnown.map(\.rawValue).joined(separator: ", "))")
-        }
         for address in nodeIP where IPAddress(address) == nil {
             throw ValidationError("--node-ip '\(address)' is not an IPv4 or IPv6 address")
         }
@@ -203,8 +208,8 @@ public struct AgentCommand: AsyncParsableCommand {
     public func run() async throws {
         if !cleanup, !dryRun, !once {
             // Daemon mode reloads on SIGHUP, whose default action is to end the process. The reload
-            // handler comes with the reconcile loop, after the kernel has been read (seconds at
-            // thousands of services), so SIGHUP is ignored from here on. A SIGHUP ignored before
+            // handler comes with the reconcile loop, after the kernel has been read (which takes
+            // long on a large table), so SIGHUP is ignored from here on. A SIGHUP ignored before
             // the handler exists needs no reload afterwards: the loop installs its handler before
             // the first load, which reads every file as it is after that signal.
             signal(SIGHUP, SIG_IGN)

@@ -285,7 +285,13 @@ struct AgentRunner {
 
 /// A kernel without IPVS services, for dry runs where IPVS cannot be read.
 final class EmptyIPVS: IPVSBackend {
+    func info() throws -> IPVSInfo { IPVSInfo(version: 0, connectionTableSize: 0) }
+    func services() throws -> [VirtualService] { [] }
+    func service(_ key: ServiceKey) throws -> VirtualService { throw IPVSError(kind: .serviceNotFound, operation: "read service \(key)") }
     func table() throws -> [ServiceTableEntry] { [] }
     func realServers(of key: ServiceKey) throws -> [RealServer] { [] }
+    func timeouts() throws -> Timeouts { Timeouts(tcp: 0, tcpFin: 0, udp: 0) }
+    func setTimeouts(_ timeouts: Timeouts) throws {}
+    func syncDaemons() throws -> [SyncDaemon] { [] }
     func apply(_ operations: [IPVSOperation]) -> [IPVSOperationResult] { operations.map { _ in .success(()) } }
 }

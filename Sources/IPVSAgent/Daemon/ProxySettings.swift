@@ -26,7 +26,7 @@ struct ProxySettings: Hashable, Sendable {
 
     init(command: AgentCommand, file: KubeProxyConfiguration? = nil) {
         let file = file ?? KubeProxyConfiguration()
-        scheduler = Scheduler(rawValue: command.scheduler ?? file.scheduler ?? Scheduler.roundRobin.rawValue)
+        scheduler = command.scheduler ?? file.scheduler ?? .roundRobin
         nodeName = command.nodeName ?? file.hostnameOverride
         syncPeriod = command.syncPeriod?.duration ?? file.syncPeriod
         minSyncPeriod = command.ipvsMinSyncPeriod?.duration ?? file.minSyncPeriod

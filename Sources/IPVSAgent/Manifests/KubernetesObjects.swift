@@ -85,6 +85,9 @@ public struct KubeService: Hashable, Sendable {
     public var scheduler: Scheduler?
     /// The flags of annotation `ipvs.swift.dev/scheduler-flags`.
     public var schedulerFlags: ServiceFlags?
+    /// The scheduler whose flags the annotation names (`sh` for `sh-port`), or `nil` when it names
+    /// none (`onepacket` alone): sh and mh flags share bits, so whether they apply is decided by name.
+    public var flagsScheduler: Scheduler?
     /// `metadata.creationTimestamp` (`2024-05-01T12:00:00Z`): of two Service objects that claim the
     /// same name or address and port, neither in the desired state yet, the older wins.
     public var creationTimestamp: String?
@@ -101,7 +104,7 @@ public struct KubeService: Hashable, Sendable {
                 loadBalancerIngress: [IPAddress] = [], ports: [ServicePort] = [],
                 sessionAffinityTimeout: UInt32? = nil, externalTrafficLocal: Bool = false,
                 internalTrafficLocal: Bool = false, scheduler: Scheduler? = nil, schedulerFlags: ServiceFlags? = nil,
-                location: ManifestLocation? = nil) {
+                flagsScheduler: Scheduler? = nil, location: ManifestLocation? = nil) {
         self.name = name
         self.annotations = annotations
         self.type = type
@@ -115,6 +118,7 @@ public struct KubeService: Hashable, Sendable {
         self.internalTrafficLocal = internalTrafficLocal
         self.scheduler = scheduler
         self.schedulerFlags = schedulerFlags
+        self.flagsScheduler = flagsScheduler
         self.locationValue = NotCompared(location)
     }
 }

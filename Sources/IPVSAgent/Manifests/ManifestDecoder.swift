@@ -20,12 +20,13 @@ public struct ManifestDecoding: Sendable {
 /// agent uses, strictly: unknown fields, bad addresses, ports and protocols are errors that name the
 /// file, the document, the object and the field. Objects of other kinds are skipped.
 public enum ManifestDecoder {
-    /// The annotation that picks a Service's scheduler (`rr`, `wlc`, `mh`, … as ipvsadm names them).
     /// The prefix of every annotation the agent reads.
     public static let annotationPrefix = "ipvs.swift.dev/"
+    /// The annotation that picks a Service's scheduler (`rr`, `wlc`, `mh`, … as ipvsadm names them).
     public static let schedulerAnnotation = "ipvs.swift.dev/scheduler"
     /// The annotation that sets scheduler flags: a comma-separated list of `sh-fallback`, `sh-port`,
-    /// `mh-fallback`, `mh-port` (the scheduler must support them) and `onepacket` (UDP).
+    /// `mh-fallback`, `mh-port` (of one scheduler; flags of another scheduler than the Service's are
+    /// reported and left out when it is mapped) and `onepacket` (UDP).
     public static let schedulerFlagsAnnotation = "ipvs.swift.dev/scheduler-flags"
 
     /// Decodes the text of `file` (the name is only used in issues).

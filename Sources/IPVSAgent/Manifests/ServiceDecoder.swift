@@ -172,9 +172,9 @@ enum ServiceDecoder {
 
     // MARK: - Scheduler annotations
 
-    static let flagNames: [String: ServiceFlags] = [
-        "sh-fallback": .shFallback, "sh-port": .shPort, "mh-fallback": .mhFallback, "mh-port": .mhPort, "onepacket": .onePacket,
-    ]
+    /// The words of the flags annotation: the sh and mh flag names (`ServiceFlags.schedulerFlagNames`;
+    /// the generic `flag-N` names are ipvsctl's only) and `onepacket`.
+    static let flagWords: [String] = (ServiceFlags.schedulerFlagNames.filter { $0.scheduler != nil }.map(\.name) + ["onepacket"]).sorted()
 
     private static func schedulerAnnotations(_ annotations: [String: String], reader: NodeReader, into service: inout KubeService) throws {
         if annotations.isEmpty { return }
@@ -184,24 +184,33 @@ enum ServiceDecoder {
             let scheduler = Scheduler(rawValue: name.trimmingCharacters(in: .whitespaces))
             guard scheduler.isKnown else {
                 throw FieldError(path: prefix + field, line: reader.line,
-                                 message: "unknown scheduler \"\(name)\"; use one of \(Scheduler.allKnown.map(\.rawValue).joined(separator: ", "))")
+                                 message: "unknown scheduler \"\(name)\"; use one of \(Scheduler.knownNames)")
             }
             service.scheduler = scheduler
         }
         if let text = annotations[ManifestDecoder.schedulerFlagsAnnotation] {
             let flagsField = prefix + "metadata.annotations[\(ManifestDecoder.schedulerFlagsAnnotation)]"
             var flags: ServiceFlags = []
+            var named: (word: String, scheduler: Scheduler)?
             for word in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !word.isEmpty {
-                guard let flag = flagNames[word] else {
-                    throw FieldError(path: flagsField, line: reader.line,
-                                     message: "unknown scheduler flag \"\(word)\"; use \(flagNames.keys.sorted().joined(separator: ", "))")
+                if word == "onepacket" {
+                    flags.insert(.onePacket)
+                    continue
                 }
-                if let scheduler = service.scheduler, word != "onepacket", !word.hasPrefix(scheduler.rawValue + "-") {
+                guard let flag = ServiceFlags.schedulerFlag(named: word), let scheduler = flag.scheduler else {
                     throw FieldError(path: flagsField, line: reader.line,
-                                     message: "flag \"\(word)\" does not apply to scheduler \"\(scheduler)\"")
+                                     message: "unknown scheduler flag \"\(word)\"; use \(flagWords.joined(separator: ", "))")
                 }
-                flags.insert(flag)
+                // Whether the flags apply to the Service's scheduler is decided when it is mapped
+                // (ServiceMapper), where `--scheduler` is known; flags of two schedulers never apply.
+                if let named, named.scheduler != scheduler {
+                    throw FieldError(path: flagsField, line: reader.line,
+                                     message: "\"\(named.word)\" and \"\(word)\" are flags of two schedulers (\(named.scheduler) and \(scheduler)); name the flags of one")
+                }
+                named = (word, scheduler)
+                flags.insert(flag.flag)
             }
+            service.flagsScheduler = named?.scheduler
             service.schedulerFlags = flags
         }
     }

@@ -5,8 +5,6 @@ import IPVS
 public struct MappingOptions: Hashable, Sendable {
     /// The scheduler of Services without the scheduler annotation (`--scheduler`).
     public var scheduler: Scheduler
-    /// The scheduler flags of Services without the flags annotation.
-    public var schedulerFlags: ServiceFlags
     /// This node's name, for `internalTrafficPolicy`/`externalTrafficPolicy: Local` (`--node-name`).
     public var nodeName: String?
     /// The addresses NodePorts listen on (`--node-ip`).
@@ -15,10 +13,6 @@ public struct MappingOptions: Hashable, Sendable {
     /// load-balancer IP among them gets its virtual services but is never bound on the dummy
     /// interface (kube-proxy's rule), so the agent never takes a node's address over.
     public var localAddresses: Set<IPAddress>
-    /// How real servers are reached; kube-proxy uses NAT.
-    public var forwarding: ForwardingMethod
-    /// The weight of every ready endpoint.
-    public var weight: Int32
     /// The health check of Services before their `ipvs.swift.dev/health-*` annotations
     /// (`--health-check`, then the configuration file's `healthChecks.default`); kind `.disabled`
     /// means no checks unless a Service asks for them.
@@ -29,20 +23,17 @@ public struct MappingOptions: Hashable, Sendable {
     /// The exec checks and fallback servers Service annotations may name (`healthChecks.allowed`).
     public var allowed: OperatorAllowances
 
-    public init(scheduler: Scheduler = .roundRobin, schedulerFlags: ServiceFlags = [], nodeName: String? = nil,
-                nodeAddresses: [IPAddress] = [], localAddresses: Set<IPAddress> = [], forwarding: ForwardingMethod = .masquerade, weight: Int32 = 1,
+    public init(scheduler: Scheduler = .roundRobin, nodeName: String? = nil,
+                nodeAddresses: [IPAddress] = [], localAddresses: Set<IPAddress> = [],
                 health: HealthCheckConfiguration = MappingOptions.noHealthChecks,
                 serviceHealth: [ObjectName: HealthCheckConfiguration] = [:], allowed: OperatorAllowances = .none) {
         self.health = health
         self.serviceHealth = serviceHealth
         self.allowed = allowed
         self.scheduler = scheduler
-        self.schedulerFlags = schedulerFlags
         self.nodeName = nodeName
         self.nodeAddresses = nodeAddresses
         self.localAddresses = localAddresses
-        self.forwarding = forwarding
-        self.weight = weight
     }
 }
 
@@ -72,8 +63,11 @@ public struct ServiceMapping: Hashable, Sendable {
 ///   rolling restart does not drop traffic). `Local` traffic policies keep this node's endpoints only.
 ///   One real server per endpoint, at its first address: the API calls an endpoint's addresses
 ///   interchangeable, and kube-proxy uses the first.
-/// - Scheduler `mh` without flags (no flags annotation, no default flags) gets `mh-port`, as
-///   kube-proxy sets `IP_VS_SVC_F_SCHED_MH_PORT` on its `mh` services.
+/// - Scheduler `mh` without the flags annotation gets `mh-port`, as kube-proxy sets
+///   `IP_VS_SVC_F_SCHED_MH_PORT` on its `mh` services. Flags of another scheduler than the Service's
+///   (whether the annotation or `--scheduler` chose it) are reported and left out, and the Service
+///   is programmed: kube-proxy never refuses a Service over scheduler flags.
+/// - Real servers are reached by NAT with weight 1, as kube-proxy's.
 /// - The endpoint port is the slice port named like the Service port (the EndpointSlice controller
 ///   resolves named target ports per pod); a numeric `targetPort` is the fallback for slices without ports.
 /// - `sessionAffinity: ClientIP` becomes persistence with the Service's timeout.
@@ -86,16 +80,14 @@ public enum ServiceMapper {
 
         // MARK: Scheduler
         let scheduler = service.scheduler ?? options.scheduler
-        var flags = service.schedulerFlags ?? options.schedulerFlags
-        if scheduler == .maglevHashing, service.schedulerFlags == nil, options.schedulerFlags.subtracting(.onePacket).isEmpty {
-            flags.insert(.mhPort)
-        }
-        let schedulerFlags = flags.subtracting(.onePacket)
-        if !schedulerFlags.isEmpty, !scheduler.supportedFlags.isSuperset(of: schedulerFlags) {
+        var flags = service.schedulerFlags ?? (scheduler == .maglevHashing ? .mhPort : [])
+        if let named = service.flagsScheduler, named != scheduler {
+            let source = service.scheduler == nil ? "--scheduler" : ManifestDecoder.schedulerAnnotation
+            let names = flags.schedulerFlagNames(for: named).joined(separator: ",")
             result.issues.append(ManifestIssue(at: service.location, object: object,
                                                field: "metadata.annotations[\(ManifestDecoder.schedulerFlagsAnnotation)]",
-                                               message: "scheduler \(scheduler) takes no such flags; the flags are ignored"))
-            flags = flags.intersection(.onePacket)
+                                               message: "\(names): flags of the \(named) scheduler, which \(scheduler) (set by \(source)) does not take; the Service is programmed without them"))
+            flags.subtract(flags.schedulerFlags)
         }
         let persistence = service.sessionAffinityTimeout.map { Persistence(timeout: $0) }
 
@@ -259,7 +251,7 @@ public enum ServiceMapper {
         var servers: [RealServerID: RealServer] = [:]
         servers.reserveCapacity(candidates.count)
         for candidate in candidates {
-            let server = RealServer(address: candidate.address, port: candidate.port, forwarding: options.forwarding, weight: options.weight)
+            let server = RealServer(address: candidate.address, port: candidate.port, forwarding: .masquerade, weight: 1)
             servers[server.id] = server
         }
         return servers

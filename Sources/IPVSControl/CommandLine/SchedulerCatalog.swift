@@ -81,7 +81,7 @@ public struct SchedulerCatalog: Sendable, Equatable {
             text += isComplete ? ". Schedulers this kernel has: " : ". Schedulers loaded now: "
             text += available.joined(separator: ", ")
         }
-        text += ". Known IPVS schedulers: " + Scheduler.allKnown.map(\.rawValue).joined(separator: ", ")
+        text += ". Known IPVS schedulers: " + Scheduler.knownNames
         return text
     }
 }

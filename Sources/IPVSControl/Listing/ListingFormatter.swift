@@ -82,19 +82,12 @@ struct ListingFormatter {
         switch key {
         case .firewallMark(let mark, let family):
             // ipvsadm 1.31 prints the mark with %d: marks above 2^31 come out negative.
+            if format.contains(.rule) { return IPVSRule.service(key) }
             let shown = Int32(bitPattern: mark)
-            if format.contains(.rule) { return family == .inet6 ? "-f \(shown) -6" : "-f \(shown)" }
             return family == .inet6 ? "FWM  \(shown) IPv6" : "FWM  \(shown)"
         case .address(let proto, let address, let port):
             let endpoint = endpointName(address, port, proto)
-            if format.contains(.rule) {
-                let option = switch proto {
-                case .tcp: "-t"
-                case .udp: "-u"
-                case .sctp: "--sctp-service"
-                }
-                return "\(option) \(endpoint)"
-            }
+            if format.contains(.rule) { return IPVSRule.service(key, endpoint: endpoint) }
             var text = proto.description
             if text.utf8.count < 4 { text += String(repeating: " ", count: 4 - text.utf8.count) }
             text += " " + endpoint
@@ -119,9 +112,9 @@ struct ListingFormatter {
         out.write(name)
         out.write(" ")
         out.write(service.scheduler.rawValue)
-        if !service.flags.intersection([.scheduler1, .scheduler2, .scheduler3]).isEmpty {
+        if !service.flags.schedulerFlags.isEmpty {
             out.write(" (")
-            out.write(Self.schedulerFlagNames(service).joined(separator: ","))
+            out.write(service.flags.schedulerFlagNames(for: service.scheduler).joined(separator: ","))
             out.write(")")
         }
         if let persistence = service.persistence {
@@ -133,42 +126,14 @@ struct ListingFormatter {
     }
 
     private func ruleLine(_ service: VirtualService, name: String, into out: inout TextBuffer) {
-        out.write("-A \(name) -s \(service.scheduler.rawValue)")
-        if let persistence = service.persistence {
-            out.write(" -p \(persistence.timeout)")
-            if let mask = maskText(service) { out.write(" -M \(mask)") }
-        }
-        if let engine = service.persistenceEngine { out.write(" --pe \(engine)") }
-        if service.flags.contains(.onePacket) { out.write(" -o") }
-        if !service.flags.intersection([.scheduler1, .scheduler2, .scheduler3]).isEmpty {
-            out.write(" -b ")
-            out.write(Self.schedulerFlagNames(service).joined(separator: ","))
-        }
+        out.write("-A \(name) ")
+        out.write(IPVSRule.settings(of: service))
     }
 
     /// The persistence mask when it is not the full address: `255.255.255.0`, or `64` for IPv6.
     private func maskText(_ service: VirtualService) -> String? {
         guard let length = service.persistence?.prefixLength, length != service.key.family.maxPrefixLength else { return nil }
-        switch service.key.family {
-        case .inet6: return String(length)
-        case .inet:
-            let mask: UInt32 = length <= 0 ? 0 : UInt32.max << (32 - min(length, 32))
-            return IPAddress.v4(mask).description
-        }
-    }
-
-    /// The scheduler flag names ipvsadm prints for the service's scheduler.
-    static func schedulerFlagNames(_ service: VirtualService) -> [String] {
-        let flags = service.flags
-        switch service.scheduler.rawValue {
-        case "sh":
-            return (flags.contains(.shFallback) ? ["sh-fallback"] : []) + (flags.contains(.shPort) ? ["sh-port"] : [])
-        case "mh":
-            return (flags.contains(.mhFallback) ? ["mh-fallback"] : []) + (flags.contains(.mhPort) ? ["mh-port"] : [])
-        default:
-            return (flags.contains(.scheduler1) ? ["flag-1"] : []) + (flags.contains(.scheduler2) ? ["flag-2"] : [])
-                + (flags.contains(.scheduler3) ? ["flag-3"] : [])
-        }
+        return Persistence.netmaskText(prefixLength: length, family: service.key.family)
     }
 
     // MARK: - Real servers
@@ -179,15 +144,8 @@ struct ListingFormatter {
         if !format.contains(.rule), server.address.family != .inet6 { name = TextBuffer.truncated(name, to: 28) }
         let connections = server.connections ?? ConnectionCounts()
         if format.contains(.rule) {
-            out.write("-a \(serviceName) -r \(name) \(Self.forwardingSwitch(server.forwarding)) -w \(server.weight)")
-            if server.forwarding == .tunnel {
-                out.write(" --tun-type \(server.tunnel.type)")
-                switch server.tunnel.type {
-                case .ipip: break
-                case .gue: out.write(" --tun-port \(server.tunnel.port) \(Self.checksumOption(server.tunnel.flags))")
-                case .gre: out.write(" \(Self.checksumOption(server.tunnel.flags))")
-                }
-            }
+            out.write("-a \(serviceName) ")
+            out.write(IPVSRule.settings(of: server, name: name))
             out.write("\n")
             return
         }
@@ -235,19 +193,6 @@ struct ListingFormatter {
             }
         }
         out.write("\n")
-    }
-
-    /// `-m`, `-i` or `-g` (also for local servers, as ipvsadm saves them).
-    static func forwardingSwitch(_ method: ForwardingMethod) -> String {
-        switch method {
-        case .masquerade: "-m"
-        case .tunnel: "-i"
-        case .local, .directRouting: "-g"
-        }
-    }
-
-    static func checksumOption(_ flags: TunnelFlags) -> String {
-        flags.contains(.remoteChecksum) ? "--tun-remcsum" : flags.contains(.checksum) ? "--tun-csum" : "--tun-nocsum"
     }
 
     /// `ipip`, `gue:5555:+c`, `gre:-c` for tunnelling servers; `nil` otherwise.

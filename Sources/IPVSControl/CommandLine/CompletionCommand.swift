@@ -60,7 +60,7 @@ struct CompletionCommand: ParsableCommand {
     @Option(name: [.customShort("M"), .customLong("netmask")], help: "Persistence granularity.") var netmask: String?
     @Option(name: .customLong("pe"), help: "Persistence engine.", completion: .list(["sip"])) var pe: String?
     @Option(name: [.customShort("b"), .customLong("sched-flags")], help: "Scheduler flags.",
-            completion: .list(["flag-1", "flag-2", "flag-3", "sh-fallback", "sh-port", "mh-fallback", "mh-port"])) var schedFlags: String?
+            completion: .list(ServiceFlags.schedulerFlagNames.map(\.name))) var schedFlags: String?
     @Flag(name: [.customShort("o"), .customLong("ops")], help: "One-packet scheduling.") var ops = false
     @Option(name: [.customShort("r"), .customLong("real-server")], help: "Real server HOST[:PORT].") var realServer: String?
     @Flag(name: [.customShort("g"), .customLong("gatewaying")], help: "Direct routing.") var gatewaying = false

@@ -1,17 +1,5 @@
 import IPVS
 
-/// The kernel's IPVS as the reconciler uses it; `IPVSClient` is the real one, tests use a fake.
-public protocol IPVSBackend: AnyObject {
-    /// Every service with its real servers (and their connection counts).
-    func table() throws -> [ServiceTableEntry]
-    /// The real servers of one service, with connection counts.
-    func realServers(of key: ServiceKey) throws -> [RealServer]
-    /// Applies operations in order and returns one result per operation.
-    func apply(_ operations: [IPVSOperation]) -> [IPVSOperationResult]
-}
-
-extension IPVSClient: IPVSBackend {}
-
 /// The dummy interface and its addresses as the reconciler uses them; `LinkManagerBackend` is the
 /// real one (rtnetlink), tests use a fake.
 public protocol VIPBackend: AnyObject, Sendable {

@@ -45,27 +45,21 @@ extension InvocationParser {
         return text
     }
 
-    /// `-b`: `flag-1,flag-2,flag-3`, or sh-fallback/sh-port for sh, mh-fallback/mh-port for mh.
+    /// `-b`: `flag-1,flag-2,flag-3`, or sh-fallback/sh-port for sh, mh-fallback/mh-port for mh
+    /// (`ServiceFlags.schedulerFlagNames`); a name of another scheduler is refused, as ipvsadm does.
     static func schedulerFlags(_ text: String, scheduler: String) throws(UsageError) -> ServiceFlags {
         var flags = ServiceFlags()
         let names = text.split(separator: ",", omittingEmptySubsequences: true)
         guard !names.isEmpty else { throw UsageError("-b (--sched-flags): no flag given") }
         for name in names {
-            let needed: String?
-            switch name {
-            case "flag-1": flags.insert(.scheduler1); needed = nil
-            case "flag-2": flags.insert(.scheduler2); needed = nil
-            case "flag-3": flags.insert(.scheduler3); needed = nil
-            case "sh-fallback": flags.insert(.shFallback); needed = "sh"
-            case "sh-port": flags.insert(.shPort); needed = "sh"
-            case "mh-fallback": flags.insert(.mhFallback); needed = "mh"
-            case "mh-port": flags.insert(.mhPort); needed = "mh"
-            default:
-                throw UsageError("-b (--sched-flags): unknown flag \"\(name)\"; valid: flag-1, flag-2, flag-3, sh-fallback, sh-port (sh), mh-fallback, mh-port (mh)")
+            guard let known = ServiceFlags.schedulerFlag(named: name) else {
+                let valid = ServiceFlags.schedulerFlagNames.map { entry in entry.scheduler.map { "\(entry.name) (\($0))" } ?? entry.name }
+                throw UsageError("-b (--sched-flags): unknown flag \"\(name)\"; valid: \(valid.joined(separator: ", "))")
             }
-            if let needed, needed != scheduler {
+            if let needed = known.scheduler, needed.rawValue != scheduler {
                 throw UsageError("-b (--sched-flags): \(name) applies to the \(needed) scheduler, not \(scheduler) (add -s \(needed))")
             }
+            flags.insert(known.flag)
         }
         return flags
     }

@@ -4,9 +4,10 @@ import IPVS
 /// servers in the plainest spelling (`-A -t 10.96.0.1:80 -s rr`,
 /// `-a -t 10.96.0.1:80 -r 10.244.1.1:8080 -m -w 1`, `-d …`, `-D …`, `-E …`, `-e …`).
 ///
-/// Why it exists: `-R` of 10,000 services x 10 real servers is 110,000 lines, and the general
-/// parser (`ArgumentScanner` + `InvocationParser`, which handles popt's whole grammar: clusters,
-/// glued arguments, host and service names) spends most of `-R`'s user time making strings.
+/// Why it exists: a large `-R` input is mostly such lines, and the general parser
+/// (`ArgumentScanner` + `InvocationParser`, which handles popt's whole grammar: clusters, glued
+/// arguments, host and service names) spends most of `-R`'s user time making strings
+/// (`docs/benchmarks.md` measures `-R`).
 /// This reader makes none. It accepts only a strict subset (exact option words, dotted-decimal
 /// IPv4 without leading zeros, decimal numbers without leading zeros, explicit ports, each option
 /// once) and returns `nil` for anything else, which then goes to the general parser; so it never

@@ -40,7 +40,7 @@ enum JSONListing {
             json.field("fwmark", UInt64(mark))
         }
         json.field("scheduler", service.scheduler.rawValue)
-        json.field("scheduler_flags", strings: ListingFormatter.schedulerFlagNames(service))
+        json.field("scheduler_flags", strings: service.flags.schedulerFlagNames(for: service.scheduler))
         json.field("one_packet", service.flags.contains(.onePacket))
         if let persistence = service.persistence {
             json.beginObject("persistence")

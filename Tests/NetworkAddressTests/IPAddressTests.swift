@@ -1,4 +1,4 @@
-import IPVS
+import NetworkAddress
 import XCTest
 
 final class IPAddressTests: XCTestCase {

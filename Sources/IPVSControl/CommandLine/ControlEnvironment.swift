@@ -5,30 +5,6 @@ import Musl
 #endif
 import IPVS
 
-/// What ipvsctl needs from the kernel: `IPVSClient`'s calls, as a protocol so command lines can
-/// be run against an in-memory table in unit tests (which then say nothing about the kernel).
-public protocol IPVSBackend: AnyObject {
-    func info() throws -> IPVSInfo
-    func services() throws -> [VirtualService]
-    func service(_ key: ServiceKey) throws -> VirtualService
-    func realServers(of key: ServiceKey) throws -> [RealServer]
-    /// Every service with its real servers (`IPVSClient` reads a large table over several sockets).
-    func table() throws -> [ServiceTableEntry]
-    func timeouts() throws -> Timeouts
-    func setTimeouts(_ timeouts: Timeouts) throws
-    func syncDaemons() throws -> [SyncDaemon]
-    func apply(_ operations: [IPVSOperation]) -> [IPVSOperationResult]
-}
-
-extension IPVSClient: IPVSBackend {}
-
-extension IPVSBackend {
-    /// One dump of the services, then one dump of real servers per service.
-    public func table() throws -> [ServiceTableEntry] {
-        try services().map { ServiceTableEntry(service: $0, realServers: try realServers(of: $0.key)) }
-    }
-}
-
 /// Where a run of ipvsctl reads and writes: the process's own streams and the kernel, or
 /// replacements in tests.
 public struct ControlEnvironment {

@@ -306,8 +306,8 @@ struct InvocationParser {
             guard let mask = NameResolver.ipv4Address(netmaskText), case .v4(let value) = mask else {
                 throw UsageError("-M (--netmask): expected an IPv4 netmask such as 255.255.255.0, got \"\(netmaskText)\"")
             }
-            let length = (~value).leadingZeroBitCount
-            guard length == 32 || value == UInt32.max << (32 - length) else {
+            let length = Persistence.prefixLength(netmask: value, family: .inet)
+            guard Persistence.netmask(prefixLength: length, family: .inet) == value else {
                 throw UsageError("-M (--netmask): \(netmaskText) is not a contiguous netmask; ipvsctl supports contiguous masks only")
             }
             return length == 32 ? nil : length
