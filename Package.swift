@@ -80,6 +80,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -103,8 +104,14 @@ let package = Package(
         .executableTarget(name: "decode-bench", dependencies: ["IPVSAgent"], path: "Benchmarks/decode"),
 
         // MARK: - Tests (unit tests run on the host; KernelTests need a real IPVS kernel)
-        /// Helpers shared by the test targets (hex bytes, a seeded random generator, hostile manifests).
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        /// Helpers shared by the test targets (hex bytes, a seeded random generator, hostile manifests, a
+        /// Kubernetes API server with its test CA).
+        .target(name: "TestSupport", dependencies: [
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ], path: "Tests/TestSupport"),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "TestSupport"]),
         .testTarget(name: "IPVSTests", dependencies: ["IPVS", "Netlink", "TestSupport"]),
         .testTarget(name: "IPVSControlTests", dependencies: ["IPVSControl", "IPVS", "TestSupport"]),
