@@ -78,6 +78,22 @@ public struct AgentCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("A manifest file or folder of .yaml/.yml/.json files (repeatable). A file deleted from a folder removes its Services; a path given here that disappears is an error and keeps its last good objects. A file over a limit (16 MiB, 64 levels of nesting, 10,000 aliases; see the README) keeps its last good objects; a FIFO or device is skipped.", valueName: "path"))
     public var manifests: [String] = []
 
+    // MARK: API server source (issue 19): --kubeconfig / --in-cluster, instead of --manifests.
+
+    @Option(name: .long, help: ArgumentHelp("Follow the Kubernetes API server of this kubeconfig's current context (list and watch Services and EndpointSlices) instead of reading --manifests. Users authenticated by a program (exec) or plugin (auth-provider) are not supported; use a token, tokenFile or client certificate.", valueName: "path"))
+    public var kubeconfig: String?
+
+    @Flag(name: .long, help: "Follow the API server of the cluster the agent runs in, as a pod (KUBERNETES_SERVICE_HOST/_PORT and the service account's token, re-read when it rotates, and CA), instead of reading --manifests.")
+    public var inCluster = false
+
+    @Option(name: .long, help: ArgumentHelp("With --kubeconfig or --in-cluster: also serve the Services labelled service.kubernetes.io/service-proxy-name=<name> (without it, as kube-proxy, Services with that label are another proxy's and left out).", valueName: "name"))
+    public var serviceProxyName: String?
+
+    @Option(name: .long, help: ArgumentHelp("With --kubeconfig or --in-cluster, kube-proxy's --min-sync-period: a change after a quiet period is applied at once, and further changes at most once per this period, together (Go's format: 1s, 500ms; 0s applies every change at once).", valueName: "duration"))
+    public var minSyncPeriod = DurationArgument(.seconds(1))
+
+    // MARK: Mapping
+
     @Option(name: .long, help: ArgumentHelp("The scheduler of Services without the scheduler annotation: \(Scheduler.allKnown.map(\.rawValue).joined(separator: ", ")).", valueName: "name"))
     public var scheduler: String = "rr"
 
@@ -144,8 +160,16 @@ public struct AgentCommand: AsyncParsableCommand {
     // MARK: - Validation
 
     public mutating func validate() throws {
-        if !cleanup, manifests.isEmpty {
-            throw ValidationError("give at least one --manifests file or folder (or --cleanup)")
+        // API server source (issue 19): exactly one source of desired state.
+        let sources = [!manifests.isEmpty, kubeconfig != nil, inCluster].filter { $0 }.count
+        if !cleanup, sources == 0 {
+            throw ValidationError("give at least one --manifests file or folder, or --kubeconfig PATH or --in-cluster to follow the API server (or --cleanup)")
+        }
+        if sources > 1 {
+            throw ValidationError("give one source of Services: --manifests, --kubeconfig or --in-cluster, not several")
+        }
+        if (kubeconfig != nil || inCluster), once || dryRun {
+            throw ValidationError("--once and --dry-run read --manifests only; the API server is followed by the daemon")
         }
         if [dryRun && cleanup, once && cleanup].contains(true) {
             throw ValidationError("--cleanup runs alone; drop --once and --dry-run")
@@ -166,6 +190,12 @@ public struct AgentCommand: AsyncParsableCommand {
         if syncPeriod.duration < .milliseconds(100) {
             throw ValidationError("--sync-period must be at least 100ms")
         }
+    }
+
+    /// The API server to follow (`--kubeconfig`, `--in-cluster`), `nil` for the files source.
+    func apiServerConfiguration() throws(APIServerError) -> APIServerConfiguration? {
+        if let kubeconfig { return try KubeConfig.load(path: kubeconfig) }
+        return inCluster ? try APIServerConfiguration.inCluster() : nil
     }
 
     /// The health check of every Service before the configuration file: `--health-check`.

@@ -16,6 +16,8 @@ struct AgentDaemon {
     let mapping: MappingOptions
     let registry: PrometheusCollectorRegistry
     let logger: Logger
+    /// The API server to follow instead of the files (issue 19).
+    var apiServer: APIServerConfiguration? = nil
 
     func run() async throws {
         let status = StatusBox()
@@ -31,11 +33,18 @@ struct AgentDaemon {
         var services: [any Service] = [
             checker,
             HealthLoop(link: health, reconciler: reconciler, logger: logger),
-            ReconcileLoop(paths: command.manifests, reconciler: reconciler, mapping: mapping,
-                          syncPeriod: command.syncPeriod.duration, status: status, health: health,
-                          configuration: command.config.map { ConfigurationReload(path: $0, base: command.baseHealth) },
-                          logger: logger),
         ]
+        // API server source (issue 19): the API server's loop instead of the files' one.
+        if let apiServer {
+            services.append(APIReconcileLoop(configuration: apiServer, proxyName: command.serviceProxyName,
+                                             minSyncPeriod: command.minSyncPeriod.duration, reconciler: reconciler, mapping: mapping,
+                                             syncPeriod: command.syncPeriod.duration, status: status, health: health, logger: logger))
+        } else {
+            services.append(ReconcileLoop(paths: command.manifests, reconciler: reconciler, mapping: mapping,
+                                          syncPeriod: command.syncPeriod.duration, status: status, health: health,
+                                          configuration: command.config.map { ConfigurationReload(path: $0, base: command.baseHealth) },
+                                          logger: logger))
+        }
         // A deleted VIP is bound again at once, not at the next sync period.
         services.append(AddressWatch(interface: command.interface, reconciler: reconciler, logger: logger))
         if command.metricsAddress != "none" {

@@ -346,6 +346,64 @@ final class APISourceTests: XCTestCase {
         XCTAssertEqual(response.status, 200)
     }
 
+    // MARK: - To the (fake) kernel
+
+    /// Snapshots through the mapping and reconcile the daemon uses: an event that changes nothing
+    /// in IPVS writes nothing, one endpoint more writes one real server, and a re-list after 410
+    /// or an unreachable server writes nothing.
+    func testOnlyWhatChangesInIPVSReachesTheKernel() async throws {
+        let configuration = try startServer()
+        server.put(TestAPIServer.services, APIObjects.service("web", clusterIP: "10.96.0.10"))
+        server.put(TestAPIServer.endpointSlices, APIObjects.slice("web-a", service: "web", addresses: ["10.244.0.5"]))
+        let source = try makeSource(configuration)
+        let ipvs = FakeIPVS()
+        let reconciler = Reconciler(ipvs: ipvs, vips: FakeVIPs(), store: nil, options: .init(), logger: Logger(label: "test"))
+        try await reconciler.start()
+        var builder = DesiredStateBuilder(options: MappingOptions())
+        func apply() async throws -> [IPVSOperation] {
+            ipvs.applied = []
+            let build = builder.build(try XCTUnwrap(source.snapshot()))
+            let report = await reconciler.reconcile(build.state, changed: build.changed)
+            XCTAssertEqual(report.failures, [])
+            return ipvs.applied
+        }
+        func events() -> Int { activity.count { if case .event = $0 { true } else { false } } }
+        try await running(source) {
+            try await eventually("listed") { source.isSynced }
+            let first = try await apply()
+            XCTAssertEqual(first.count, 2, "one service, one real server: \(first)")
+            try await eventually("the watches are open") { server.openWatches == 2 }
+
+            server.put(TestAPIServer.services, APIObjects.service("web", clusterIP: "10.96.0.10", annotations: ["team": "a"]))
+            try await eventually("the annotation arrives") { events() == 1 }
+            let annotated = try await apply()
+            XCTAssertEqual(annotated, [], "an annotation the agent does not read writes nothing")
+
+            server.put(TestAPIServer.endpointSlices, APIObjects.slice("web-a", service: "web", addresses: ["10.244.0.5", "10.244.0.6"]))
+            try await eventually("the scaled slice arrives") { events() == 2 }
+            let scaled = try await apply()
+            XCTAssertEqual(scaled.count, 1, "one real server added: \(scaled)")
+
+            server.put(TestAPIServer.endpointSlices, APIObjects.slice("web-a", service: "web", addresses: ["10.244.0.5", "10.244.0.6"],
+                                                                      notReady: ["10.244.0.6"]))
+            try await eventually("the pod turned not ready arrives") { events() == 3 }
+            let notReady = try await apply()
+            XCTAssertEqual(notReady.count, 1, "the not-ready pod drains or goes: \(notReady)")
+
+            server.dropWatches()
+            server.compact()
+            try await eventually("listed again after 410") { activity.count("Service") { if case .listed = $0 { true } else { false } } == 2 }
+            let relisted = try await apply()
+            XCTAssertEqual(relisted, [], "a re-list of unchanged objects writes nothing")
+
+            server.stop()
+            try await eventually("requests fail") { activity.count { if case .failure = $0 { true } else { false } } >= 2 }
+            let unreachable = try await apply()
+            XCTAssertEqual(unreachable, [], "an unreachable server writes nothing")
+            XCTAssertEqual(ipvs.state.services.count, 1)
+        }
+    }
+
     // MARK: - Selection
 
     func testHeadlessAndOtherProxiesObjectsAreLeftOut() async throws {
