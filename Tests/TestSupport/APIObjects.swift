@@ -1,9 +1,9 @@
 import Foundation
 
 /// Objects shaped like `kubectl get -o json` prints them (uid, creationTimestamp, managedFields,
-/// status), for the test API server.
-enum APIObjects {
-    static func service(_ name: String, namespace: String = "default", clusterIP: String, port: Int = 80,
+/// status), for `TestAPIServer`.
+public enum APIObjects {
+    public static func service(_ name: String, namespace: String = "default", clusterIP: String, port: Int = 80,
                         labels: [String: String] = [:], annotations: [String: String] = [:]) -> String {
         """
         {"apiVersion":"v1","kind":"Service","metadata":{"name":"\(name)","namespace":"\(namespace)",\
@@ -18,8 +18,8 @@ enum APIObjects {
         """
     }
 
-    static func slice(_ name: String, service: String, namespace: String = "default", addresses: [String],
-                      notReady: Set<String> = [], labels: [String: String] = [:]) -> String {
+    public static func slice(_ name: String, service: String, namespace: String = "default", addresses: [String],
+                      notReady: Set<String> = [], labels: [String: String] = [:], port: Int = 8080) -> String {
         let endpoints = addresses.map { address in
             let ready = !notReady.contains(address)
             return """
@@ -39,7 +39,7 @@ enum APIObjects {
         "labels":\(json(allLabels)),"annotations":{"endpoints.kubernetes.io/last-change-trigger-time":"2026-01-01T00:00:00Z"},\
         "ownerReferences":[{"apiVersion":"v1","blockOwnerDeletion":true,"controller":true,"kind":"Service",\
         "name":"\(service)","uid":"\(UUID().uuidString.lowercased())"}]},\
-        "ports":[{"name":"http","port":8080,"protocol":"TCP"}]}
+        "ports":[{"name":"http","port":\(port),"protocol":"TCP"}]}
         """
     }
 
