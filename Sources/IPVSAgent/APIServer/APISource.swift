@@ -32,6 +32,12 @@ final class APISource: @unchecked Sendable {
     private var changedServices: Set<ObjectName> = []
     private var newIssues: [ManifestIssue] = []
     private var listed: Set<String> = []
+    /// `endpoints.kubernetes.io/last-change-trigger-time` of the slices changed since the last
+    /// `takeTriggerTimes()`.
+    private var triggerTimes: [Date] = []
+    /// The annotation the EndpointSlice controller sets to when the change it carries began (the
+    /// start of kube-proxy's network programming latency).
+    static let triggerTimeAnnotation = "endpoints.kubernetes.io/last-change-trigger-time"
     private var number = 0
     private let lineageSource = UInt64.random(in: 1...UInt64.max)
 
@@ -108,6 +114,15 @@ final class APISource: @unchecked Sendable {
         }
     }
 
+    /// The trigger times of the endpoint changes received since the last call: the changes the
+    /// next apply programs.
+    func takeTriggerTimes() -> [Date] {
+        lock.withLock {
+            defer { triggerTimes = [] }
+            return triggerTimes
+        }
+    }
+
     // MARK: - Events
 
     func receive(_ event: ReflectorEvent, of resource: APIResource) {
@@ -165,6 +180,7 @@ final class APISource: @unchecked Sendable {
             if previous?.object != object {
                 if let service = previous?.service { changedServices.insert(service) }
                 if let service = entry.service { changedServices.insert(service) }
+                if case .endpointSlice = object, let time = Self.triggerTime(node) { triggerTimes.append(time) }
             }
             objects[key] = entry
         } else {
@@ -174,6 +190,15 @@ final class APISource: @unchecked Sendable {
             if previous?.object == nil, let service { changedServices.insert(service) }
         }
         return key
+    }
+
+    /// The object's trigger time annotation, when it has a valid one.
+    private static func triggerTime(_ node: YAMLNode) -> Date? {
+        guard let text = NodeReader.value(of: "metadata", in: node).flatMap({ NodeReader.value(of: "annotations", in: $0) })
+            .flatMap({ NodeReader.text(of: triggerTimeAnnotation, in: $0) }) else { return nil }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = text.contains(".") ? [.withInternetDateTime, .withFractionalSeconds] : [.withInternetDateTime]
+        return formatter.date(from: text)
     }
 
     /// Whether the object carries no proxy name label, or this agent's.

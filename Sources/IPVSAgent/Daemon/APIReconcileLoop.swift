@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import ServiceLifecycle
 
 /// The daemon's loop when the desired state comes from the API server (`--kubeconfig` or
@@ -31,6 +32,7 @@ struct APIReconcileLoop: Service {
                                                             "configuration": "\(configuration.origin)"])
         let reconciler = reconciler, status = status, logger = logger, metrics = metrics, health = health
         let mapping = mapping, minSyncPeriod = minSyncPeriod, syncPeriod = syncPeriod
+        let programming = Metrics.Timer(label: "ipvs_agent_network_programming_duration_seconds", preferredDisplayUnit: .seconds)
 
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
@@ -44,8 +46,15 @@ struct APIReconcileLoop: Service {
                             try? await Task.sleep(until: lastSync + minSyncPeriod)
                         }
                         guard let snapshot = source.snapshot() else { continue } // Not every resource listed yet.
+                        let triggers = source.takeTriggerTimes()
                         lastSync = ContinuousClock.now
                         await Self.apply(snapshot, &builder, reconciler, health, metrics, logger)
+                        // kube-proxy's network programming latency: from the change's trigger
+                        // time to the kernel updated; the first sync's are not changes.
+                        if snapshot.changedServices != nil {
+                            let now = Date()
+                            for trigger in triggers { programming.recordNanoseconds(Int64(max(0, now.timeIntervalSince(trigger)) * 1e9)) }
+                        }
                     }
                 }
                 // The same upkeep as the files' loop: drains every second, the kernel verified

@@ -30,6 +30,12 @@ public struct AgentCommand: AsyncParsableCommand {
             loopback, link-local, multicast and broadcast addresses are refused as ClusterIPs and external \
             IPs (the Service is invalid) and left out as load balancer IPs.
 
+            With --kubeconfig PATH or --in-cluster instead of --manifests, the daemon follows the Kubernetes \
+            API server: it lists (in pages) and watches Services and EndpointSlices as client-go's reflector \
+            does (kube-proxy's label selection; --service-proxy-name adds the Services labelled with that \
+            name), applies nothing before both are listed and nothing is removed while the API server is \
+            unreachable, and applies changes together at most once per --min-sync-period.
+
             Per-Service scheduler: annotate the Service with (mh without flags gets mh-port, as kube-proxy sets it)
               ipvs.swift.dev/scheduler: mh
               ipvs.swift.dev/scheduler-flags: mh-fallback,mh-port
@@ -68,6 +74,8 @@ public struct AgentCommand: AsyncParsableCommand {
                 ipvs-agent --manifests /etc/ipvs-agent/ --node-name node-1 --scheduler wlc --sync-period 30s
               The same, with health checks set in the agent's configuration file:
                 ipvs-agent --manifests /etc/ipvs-agent/ --config /etc/ipvs-agent.yaml
+              Follow the API server, as kube-proxy does (a token, tokenFile or client certificate user):
+                ipvs-agent --kubeconfig /etc/ipvs-agent/kubeconfig.conf --node-name node-1
               Remove everything the agent programmed (and nothing else):
                 ipvs-agent --cleanup
             """
