@@ -71,6 +71,7 @@ struct Reflector: Sendable {
                     record(.listed(objects: listed.items.count))
                     version = listed.version
                 } catch {
+                    if Task.isCancelled { return } // The request failed because the agent stops.
                     record(.failure)
                     let wait = backoff.next()
                     logger.warning("cannot list \(resource.kind)s; the last good state stays in use, retrying",
@@ -80,7 +81,9 @@ struct Reflector: Sendable {
                 }
             }
             let started = ContinuousClock.now
-            switch await watch(from: version!) {
+            let end = await watch(from: version!)
+            if Task.isCancelled { return } // The watch ended because the agent stops.
+            switch end {
             case .gone:
                 logger.notice("the \(resource.kind) watch is too old (410 Gone); listing again")
                 version = nil
