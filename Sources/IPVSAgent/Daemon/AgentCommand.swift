@@ -109,7 +109,7 @@ public struct AgentCommand: AsyncParsableCommand {
     public var healthCheck: String = "none"
 
     @Option(name: .long, help: ArgumentHelp(
-        "The agent's configuration file (YAML or JSON, kind: AgentConfiguration): health check defaults for every Service and settings for single Services (healthChecks.default, healthChecks.services). Re-read on SIGHUP; a file with errors is refused whole. See Examples/agent-config.yaml.",
+        "The agent's configuration file (YAML or JSON, kind: AgentConfiguration): health check defaults for every Service and settings for single Services (healthChecks.default, healthChecks.services). Re-read on SIGHUP (with --manifests; read at start only with --kubeconfig or --in-cluster); a file with errors is refused whole. See Examples/agent-config.yaml.",
         valueName: "path"))
     public var config: String?
 
