@@ -82,6 +82,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -106,8 +107,14 @@ let package = Package(
 
         // MARK: - Tests (unit tests run on the host; KernelTests need a real IPVS kernel)
         /// Helpers shared by the test targets (hex bytes, a seeded random generator, hostile manifests,
-        /// the in-memory IPVS table that answers as the kernel does).
-        .target(name: "TestSupport", dependencies: ["IPVS"], path: "Tests/TestSupport"),
+        /// the in-memory IPVS table that answers as the kernel does, a Kubernetes API server with its test CA).
+        .target(name: "TestSupport", dependencies: [
+            "IPVS",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ], path: "Tests/TestSupport"),
         .testTarget(name: "NetworkAddressTests", dependencies: ["NetworkAddress"]),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "TestSupport"]),
         .testTarget(name: "IPVSTests", dependencies: ["IPVS", "Netlink", "TestSupport"]),

@@ -50,6 +50,11 @@ final class AgentCommandTests: XCTestCase {
             }
         }
         XCTAssertTrue(message([]).contains("--manifests"))
+        XCTAssertTrue(message([]).contains("--kubeconfig PATH or --in-cluster"))
+        XCTAssertTrue(message(["--manifests", "x", "--kubeconfig", "k"]).contains("give one source of Services"))
+        XCTAssertTrue(message(["--kubeconfig", "k", "--in-cluster"]).contains("give one source of Services"))
+        XCTAssertTrue(message(["--in-cluster", "--once"]).contains("--once and --dry-run read --manifests only"))
+        XCTAssertEqual(message(["--kubeconfig", "k", "--min-sync-period", "0s"]), "accepted")
         XCTAssertTrue(message(["--manifests", "x", "--scheduler", "fastest"]).contains("unknown scheduler 'fastest'"))
         XCTAssertTrue(message(["--manifests", "x", "--node-ip", "10.0.0.300"]).contains("--node-ip"))
         XCTAssertTrue(message(["--manifests", "x", "--metrics-address", "localhost"]).contains("--metrics-address"))

@@ -30,6 +30,12 @@ public struct AgentCommand: AsyncParsableCommand {
             loopback, link-local, multicast and broadcast addresses are refused as ClusterIPs and external \
             IPs (the Service is invalid) and left out as load balancer IPs.
 
+            With --kubeconfig PATH or --in-cluster instead of --manifests, the daemon follows the Kubernetes \
+            API server: it lists (in pages) and watches Services and EndpointSlices as client-go's reflector \
+            does (kube-proxy's label selection; --service-proxy-name adds the Services labelled with that \
+            name), applies nothing before both are listed and nothing is removed while the API server is \
+            unreachable, and applies changes together at most once per --min-sync-period.
+
             Per-Service scheduler: annotate the Service with (mh without flags gets mh-port, as kube-proxy sets it)
               ipvs.swift.dev/scheduler: mh
               ipvs.swift.dev/scheduler-flags: mh-fallback,mh-port
@@ -70,6 +76,8 @@ public struct AgentCommand: AsyncParsableCommand {
                 ipvs-agent --manifests /etc/ipvs-agent/ --config /etc/ipvs-agent.yaml
               In place of kube-proxy's IPVS mode, with kubeadm's kube-proxy ConfigMap mounted (flags win over it):
                 ipvs-agent --manifests /etc/ipvs-agent/ --config /var/lib/kube-proxy/config.conf --hostname-override node-1
+              Follow the API server, as kube-proxy does (a token, tokenFile or client certificate user):
+                ipvs-agent --kubeconfig /etc/ipvs-agent/kubeconfig.conf --node-name node-1
               Remove everything the agent programmed (and nothing else):
                 ipvs-agent --cleanup
             """,
@@ -81,6 +89,19 @@ public struct AgentCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("A manifest file or folder of .yaml/.yml/.json files (repeatable). A file deleted from a folder removes its Services; a path given here that disappears is an error and keeps its last good objects. A file over a limit (16 MiB, 64 levels of nesting, 10,000 aliases; see the README) keeps its last good objects; a FIFO or device is skipped.", valueName: "path"))
     public var manifests: [String] = []
 
+    // MARK: API server source (issue 19): --kubeconfig / --in-cluster, instead of --manifests.
+
+    @Option(name: .long, help: ArgumentHelp("Follow the Kubernetes API server of this kubeconfig's current context (list and watch Services and EndpointSlices) instead of reading --manifests. Users authenticated by a program (exec) or plugin (auth-provider) are not supported; use a token, tokenFile or client certificate.", valueName: "path"))
+    public var kubeconfig: String?
+
+    @Flag(name: .long, help: "Follow the API server of the cluster the agent runs in, as a pod (KUBERNETES_SERVICE_HOST/_PORT and the service account's token, re-read when it rotates, and CA), instead of reading --manifests.")
+    public var inCluster = false
+
+    @Option(name: .long, help: ArgumentHelp("With --kubeconfig or --in-cluster: also serve the Services labelled service.kubernetes.io/service-proxy-name=<name> (without it, as kube-proxy, Services with that label are another proxy's and left out).", valueName: "name"))
+    public var serviceProxyName: String?
+
+    // MARK: Mapping
+
     @Option(name: [.customLong("scheduler"), .customLong("ipvs-scheduler")],
             help: ArgumentHelp("The scheduler of Services without the scheduler annotation: \(Scheduler.knownNames) (default: ipvs.scheduler of a KubeProxyConfiguration --config, else rr). Scheduler flags a Service names for another scheduler are reported and left out. --ipvs-scheduler is kube-proxy's name.", valueName: "name"),
             transform: AgentCommand.knownScheduler)
@@ -90,7 +111,7 @@ public struct AgentCommand: AsyncParsableCommand {
     public var healthCheck: String = "none"
 
     @Option(name: .long, help: ArgumentHelp(
-        "The agent's configuration file (YAML or JSON), of either kind. kind: AgentConfiguration: health check defaults for every Service and settings for single Services (healthChecks.default, healthChecks.services), re-read on SIGHUP; see Examples/agent-config.yaml. kind: KubeProxyConfiguration: kube-proxy's own file (the kube-proxy ConfigMap's config.conf, mode: ipvs), read at start only (restart the agent to apply a change); its fields set what the flags of the same meaning set, and a flag given here wins; a field the agent does not implement is a warning naming it, an unknown field an error; see Examples/kube-proxy-configmap.yaml. A file with errors is refused whole.",
+        "The agent's configuration file (YAML or JSON), of either kind. kind: AgentConfiguration: health check defaults for every Service and settings for single Services (healthChecks.default, healthChecks.services), re-read on SIGHUP (with --manifests; read at start only with --kubeconfig or --in-cluster); see Examples/agent-config.yaml. kind: KubeProxyConfiguration: kube-proxy's own file (the kube-proxy ConfigMap's config.conf, mode: ipvs), read at start only (restart the agent to apply a change); its fields set what the flags of the same meaning set, and a flag given here wins; a field the agent does not implement is a warning naming it, an unknown field an error; see Examples/kube-proxy-configmap.yaml. A file with errors is refused whole.",
         valueName: "path"))
     public var config: String?
 
@@ -131,7 +152,8 @@ public struct AgentCommand: AsyncParsableCommand {
             help: ArgumentHelp("How often the kernel is read back and drift repaired, a deleted dummy interface and its VIPs included (Go's format: 30s, 1m30s, …; default: ipvs.syncPeriod of a KubeProxyConfiguration --config, else 30s). A removed VIP and the dummy interface deleted or set down are repaired at once, when the kernel announces it. --ipvs-sync-period is kube-proxy's name.", valueName: "duration"))
     public var syncPeriod: DurationArgument?
 
-    @Option(name: .customLong("ipvs-min-sync-period"), help: ArgumentHelp("The least time between two reloads of changed manifests (Go's format; default 0s: at once, after a 100ms debounce), as kube-proxy's flag; changes that come meanwhile are applied together.", valueName: "duration"))
+    @Option(name: [.customLong("min-sync-period"), .customLong("ipvs-min-sync-period")],
+            help: ArgumentHelp("The least time between two applications of changes, as kube-proxy's flag: changes that come meanwhile are applied together (Go's format; default: ipvs.minSyncPeriod of a KubeProxyConfiguration --config, else 0s with --manifests (at once, after a 100ms debounce) and 1s with --kubeconfig or --in-cluster).", valueName: "duration"))
     public var ipvsMinSyncPeriod: DurationArgument?
 
     @Option(name: .long, help: ArgumentHelp("How long a removed TCP/SCTP endpoint may keep its connections before it is deleted (Go's format: 60s, 2m0s, …).", valueName: "duration"))
@@ -182,8 +204,16 @@ public struct AgentCommand: AsyncParsableCommand {
     }
 
     public mutating func validate() throws {
-        if !cleanup, manifests.isEmpty {
-            throw ValidationError("give at least one --manifests file or folder (or --cleanup)")
+        // API server source (issue 19): exactly one source of desired state.
+        let sources = [!manifests.isEmpty, kubeconfig != nil, inCluster].filter { $0 }.count
+        if !cleanup, sources == 0 {
+            throw ValidationError("give at least one --manifests file or folder, or --kubeconfig PATH or --in-cluster to follow the API server (or --cleanup)")
+        }
+        if sources > 1 {
+            throw ValidationError("give one source of Services: --manifests, --kubeconfig or --in-cluster, not several")
+        }
+        if (kubeconfig != nil || inCluster), once || dryRun {
+            throw ValidationError("--once and --dry-run read --manifests only; the API server is followed by the daemon")
         }
         if [dryRun && cleanup, once && cleanup].contains(true) {
             throw ValidationError("--cleanup runs alone; drop --once and --dry-run")
@@ -196,6 +226,12 @@ public struct AgentCommand: AsyncParsableCommand {
             throw ValidationError("--node-ip '\(address)' is not an IPv4 or IPv6 address")
         }
         try ProxySettings.validate(self)
+    }
+
+    /// The API server to follow (`--kubeconfig`, `--in-cluster`), `nil` for the files source.
+    func apiServerConfiguration() throws(APIServerError) -> APIServerConfiguration? {
+        if let kubeconfig { return try KubeConfig.load(path: kubeconfig) }
+        return inCluster ? try APIServerConfiguration.inCluster() : nil
     }
 
     /// The health check of every Service before the configuration file: `--health-check`.

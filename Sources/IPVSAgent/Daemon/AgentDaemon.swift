@@ -18,6 +18,8 @@ struct AgentDaemon {
     let mapping: MappingOptions
     let registry: PrometheusCollectorRegistry
     let logger: Logger
+    /// The API server to follow instead of the files (issue 19).
+    var apiServer: APIServerConfiguration? = nil
 
     func run() async throws {
         let status = StatusBox()
@@ -34,11 +36,18 @@ struct AgentDaemon {
         var services: [any Service] = [
             checker,
             HealthLoop(link: health, reconciler: reconciler, logger: logger),
-            ReconcileLoop(paths: command.manifests, reconciler: reconciler, mapping: mapping,
-                          syncPeriod: settings.syncPeriod, health: health,
-                          configuration: command.config.map { ConfigurationReload(path: $0, base: command.baseHealth) },
-                          logger: logger, proxyHealth: proxyHealth, minSyncPeriod: settings.minSyncPeriod),
         ]
+        // API server source (issue 19): the API server's loop instead of the files' one.
+        if let apiServer {
+            services.append(APIReconcileLoop(configuration: apiServer, proxyName: command.serviceProxyName,
+                                             minSyncPeriod: settings.minSyncPeriod, reconciler: reconciler, mapping: mapping,
+                                             syncPeriod: settings.syncPeriod, status: status, health: health, logger: logger))
+        } else {
+            services.append(ReconcileLoop(paths: command.manifests, reconciler: reconciler, mapping: mapping,
+                                          syncPeriod: settings.syncPeriod, health: health,
+                                          configuration: command.config.map { ConfigurationReload(path: $0, base: command.baseHealth) },
+                                          logger: logger, proxyHealth: proxyHealth, minSyncPeriod: settings.minSyncPeriod))
+        }
         // A deleted VIP is bound again at once, not at the next sync period.
         services.append(AddressWatch(interface: command.interface, reconciler: reconciler, logger: logger))
         if let address = settings.metricsAddress {

@@ -57,6 +57,19 @@ struct AgentRunner {
                               allowed: configuration.allowed)
     }
 
+    /// The API server to follow (issue 19), its TLS material checked: a configuration that
+    /// cannot be used stops the agent before it changes anything.
+    func apiServerConfiguration() throws -> APIServerConfiguration? {
+        do {
+            guard let apiServer = try command.apiServerConfiguration() else { return nil }
+            _ = try APIClient(configuration: apiServer)
+            return apiServer
+        } catch {
+            logger.critical("cannot start: \(error)")
+            throw ExitCode(2)
+        }
+    }
+
     static var hostName: String {
         var buffer = [CChar](repeating: 0, count: 256)
         guard gethostname(&buffer, buffer.count) == 0 else { return "" }
@@ -256,6 +269,7 @@ struct AgentRunner {
     func daemon() async throws {
         // Metrics handles are made by the reconciler, so the factory comes first.
         let (configuration, settings) = try configuration()
+        let apiServer = try apiServerConfiguration() // API server source (issue 19)
         let lock = try lockStateFile()
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(HelpingMetricsFactory(registry: registry))
@@ -271,7 +285,7 @@ struct AgentRunner {
             throw ExitCode(2)
         }
         try await AgentDaemon(command: command, settings: settings, reconciler: reconciler, mapping: options, registry: registry,
-                              logger: logger).run()
+                              logger: logger, apiServer: apiServer).run()
         withExtendedLifetime(lock) {}
     }
 

@@ -10,7 +10,7 @@ struct ProxySettings: Hashable, Sendable {
     var nodeName: String?
     /// `--sync-period`/`--ipvs-sync-period`, `ipvs.syncPeriod`; 30s.
     var syncPeriod: Duration
-    /// `--ipvs-min-sync-period`, `ipvs.minSyncPeriod`; 0.
+    /// `--min-sync-period`/`--ipvs-min-sync-period`, `ipvs.minSyncPeriod`; 0 for files, 1s for the API server.
     var minSyncPeriod: Duration
     /// `--strict-arp`/`--ipvs-strict-arp` or `ipvs.strictARP`.
     var strictARP: Bool
@@ -29,7 +29,10 @@ struct ProxySettings: Hashable, Sendable {
         scheduler = command.scheduler ?? file.scheduler ?? .roundRobin
         nodeName = command.nodeName ?? file.hostnameOverride
         syncPeriod = command.syncPeriod?.duration ?? file.syncPeriod
-        minSyncPeriod = command.ipvsMinSyncPeriod?.duration ?? file.minSyncPeriod
+        // A zero in the file is kube-proxy's "unset"; the API server's events are coalesced by default.
+        let followsAPIServer = command.kubeconfig != nil || command.inCluster
+        minSyncPeriod = command.ipvsMinSyncPeriod?.duration
+            ?? (file.minSyncPeriod != .zero ? file.minSyncPeriod : followsAPIServer ? .seconds(1) : .zero)
         strictARP = command.strictARP || file.strictARP
         func seconds(_ flag: DurationArgument?, _ field: UInt32) -> UInt32 {
             flag.map { KubeProxyConfiguration.timeoutSeconds($0.duration) ?? 0 } ?? field

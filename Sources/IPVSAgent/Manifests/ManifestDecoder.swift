@@ -74,6 +74,14 @@ public enum ManifestDecoder {
         decodeObject(reader, kind: kind, apiVersion: apiVersion, file: file, document: document, into: &result)
     }
 
+    /// Decodes one object the API server sent (a list's item, which carries no `kind` and
+    /// `apiVersion`, or a watch event's object) as an object of `kind` and `apiVersion`; `file`
+    /// names where it came from in issues.
+    static func decodeAPIObject(_ node: YAMLNode, kind: String, apiVersion: String, file: String,
+                                into result: inout ManifestDecoding) {
+        decodeObject(NodeReader(node: node, path: ""), kind: kind, apiVersion: apiVersion, file: file, document: 1, into: &result)
+    }
+
     private static func decodeObject(_ reader: NodeReader, kind: String, apiVersion: String, file: String,
                                      document: Int, into result: inout ManifestDecoding) {
         // Kept with the object, for problems found while mapping it.

@@ -1,0 +1,213 @@
+import Foundation
+import IPVS
+import Logging
+
+/// The desired-state source that follows the API server: reflectors of Services and EndpointSlices
+/// (with kube-proxy's label selector) keep a store of the objects, decoded by the same decoder as
+/// the manifests, and `snapshot()` hands them out as a `SourceSnapshot` that says which Services
+/// changed since the previous one, so that only those are mapped again.
+///
+/// An object the decoder refuses keeps its last good version (and with none, its Service's kernel
+/// state is held); its problems are reported once, with the snapshot that follows.
+final class APISource: @unchecked Sendable {
+    /// The label of the EndpointSlices (and Services) of headless Services (`v1.IsHeadlessService`).
+    static let headlessLabel = "service.kubernetes.io/headless"
+    /// The label that hands a Service to another proxy (`apis.LabelServiceProxyName`).
+    static let proxyNameLabel = "service.kubernetes.io/service-proxy-name"
+
+    let client: APIClient
+    let logger: Logger
+    /// This agent's `--service-proxy-name`: Services labelled with another name are not its own.
+    let proxyName: String?
+    /// Called after every change to the store (from a reflector's task).
+    let changed: @Sendable () -> Void
+    /// Told what the reflectors do.
+    let record: @Sendable (APIResource, ReflectorActivity) -> Void
+    /// The reflectors' back-off and list page size (smaller in tests).
+    var backoff = Backoff()
+    var pageSize = 500
+
+    private let lock = NSLock()
+    private var objects: [Key: Stored] = [:]
+    private var changedServices: Set<ObjectName> = []
+    private var newIssues: [ManifestIssue] = []
+    private var listed: Set<String> = []
+    /// `endpoints.kubernetes.io/last-change-trigger-time` of the slices changed since the last
+    /// `takeTriggerTimes()`.
+    private var triggerTimes: [Date] = []
+    /// The annotation the EndpointSlice controller sets to when the change it carries began (the
+    /// start of kube-proxy's network programming latency).
+    static let triggerTimeAnnotation = "endpoints.kubernetes.io/last-change-trigger-time"
+    private var number = 0
+    private let lineageSource = UInt64.random(in: 1...UInt64.max)
+
+    /// An object in the store: its kind and name.
+    struct Key: Hashable {
+        var kind: String
+        var name: ObjectName
+    }
+
+    /// The last good version of an object (`nil` when it never decoded), and whether its latest
+    /// version was refused.
+    struct Stored {
+        var object: ManifestObject?
+        var refused: Bool
+        /// The Service the object belongs to, even when it never decoded.
+        var service: ObjectName?
+    }
+
+    init(configuration: APIServerConfiguration, proxyName: String? = nil, logger: Logger,
+                changed: @escaping @Sendable () -> Void = {},
+                record: @escaping @Sendable (APIResource, ReflectorActivity) -> Void = { _, _ in }) throws(APIServerError) {
+        self.client = try APIClient(configuration: configuration)
+        self.proxyName = proxyName
+        self.logger = logger
+        self.changed = changed
+        self.record = record
+    }
+
+    /// The resources followed, with kube-proxy's selector: no slices (or Services) of headless
+    /// Services, and none labelled for another proxy (that label is filtered here when this agent
+    /// has a name: a selector cannot say "absent or equal to").
+    var resources: [APIResource] {
+        var selector = "!\(Self.headlessLabel)"
+        if proxyName == nil { selector += ",!\(Self.proxyNameLabel)" }
+        return [
+            APIResource(kind: "Service", apiVersion: "v1", path: "/api/v1/services", labelSelector: selector),
+            APIResource(kind: "EndpointSlice", apiVersion: "discovery.k8s.io/v1", path: "/apis/discovery.k8s.io/v1/endpointslices",
+                        labelSelector: selector),
+        ]
+    }
+
+    /// Whether every resource was listed once: before that the store is not the cluster's state.
+    var isSynced: Bool { lock.withLock { listed.count == resources.count } }
+
+    /// Runs the reflectors until cancelled.
+    func run() async {
+        await withTaskGroup(of: Void.self) { group in
+            for resource in resources {
+                let reflector = Reflector(client: client, resource: resource, logger: logger,
+                                          sink: { [self] event in receive(event, of: resource) },
+                                          record: { [record] activity in record(resource, activity) },
+                                          pageSize: pageSize, backoff: backoff)
+                group.addTask { await reflector.run() }
+            }
+        }
+    }
+
+    // MARK: - Snapshots
+
+    /// The objects now, and which Services changed since the previous snapshot; `nil` until every
+    /// resource was listed once.
+    func snapshot() -> SourceSnapshot? {
+        lock.withLock {
+            guard listed.count == resources.count else { return nil }
+            let current = objects.sorted { ($0.key.kind, $0.key.name) < ($1.key.kind, $1.key.name) }
+            var snapshot = SourceSnapshot(objects: current.compactMap(\.value.object), issues: newIssues)
+            snapshot.heldServices = Set(current.filter { $0.value.object == nil && $0.value.refused }.compactMap(\.value.service))
+            number += 1
+            snapshot.lineage = SourceSnapshot.Lineage(source: lineageSource, number: number)
+            snapshot.changedServices = number == 1 ? nil : changedServices
+            changedServices = []
+            newIssues = []
+            return snapshot
+        }
+    }
+
+    /// The trigger times of the endpoint changes received since the last call: the changes the
+    /// next apply programs.
+    func takeTriggerTimes() -> [Date] {
+        lock.withLock {
+            defer { triggerTimes = [] }
+            return triggerTimes
+        }
+    }
+
+    // MARK: - Events
+
+    func receive(_ event: ReflectorEvent, of resource: APIResource) {
+        lock.withLock {
+            switch event {
+            case .replace(let nodes):
+                var seen: Set<Key> = []
+                for node in nodes { if let key = store(node, of: resource) { seen.insert(key) } }
+                for (key, stored) in objects where key.kind == resource.kind && !seen.contains(key) {
+                    objects[key] = nil
+                    if let service = stored.service { changedServices.insert(service) }
+                }
+                listed.insert(resource.kind)
+            case .added(let node), .modified(let node):
+                _ = store(node, of: resource)
+            case .deleted(let node):
+                guard let key = key(of: node, resource) else { return }
+                if let stored = objects.removeValue(forKey: key), let service = stored.service { changedServices.insert(service) }
+            }
+        }
+        changed()
+    }
+
+    /// The key of `node`, from its metadata.
+    private func key(of node: YAMLNode, _ resource: APIResource) -> Key? {
+        guard let metadata = NodeReader.value(of: "metadata", in: node), let name = NodeReader.text(of: "name", in: metadata) else {
+            return nil
+        }
+        let namespace = NodeReader.text(of: "namespace", in: metadata) ?? "default"
+        return Key(kind: resource.kind, name: ObjectName(namespace: namespace, name: name))
+    }
+
+    /// Decodes and stores `node` (keeping the last good version of a refused one); records the
+    /// Services whose objects changed. Returns the object's key, or `nil` when it has no name.
+    private func store(_ node: YAMLNode, of resource: APIResource) -> Key? {
+        guard let key = key(of: node, resource) else {
+            logger.error("skipped a \(resource.kind) without metadata.name from the API server")
+            return nil
+        }
+        let previous = objects[key]
+        if !isOwn(node) {
+            // Labelled for another proxy: not this agent's, as if it did not exist.
+            if let previous {
+                objects[key] = nil
+                if let service = previous.service { changedServices.insert(service) }
+            }
+            return nil
+        }
+        var decoding = ManifestDecoding()
+        ManifestDecoder.decodeAPIObject(node, kind: resource.kind, apiVersion: resource.apiVersion,
+                                        file: "API server", into: &decoding)
+        newIssues += decoding.issues
+        if let object = decoding.objects.first {
+            let entry = Stored(object: object, refused: false, service: object.serviceName)
+            if previous?.object != object {
+                if let service = previous?.service { changedServices.insert(service) }
+                if let service = entry.service { changedServices.insert(service) }
+                if case .endpointSlice = object, let time = Self.triggerTime(node) { triggerTimes.append(time) }
+            }
+            objects[key] = entry
+        } else {
+            // Refused: the last good version stays; its Service is held when there is none.
+            let service = decoding.rejectedServices.values.first ?? previous?.service
+            objects[key] = Stored(object: previous?.object, refused: true, service: service)
+            if previous?.object == nil, let service { changedServices.insert(service) }
+        }
+        return key
+    }
+
+    /// The object's trigger time annotation, when it has a valid one.
+    private static func triggerTime(_ node: YAMLNode) -> Date? {
+        guard let text = NodeReader.value(of: "metadata", in: node).flatMap({ NodeReader.value(of: "annotations", in: $0) })
+            .flatMap({ NodeReader.text(of: triggerTimeAnnotation, in: $0) }) else { return nil }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = text.contains(".") ? [.withInternetDateTime, .withFractionalSeconds] : [.withInternetDateTime]
+        return formatter.date(from: text)
+    }
+
+    /// Whether the object carries no proxy name label, or this agent's.
+    private func isOwn(_ node: YAMLNode) -> Bool {
+        guard let labels = NodeReader.value(of: "metadata", in: node).flatMap({ NodeReader.value(of: "labels", in: $0) }) else {
+            return true
+        }
+        if NodeReader.value(of: Self.headlessLabel, in: labels) != nil { return false }
+        guard let name = NodeReader.text(of: Self.proxyNameLabel, in: labels) else { return true }
+        return name == proxyName
+    }
+}

@@ -1,0 +1,29 @@
+import Foundation
+import Metrics
+
+/// The list and watch metrics of the API source, by resource (`Service`, `EndpointSlice`).
+struct APISourceMetrics: Sendable {
+    /// Records one reflector's activity.
+    func record(_ resource: APIResource, _ activity: ReflectorActivity) {
+        let dimensions = [("resource", resource.kind)]
+        switch activity {
+        case .listed(let objects):
+            Counter(label: "ipvs_agent_api_lists_total", dimensions: dimensions).increment()
+            Gauge(label: "ipvs_agent_api_listed_objects", dimensions: dimensions).record(objects)
+            Gauge(label: "ipvs_agent_api_last_list_timestamp_seconds", dimensions: dimensions).record(Date().timeIntervalSince1970)
+        case .relist:
+            Counter(label: "ipvs_agent_api_relists_total", dimensions: dimensions).increment()
+        case .watchConnected:
+            Gauge(label: "ipvs_agent_api_watch_connected", dimensions: dimensions).record(1)
+        case .watchEnded:
+            Gauge(label: "ipvs_agent_api_watch_connected", dimensions: dimensions).record(0)
+        case .event(let type):
+            Counter(label: "ipvs_agent_api_events_total", dimensions: dimensions + [("type", type)]).increment()
+            Gauge(label: "ipvs_agent_api_last_event_timestamp_seconds", dimensions: dimensions).record(Date().timeIntervalSince1970)
+        case .malformed:
+            Counter(label: "ipvs_agent_api_malformed_events_total", dimensions: dimensions).increment()
+        case .failure:
+            Counter(label: "ipvs_agent_api_request_failures_total", dimensions: dimensions).increment()
+        }
+    }
+}

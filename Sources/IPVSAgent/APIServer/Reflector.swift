@@ -1,0 +1,286 @@
+import Foundation
+import Logging
+
+/// A kind of object the agent lists and watches.
+struct APIResource: Hashable, Sendable {
+    /// `Service`, `EndpointSlice`, `Node`.
+    var kind: String
+    var apiVersion: String
+    /// The collection's path (`/api/v1/services`).
+    var path: String
+    /// `labelSelector` and `fieldSelector` of every list and watch (empty: none).
+    var labelSelector = ""
+    var fieldSelector = ""
+}
+
+/// What a reflector hands to its store.
+enum ReflectorEvent: Sendable {
+    /// A complete list: every object of the resource now (what is not in it is gone).
+    case replace([YAMLNode])
+    case added(YAMLNode)
+    case modified(YAMLNode)
+    case deleted(YAMLNode)
+}
+
+/// What a reflector did, for metrics and `/healthz`.
+enum ReflectorActivity: Sendable {
+    case listed(objects: Int)
+    case watchConnected
+    case watchEnded
+    /// A watch event applied (`ADDED`, `MODIFIED`, `DELETED`, `BOOKMARK`).
+    case event(String)
+    case malformed
+    /// The resource is listed again: its watch was too old (410 Gone), or the first list.
+    case relist
+    /// A failed request, retried after a back-off.
+    case failure
+}
+
+/// Lists and watches one resource the way client-go's reflector does (`tools/cache/reflector.go`):
+/// a list in pages (`limit`, `continue`; an expired `continue` token lists again from the start),
+/// then a watch from the list's `resourceVersion` with bookmarks; a watch that ends is resumed
+/// from the last version seen; `410 Gone` (the status of the request, or an `ERROR` event whose
+/// `Status` has code 410) lists again and replaces; failed requests are retried after an
+/// exponential back-off with jitter. A malformed event is logged and skipped. Nothing is ever
+/// dropped from the store because the server cannot be reached: only a new list replaces it.
+struct Reflector: Sendable {
+    let client: APIClient
+    let resource: APIResource
+    let logger: Logger
+    /// Receives the lists and events, in order.
+    let sink: @Sendable (ReflectorEvent) async -> Void
+    /// Told what happened, for metrics and health.
+    let record: @Sendable (ReflectorActivity) -> Void
+    /// Objects per list page.
+    var pageSize = 500
+    /// The watches' `timeoutSeconds` (client-go picks 5 to 10 minutes at random, to spread the
+    /// reconnections of many clients).
+    var watchTimeout: ClosedRange<Int> = 300...600
+    var backoff = Backoff()
+
+    /// Lists and watches until cancelled.
+    func run() async {
+        var backoff = backoff
+        var version: String?
+        while !Task.isCancelled {
+            if version == nil {
+                record(.relist)
+                do {
+                    let listed = try await list()
+                    await sink(.replace(listed.items))
+                    record(.listed(objects: listed.items.count))
+                    version = listed.version
+                } catch {
+                    if Task.isCancelled { return } // The request failed because the agent stops.
+                    record(.failure)
+                    let wait = backoff.next()
+                    logger.warning("cannot list \(resource.kind)s; the last good state stays in use, retrying",
+                                   metadata: ["error": "\(error)", "retry_in": "\(wait)"])
+                    try? await Task.sleep(for: wait)
+                    continue
+                }
+            }
+            let started = ContinuousClock.now
+            let end = await watch(from: version!)
+            if Task.isCancelled { return } // The watch ended because the agent stops.
+            switch end {
+            case .gone:
+                logger.notice("the \(resource.kind) watch is too old (410 Gone); listing again")
+                version = nil
+            case .ended(let last, let events):
+                version = last
+                // A watch that ends at once, empty, is retried with a back-off, not in a loop.
+                if events == 0, ContinuousClock.now - started < .seconds(1) {
+                    try? await Task.sleep(for: backoff.next())
+                } else {
+                    backoff.reset()
+                }
+            case .failed(let last, let error):
+                version = last
+                record(.failure)
+                let wait = backoff.next()
+                logger.warning("the \(resource.kind) watch failed; the last good state stays in use, reconnecting",
+                               metadata: ["error": "\(error)", "retry_in": "\(wait)", "resource_version": "\(last)"])
+                try? await Task.sleep(for: wait)
+            }
+        }
+    }
+
+    // MARK: - List
+
+    /// Every object, in pages, and the list's `resourceVersion`.
+    func list() async throws -> (items: [YAMLNode], version: String) {
+        var items: [YAMLNode] = []
+        var token: String?
+        var restarted = false
+        while true {
+            var query = [("limit", "\(pageSize)")] + selectors
+            if let token { query.append(("continue", token)) }
+            var response = try await client.get(resource.path + Self.query(query))
+            let body = try await response.body()
+            if response.status == 410, token != nil, !restarted {
+                // The continue token expired (the version it lists was compacted away): list
+                // again from the start, as client-go's pager does.
+                logger.notice("the \(resource.kind) list's continue token expired; listing again from the start")
+                items = []
+                token = nil
+                restarted = true
+                continue
+            }
+            guard response.status == 200 else { throw Self.statusError(response.status, body, doing: "list \(resource.kind)s", server: client.server) }
+            let root = try Self.parse(body, what: "\(resource.kind) list")
+            let metadata = NodeReader.value(of: "metadata", in: root)
+            guard let version = metadata.flatMap({ NodeReader.text(of: "resourceVersion", in: $0) }), !version.isEmpty else {
+                throw APIServerError("the \(resource.kind) list from \(client.server) has no metadata.resourceVersion")
+            }
+            if let list = NodeReader.value(of: "items", in: root), list.kind == .sequence {
+                for position in 0..<list.count { items.append(list.element(position)) }
+            }
+            guard let next = metadata.flatMap({ NodeReader.text(of: "continue", in: $0) }), !next.isEmpty else {
+                return (items, version)
+            }
+            token = next
+        }
+    }
+
+    // MARK: - Watch
+
+    enum WatchEnd {
+        /// The server ended the watch; resume from `version`.
+        case ended(version: String, events: Int)
+        /// `410 Gone`: list again.
+        case gone
+        /// The request or the connection failed; resume from `version` after a back-off.
+        case failed(version: String, error: any Error)
+    }
+
+    /// Watches from `version` until the server ends the watch or the connection fails.
+    func watch(from version: String) async -> WatchEnd {
+        var last = version
+        var events = 0
+        var query = [("watch", "true"), ("resourceVersion", version), ("allowWatchBookmarks", "true"),
+                     ("timeoutSeconds", "\(Int.random(in: watchTimeout))")]
+        query += selectors
+        var response: APIResponse
+        do {
+            response = try await client.get(resource.path + Self.query(query))
+        } catch {
+            return .failed(version: last, error: error)
+        }
+        defer { response.close() }
+        if response.status == 410 { return .gone }
+        guard response.status == 200 else {
+            let body = (try? await response.body()) ?? []
+            return .failed(version: last, error: Self.statusError(response.status, body, doing: "watch \(resource.kind)s", server: client.server))
+        }
+        record(.watchConnected)
+        defer { record(.watchEnded) }
+        var pending: [UInt8] = []
+        do {
+            while let line = try await response.nextLine(&pending) {
+                if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\t") }) { continue }
+                guard let root = try? Self.parse(line, what: "watch event"), let type = NodeReader.text(of: "type", in: root),
+                      let object = NodeReader.value(of: "object", in: root), object.kind == .mapping else {
+                    malformed(line, why: "not a JSON object with type and object")
+                    continue
+                }
+                let objectVersion = NodeReader.value(of: "metadata", in: object).flatMap { NodeReader.text(of: "resourceVersion", in: $0) }
+                switch type {
+                case "ADDED", "MODIFIED", "DELETED":
+                    guard let objectVersion, !objectVersion.isEmpty else {
+                        malformed(line, why: "the object has no metadata.resourceVersion")
+                        continue
+                    }
+                    await sink(type == "ADDED" ? .added(object) : type == "MODIFIED" ? .modified(object) : .deleted(object))
+                    last = objectVersion
+                case "BOOKMARK":
+                    guard let objectVersion, !objectVersion.isEmpty else {
+                        malformed(line, why: "the bookmark has no metadata.resourceVersion")
+                        continue
+                    }
+                    last = objectVersion
+                case "ERROR":
+                    let code = NodeReader.text(of: "code", in: object).flatMap { Int($0) }
+                    if code == 410 { return .gone }
+                    let message = NodeReader.text(of: "message", in: object) ?? "no message"
+                    return .failed(version: last, error: APIServerError(
+                        "the \(resource.kind) watch at \(client.server) ended with an error (code \(code.map(String.init) ?? "?")): \(message)",
+                        status: code))
+                default:
+                    malformed(line, why: "unknown event type '\(type)'")
+                    continue
+                }
+                events += 1
+                record(.event(type))
+            }
+        } catch {
+            return .failed(version: last, error: error)
+        }
+        return .ended(version: last, events: events)
+    }
+
+    private func malformed(_ line: [UInt8], why: String) {
+        record(.malformed)
+        logger.error("skipped a malformed \(resource.kind) watch event: \(why)",
+                     metadata: ["event": "\(String(decoding: line.prefix(200), as: UTF8.self))"])
+    }
+
+    // MARK: - Wire helpers
+
+    private var selectors: [(String, String)] {
+        (resource.labelSelector.isEmpty ? [] : [("labelSelector", resource.labelSelector)])
+            + (resource.fieldSelector.isEmpty ? [] : [("fieldSelector", resource.fieldSelector)])
+    }
+
+    /// `?name=value&…`, each value percent-encoded.
+    static func query(_ items: [(String, String)]) -> String {
+        var allowed = CharacterSet.urlQueryAllowed
+        allowed.remove(charactersIn: "&=+#")
+        return "?" + items.map { "\($0.0)=\($0.1.addingPercentEncoding(withAllowedCharacters: allowed) ?? $0.1)" }.joined(separator: "&")
+    }
+
+    /// The JSON `bytes` as a tree (JSON is YAML: the manifests' reader reads it).
+    static func parse(_ bytes: [UInt8], what: String) throws -> YAMLNode {
+        let tree: YAMLTree
+        do {
+            tree = try YAMLTree.parse(String(decoding: bytes, as: UTF8.self))
+        } catch {
+            throw APIServerError("the \(what) is not valid JSON: \(error.summary)")
+        }
+        guard let root = tree.roots.first, root.kind == .mapping else { throw APIServerError("the \(what) is not a JSON object") }
+        return root
+    }
+
+    /// The error of an answer with `status`, with the message of the `Status` object it carries.
+    static func statusError(_ status: Int, _ body: [UInt8], doing: String, server: String) -> APIServerError {
+        let message = (try? parse(body, what: "Status")).flatMap { NodeReader.text(of: "message", in: $0) } ?? "no message"
+        let advice = switch status {
+        case 401: " (the credential was refused: check the token or client certificate)"
+        case 403: " (the agent's account may not do this: see the ClusterRole in Examples/daemonset.yaml)"
+        default: ""
+        }
+        return APIServerError("cannot \(doing) at \(server): HTTP \(status): \(message)\(advice)", status: status)
+    }
+}
+
+/// client-go's reconnection back-off: from 800 ms doubling to 30 s, each wait stretched by a random
+/// part of itself (jitter 1.0) so that the agents of every node do not reconnect at once.
+struct Backoff: Sendable {
+    var initial: Duration = .milliseconds(800)
+    var maximum: Duration = .seconds(30)
+    private var current: Duration?
+
+    init(initial: Duration = .milliseconds(800), maximum: Duration = .seconds(30)) {
+        self.initial = initial
+        self.maximum = maximum
+    }
+
+    /// The next wait (and doubles the one after).
+    mutating func next() -> Duration {
+        let base = current ?? initial
+        current = min(base * 2, maximum)
+        return base * Double.random(in: 1..<2)
+    }
+
+    mutating func reset() { current = nil }
+}

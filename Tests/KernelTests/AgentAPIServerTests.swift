@@ -1,0 +1,111 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// `ipvs-agent --kubeconfig` on the real kernel, following the test API server that this test
+/// process serves (TLS with a test CA, a bearer token): a Service created, an endpoint scaled, a
+/// pod turned not ready and a Service deleted each reach IPVS; the API server stopped keeps the
+/// kernel as it is; the agent restarted while the API server is down changes nothing.
+final class AgentAPIServerTests: XCTestCase {
+    func testAgentFollowsTheAPIServerAndKeepsTheKernelWhenItGoesAway() throws {
+        try KernelTest.requireKernel()
+        let cluster = try AgentTestCluster()
+        let pods = try (1...3).map { try cluster.addPod($0) }
+        let certificates = try TestCertificates.make()
+        let server = TestAPIServer(certificates: certificates, tokens: ["agent-token"])
+        let port = try server.start()
+        defer { server.stop() }
+        let kubeconfig = cluster.folder.appendingPathComponent("kubeconfig")
+        try """
+            apiVersion: v1
+            kind: Config
+            current-context: test
+            clusters:
+            - name: test
+              cluster:
+                server: https://127.0.0.1:\(port)
+                certificate-authority-data: \(Data(certificates.authority).base64EncodedString())
+            contexts:
+            - name: test
+              context: {cluster: test, user: agent}
+            users:
+            - name: agent
+              user: {token: agent-token}
+
+            """.write(to: kubeconfig, atomically: true, encoding: .utf8)
+
+        let log = cluster.folder.appendingPathComponent("agent.log")
+        func logText() -> String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+        defer { if testRun?.hasSucceeded == false { print(logText()) } }
+        func start() throws -> Process {
+            try cluster.startDaemon(["--kubeconfig", kubeconfig.path, "--sync-period", "1s", "--drain-timeout", "120s",
+                                     "--metrics-address", "none"], log: log)
+        }
+        func weight(_ server: String) throws -> String? {
+            try cluster.table().split(separator: "\n").first { $0.contains("-> \(server) ") }?
+                .split(separator: " ", omittingEmptySubsequences: true).dropFirst(3).first.map(String.init)
+        }
+        func slice(_ ready: [AgentTestCluster.Pod], notReady: [AgentTestCluster.Pod] = []) -> String {
+            APIObjects.slice("web-abcde", service: "web", addresses: (ready + notReady).map(\.address),
+                             notReady: Set(notReady.map(\.address)))
+        }
+
+        var agent = try start()
+        defer { if agent.isRunning { agent.terminate(); agent.waitUntilExit() } }
+
+        // A Service created.
+        server.put(TestAPIServer.services, APIObjects.service("web", clusterIP: "10.96.0.10"))
+        server.put(TestAPIServer.endpointSlices, slice([pods[0], pods[1]]))
+        try waitUntil("the agent programs web", timeout: 60) { try weight("10.250.2.2:8080") == "1" }
+        XCTAssertEqual(Set(try (0..<4).map { _ in try TCPClient.request("10.96.0.10", 80) }), ["pod1", "pod2"])
+
+        // An endpoint scaled: a third pod.
+        server.put(TestAPIServer.endpointSlices, slice(pods))
+        try waitUntil("pod3 is added", timeout: 20) { try weight("10.250.3.2:8080") == "1" }
+
+        // A pod turned not ready: it gets no new connections (weight 0 while it drains).
+        server.put(TestAPIServer.endpointSlices, slice([pods[0], pods[1]], notReady: [pods[2]]))
+        try waitUntil("pod3 is quiesced or removed", timeout: 20) { try ["0", nil].contains(weight("10.250.3.2:8080")) }
+        for _ in 0..<6 { XCTAssertNotEqual(try TCPClient.request("10.96.0.10", 80), "pod3") }
+
+        // A Service deleted, and another created.
+        server.put(TestAPIServer.services, APIObjects.service("shop", clusterIP: "10.96.0.20"))
+        server.put(TestAPIServer.endpointSlices, APIObjects.slice("shop-abcde", service: "shop", addresses: [pods[2].address]))
+        server.delete(TestAPIServer.services, namespace: "default", name: "web")
+        server.delete(TestAPIServer.endpointSlices, namespace: "default", name: "web-abcde")
+        try waitUntil("web is removed and shop programmed", timeout: 20) {
+            let table = try cluster.table(), shopWeight = try weight("10.250.3.2:8080")
+            return !table.contains("10.96.0.10:80") && table.contains("10.96.0.20:80") && shopWeight == "1"
+        }
+        XCTAssertFalse(try cluster.vips().contains("10.96.0.10/32"))
+        XCTAssertEqual(try TCPClient.request("10.96.0.20", 80), "pod3")
+
+        // The API server stops: the kernel stays as it is through reconnections and sync periods.
+        let before = try KernelTest.shell("ipvsadm -Sn")
+        let vipsBefore = try cluster.vips()
+        server.stop()
+        try waitUntil("the agent notices", timeout: 30) { logText().contains("the last good state stays in use") }
+        Thread.sleep(forTimeInterval: 4) // Several --sync-period verifications.
+        XCTAssertEqual(try KernelTest.shell("ipvsadm -Sn"), before)
+        XCTAssertEqual(try cluster.vips(), vipsBefore)
+        XCTAssertEqual(try TCPClient.request("10.96.0.20", 80), "pod3")
+
+        // The agent restarts while the API server is down: it changes nothing.
+        agent.terminate()
+        agent.waitUntilExit()
+        XCTAssertEqual(agent.terminationStatus, 0, logText())
+        try Data().write(to: log)
+        agent = try start()
+        try waitUntil("the new agent fails to list", timeout: 30) { logText().contains("cannot list") }
+        Thread.sleep(forTimeInterval: 4)
+        XCTAssertTrue(agent.isRunning, logText())
+        XCTAssertEqual(try KernelTest.shell("ipvsadm -Sn"), before)
+        XCTAssertEqual(try cluster.vips(), vipsBefore)
+
+        // The API server is back (with the same objects): the agent lists, and nothing changes
+        // either, since nothing changed.
+        try server.start(port: port)
+        try waitUntil("the agent applies the list", timeout: 60) { logText().contains("applied the API server's objects") }
+        XCTAssertEqual(try KernelTest.shell("ipvsadm -Sn"), before)
+    }
+}
