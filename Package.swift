@@ -46,6 +46,12 @@ let package = Package(
         .target(name: "CEpoll"),
         /// fork/exec of exec health checks as an unprivileged user: posix_spawn cannot change the user.
         .target(name: "CSpawn"),
+        /// libnftables (nft's native syntax in, one transaction per call) for PacketFilter's table.
+        .systemLibrary(
+            name: "CNFTables",
+            pkgConfig: "libnftables",
+            providers: [.apt(["libnftables-dev", "pkg-config"])]
+        ),
 
         // MARK: - Libraries
         /// Generic netlink over libnl: socket, message framing, attribute encoding and parsing.
@@ -82,6 +88,8 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        /// The agent's nftables table (masquerade, hairpin, VIP filter, source ranges) through libnftables.
+        .target(name: "PacketFilter", dependencies: ["CNFTables", "IPVS"]),
 
         // MARK: - Executables
         .executableTarget(name: "ipvsctl", dependencies: ["IPVSControl"]),
@@ -121,6 +129,8 @@ let package = Package(
         /// Run by `make test` in a fresh network namespace on the host when it has IPVS, else
         /// inside the kernel VM (Scripts/kernel-run.sh). They fail, not skip, without IPVS there.
         .testTarget(name: "KernelTests", dependencies: ["IPVS", "NodeNetwork", "IPVSControl", "IPVSAgent", "TestSupport"]),
+        /// Run on the host, each test in a network namespace of its own (nftables works there).
+        .testTarget(name: "PacketFilterTests", dependencies: ["PacketFilter", "IPVS"]),
     ],
     swiftLanguageModes: [.v6]
 )
