@@ -78,7 +78,7 @@ let package = Package(
         ]),
         /// The node agent: Kubernetes objects -> desired IPVS state -> minimal diff -> kernel.
         .target(name: "IPVSAgent", dependencies: [
-            "IPVS", "NodeNetwork", "HealthCheck", "CYAML",
+            "IPVS", "NodeNetwork", "HealthCheck", "CYAML", "PacketFilter",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),

@@ -19,14 +19,10 @@ public struct AddressPrefix: Hashable, Sendable, Comparable, LosslessStringConve
         self.length = length
     }
 
-    /// Parses `address/length`; a bare address is the block of that address alone (`/32`, `/128`).
+    /// Parses `address/length` (a bare address is refused, as by `net.ParseCIDR`).
     public init?(_ text: String) {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count <= 2, let address = IPAddress(String(parts[0])) else { return nil }
-        if parts.count == 1 {
-            self.init(address, length: address.family.maxPrefixLength)
-            return
-        }
+        guard parts.count == 2, let address = IPAddress(String(parts[0])) else { return nil }
         guard let length = Int(parts[1]), parts[1].allSatisfy(\.isASCII), parts[1].first != "+" else { return nil }
         self.init(address, length: length)
     }

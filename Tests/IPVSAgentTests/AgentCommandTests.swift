@@ -42,6 +42,21 @@ final class AgentCommandTests: XCTestCase {
         XCTAssertTrue(message(["--cleanup", "--once"]).contains("--cleanup runs alone"))
         XCTAssertEqual(message(["--cleanup"]), "accepted")
         XCTAssertEqual(message(["--manifests", "x", "--metrics-address", "none"]), "accepted")
+        XCTAssertTrue(message(["--manifests", "x", "--cluster-cidr", "10.244.0.0/16,10.244.0.300/8"])
+            .contains("--cluster-cidr: '10.244.0.300/8' is not an address range"))
+        XCTAssertTrue(message(["--manifests", "x", "--nodeport-addresses", "192.168.0.1"]).contains("--nodeport-addresses: '192.168.0.1'"))
+        XCTAssertTrue(message(["--manifests", "x", "--nodeport-addresses", "192.168.0.0/33"]).contains("--nodeport-addresses: '192.168.0.0/33'"))
+        XCTAssertTrue(message(["--manifests", "x", "--nodeport-addresses", "10.0.0.0/8", "--node-ip", "10.0.0.1"]).contains("not both"))
+        XCTAssertEqual(message(["--manifests", "x", "--cluster-cidr", "10.244.0.0/16, fd00:10:244::/56", "--masquerade-all"]), "accepted")
+    }
+
+    func testNetfilterFlagsTakeCommaSeparatedRanges() throws {
+        let command = try AgentCommand.parse(["--manifests", "x", "--cluster-cidr", "10.244.0.0/16,fd00:10:244::/56",
+                                              "--nodeport-addresses", "192.168.1.0/24", "--nodeport-addresses", "127.0.0.0/8"])
+        XCTAssertEqual(command.clusterPrefixes.map(\.description), ["10.244.0.0/16", "fd00:10:244::/56"])
+        XCTAssertEqual(command.nodePortAddresses(among: [ip("192.168.1.10"), ip("10.0.0.1"), ip("127.0.0.1"), ip("::1")]),
+                       [ip("192.168.1.10"), ip("127.0.0.1")])
+        XCTAssertFalse(command.packetFilterOptions.masqueradeAll)
     }
 
     func testMetricsAddressParsing() {

@@ -6,13 +6,13 @@ final class AddressPrefixTests: XCTestCase {
     func testTextIsParsedWithHostBitsCleared() {
         XCTAssertEqual(AddressPrefix("10.244.1.7/16")?.description, "10.244.0.0/16")
         XCTAssertEqual(AddressPrefix("10.244.1.7/21")?.description, "10.244.0.0/21")
-        XCTAssertEqual(AddressPrefix("10.244.1.7")?.description, "10.244.1.7/32")
+        XCTAssertEqual(AddressPrefix("10.244.1.7/32")?.description, "10.244.1.7/32")
         XCTAssertEqual(AddressPrefix("fd00:1:2:3::9/48")?.description, "fd00:1:2::/48")
         XCTAssertEqual(AddressPrefix("0.0.0.0/0")?.description, "0.0.0.0/0")
     }
 
     func testTextThatIsNotAPrefixIsRefused() {
-        for text in ["", "10.0.0.0/33", "10.0.0.0/-1", "10.0.0.0/+8", "10.0.0.0/", "fd00::/129", "10.0.0.0/8/8", "web/8"] {
+        for text in ["", "10.0.0.1", "10.0.0.0/33", "10.0.0.0/-1", "10.0.0.0/+8", "10.0.0.0/", "fd00::/129", "10.0.0.0/8/8", "web/8"] {
             XCTAssertNil(AddressPrefix(text), text)
         }
     }

@@ -106,6 +106,17 @@ public struct AgentCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Where the agent records what it owns; /run is cleared at boot, like IPVS. One agent per file: the daemon, --once and --cleanup hold <path>.lock while they run, and another one on the same file exits 2 naming the pid holding it.", valueName: "path"))
     public var stateFile: String = "/run/ipvs-agent/state.json"
 
+    // MARK: - Netfilter (nft: the agent's nftables table, see AgentCommand+PacketFilter.swift)
+
+    @Option(name: .customLong("cluster-cidr"), help: ArgumentHelp("The pod network in CIDR notation (comma-separated or repeated, one per family, as kube-proxy's --cluster-cidr): traffic to ClusterIPs from outside it is masqueraded. Without it (and without --masquerade-all) ClusterIP traffic keeps its source address.", valueName: "cidr"))
+    public var clusterCIDR: [String] = []
+
+    @Flag(name: .long, help: "Masquerade all traffic to ClusterIPs, from pods too (kube-proxy's --masquerade-all).")
+    public var masqueradeAll = false
+
+    @Option(name: .long, help: ArgumentHelp("NodePorts listen on the node's addresses inside these CIDRs (comma-separated or repeated, as kube-proxy's --nodeport-addresses), loopback ones only when a CIDR holds them. Default: see --node-ip; not with --node-ip.", valueName: "cidr"))
+    public var nodeportAddresses: [String] = []
+
     // MARK: - Timing
 
     @Option(name: .long, help: ArgumentHelp("How often the kernel is read back and drift repaired, a deleted dummy interface and its VIPs included (Go's format: 30s, 1m30s, …). A removed VIP and the dummy interface deleted or set down are repaired at once, when the kernel announces it.", valueName: "duration"))
@@ -163,6 +174,7 @@ public struct AgentCommand: AsyncParsableCommand {
         if metricsAddress != "none", MetricsServer.parse(metricsAddress) == nil {
             throw ValidationError("--metrics-address must be host:port (127.0.0.1:10249, [::1]:10249) or none")
         }
+        try validatePacketFilter() // nft
         if syncPeriod.duration < .milliseconds(100) {
             throw ValidationError("--sync-period must be at least 100ms")
         }

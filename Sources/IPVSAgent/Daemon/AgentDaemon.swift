@@ -16,6 +16,8 @@ struct AgentDaemon {
     let mapping: MappingOptions
     let registry: PrometheusCollectorRegistry
     let logger: Logger
+    /// The agent's nftables table, synced after each reconcile (nft).
+    var packetFilter: PacketFilterDriver? = nil
 
     func run() async throws {
         let status = StatusBox()
@@ -34,7 +36,7 @@ struct AgentDaemon {
             ReconcileLoop(paths: command.manifests, reconciler: reconciler, mapping: mapping,
                           syncPeriod: command.syncPeriod.duration, status: status, health: health,
                           configuration: command.config.map { ConfigurationReload(path: $0, base: command.baseHealth) },
-                          logger: logger),
+                          logger: logger, packetFilter: packetFilter), // nft
         ]
         // A deleted VIP is bound again at once, not at the next sync period.
         services.append(AddressWatch(interface: command.interface, reconciler: reconciler, logger: logger))
@@ -60,6 +62,8 @@ struct ReconcileLoop: Service {
     /// Re-reads `--config` on SIGHUP (`nil` without one).
     let configuration: ConfigurationReload?
     let logger: Logger
+    /// The agent's nftables table, synced after each load (nft).
+    var packetFilter: PacketFilterDriver? = nil
     let metrics = AgentMetrics()
 
     enum Trigger: Sendable {
@@ -115,7 +119,7 @@ struct ReconcileLoop: Service {
             continuation.finish()
         }
         let reconciler = reconciler, status = status, logger = logger, metrics = metrics, syncPeriod = syncPeriod, health = health
-        let mapping = mapping, configuration = configuration
+        let mapping = mapping, configuration = configuration, packetFilter = packetFilter
 
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
@@ -131,6 +135,7 @@ struct ReconcileLoop: Service {
                 group.addTask {
                     var builder = DesiredStateBuilder(options: mapping)
                     await Self.reload(source, changed: nil, &builder, reconciler, health, metrics, logger, reason: "start")
+                    packetFilter?.sync(builder.state, services: builder.services) // nft
                     for await _ in triggers {
                         // Debounce: editors write in several steps; one reload after the burst.
                         try? await Task.sleep(for: .milliseconds(100))
@@ -138,6 +143,7 @@ struct ReconcileLoop: Service {
                         let reason = changed.map { "changed \($0.sorted().joined(separator: ", "))" } ?? "SIGHUP"
                         if changed == nil, let configuration { configuration.reload(into: &builder, logger: logger) }
                         await Self.reload(source, changed: changed, &builder, reconciler, health, metrics, logger, reason: reason)
+                        packetFilter?.sync(builder.state, services: builder.services) // nft
                     }
                 }
                 group.addTask {
@@ -151,6 +157,7 @@ struct ReconcileLoop: Service {
                             lastVerification = ContinuousClock.now
                             let report = await reconciler.verify()
                             if report.repairs > 0 { logger.warning("repaired drift", metadata: ["repairs": "\(report.repairs)"]) }
+                            packetFilter?.repair() // nft: the whole table written again
                             status.isHealthy = report.succeeded
                         }
                     }

@@ -37,6 +37,7 @@ struct AgentRunner {
         if let links {
             do {
                 local = try links.localAddresses(excluding: command.interface)
+                if !command.nodeportAddresses.isEmpty { addresses = command.nodePortAddresses(among: local) } // nft
                 if addresses.isEmpty { addresses = LinkManager.nodePortAddresses(among: local) }
             } catch {
                 logger.warning("cannot list the node's addresses; NodePorts get no addresses (use --node-ip), and an external IP equal to one of them would be bound on \(command.interface)",
@@ -175,7 +176,8 @@ struct AgentRunner {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             throw ExitCode(2)
         }
-        let report = await reconciler.cleanup()
+        var report = await reconciler.cleanup()
+        report.failures += deletePacketFilter() // nft
         withExtendedLifetime(lock) {}
         try finish(report, issues: [], what: "cleanup")
     }
@@ -213,6 +215,7 @@ struct AgentRunner {
                                          programming: await reconciler.programEarly(options: builder.options),
                                          owners: await reconciler.owners)
         var report = await reconciler.reconcile(build.state, hold: hold)
+        if !(try makePacketFilter()).sync(build.state, services: builder.services) { report.failures.append(PacketFilterDriver.notSynced) } // nft
         let drains = await reconciler.checkDrains()
         report.applied += drains.applied
         report.failures += drains.failures
@@ -245,7 +248,8 @@ struct AgentRunner {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             throw ExitCode(2)
         }
-        try await AgentDaemon(command: command, reconciler: reconciler, mapping: options, registry: registry, logger: logger).run()
+        try await AgentDaemon(command: command, reconciler: reconciler, mapping: options, registry: registry, logger: logger,
+                              packetFilter: try makePacketFilter()).run() // nft
         withExtendedLifetime(lock) {}
     }
 
