@@ -54,6 +54,13 @@ public struct AgentCommand: AsyncParsableCommand {
               ipvs.swift.dev/health-fallback: 10.0.0.9:8080   (or health-quorum-policy: keep-all)
             `ipvsctl status` prints /status per Service (backends, weights, verdicts, quorum).
 
+            Netfilter: the agent owns the nftables table inet ipvs-agent (and no other): it masquerades \
+            NodePort, external and load balancer traffic (unless externalTrafficPolicy: Local) and ClusterIP \
+            traffic from outside --cluster-cidr (all of it with --masquerade-all), masquerades a pod that \
+            reaches itself through a Service, drops new connections to a VIP on a port no Service uses, \
+            and keeps sources outside loadBalancerSourceRanges off load balancer IPs. Each sync changes set \
+            elements only; every --sync-period writes the table whole; --cleanup deletes it.
+
             Removed TCP/SCTP endpoints drain: weight 0 until their connections end or --drain-timeout \
             passes. A Service without endpoints keeps its virtual service with no real servers, so the \
             kernel refuses new connections (ICMP port unreachable, "connection refused") instead of \
