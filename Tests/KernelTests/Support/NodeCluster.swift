@@ -35,7 +35,6 @@ final class NodeCluster {
         folder = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("ipvs-cluster-\(getpid())-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: folder.appendingPathComponent("manifests"), withIntermediateDirectories: true)
         try AgentTestCluster.serverScript.write(to: folder.appendingPathComponent("pod.py"), atomically: true, encoding: .utf8)
-        try Self.clientScript.write(to: folder.appendingPathComponent("client.py"), atomically: true, encoding: .utf8)
         try Self.listenerScript.write(to: folder.appendingPathComponent("listen.py"), atomically: true, encoding: .utf8)
         try KernelTest.shell("ip link add \(bridge) type bridge && ip link set \(bridge) up")
         for index in 1...count {
@@ -121,13 +120,33 @@ final class NodeCluster {
 
     /// Sends one TCP message (or UDP datagram) from namespace `namespace` to `address`:`port` and
     /// returns the answer's first line; throws when nothing comes back within `timeout` seconds.
+    /// The calling thread enters the namespace for the request (no process is started).
     func request(from namespace: String, _ address: String, _ port: UInt16, udp: Bool = false, timeout: Double = 3) throws -> String {
-        let result = try KernelTest.run(["ip", "netns", "exec", namespace, "python3", folder.appendingPathComponent("client.py").path,
-                                         address, "\(port)", udp ? "udp" : "tcp", "\(timeout)"])
-        guard result.status == 0 else {
-            throw TCPClient.Failure(description: "\(namespace) -> \(address):\(port): \(result.standardError.trimmingCharacters(in: .whitespacesAndNewlines))")
+        try Self.inNamespace(namespace) {
+            udp ? try TCPClient.udpRequest(address, port, timeout: timeout) : try TCPClient.request(address, port, timeout: timeout)
         }
-        return result.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Runs `body` with the calling thread in network namespace `namespace` (`ip netns` name), then puts it back.
+    static func inNamespace<Result>(_ namespace: String, _ body: () throws -> Result) throws -> Result {
+        let original = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
+        let target = open("/run/netns/\(namespace)", O_RDONLY | O_CLOEXEC)
+        defer { close(original); close(target) }
+        guard original >= 0, target >= 0, setns(target, newNetworkNamespace) == 0 else {
+            throw TCPClient.Failure(description: "cannot enter network namespace \(namespace): \(String(cString: strerror(errno)))")
+        }
+        defer { _ = setns(original, newNetworkNamespace) }
+        return try body()
+    }
+
+    /// `CLONE_NEWNET`, which Swift's Glibc module does not export.
+    private static let newNetworkNamespace: CInt = 0x4000_0000
+
+    /// `setns(2)`, which Swift's Glibc module does not export (glibc declares it only with `_GNU_SOURCE`).
+    private static func setns(_ fd: CInt, _ type: CInt) -> CInt {
+        typealias SetNS = @convention(c) (CInt, CInt) -> CInt
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "setns") else { return -1 }
+        return unsafeBitCast(symbol, to: SetNS.self)(fd, type)
     }
 
     /// Writes manifest `name` (read by every node's agent).
@@ -182,19 +201,6 @@ final class NodeCluster {
     }
 
     // MARK: - Scripts
-
-    /// `client.py ADDRESS PORT tcp|udp TIMEOUT`: prints the first line of the answer to "ping".
-    static let clientScript = """
-        import socket, sys
-        address, port, kind, timeout = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM if kind == "tcp" else socket.SOCK_DGRAM)
-        s.settimeout(timeout)
-        try:
-            s.connect((address, port)); s.send(b"ping")
-            print(s.recv(100).decode().splitlines()[0])
-        except OSError as e:
-            sys.exit(f"{e}")
-        """
 
     /// `listen.py PORT NAME`: accepts TCP on every address and answers NAME.
     static let listenerScript = """
