@@ -109,6 +109,8 @@ let package = Package(
         ),
         /// The decoding of manifests alone, on one thread (Benchmarks/decode): CPU per pass.
         .executableTarget(name: "decode-bench", dependencies: ["IPVSAgent"], path: "Benchmarks/decode"),
+        /// The agent's nftables table alone (Benchmarks/nft): the first sync and one-endpoint syncs at N Services.
+        .executableTarget(name: "nft-bench", dependencies: ["PacketFilter", "IPVS"], path: "Benchmarks/nft"),
 
         // MARK: - Tests (unit tests run on the host; KernelTests need a real IPVS kernel)
         /// Helpers shared by the test targets (hex bytes, a seeded random generator, hostile manifests).
