@@ -46,6 +46,12 @@ let package = Package(
         .target(name: "CEpoll"),
         /// fork/exec of exec health checks as an unprivileged user: posix_spawn cannot change the user.
         .target(name: "CSpawn"),
+        /// libnftables (nft's native syntax in, one transaction per call) for PacketFilter's table.
+        .systemLibrary(
+            name: "CNFTables",
+            pkgConfig: "libnftables",
+            providers: [.apt(["libnftables-dev", "pkg-config"])]
+        ),
 
         // MARK: - Libraries
         /// IPv4 and IPv6 addresses: the value type every layer above shares (no dependencies).
@@ -74,7 +80,7 @@ let package = Package(
         ]),
         /// The node agent: Kubernetes objects -> desired IPVS state -> minimal diff -> kernel.
         .target(name: "IPVSAgent", dependencies: [
-            "IPVS", "NodeNetwork", "HealthCheck", "CYAML",
+            "IPVS", "NodeNetwork", "HealthCheck", "CYAML", "PacketFilter",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
@@ -85,6 +91,8 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        /// The agent's nftables table (masquerade, hairpin, VIP filter, source ranges) through libnftables.
+        .target(name: "PacketFilter", dependencies: ["CNFTables", "IPVS"]),
 
         // MARK: - Executables
         .executableTarget(name: "ipvsctl", dependencies: ["IPVSControl"]),
@@ -104,6 +112,8 @@ let package = Package(
         ),
         /// The decoding of manifests alone, on one thread (Benchmarks/decode): CPU per pass.
         .executableTarget(name: "decode-bench", dependencies: ["IPVSAgent"], path: "Benchmarks/decode"),
+        /// The agent's nftables table alone (Benchmarks/nft): the first sync and one-endpoint syncs at N Services.
+        .executableTarget(name: "nft-bench", dependencies: ["PacketFilter", "IPVS"], path: "Benchmarks/nft"),
 
         // MARK: - Tests (unit tests run on the host; KernelTests need a real IPVS kernel)
         /// Helpers shared by the test targets (hex bytes, a seeded random generator, hostile manifests,
@@ -132,6 +142,8 @@ let package = Package(
         /// Run by `make test` in a fresh network namespace on the host when it has IPVS, else
         /// inside the kernel VM (Scripts/kernel-run.sh). They fail, not skip, without IPVS there.
         .testTarget(name: "KernelTests", dependencies: ["IPVS", "NodeNetwork", "IPVSControl", "IPVSAgent", "TestSupport"]),
+        /// Run on the host, each test in a network namespace of its own (nftables works there).
+        .testTarget(name: "PacketFilterTests", dependencies: ["PacketFilter", "IPVS"]),
     ],
     swiftLanguageModes: [.v6]
 )

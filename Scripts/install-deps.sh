@@ -3,8 +3,9 @@
 # when any is missing. The kernel VM's own packages are installed by Scripts/vm/prepare.sh.
 set -euo pipefail
 
-# curl and python3 serve the kernel tests and the demo (pods run tiny python servers).
-packages=(libnl-3-dev libnl-genl-3-dev libnl-route-3-dev libyaml-dev pkg-config iproute2 ipvsadm curl python3)
+# curl and python3 serve the kernel tests and the demo (pods run tiny python servers); nftables (the
+# nft command) is the kernel tests' reference for the agent's table.
+packages=(libnl-3-dev libnl-genl-3-dev libnl-route-3-dev libyaml-dev libnftables-dev libnetfilter-conntrack-dev pkg-config iproute2 ipvsadm curl python3 nftables)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

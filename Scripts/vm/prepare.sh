@@ -34,7 +34,8 @@ die() {
 
 # Host packages the VM harness (and the project's build) needs.
 packages=(qemu-system-x86 busybox-static kmod cpio xz-utils ipvsadm iproute2
-  libnl-3-dev libnl-genl-3-dev libnl-route-3-dev pkg-config)
+  libnl-3-dev libnl-genl-3-dev libnl-route-3-dev libnftables-dev libnetfilter-conntrack-dev pkg-config
+  nftables iptables)
 
 # Modules loaded in the guest, in this order. "?" marks optional ones (skipped
 # when the kernel does not ship them). Dependencies (nf_conntrack, libcrc32c,
@@ -47,6 +48,11 @@ modules=(
   ip_vs_sh ip_vs_sed ip_vs_nq ip_vs_mh ip_vs_fo ip_vs_ovf '?ip_vs_twos'
   '?ip_vs_pe_sip'
   dummy veth
+  # The agent's nftables table (PacketFilter) and the cluster tests' NAT, conntrack cleanup and LAN.
+  nf_tables nft_ct nft_nat nft_masq nft_chain_nat nf_nat nf_conntrack nf_conntrack_netlink
+  '?nft_fib' '?nft_fib_inet' '?nft_fib_ipv4' '?nft_fib_ipv6' '?nft_reject' '?nft_reject_inet'
+  '?nft_limit' '?nft_numgen' '?nft_hash' '?nft_objref' '?nft_quota' '?nft_counter' bridge
+  '?nft_compat' '?xt_tcpudp' '?iptable_filter' '?ip_tables' '?x_tables'
   '?ipip' '?gre' '?ip_gre' '?fou' '?fou6' '?ip6_tunnel' '?ip6_gre' '?sit'
 )
 

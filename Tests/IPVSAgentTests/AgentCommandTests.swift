@@ -70,6 +70,12 @@ final class AgentCommandTests: XCTestCase {
                                 "--ipvs-strict-arp", "--ipvs-min-sync-period", "1s", "--ipvs-tcpfin-timeout", "2m0s",
                                 "--ipvs-exclude-cidrs", "10.0.0.0/8,fd00::/8", "--bind-address-hard-fail", "--hostname-override", "n1"]),
                        "accepted")
+        XCTAssertTrue(message(["--manifests", "x", "--cluster-cidr", "10.244.0.0/16,10.244.0.300/8"])
+            .contains("--cluster-cidr: '10.244.0.300/8' is not an address range"))
+        XCTAssertTrue(message(["--manifests", "x", "--nodeport-addresses", "192.168.0.1"]).contains("--nodeport-addresses: '192.168.0.1'"))
+        XCTAssertTrue(message(["--manifests", "x", "--nodeport-addresses", "192.168.0.0/33"]).contains("--nodeport-addresses: '192.168.0.0/33'"))
+        XCTAssertTrue(message(["--manifests", "x", "--nodeport-addresses", "10.0.0.0/8", "--node-ip", "10.0.0.1"]).contains("not both"))
+        XCTAssertEqual(message(["--manifests", "x", "--cluster-cidr", "10.244.0.0/16, fd00:10:244::/56", "--masquerade-all"]), "accepted")
     }
 
     /// `--version` alone prints the project's version and exits 0, without asking for --manifests.
@@ -78,6 +84,15 @@ final class AgentCommandTests: XCTestCase {
             XCTAssertEqual(AgentCommand.message(for: error), "ipvs-agent \(ProjectVersion.current)")
             XCTAssertEqual(AgentCommand.exitCode(for: error), .success)
         }
+    }
+
+    func testNetfilterFlagsTakeCommaSeparatedRanges() throws {
+        let command = try AgentCommand.parse(["--manifests", "x", "--cluster-cidr", "10.244.0.0/16,fd00:10:244::/56",
+                                              "--nodeport-addresses", "192.168.1.0/24", "--nodeport-addresses", "127.0.0.0/8"])
+        XCTAssertEqual(command.clusterPrefixes.map(\.description), ["10.244.0.0/16", "fd00:10:244::/56"])
+        XCTAssertEqual(command.nodePortAddresses(among: [ip("192.168.1.10"), ip("10.0.0.1"), ip("127.0.0.1"), ip("::1")]),
+                       [ip("192.168.1.10"), ip("127.0.0.1")])
+        XCTAssertFalse(command.packetFilterOptions.masqueradeAll)
     }
 
     func testMetricsAddressParsing() {

@@ -127,6 +127,21 @@ final class ManifestDecoderTests: XCTestCase {
                     contains: ["spec.ports[0].targetPort"])
     }
 
+    func testLoadBalancerSourceRangesAndHealthCheckNodePortAreRead() throws {
+        let text = Self.web.replacingOccurrences(of: "  sessionAffinity: ClientIP", with: """
+              loadBalancerSourceRanges: ["192.0.2.0/24", " 2001:db8::/32 "]
+              healthCheckNodePort: 32000
+              sessionAffinity: ClientIP
+            """)
+        let result = decodeOne(text)
+        XCTAssertEqual(result.issues, [])
+        guard case .service(let service)? = result.objects.first else { return XCTFail("no Service in \(result.objects)") }
+        XCTAssertEqual(service.loadBalancerSourceRanges.map(\.description), ["192.0.2.0/24", "2001:db8::/32"])
+        XCTAssertEqual(service.healthCheckNodePort, 32000)
+        assertIssue(text.replacingOccurrences(of: "192.0.2.0/24", with: "192.0.2.0"),
+                    contains: ["spec.loadBalancerSourceRanges[0]", "must be an address range in CIDR notation", "\"192.0.2.0\""])
+    }
+
     func testDuplicatePorts() {
         let text = Self.web.replacingOccurrences(of: "    protocol: UDP\n    port: 53", with: "    protocol: TCP\n    port: 80")
         assertIssue(text, contains: ["spec.ports[1]", "duplicate port 80/TCP (also spec.ports[0])"])

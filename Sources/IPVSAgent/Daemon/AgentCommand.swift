@@ -60,6 +60,13 @@ public struct AgentCommand: AsyncParsableCommand {
               ipvs.swift.dev/health-fallback: 10.0.0.9:8080   (or health-quorum-policy: keep-all)
             `ipvsctl status` prints /status per Service (backends, weights, verdicts, quorum).
 
+            Netfilter: the agent owns the nftables table inet ipvs-agent (and no other): it masquerades \
+            NodePort, external and load balancer traffic (unless externalTrafficPolicy: Local) and ClusterIP \
+            traffic from outside --cluster-cidr (all of it with --masquerade-all), masquerades a pod that \
+            reaches itself through a Service, drops new connections to a VIP on a port no Service uses, \
+            and keeps sources outside loadBalancerSourceRanges off load balancer IPs. Each sync changes set \
+            elements only; every --sync-period writes the table whole; --cleanup deletes it.
+
             Removed TCP/SCTP endpoints drain: weight 0 until their connections end or --drain-timeout \
             passes. A Service without endpoints keeps its virtual service with no real servers, so the \
             kernel refuses new connections (ICMP port unreachable, "connection refused") instead of \
@@ -146,6 +153,17 @@ public struct AgentCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Where the agent records what it owns; /run is cleared at boot, like IPVS. One agent per file: the daemon, --once and --cleanup hold <path>.lock while they run, and another one on the same file exits 2 naming the pid holding it.", valueName: "path"))
     public var stateFile: String = "/run/ipvs-agent/state.json"
 
+    // MARK: - Netfilter (nft: the agent's nftables table, see AgentCommand+PacketFilter.swift)
+
+    @Option(name: .customLong("cluster-cidr"), help: ArgumentHelp("The pod network in CIDR notation (comma-separated or repeated, one per family, as kube-proxy's --cluster-cidr): traffic to ClusterIPs from outside it is masqueraded. Without it (and without --masquerade-all) ClusterIP traffic keeps its source address.", valueName: "cidr"))
+    public var clusterCIDR: [String] = []
+
+    @Flag(name: .long, help: "Masquerade all traffic to ClusterIPs, from pods too (kube-proxy's --masquerade-all).")
+    public var masqueradeAll = false
+
+    @Option(name: .long, help: ArgumentHelp("NodePorts listen on the node's addresses inside these CIDRs (comma-separated or repeated, as kube-proxy's --nodeport-addresses), loopback ones only when a CIDR holds them. Default: see --node-ip; not with --node-ip.", valueName: "cidr"))
+    public var nodeportAddresses: [String] = []
+
     // MARK: - Timing
 
     @Option(name: [.customLong("sync-period"), .customLong("ipvs-sync-period")],
@@ -225,6 +243,7 @@ public struct AgentCommand: AsyncParsableCommand {
         for address in nodeIP where IPAddress(address) == nil {
             throw ValidationError("--node-ip '\(address)' is not an IPv4 or IPv6 address")
         }
+        try validatePacketFilter() // nft
         try ProxySettings.validate(self)
     }
 

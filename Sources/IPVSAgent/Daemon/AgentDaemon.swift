@@ -20,6 +20,8 @@ struct AgentDaemon {
     let logger: Logger
     /// The API server to follow instead of the files (issue 19).
     var apiServer: APIServerConfiguration? = nil
+    /// The agent's nftables table, synced after each reconcile (nft).
+    var packetFilter: PacketFilterDriver? = nil
 
     func run() async throws {
         let status = StatusBox()
@@ -46,7 +48,8 @@ struct AgentDaemon {
             services.append(ReconcileLoop(paths: command.manifests, reconciler: reconciler, mapping: mapping,
                                           syncPeriod: settings.syncPeriod, health: health,
                                           configuration: command.config.map { ConfigurationReload(path: $0, base: command.baseHealth) },
-                                          logger: logger, proxyHealth: proxyHealth, minSyncPeriod: settings.minSyncPeriod))
+                                          logger: logger, proxyHealth: proxyHealth, minSyncPeriod: settings.minSyncPeriod,
+                                          packetFilter: packetFilter)) // nft
         }
         // A deleted VIP is bound again at once, not at the next sync period.
         services.append(AddressWatch(interface: command.interface, reconciler: reconciler, logger: logger))
@@ -82,6 +85,8 @@ struct ReconcileLoop: Service {
     let proxyHealth: ProxyHealth
     /// The least time between two reloads (`--ipvs-min-sync-period`).
     var minSyncPeriod: Duration = .zero
+    /// The agent's nftables table, synced after each load (nft).
+    var packetFilter: PacketFilterDriver? = nil
     let metrics = AgentMetrics()
     let kubeProxyMetrics = KubeProxyMetrics()
 
@@ -140,7 +145,7 @@ struct ReconcileLoop: Service {
             continuation.finish()
         }
         let reconciler = reconciler, logger = logger, metrics = metrics, syncPeriod = syncPeriod, health = health
-        let mapping = mapping, configuration = configuration, minSyncPeriod = minSyncPeriod
+        let mapping = mapping, configuration = configuration, minSyncPeriod = minSyncPeriod, packetFilter = packetFilter
 
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
@@ -159,6 +164,7 @@ struct ReconcileLoop: Service {
                                     proxyHealth: proxyHealth, logger: logger)
                     await Self.reload(source, changed: nil, &builder, &changes, sync, reason: "start")
                     var lastReload = ContinuousClock.now
+                    packetFilter?.sync(builder.state, services: builder.services) // nft
                     for await _ in triggers {
                         // Debounce: editors write in several steps; one reload after the burst.
                         try? await Task.sleep(for: .milliseconds(100))
@@ -170,6 +176,7 @@ struct ReconcileLoop: Service {
                         if changed == nil, let configuration { configuration.reload(into: &builder, logger: logger) }
                         await Self.reload(source, changed: changed, &builder, &changes, sync, reason: reason)
                         lastReload = ContinuousClock.now
+                        packetFilter?.sync(builder.state, services: builder.services) // nft
                     }
                 }
                 group.addTask {
@@ -186,6 +193,7 @@ struct ReconcileLoop: Service {
                             if report.repairs > 0 { logger.warning("repaired drift", metadata: ["repairs": "\(report.repairs)"]) }
                             kubeProxyMetrics.synced(since: lastVerification)
                             proxyHealth.updated(.verification)
+                            packetFilter?.repair() // nft: the whole table written again
                         }
                     }
                 }

@@ -44,6 +44,7 @@ struct AgentRunner {
         if let links {
             do {
                 local = try links.localAddresses(excluding: command.interface)
+                if !command.nodeportAddresses.isEmpty { addresses = command.nodePortAddresses(among: local) } // nft
                 if addresses.isEmpty { addresses = LinkManager.nodePortAddresses(among: local) }
             } catch {
                 logger.warning("cannot list the node's addresses; NodePorts get no addresses (use --node-ip), and an external IP equal to one of them would be bound on \(command.interface)",
@@ -211,7 +212,8 @@ struct AgentRunner {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             throw ExitCode(2)
         }
-        let report = await reconciler.cleanup()
+        var report = await reconciler.cleanup()
+        report.failures += deletePacketFilter() // nft
         withExtendedLifetime(lock) {}
         try finish(report, issues: [], what: "cleanup")
     }
@@ -250,6 +252,7 @@ struct AgentRunner {
                                          programming: await reconciler.programEarly(options: builder.options),
                                          owners: await reconciler.owners)
         var report = await reconciler.reconcile(build.state, hold: hold)
+        if !(try makePacketFilter()).sync(build.state, services: builder.services) { report.failures.append(PacketFilterDriver.notSynced) } // nft
         let drains = await reconciler.checkDrains()
         report.applied += drains.applied
         report.failures += drains.failures
@@ -285,7 +288,7 @@ struct AgentRunner {
             throw ExitCode(2)
         }
         try await AgentDaemon(command: command, settings: settings, reconciler: reconciler, mapping: options, registry: registry,
-                              logger: logger, apiServer: apiServer).run()
+                              logger: logger, apiServer: apiServer, packetFilter: try makePacketFilter()).run() // nft
         withExtendedLifetime(lock) {}
     }
 

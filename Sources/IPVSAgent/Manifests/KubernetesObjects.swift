@@ -1,5 +1,6 @@
 import Foundation
 import IPVS
+import PacketFilter
 
 // MARK: - Names
 
@@ -81,6 +82,10 @@ public struct KubeService: Hashable, Sendable {
     public var externalTrafficLocal: Bool
     /// `spec.internalTrafficPolicy: Local`.
     public var internalTrafficLocal: Bool
+    /// `spec.loadBalancerSourceRanges`: the only sources its load-balancer IPs take (none: any).
+    public var loadBalancerSourceRanges: [AddressPrefix] = []
+    /// `spec.healthCheckNodePort`: the port the node answers cloud balancers' health checks on.
+    public var healthCheckNodePort: UInt16?
     /// The scheduler of annotation `ipvs.swift.dev/scheduler`, overriding `--scheduler`.
     public var scheduler: Scheduler?
     /// The flags of annotation `ipvs.swift.dev/scheduler-flags`.

@@ -1,5 +1,6 @@
 import Foundation
 import IPVS
+import PacketFilter
 
 /// Reads and validates a `v1 Service`.
 enum ServiceDecoder {
@@ -100,6 +101,15 @@ enum ServiceDecoder {
         }
         service.externalTrafficLocal = try trafficPolicy(spec, "externalTrafficPolicy")
         service.internalTrafficLocal = try trafficPolicy(spec, "internalTrafficPolicy")
+        service.loadBalancerSourceRanges = try spec.list("loadBalancerSourceRanges").map { entry in
+            let text = try entry.string()
+            // The API server takes the range with spaces around it, as kube-proxy does.
+            guard let range = AddressPrefix(text.trimmingCharacters(in: .whitespaces)) else {
+                throw entry.fail("must be an address range in CIDR notation (10.0.0.0/8, 2001:db8::/32), got \"\(text)\"")
+            }
+            return range
+        }
+        service.healthCheckNodePort = try spec["healthCheckNodePort"]?.port()
         try schedulerAnnotations(metadata.annotations, reader: reader, into: &service)
         return service
     }

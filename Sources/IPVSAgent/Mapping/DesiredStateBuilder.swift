@@ -34,7 +34,7 @@ public struct DesiredStateBuilder: Sendable {
         var issues: [ManifestIssue] { duplicates + mapping.issues }
     }
 
-    private var cache: [ObjectName: Entry] = [:]
+    private(set) var cache: [ObjectName: Entry] = [:] // nft: read by `services` (DesiredStateBuilder+Services.swift)
     /// The file each Service's object was taken from: it keeps the name against other files.
     private var sourceFiles: [ObjectName: String] = [:]
     /// The Service that owned each virtual service when the agent started (`seed(owners:)`),
@@ -226,7 +226,7 @@ public struct DesiredStateBuilder: Sendable {
 
     // MARK: - Merging
 
-    private var state = DesiredState()
+    private(set) var state = DesiredState() // nft: read by PacketFilterDriver after each build
     private var realServerCount = 0
     /// How many Services bind each address, to patch `state.addresses`.
     private var addressUsers: [IPAddress: Int] = [:]

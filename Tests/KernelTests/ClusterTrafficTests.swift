@@ -1,0 +1,120 @@
+import Foundation
+import XCTest
+
+/// The netfilter half of the service proxy on a two-node cluster in one kernel (`NodeCluster`):
+/// real packets from outside clients and pods through each node's IPVS and nftables table.
+final class ClusterTrafficTests: XCTestCase {
+    override func setUp() async throws {
+        try KernelTest.requireKernel()
+    }
+
+    /// Service web (LoadBalancer: ClusterIP, external IP, load-balancer IP with source ranges, node
+    /// port 30080) served by one pod on node 2, and Service self (ClusterIP) served by one pod on node 1.
+    static func manifest(web: String, selfPod: String) -> String {
+        """
+        apiVersion: v1
+        kind: Service
+        metadata: {name: web, namespace: default}
+        spec:
+          type: LoadBalancer
+          clusterIP: 10.96.0.10
+          externalIPs: [203.0.113.5]
+          loadBalancerSourceRanges: [192.168.77.100/32]
+          ports: [{name: http, protocol: TCP, port: 80, targetPort: 8080, nodePort: 30080}]
+        status: {loadBalancer: {ingress: [{ip: 198.51.100.20}]}}
+        ---
+        \(AgentTestCluster.endpointSlice(name: "web-a", service: "web",
+                                          endpoints: ["- addresses: [\(web)]\n  conditions: {ready: true}\n  nodeName: node-2"],
+                                          ports: ["{name: http, protocol: TCP, port: 8080}"]))---
+        apiVersion: v1
+        kind: Service
+        metadata: {name: self, namespace: default}
+        spec:
+          clusterIP: 10.96.0.20
+          ports: [{name: http, protocol: TCP, port: 80, targetPort: 8080}]
+        ---
+        \(AgentTestCluster.endpointSlice(name: "self-a", service: "self",
+                                          endpoints: ["- addresses: [\(selfPod)]\n  conditions: {ready: true}\n  nodeName: node-1"],
+                                          ports: ["{name: http, protocol: TCP, port: 8080}"]))
+        """
+    }
+
+    static let agentFlags = ["--cluster-cidr", "10.244.0.0/16", "--nodeport-addresses", "192.168.77.0/24", "--metrics-address", "none"]
+
+    func testNodePortExternalAndLoadBalancerTrafficHairpinVIPFilterAndSourceRanges() throws {
+        let cluster = try NodeCluster(nodes: 2)
+        let remote = try cluster.addPod(node: 2, number: 1)
+        let local = try cluster.addPod(node: 1, number: 1)
+        let allowed = try cluster.addClient(100, routes: ["203.0.113.5/32", "198.51.100.20/32", "10.96.0.0/16"])
+        let other = try cluster.addClient(101, routes: ["198.51.100.20/32"])
+        try cluster.listen(node: 1, port: 2222, name: "sshd-of-node-1")
+        try cluster.writeManifest("cluster.yaml", Self.manifest(web: remote.address, selfPod: local.address))
+        for node in 1...2 { try cluster.startAgent(node: node, Self.agentFlags) }
+        let nodeA = cluster.nodes[0].address
+        do {
+            // NodePort, external IP, load-balancer IP and ClusterIP through node 1 reach the pod on
+            // node 2, and its answers come back through node 1 (masqueraded on the way there).
+            try waitUntil("the NodePort on node 1 answers", timeout: 90) {
+                (try? cluster.request(from: allowed, nodeA, 30080)) == remote.name
+            }
+            XCTAssertEqual(try cluster.request(from: allowed, "203.0.113.5", 80), remote.name)
+            XCTAssertEqual(try cluster.request(from: allowed, "198.51.100.20", 80), remote.name)
+            XCTAssertEqual(try cluster.request(from: allowed, "10.96.0.10", 80), remote.name)
+
+            // The node's own listener: reachable on its address, not through any VIP.
+            XCTAssertEqual(try cluster.request(from: allowed, nodeA, 2222), "sshd-of-node-1")
+            for vip in ["10.96.0.10", "203.0.113.5", "198.51.100.20"] {
+                XCTAssertThrowsError(try cluster.request(from: allowed, vip, 2222, timeout: 2), "port 2222 reachable on \(vip)")
+            }
+
+            // loadBalancerSourceRanges: the other client is dropped at the load-balancer IP only.
+            XCTAssertThrowsError(try cluster.request(from: other, "198.51.100.20", 80, timeout: 2))
+            XCTAssertEqual(try cluster.request(from: other, nodeA, 30080), remote.name)
+
+            // Hairpin: the pod reaches itself through its Service's ClusterIP.
+            XCTAssertEqual(try cluster.request(from: local.namespace, "10.96.0.20", 80), local.name)
+
+            // Without the agent's table (agent stopped, table deleted by hand) the same requests fail:
+            // the pod on node 2 answers the client directly, and the VIP takes port 2222.
+            cluster.stopAgent(node: 1)
+            try cluster.shell(node: 1, "nft delete table inet ipvs-agent")
+            XCTAssertThrowsError(try cluster.request(from: allowed, nodeA, 30080, timeout: 2))
+            XCTAssertThrowsError(try cluster.request(from: local.namespace, "10.96.0.20", 80, timeout: 2))
+            XCTAssertEqual(try cluster.request(from: allowed, "10.96.0.10", 2222), "sshd-of-node-1")
+            try cluster.startAgent(node: 1, Self.agentFlags)
+            try waitUntil("the NodePort on node 1 answers again", timeout: 90) {
+                (try? cluster.request(from: allowed, nodeA, 30080)) == remote.name
+            }
+        } catch {
+            print("node 1 agent log:\n\(cluster.agentLog(node: 1))\nnode 2 agent log:\n\(cluster.agentLog(node: 2))")
+            print((try? cluster.shell(node: 1, "nft list ruleset; ipvsadm -Ln")) ?? "")
+            throw error
+        }
+    }
+
+    func testCleanupDeletesTheAgentsTableAndNothingElse() throws {
+        let cluster = try NodeCluster(nodes: 1)
+        try cluster.writeManifest("cluster.yaml", """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: web, namespace: default}
+            spec: {clusterIP: 10.96.0.10, ports: [{name: http, port: 80, targetPort: 8080}]}
+            """)
+        try cluster.shell(node: 1, "nft add table ip foreign && nft add chain ip foreign input \"{ type filter hook input priority 0; }\" && nft add rule ip foreign input tcp dport 22 accept")
+        let iptables = (try? KernelTest.run(["sh", "-c", "command -v iptables"]).status) == 0
+        if iptables { try cluster.shell(node: 1, "iptables -A INPUT -p tcp --dport 2222 -j ACCEPT") }
+        let node = cluster.nodes[0].namespace
+        let once = try KernelTest.run(["ip", "netns", "exec", node, KernelTest.product("ipvs-agent")] + cluster.agentArguments(node: 1) + Self.agentFlags + ["--once"])
+        XCTAssertEqual(once.status, 0, once.standardError)
+        XCTAssertTrue(try cluster.shell(node: 1, "nft list table inet ipvs-agent").contains("10.96.0.10 . tcp . 80"))
+
+        let cleanup = try KernelTest.run(["ip", "netns", "exec", node, KernelTest.product("ipvs-agent"), "--cleanup",
+                                          "--state-file", cluster.agentArguments(node: 1)[5]])
+        XCTAssertEqual(cleanup.status, 0, cleanup.standardError)
+        let tables = try cluster.shell(node: 1, "nft list tables")
+        XCTAssertFalse(tables.contains("ipvs-agent"), tables)
+        XCTAssertTrue(tables.contains("table ip foreign"), tables)
+        XCTAssertTrue(try cluster.shell(node: 1, "nft list table ip foreign").contains("tcp dport 22 accept"))
+        if iptables { XCTAssertTrue(try cluster.shell(node: 1, "iptables -S INPUT").contains("--dport 2222 -j ACCEPT")) }
+    }
+}
