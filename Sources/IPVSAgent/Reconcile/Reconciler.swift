@@ -743,71 +743,9 @@ public actor Reconciler {
 
     // MARK: - Status
 
-    /// What the agent has programmed, for `/status`.
-    public func status() -> AgentStatus {
-        statusSource().status()
-    }
-
     /// What `/status` is made of, taken in constant time so that the document is built outside
     /// the actor and never delays a reconcile.
     public func statusSource() -> StatusSource {
         StatusSource(ownership: ownership, kernel: kernel, drains: drains, desired: desired)
     }
-}
-
-/// The reconciler's state that `/status` shows (copies that share storage with the reconciler's).
-public struct StatusSource: Sendable {
-    let ownership: Ownership
-    let kernel: KernelState
-    let drains: DrainTracker
-    let desired: DesiredState
-
-    /// The document: every owned service with its real servers, sorted.
-    public func status() -> AgentStatus {
-        let services = ownership.services.sorted().compactMap { key -> AgentStatus.Service? in
-            guard let entry = kernel.services[key] else { return nil }
-            let servers = entry.realServers.values.sorted { $0.id < $1.id }.map {
-                AgentStatus.RealServer(address: $0.id.description, weight: $0.weight,
-                                       draining: drains.isDraining(RealServerRef(service: key, server: $0.id)))
-            }
-            return AgentStatus.Service(service: key.description, scheduler: entry.service.scheduler.rawValue,
-                                       kubernetesService: desired.services[key].map { "\($0.origin)" }, realServers: servers)
-        }
-        return AgentStatus(services: services, addresses: ownership.addresses.sorted().map(\.description))
-    }
-}
-
-/// The programmed state as `/status` shows it.
-public struct AgentStatus: Codable, Sendable {
-    public struct RealServer: Codable, Sendable {
-        public var address: String
-        public var weight: Int32
-        public var draining: Bool
-    }
-    public struct Service: Codable, Sendable {
-        public var service: String
-        public var scheduler: String
-        public var kubernetesService: String?
-        public var realServers: [RealServer]
-    }
-    public var services: [Service]
-    public var addresses: [String]
-    /// Health of every checked backend (empty without health checks).
-    public var health: [BackendHealthStatus] = []
-    /// Health quorum of every Service that has one (`health-quorum`).
-    public var quorum: [ServiceQuorumStatus] = []
-}
-
-/// One checked backend in `/status`: its verdict and since when.
-public struct BackendHealthStatus: Codable, Sendable {
-    public var service: String
-    public var kubernetesService: String
-    public var backend: String
-    public var check: String
-    public var state: String
-    public var since: Date
-    public var lastReason: String?
-    public var lastLatencyMilliseconds: Double?
-    public var consecutiveSuccesses: Int
-    public var consecutiveFailures: Int
 }
