@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import HealthCheck
+import IPVS
 import NIOPosix
 import Logging
 import Metrics
@@ -129,15 +130,18 @@ struct ReconcileLoop: Service {
                     }
                 }
                 group.addTask {
-                    var builder = DesiredStateBuilder(options: mapping)
-                    await Self.reload(source, changed: nil, &builder, reconciler, health, metrics, logger, reason: "start")
+                    var loader = DesiredStateLoader(source: source, options: mapping, logger: logger, metrics: metrics)
+                    // The first load binds VIPs and programs IPVS as Services are decoded (`ColdStart`).
+                    let coldStart = AgentRunner.coldStart(await reconciler.coldStartBasis(), options: mapping, logger: logger)
+                    await Self.reload(&loader, changed: nil, reconciler, health, logger, reason: "start",
+                                      owners: await reconciler.owners, coldStart: coldStart)
                     for await _ in triggers {
                         // Debounce: editors write in several steps; one reload after the burst.
                         try? await Task.sleep(for: .milliseconds(100))
                         guard let changed = pending.take() else { continue } // Loaded by an earlier pass.
                         let reason = changed.map { "changed \($0.sorted().joined(separator: ", "))" } ?? "SIGHUP"
-                        if changed == nil, let configuration { configuration.reload(into: &builder, logger: logger) }
-                        await Self.reload(source, changed: changed, &builder, reconciler, health, metrics, logger, reason: reason)
+                        if changed == nil, let configuration { configuration.reload(into: &loader.builder, logger: logger) }
+                        await Self.reload(&loader, changed: changed, reconciler, health, logger, reason: reason)
                     }
                 }
                 group.addTask {
@@ -161,29 +165,12 @@ struct ReconcileLoop: Service {
         }
     }
 
-    private static func reload(_ source: ManifestSource, changed: Set<String>?, _ builder: inout DesiredStateBuilder,
-                               _ reconciler: Reconciler, _ health: HealthLink, _ metrics: AgentMetrics, _ logger: Logger,
-                               reason: String) async {
-        let start = ContinuousClock.now
-        // The first load binds VIPs and programs IPVS as Services are decoded (nil afterwards): see
-        // `Reconciler.bindEarly()` and `programEarly(options:)`.
-        let early = await reconciler.bindEarly()
-        let programming = await reconciler.programEarly(options: builder.options)
-        let snapshot = await source.load(changed: changed, decoded: AgentRunner.handler(early, programming, options: builder.options))
-        if let programming {
-            builder.seed(programming.mappings())
-            builder.seed(owners: await reconciler.owners)
-        }
-        let build = builder.build(snapshot)
-        let issues = snapshot.issues + build.issues
-        for issue in issues { logger.error("\(issue)") }
-        metrics.manifestIssues.record(issues.count)
-        logger.info("loaded manifests", metadata: ["reason": "\(reason)", "services": "\(build.state.services.count)",
-                                                   "milliseconds": "\(Reconciler.milliseconds(ContinuousClock.now - start))",
-                                                   "real_servers": "\(build.realServerCount)", "problems": "\(issues.count)",
-                                                   "changed": "\(build.changed.map { "\($0.count)" } ?? "all")"])
-        await reconciler.reconcile(build.state, changed: build.changed,
-                                                hold: Reconciler.Hold(services: snapshot.heldServices, everything: snapshot.incomplete))
+    private static func reload(_ loader: inout DesiredStateLoader, changed: Set<String>?, _ reconciler: Reconciler,
+                               _ health: HealthLink, _ logger: Logger, reason: String, owners: [ServiceKey: ObjectName] = [:],
+                               coldStart: ColdStart? = nil) async {
+        let loaded = await loader.load(changed: changed, reason: reason, owners: owners, coldStart: coldStart)
+        let build = loaded.build
+        await reconciler.reconcile(build.state, changed: build.changed, hold: loaded.hold, coldStart: loaded.coldStart)
         if await reconciler.isDraining { await reconciler.checkDrains() }
         if build.changed?.isEmpty != true {
             health.update(build.state, logger: logger)

@@ -59,11 +59,6 @@ public actor Reconciler {
     private var hold = Hold()
     /// Whether a reconcile ran: until then the desired state is not known (see `verify()`).
     private var reconciled = false
-    /// VIPs being bound ahead of the first reconcile (`bindEarly()`); the next apply takes it over.
-    private var earlyBinding: AddressBinding?
-    /// IPVS being programmed ahead of the first reconcile (`programEarly(options:)`), with this
-    /// reconciler's IPVS backend lent to it: every use of `ipvs` first takes it back (`takeEarlyProgramming()`).
-    private var earlyProgramming: EarlyProgramming?
 
     /// Kernel state to keep while manifests are invalid.
     public struct Hold: Hashable, Sendable {
@@ -142,7 +137,6 @@ public actor Reconciler {
     }
 
     private func readKernel() throws {
-        _ = takeEarlyProgramming() // The model is read again below.
         kernel = KernelState(table: try ipvs.table())
         if let vips {
             boundAddresses = (try? vips.addresses(on: options.interface)) ?? []
@@ -151,7 +145,7 @@ public actor Reconciler {
     }
 
     /// Counts the real servers of owned services in the model again (the gauge), after it was read
-    /// or took in a whole early programming.
+    /// or took in what a cold start did.
     private func countProgrammedRealServers() {
         programmedRealServers = ownership.services.reduce(0) { $0 + programmedRealServers(of: $1) }
     }
@@ -160,46 +154,23 @@ public actor Reconciler {
         ownership.services.contains(key) ? kernel.services[key]?.realServers.count ?? 0 : 0
     }
 
-    /// Starts binding VIPs before the first reconcile, while the manifests are still being read:
-    /// the returned binding takes the addresses of Services as they are decoded (`add`), binds
-    /// them on a thread of its own, and the next `reconcile` takes it over: it binds the desired
-    /// addresses not handed over yet, records ownership of what was bound, and removes addresses
-    /// bound early that the desired state does not hold after all (a Service object that a later
-    /// file replaced). Only addresses missing from the interface are bound, so a restart changes
-    /// nothing. `nil` without a dummy interface to manage, or once a reconcile ran.
-    func bindEarly() -> AddressBinding? {
-        guard let vips, !reconciled else { return nil }
-        if let earlyBinding { return earlyBinding }
-        let binding = AddressBinding(vips, options.interface, present: boundAddresses, store: store)
-        earlyBinding = binding
-        return binding
-    }
-
-    /// Starts programming IPVS before the first reconcile, while the manifests are still being
-    /// read: the returned programming takes each decoded file's objects (`add`), maps them with
-    /// `options` (the builder's) and adds the virtual services that the kernel does not hold yet
-    /// (and that the state file records for no other Service), with their real servers, on a
-    /// thread of its own. The next `reconcile` takes it over: it records what was added and
-    /// applies the difference to the whole desired state, which removes or edits what a later
-    /// file changed. `nil` once a reconcile ran.
-    func programEarly(options: MappingOptions) -> EarlyProgramming? {
+    /// What a cold start must respect (`ColdStart`): the virtual services and VIPs in the kernel,
+    /// the state file's owners, the interface and the store. `nil` once a reconcile ran: only the
+    /// first load of a start programs the kernel as it decodes.
+    func coldStartBasis() -> ColdStart.Basis? {
         guard !reconciled else { return nil }
-        if let earlyProgramming { return earlyProgramming }
-        let programming = EarlyProgramming(ipvs, present: Set(kernel.services.keys), owners: ownership.origins, options: options, store: store)
-        earlyProgramming = programming
-        return programming
+        return ColdStart.Basis(services: Set(kernel.services.keys), owners: ownership.origins,
+                               interface: vips == nil ? nil : options.interface, addresses: boundAddresses, store: store)
     }
 
-    /// Waits for the early programming (if any) to end, takes the IPVS backend back and records
-    /// what it added in the model of the kernel (and as owned: it is the agent's). Returns how
-    /// many operations it applied. Failures are left to the reconcile that follows: what failed
-    /// is still missing from the model, so the reconcile tries it again and reports it.
-    private func takeEarlyProgramming() -> Int {
-        guard let programming = earlyProgramming else { return 0 }
-        earlyProgramming = nil
+    /// Records what a cold start did in the model of the kernel and as owned (it is the agent's),
+    /// and returns how many operations and addresses it applied. Failures are left to the reconcile
+    /// that follows: what failed is still missing from the model, so the reconcile tries it again
+    /// and reports it. An address bound for a Service object that the desired state does not use
+    /// after all (a later file replaced it) is owned, so the reconcile removes it.
+    private func takeOver(_ result: ColdStart.Result) -> Int {
         let start = ContinuousClock.now
-        let outcome = programming.results()
-        let waited = ContinuousClock.now - start
+        let outcome = result.programmed
         kernel.services.reserveCapacity(kernel.services.count + outcome.added.count)
         for (key, entry) in outcome.added {
             kernel.services[key] = entry
@@ -218,12 +189,24 @@ public actor Reconciler {
             }
         }
         countProgrammedRealServers()
-        let applied = outcome.applied
+        var bound = 0
+        for (address, outcome) in result.bound {
+            settled.addresses.insert(address)
+            switch outcome {
+            case .success:
+                boundAddresses.insert(address)
+                if ownership.addresses.insert(address).inserted { ownershipChanged = true }
+                bound += 1
+            case .failure(let error):
+                logger.debug("address bound early failed; the reconcile tries it again when a Service uses it",
+                             metadata: ["address": "\(address)", "error": "\(error)"])
+            }
+        }
         logger.info("programmed while the manifests loaded", metadata: [
-            "operations": "\(applied)", "failures_left_to_the_reconcile": "\(outcome.failed)",
-            "waited_milliseconds": "\(Self.milliseconds(waited))",
+            "operations": "\(outcome.applied)", "addresses": "\(bound)",
+            "failures_left_to_the_reconcile": "\(outcome.failed + result.bound.count - bound)",
             "milliseconds": "\(Self.milliseconds(ContinuousClock.now - start))"])
-        return applied
+        return outcome.applied + bound
     }
 
     // MARK: - Reconcile
@@ -235,6 +218,13 @@ public actor Reconciler {
     /// `hold` keeps kernel state that invalid manifests would otherwise remove.
     @discardableResult
     public func reconcile(_ state: DesiredState, changed: Set<ServiceKey>? = nil, hold: Hold = Hold()) -> ReconcileReport {
+        reconcile(state, changed: changed, hold: hold, coldStart: nil)
+    }
+
+    /// `reconcile(_:changed:hold:)` of a load whose cold start did `coldStart` (`ColdStart.finish()`):
+    /// what it did is taken over before the plan is made.
+    @discardableResult
+    func reconcile(_ state: DesiredState, changed: Set<ServiceKey>?, hold: Hold, coldStart: ColdStart.Result?) -> ReconcileReport {
         if let changed {
             for key in changed { setMapped(key, state.services[key]) }
             for address in Self.addresses(of: changed) {
@@ -250,11 +240,10 @@ public actor Reconciler {
         }
         self.hold = hold
         reconciled = true
-        let programmedEarly = takeEarlyProgramming()
-        let early = earlyBinding
-        earlyBinding = nil
-        var report = apply(plan(keys: released ? nil : changed, early: early), early: early, appliedEarly: programmedEarly)
-        report.applied += programmedEarly
+        var appliedEarly = 0
+        if let coldStart { appliedEarly = takeOver(coldStart) }
+        var report = apply(plan(keys: released ? nil : changed), appliedEarly: appliedEarly)
+        report.applied += appliedEarly
         return report
     }
 
@@ -320,12 +309,8 @@ public actor Reconciler {
         return plan(keys: nil)
     }
 
-    /// The plan for the services `keys` (all when `nil`); the desired addresses that `early` binds
-    /// already are left to it.
-    private func plan(keys: Set<ServiceKey>?, early: AddressBinding? = nil) -> ReconcilePlan {
-        // Every plan is applied, and the IPVS backend is lent to an early programming until it is
-        // taken back; what it added belongs in the model the plan reads (none after the first reconcile).
-        _ = takeEarlyProgramming()
+    /// The plan for the services `keys` (all when `nil`).
+    private func plan(keys: Set<ServiceKey>?) -> ReconcilePlan {
         let held = heldKeys
         var plan = StateDiff.plan(desired: desired, actual: kernel, owned: ownership.services, drains: drains, keys: keys,
                                   held: held, now: now())
@@ -333,7 +318,7 @@ public actor Reconciler {
             // A change can only move the VIPs of the services it touches.
             let addresses = StateDiff.addresses(desired: desired.addresses, actual: boundAddresses, owned: ownership.addresses,
                                                 among: keys.map { Self.addresses(of: $0) })
-            plan.addressesToAdd = early.map { early in addresses.add.filter { !early.covers($0) } } ?? addresses.add
+            plan.addressesToAdd = addresses.add
             let heldAddresses = Set(held.compactMap { key -> IPAddress? in
                 if case .address(_, let address, _) = key { return address }
                 return nil
@@ -475,7 +460,6 @@ public actor Reconciler {
     @discardableResult
     public func checkDrains() -> ReconcileReport {
         guard !drains.isEmpty else { return ReconcileReport() }
-        _ = takeEarlyProgramming() // Its IPVS backend is read below.
         for key in drains.services {
             do {
                 for server in try ipvs.realServers(of: key) where kernel.services[key] != nil {
@@ -502,7 +486,6 @@ public actor Reconciler {
 
     /// Removes every service and VIP the agent owns, and nothing else.
     public func cleanup() -> ReconcileReport {
-        _ = takeEarlyProgramming()
         desired = DesiredState()
         unadjusted = [:]
         drains = DrainTracker(timeout: options.drainTimeout)
@@ -542,12 +525,11 @@ public actor Reconciler {
 
     // MARK: - Applying
 
-    /// Applies `plan`; `early` is the binding `bindEarly()` started, which binds the plan's
-    /// addresses too; `appliedEarly` counts the operations the early programming applied for it.
-    private func apply(_ plan: ReconcilePlan, early: AddressBinding? = nil, appliedEarly: Int = 0) -> ReconcileReport {
+    /// Applies `plan`; `appliedEarly` counts what a cold start applied for it (`takeOver(_:)`).
+    private func apply(_ plan: ReconcilePlan, appliedEarly: Int = 0) -> ReconcileReport {
         let start = ContinuousClock.now
         var report = ReconcileReport()
-        let plan = claim(plan, early: early, report: &report)
+        let plan = claim(plan, report: &report)
         // The gauge of programmed real servers, updated for the services this plan touches.
         var touched = plan.adopted
         for operation in plan.operations { if let key = operation.serviceKey { touched.insert(key) } }
@@ -566,14 +548,11 @@ public actor Reconciler {
 
         // Binding VIPs (rtnetlink, under the kernel's RTNL lock) and programming IPVS (generic
         // netlink, under IPVS's own mutex) touch nothing of each other's, so a large plan does both
-        // at once: on a cold start of 10,000 services each takes seconds, and on more than one core
-        // the pass then takes about as long as the slower of the two instead of their sum. On a
-        // first start the binding may have begun while the manifests loaded (`bindEarly()`).
-        var bound: [(address: IPAddress, result: Result<Void, any Error>)] = []
-        var binding = early
-        if let early {
-            early.add(plan.addressesToAdd)
-        } else if let vips, !plan.addressesToAdd.isEmpty {
+        // at once: on more than one core the pass then takes about as long as the slower of the
+        // two instead of their sum.
+        var bound: AddressBinding.Outcome = []
+        var binding: AddressBinding?
+        if let vips, !plan.addressesToAdd.isEmpty {
             if plan.addressesToAdd.count >= Self.concurrentBindingMinimum && !plan.operations.isEmpty {
                 binding = AddressBinding(vips, options.interface)
                 binding?.add(plan.addressesToAdd)
@@ -607,26 +586,14 @@ public actor Reconciler {
 
         // Last: the model above was brought up to date while the VIPs may still be being bound.
         if let binding { bound += binding.results() }
-        var addressesToRemove = plan.addressesToRemove
         for (address, result) in bound {
             switch result {
             case .success:
                 boundAddresses.insert(address)
                 if ownership.addresses.insert(address).inserted { ownershipChanged = true }
                 report.applied += 1
-            case .failure(let error) where early != nil && !desired.addresses.contains(address):
-                // Handed over early for a Service object that the desired state does not use: not needed.
-                logger.warning("cannot bind an address that no Service uses", metadata: ["address": "\(address)", "error": "\(error)"])
             case .failure(let error):
                 report.failures.append("cannot bind \(address) on \(options.interface): \(error)")
-            }
-        }
-        // Bound early from a Service object that the desired state does not use after all.
-        if early != nil {
-            let unwanted = bound.filter { boundAddresses.contains($0.address) && !desired.addresses.contains($0.address) }
-            for (address, _) in unwanted {
-                logger.info("removing an address bound early that no Service uses", metadata: ["address": "\(address)"])
-                addressesToRemove.append(address)
             }
         }
 
@@ -634,7 +601,7 @@ public actor Reconciler {
         for ref in plan.drainsEnded { drains.end(ref) }
 
         if let vips {
-            for address in addressesToRemove {
+            for address in plan.addressesToRemove {
                 do {
                     try vips.remove(address, from: options.interface)
                     boundAddresses.remove(address)
@@ -666,13 +633,13 @@ public actor Reconciler {
         return report
     }
 
-    /// Claims the virtual services `plan` adds and the VIPs it binds (an early binding claims its
-    /// own) before the kernel changes (`OwnershipStore.claim`). When the claim cannot be written,
-    /// the plan is returned without those additions: not recorded, not done.
-    private func claim(_ plan: ReconcilePlan, early: AddressBinding?, report: inout ReconcileReport) -> ReconcilePlan {
+    /// Claims the virtual services `plan` adds and the VIPs it binds before the kernel changes
+    /// (`OwnershipStore.claim`). When the claim cannot be written, the plan is returned without
+    /// those additions: not recorded, not done.
+    private func claim(_ plan: ReconcilePlan, report: inout ReconcileReport) -> ReconcilePlan {
         var services: [ServiceKey] = []
         for operation in plan.operations { if case .addService(let service) = operation { services.append(service.key) } }
-        let addresses = early == nil ? plan.addressesToAdd : []
+        let addresses = plan.addressesToAdd
         guard let store, !services.isEmpty || !addresses.isEmpty else { return plan }
         do {
             var origins: [ServiceKey: ObjectName] = [:]
@@ -687,7 +654,7 @@ public actor Reconciler {
             var reduced = plan
             let refused = Set(services)
             reduced.operations.removeAll { $0.serviceKey.map(refused.contains) == true }
-            if early == nil { reduced.addressesToAdd = [] }
+            reduced.addressesToAdd = []
             return reduced
         }
     }
