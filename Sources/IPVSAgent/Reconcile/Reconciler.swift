@@ -129,7 +129,15 @@ public actor Reconciler {
         reconciled = true
         var appliedEarly = 0
         if let coldStart { appliedEarly = applier.takeOver(coldStart, ledger: &ledger, drains: &drains, desired: desired) }
-        var report = apply(plan(keys: released ? nil : changed), appliedEarly: appliedEarly)
+        let plan = plan(keys: released ? nil : changed)
+        if let coldStart, !plan.addressesToRemove.isEmpty {
+            // Bound for a Service object that the desired state does not use after all (a later file replaced it).
+            let boundEarly = Set(coldStart.bound.compactMap { bound in (try? bound.result.get()).map { bound.address } })
+            for address in plan.addressesToRemove where boundEarly.contains(address) {
+                logger.info("removing an address bound early that no Service uses", metadata: ["address": "\(address)"])
+            }
+        }
+        var report = apply(plan, appliedEarly: appliedEarly)
         report.applied += appliedEarly
         return report
     }
