@@ -62,9 +62,11 @@ let package = Package(
         .target(name: "IPVS", dependencies: ["NetworkAddress", "Netlink", "CNetlink"]),
         /// The dummy interface and VIP addresses (rtnetlink through libnl-route), sysctls.
         .target(name: "NodeNetwork", dependencies: ["CNetlinkRoute", "NetworkAddress"]),
+        /// ipvs-agent's `/status` document, written by the agent and read by `ipvsctl status` (no dependencies).
+        .target(name: "AgentStatus"),
         /// ipvsctl: ipvsadm-compatible command line, as a library so tests run whole command lines.
         .target(name: "IPVSControl", dependencies: [
-            "IPVS",
+            "IPVS", "AgentStatus",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         /// Health checks of backends (TCP, HTTP(S), UDP, exec) on an event loop, and their state machine.
@@ -80,7 +82,7 @@ let package = Package(
         ]),
         /// The node agent: Kubernetes objects -> desired IPVS state -> minimal diff -> kernel.
         .target(name: "IPVSAgent", dependencies: [
-            "IPVS", "NodeNetwork", "HealthCheck", "CYAML", "PacketFilter",
+            "IPVS", "NodeNetwork", "HealthCheck", "CYAML", "PacketFilter", "AgentStatus",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
@@ -128,14 +130,14 @@ let package = Package(
         .testTarget(name: "NetworkAddressTests", dependencies: ["NetworkAddress"]),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "TestSupport"]),
         .testTarget(name: "IPVSTests", dependencies: ["IPVS", "Netlink", "TestSupport"]),
-        .testTarget(name: "IPVSControlTests", dependencies: ["IPVSControl", "IPVS", "TestSupport"]),
+        .testTarget(name: "IPVSControlTests", dependencies: ["IPVSControl", "IPVS", "AgentStatus", "TestSupport"]),
         .testTarget(name: "HealthCheckTests", dependencies: [
             "HealthCheck", "TestSupport", .product(name: "MetricsTestKit", package: "swift-metrics"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
         /// Yams is the reference the manifest parser (YAMLTree, on libyaml directly) is compared with.
         .testTarget(name: "IPVSAgentTests", dependencies: [
-            "IPVSAgent", "IPVS", "TestSupport", .product(name: "Yams", package: "Yams"),
+            "IPVSAgent", "IPVS", "AgentStatus", "TestSupport", .product(name: "Yams", package: "Yams"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),

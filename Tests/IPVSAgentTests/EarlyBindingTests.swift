@@ -6,8 +6,8 @@ import TestSupport
 import XCTest
 @testable import IPVSAgent
 
-/// VIPs bound while the manifests of a first start are still decoded (`Reconciler.bindEarly()`),
-/// and the first reconcile taking that binding over.
+/// VIPs bound while the manifests of a first start are still decoded (`ColdStart`,
+/// `AddressBinding`), and the first reconcile taking over what was bound.
 final class EarlyBindingTests: XCTestCase {
     var folder: URL!
 
@@ -25,6 +25,26 @@ final class EarlyBindingTests: XCTestCase {
                    options: .init(interface: "kube-ipvs0"), logger: Logger(label: "test"))
     }
 
+    /// A cold start of `reconciler`, over the same fake kernel (its own socket, on a node).
+    func coldStart(_ reconciler: Reconciler, _ ipvs: FakeIPVS, _ vips: FakeVIPs) async throws -> ColdStart {
+        let basis = await reconciler.coldStartBasis()
+        return ColdStart(try XCTUnwrap(basis), ipvs: ipvs, vips: vips, options: MappingOptions())
+    }
+
+    /// Decoded Service objects with these cluster IPs (port 80, no endpoints), as a file hands them over.
+    func services(_ addresses: [String]) -> [ManifestObject] {
+        ManifestDecoder.decode(addresses.map { address in
+            """
+            ---
+            apiVersion: v1
+            kind: Service
+            metadata: {name: svc-\(address.replacingOccurrences(of: ".", with: "-")), namespace: ns}
+            spec: {clusterIP: \(address), ports: [{port: 80}]}
+
+            """
+        }.joined(), file: "a.yaml").objects
+    }
+
     func state(_ addresses: [String]) -> DesiredState {
         var state = DesiredState()
         for address in addresses {
@@ -39,24 +59,24 @@ final class EarlyBindingTests: XCTestCase {
         let ipvs = FakeIPVS(), vips = FakeVIPs()
         let reconciler = makeReconciler(ipvs, vips)
         try await reconciler.start()
-        let binding = await reconciler.bindEarly()
-        let early = try XCTUnwrap(binding)
-        early.add([ip("10.96.0.10"), ip("10.96.0.99"), ip("10.96.0.10")])
+        let early = try await coldStart(reconciler, ipvs, vips)
+        early.decoded(services(["10.96.0.10", "10.96.0.99", "10.96.0.10"]))
         // Bound now, before any reconcile: the binding does not wait for the desired state.
         XCTAssertEqual(vips.bound.wait(timeout: .now() + 5), DispatchTimeoutResult.success)
         XCTAssertEqual(vips.bound.wait(timeout: .now() + 5), DispatchTimeoutResult.success)
 
         // 10.96.0.99 was handed over from a Service object that the desired state does not use
         // (a later file replaced it); 10.96.0.11 was never handed over.
-        let report = await reconciler.reconcile(state(["10.96.0.10", "10.96.0.11"]))
+        let report = await reconciler.reconcile(state(["10.96.0.10", "10.96.0.11"]), changed: nil, hold: .init(),
+                                                coldStart: early.finish())
         XCTAssertEqual(report.failures, [])
         XCTAssertEqual(vips.changes, ["add 10.96.0.10", "add 10.96.0.99", "add 10.96.0.11", "remove 10.96.0.99"])
         XCTAssertEqual(vips.interfaces["kube-ipvs0"], [ip("10.96.0.10"), ip("10.96.0.11")])
         let owned = try OwnershipStore(path: folder.appendingPathComponent("state.json").path).load()
         XCTAssertEqual(owned.addresses, [ip("10.96.0.10"), ip("10.96.0.11")])
         XCTAssertEqual(Set(ipvs.state.services.keys), [tcp("10.96.0.10", 80), tcp("10.96.0.11", 80)])
-        // Only the first reconcile binds early.
-        let later = await reconciler.bindEarly()
+        // Only the first load of a start has a cold start.
+        let later = await reconciler.coldStartBasis()
         XCTAssertNil(later)
     }
 
@@ -66,10 +86,9 @@ final class EarlyBindingTests: XCTestCase {
         vips.interfaces["kube-ipvs0"] = [ip("10.96.0.10"), ip("192.0.2.7")]
         let reconciler = makeReconciler(ipvs, vips)
         try await reconciler.start()
-        let binding = await reconciler.bindEarly()
-        let early = try XCTUnwrap(binding)
-        early.add([ip("10.96.0.10"), ip("192.0.2.7")])
-        let report = await reconciler.reconcile(state(["10.96.0.10"]))
+        let early = try await coldStart(reconciler, ipvs, vips)
+        early.decoded(services(["10.96.0.10", "192.0.2.7"]))
+        let report = await reconciler.reconcile(state(["10.96.0.10"]), changed: nil, hold: .init(), coldStart: early.finish())
         XCTAssertEqual(report.failures, [])
         XCTAssertEqual(vips.changes, [])
         XCTAssertEqual(vips.interfaces["kube-ipvs0"], [ip("10.96.0.10"), ip("192.0.2.7")])
@@ -82,10 +101,10 @@ final class EarlyBindingTests: XCTestCase {
         vips.refused = [ip("10.96.0.99"), ip("10.96.0.11")]
         let reconciler = makeReconciler(ipvs, vips)
         try await reconciler.start()
-        let binding = await reconciler.bindEarly()
-        let early = try XCTUnwrap(binding)
-        early.add([ip("10.96.0.10"), ip("10.96.0.99")])
-        let report = await reconciler.reconcile(state(["10.96.0.10", "10.96.0.11"]))
+        let early = try await coldStart(reconciler, ipvs, vips)
+        early.decoded(services(["10.96.0.10", "10.96.0.99"]))
+        let report = await reconciler.reconcile(state(["10.96.0.10", "10.96.0.11"]), changed: nil, hold: .init(),
+                                                coldStart: early.finish())
         XCTAssertEqual(report.failures, ["cannot bind 10.96.0.11 on kube-ipvs0: refused 10.96.0.11"])
         XCTAssertEqual(vips.interfaces["kube-ipvs0"], [ip("10.96.0.10")])
     }
@@ -128,10 +147,11 @@ final class EarlyBindingTests: XCTestCase {
         }
         let reconciler = makeReconciler(ipvs, vips)
         try await reconciler.start()
-        let binding = await reconciler.bindEarly()
-        try XCTUnwrap(binding).add([ip("10.96.0.10")])
-        // 10.96.0.11 is bound by the early binding too, handed over by the reconcile.
-        var report = await reconciler.reconcile(state(["10.96.0.10", "10.96.0.11"]))
+        let early = try await coldStart(reconciler, ipvs, vips)
+        early.decoded(services(["10.96.0.10"]))
+        // 10.96.0.11 is bound by the reconcile, after the cold start.
+        var report = await reconciler.reconcile(state(["10.96.0.10", "10.96.0.11"]), changed: nil, hold: .init(),
+                                                coldStart: early.finish())
         XCTAssertEqual(report.failures, [])
         // A later change binds on the reconciler's thread, after the reconcile claimed it.
         report = await reconciler.reconcile(state(["10.96.0.10", "10.96.0.11", "10.96.0.12"]))
@@ -153,12 +173,13 @@ final class EarlyBindingTests: XCTestCase {
         let reconciler = Reconciler(ipvs: ipvs, vips: vips, store: OwnershipStore(path: folder.appendingPathComponent("blocked/state.json").path),
                                     options: .init(interface: "kube-ipvs0"), logger: Logger(label: "test"))
         try await reconciler.start()
-        let binding = await reconciler.bindEarly()
-        try XCTUnwrap(binding).add([ip("10.96.0.10")])
-        let report = await reconciler.reconcile(state(["10.96.0.10"]))
+        let early = try await coldStart(reconciler, ipvs, vips)
+        early.decoded(services(["10.96.0.10"]))
+        let report = await reconciler.reconcile(state(["10.96.0.10"]), changed: nil, hold: .init(), coldStart: early.finish())
         XCTAssertEqual(vips.changes, [])
         XCTAssertEqual(ipvs.state.services.count, 0)
-        XCTAssertTrue(report.failures.contains { $0.contains("cannot bind 10.96.0.10") && $0.contains("cannot write the state file") },
+        // The cold start could not claim it; the reconcile tries again, and says why it cannot.
+        XCTAssertTrue(report.failures.contains { $0.contains("bound no address") && $0.contains("cannot write the state file") },
                       "\(report.failures)")
     }
 

@@ -5,8 +5,8 @@ import TestSupport
 import XCTest
 @testable import IPVSAgent
 
-/// IPVS programmed while the manifests of a first start are still decoded
-/// (`Reconciler.programEarly(options:)`), and the first reconcile taking over from it.
+/// IPVS programmed while the manifests of a first start are still decoded (`ColdStart`,
+/// `EarlyProgramming`), and the first reconcile taking over what it did.
 final class EarlyProgrammingTests: XCTestCase {
     var folder: URL!
 
@@ -47,23 +47,23 @@ final class EarlyProgrammingTests: XCTestCase {
         try parts.joined().write(to: folder.appendingPathComponent(name), atomically: true, encoding: .utf8)
     }
 
-    /// What `AgentRunner.load` does on a first start with an early programming: the load hands each
-    /// decoded file over, the builder takes the mappings made, and the reconcile takes over.
+    /// What every mode does on a first start (`DesiredStateLoader`): the load hands each decoded
+    /// file to the cold start, the builder takes the mappings made, and the reconcile takes over
+    /// what the cold start did.
     func firstStart(_ ipvs: FakeIPVS, store: OwnershipStore? = nil) async throws -> (ReconcileReport, DesiredState, [ManifestIssue]) {
         let reconciler = Reconciler(ipvs: ipvs, vips: nil, store: store, options: .init(), logger: Logger(label: "test"))
         try await reconciler.start()
-        var builder = DesiredStateBuilder(options: MappingOptions())
-        let programming = await reconciler.programEarly(options: builder.options)
-        XCTAssertNotNil(programming)
-        let source = ManifestSource(paths: [folder.path], logger: Logger(label: "test"))
-        let snapshot = source.loadNow(decoded: AgentRunner.handler(nil, programming, options: builder.options))
-        if let programming { builder.seed(programming.mappings()) }
-        let build = builder.build(snapshot)
-        let report = await reconciler.reconcile(build.state)
-        // Only the first reconcile programs early.
-        let later = await reconciler.programEarly(options: builder.options)
+        let basis = await reconciler.coldStartBasis()
+        let coldStart = ColdStart(try XCTUnwrap(basis), ipvs: ipvs, vips: nil, options: MappingOptions())
+        var loader = DesiredStateLoader(source: ManifestSource(paths: [folder.path], logger: Logger(label: "test")),
+                                        options: MappingOptions(), logger: Logger(label: "test"))
+        let loaded = await loader.load(reason: "test", owners: await reconciler.owners, coldStart: coldStart)
+        XCTAssertNotNil(loaded.coldStart)
+        let report = await reconciler.reconcile(loaded.build.state, changed: nil, hold: loaded.hold, coldStart: loaded.coldStart)
+        // Only the first load of a start has a cold start.
+        let later = await reconciler.coldStartBasis()
         XCTAssertNil(later)
-        return (report, build.state, snapshot.issues + build.issues)
+        return (report, loaded.build.state, loaded.issues)
     }
 
     /// The kernel's table as desired services (without origins), to compare with the desired state.
@@ -157,17 +157,20 @@ final class EarlyProgrammingTests: XCTestCase {
         XCTAssertEqual(Set(programming.mappings().keys.map(\.name)), ["svc-1", "svc-2"])
     }
 
-    /// Files decoded after the reconciler took its IPVS backend back are left to the reconcile.
-    func testAFileDecodedAfterTheTakeOverIsLeftToTheReconcile() async throws {
-        let ipvs = FakeIPVS()
-        let reconciler = Reconciler(ipvs: ipvs, vips: nil, store: nil, options: .init(), logger: Logger(label: "test"))
+    /// Files decoded after the cold start finished are left to the reconcile: neither added nor bound.
+    func testAFileDecodedAfterTheColdStartFinishedIsLeftToTheReconcile() async throws {
+        let ipvs = FakeIPVS(), vips = FakeVIPs()
+        let reconciler = Reconciler(ipvs: ipvs, vips: vips, store: nil, options: .init(), logger: Logger(label: "test"))
         try await reconciler.start()
-        let early = await reconciler.programEarly(options: MappingOptions())
-        let programming = try XCTUnwrap(early)
-        XCTAssertEqual(programming.results().applied, 0)
-        programming.add(ManifestDecoder.decode(service(1) + slice(1, "a", pods: [1]), file: "late.yaml").objects)
+        let basis = await reconciler.coldStartBasis()
+        let coldStart = ColdStart(try XCTUnwrap(basis), ipvs: ipvs, vips: vips, options: MappingOptions())
+        let result = coldStart.finish()
+        XCTAssertEqual(result.programmed.applied, 0)
+        XCTAssertTrue(result.bound.isEmpty)
+        coldStart.decoded(ManifestDecoder.decode(service(1) + slice(1, "a", pods: [1]), file: "late.yaml").objects)
         XCTAssertEqual(ipvs.applied, [])
-        XCTAssertTrue(programming.mappings().isEmpty)
+        XCTAssertEqual(vips.changes, [])
+        XCTAssertTrue(coldStart.mappings().isEmpty)
     }
 
     /// A second Service object of a name, in another file, loses to the first (`ClaimPrecedence`):

@@ -1,3 +1,4 @@
+import AgentStatus
 import Foundation
 import Logging
 import Prometheus

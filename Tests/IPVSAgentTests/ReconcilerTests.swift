@@ -456,14 +456,14 @@ extension ReconcilerTests {
         let reconciler = Reconciler(ipvs: ipvs, vips: vips, store: nil, options: .init(), logger: Logger(label: "test"))
         try await reconciler.start()
         var state = DesiredState()
-        for index in 0..<Reconciler.concurrentBindingMinimum {
+        for index in 0..<KernelApplier.concurrentBindingMinimum {
             let key = tcp("10.96.1.\(index)", 80)
             state.services[key] = desired(key, [server("10.244.1.\(index)", 8080)])
             state.addresses.insert(ip("10.96.1.\(index)"))
         }
         let report = await reconciler.reconcile(state)
         XCTAssertEqual(report.failures, [])
-        XCTAssertEqual(report.applied, 3 * Reconciler.concurrentBindingMinimum) // VIP, service, real server each
+        XCTAssertEqual(report.applied, 3 * KernelApplier.concurrentBindingMinimum) // VIP, service, real server each
         XCTAssertEqual(vips.fake.interfaces["kube-ipvs0"], state.addresses)
         XCTAssertEqual(Set(ipvs.state.services.keys), Set(state.services.keys))
         XCTAssertFalse(ipvsMeeting.waitedInVain, "IPVS was programmed before the VIPs were bound, or after")

@@ -1,3 +1,4 @@
+import AgentStatus
 import Foundation
 import Synchronization
 import XCTest
@@ -18,12 +19,5 @@ final class StatusBoxTests: XCTestCase {
         addresses.withLock { $0.append("10.96.0.11") }
         status = try JSONDecoder().decode(AgentStatus.self, from: await box.document())
         XCTAssertEqual(status.addresses, ["10.96.0.10", "10.96.0.11"])
-    }
-
-    func testHealthIsAFlagOfItsOwn() {
-        let box = StatusBox()
-        XCTAssertTrue(box.isHealthy)
-        box.isHealthy = false
-        XCTAssertFalse(box.isHealthy)
     }
 }

@@ -1,3 +1,5 @@
+import AgentStatus
+import Foundation
 import XCTest
 @testable import IPVSControl
 
@@ -178,5 +180,28 @@ final class AgentStatusTests: XCTestCase {
         XCTAssertNil(AgentStatusFormatter.epochSeconds("yesterday"))
         XCTAssertEqual(JSONWriter.thousandths(0.0004), "0.000")
         XCTAssertEqual(JSONWriter.thousandths(12.3456), "12.346")
+    }
+
+    /// The document as the agent encodes it (`StatusBox`: JSONEncoder, keys sorted) reads back
+    /// into the same value: one definition for both sides.
+    func testTheAgentsEncodingReadsBackWhole() throws {
+        let written = AgentStatus(
+            services: [AgentStatus.Service(service: "TCP 10.96.0.10:80", scheduler: "rr", kubernetesService: "default/web",
+                                           realServers: [AgentStatus.RealServer(address: "10.244.1.5:8080", weight: 3, draining: true)]),
+                       AgentStatus.Service(service: "UDP 10.96.0.53:53", scheduler: "wrr", kubernetesService: nil, realServers: [])],
+            addresses: ["10.96.0.10"],
+            health: [BackendHealthStatus(service: "TCP 10.96.0.10:80", kubernetesService: "default/web:http", backend: "10.244.1.5:8080",
+                                         check: "tcp", state: "down", since: "2026-11-30T23:10:15Z", lastReason: "refused",
+                                         lastLatencyMilliseconds: 0.25, consecutiveSuccesses: 0, consecutiveFailures: 4)],
+            quorum: [ServiceQuorumStatus(service: "TCP 10.96.0.10:80", kubernetesService: "default/web:http", configured: 2,
+                                         healthy: 1, minimumHealthy: 2, policy: "fallback", fallback: "10.244.9.9:8080", quorumLost: true)])
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let read = try AgentStatusReader.read(try JSONValue.parse(Array(try encoder.encode(written))))
+        XCTAssertEqual(read, written)
+        XCTAssertEqual(try AgentStatusReader.read(try JSONValue.parse(Array(Self.document.utf8))).services.count, 2)
+        XCTAssertThrowsError(try AgentStatusReader.read(try JSONValue.parse(Array(#"{"services": [{"scheduler": "rr"}]}"#.utf8)))) {
+            XCTAssertTrue(($0 as? AgentFetchError)?.message.contains(#"no "service""#) == true, "\($0)")
+        }
     }
 }

@@ -32,12 +32,6 @@ final class APISource: @unchecked Sendable {
     private var changedServices: Set<ObjectName> = []
     private var newIssues: [ManifestIssue] = []
     private var listed: Set<String> = []
-    /// `endpoints.kubernetes.io/last-change-trigger-time` of the slices changed since the last
-    /// `takeTriggerTimes()`.
-    private var triggerTimes: [Date] = []
-    /// The annotation the EndpointSlice controller sets to when the change it carries began (the
-    /// start of kube-proxy's network programming latency).
-    static let triggerTimeAnnotation = "endpoints.kubernetes.io/last-change-trigger-time"
     private var number = 0
     private let lineageSource = UInt64.random(in: 1...UInt64.max)
 
@@ -97,6 +91,9 @@ final class APISource: @unchecked Sendable {
 
     // MARK: - Snapshots
 
+    /// Whether every resource was listed once: before, a snapshot would be missing objects.
+    var isListed: Bool { lock.withLock { listed.count == resources.count } }
+
     /// The objects now, and which Services changed since the previous snapshot; `nil` until every
     /// resource was listed once.
     func snapshot() -> SourceSnapshot? {
@@ -111,15 +108,6 @@ final class APISource: @unchecked Sendable {
             changedServices = []
             newIssues = []
             return snapshot
-        }
-    }
-
-    /// The trigger times of the endpoint changes received since the last call: the changes the
-    /// next apply programs.
-    func takeTriggerTimes() -> [Date] {
-        lock.withLock {
-            defer { triggerTimes = [] }
-            return triggerTimes
         }
     }
 
@@ -180,7 +168,6 @@ final class APISource: @unchecked Sendable {
             if previous?.object != object {
                 if let service = previous?.service { changedServices.insert(service) }
                 if let service = entry.service { changedServices.insert(service) }
-                if case .endpointSlice = object, let time = Self.triggerTime(node) { triggerTimes.append(time) }
             }
             objects[key] = entry
         } else {
@@ -192,15 +179,6 @@ final class APISource: @unchecked Sendable {
         return key
     }
 
-    /// The object's trigger time annotation, when it has a valid one.
-    private static func triggerTime(_ node: YAMLNode) -> Date? {
-        guard let text = NodeReader.value(of: "metadata", in: node).flatMap({ NodeReader.value(of: "annotations", in: $0) })
-            .flatMap({ NodeReader.text(of: triggerTimeAnnotation, in: $0) }) else { return nil }
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = text.contains(".") ? [.withInternetDateTime, .withFractionalSeconds] : [.withInternetDateTime]
-        return formatter.date(from: text)
-    }
-
     /// Whether the object carries no proxy name label, or this agent's.
     private func isOwn(_ node: YAMLNode) -> Bool {
         guard let labels = NodeReader.value(of: "metadata", in: node).flatMap({ NodeReader.value(of: "labels", in: $0) }) else {
@@ -209,5 +187,14 @@ final class APISource: @unchecked Sendable {
         if NodeReader.value(of: Self.headlessLabel, in: labels) != nil { return false }
         guard let name = NodeReader.text(of: Self.proxyNameLabel, in: labels) else { return true }
         return name == proxyName
+    }
+}
+
+/// The API server as a source of the load step (`DesiredStateLoader`): each load is the snapshot of
+/// the objects now, with the Services changed since the previous one.
+extension APISource: DesiredStateSource {
+    func load() async -> SourceSnapshot {
+        // Before every resource was listed, an incomplete snapshot holds the kernel as it is.
+        snapshot() ?? SourceSnapshot(incomplete: true)
     }
 }

@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import HealthCheck
+import IPVS
 import NIOPosix
 import Logging
 import Metrics
@@ -43,7 +44,8 @@ struct AgentDaemon {
         if let apiServer {
             services.append(APIReconcileLoop(configuration: apiServer, proxyName: command.serviceProxyName,
                                              minSyncPeriod: settings.minSyncPeriod, reconciler: reconciler, mapping: mapping,
-                                             syncPeriod: settings.syncPeriod, status: status, health: health, logger: logger))
+                                             syncPeriod: settings.syncPeriod, health: health, logger: logger,
+                                             proxyHealth: proxyHealth, packetFilter: packetFilter))
         } else {
             services.append(ReconcileLoop(paths: command.manifests, reconciler: reconciler, mapping: mapping,
                                           syncPeriod: settings.syncPeriod, health: health,
@@ -125,12 +127,11 @@ struct ReconcileLoop: Service {
         let watcher = try FileWatcher(folders: source.watchedFolders)
         let (triggers, continuation) = AsyncStream.makeStream(of: Trigger.self, bufferingPolicy: .bufferingNewest(64))
         let pending = PendingChanges()
-        let proxyHealth = proxyHealth, kubeProxyMetrics = kubeProxyMetrics
-        // Every change waits for a reload: `/healthz` turns unhealthy if it waits too long.
+        let pass = SyncPass(reconciler: reconciler, health: health, kubeProxy: kubeProxyMetrics, proxyHealth: proxyHealth,
+                            packetFilter: packetFilter, logger: logger)
         let queue: @Sendable (Trigger) -> Void = { trigger in
             pending.add(trigger)
-            proxyHealth.queued(.changes)
-            kubeProxyMetrics.queued()
+            pass.queued()
             continuation.yield(trigger)
         }
         // A file that decodes slowly is loaded when it is done, without holding back the others.
@@ -144,8 +145,8 @@ struct ReconcileLoop: Service {
             watcher.stop()
             continuation.finish()
         }
-        let reconciler = reconciler, logger = logger, metrics = metrics, syncPeriod = syncPeriod, health = health
-        let mapping = mapping, configuration = configuration, minSyncPeriod = minSyncPeriod, packetFilter = packetFilter
+        let reconciler = reconciler, logger = logger, metrics = metrics, syncPeriod = syncPeriod
+        let mapping = mapping, configuration = configuration, minSyncPeriod = minSyncPeriod
 
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
@@ -158,13 +159,12 @@ struct ReconcileLoop: Service {
                     }
                 }
                 group.addTask {
-                    var builder = DesiredStateBuilder(options: mapping)
+                    var loader = DesiredStateLoader(source: source, options: mapping, logger: logger, metrics: metrics)
                     var changes = ObjectChanges()
-                    let sync = Sync(reconciler: reconciler, health: health, metrics: metrics, kubeProxy: kubeProxyMetrics,
-                                    proxyHealth: proxyHealth, logger: logger)
-                    await Self.reload(source, changed: nil, &builder, &changes, sync, reason: "start")
+                    // The first load binds VIPs and programs IPVS as Services are decoded (`ColdStart`).
+                    let coldStart = AgentRunner.coldStart(await reconciler.coldStartBasis(), options: mapping, logger: logger)
+                    await pass.reload(&loader, changed: nil, &changes, reason: "start", owners: await reconciler.owners, coldStart: coldStart)
                     var lastReload = ContinuousClock.now
-                    packetFilter?.sync(builder.state, services: builder.services) // nft
                     for await _ in triggers {
                         // Debounce: editors write in several steps; one reload after the burst.
                         try? await Task.sleep(for: .milliseconds(100))
@@ -173,81 +173,15 @@ struct ReconcileLoop: Service {
                         if wait > .zero { try? await Task.sleep(for: wait) }
                         guard let changed = pending.take() else { continue } // Loaded by an earlier pass.
                         let reason = changed.map { "changed \($0.sorted().joined(separator: ", "))" } ?? "SIGHUP"
-                        if changed == nil, let configuration { configuration.reload(into: &builder, logger: logger) }
-                        await Self.reload(source, changed: changed, &builder, &changes, sync, reason: reason)
+                        if changed == nil, let configuration { configuration.reload(into: &loader.builder, logger: logger) }
+                        await pass.reload(&loader, changed: changed, &changes, reason: reason)
                         lastReload = ContinuousClock.now
-                        packetFilter?.sync(builder.state, services: builder.services) // nft
                     }
                 }
-                group.addTask {
-                    var lastVerification = ContinuousClock.now
-                    while !Task.isCancelled {
-                        try? await Task.sleep(for: min(.seconds(1), syncPeriod))
-                        if await reconciler.isDraining { await reconciler.checkDrains() }
-                        let wanted = await reconciler.wantsVerification
-                        if ContinuousClock.now - lastVerification >= syncPeriod || wanted {
-                            lastVerification = ContinuousClock.now
-                            // A verification that ends counts as a sync, whatever operations the kernel refused.
-                            proxyHealth.queued(.verification)
-                            let report = await reconciler.verify()
-                            if report.repairs > 0 { logger.warning("repaired drift", metadata: ["repairs": "\(report.repairs)"]) }
-                            kubeProxyMetrics.synced(since: lastVerification)
-                            proxyHealth.updated(.verification)
-                            packetFilter?.repair() // nft: the whole table written again
-                        }
-                    }
-                }
+                group.addTask { await pass.upkeep(syncPeriod: syncPeriod) }
                 await group.next()
                 group.cancelAll()
             }
-        }
-    }
-
-    /// What a reload reports to.
-    struct Sync: Sendable {
-        let reconciler: Reconciler
-        let health: HealthLink
-        let metrics: AgentMetrics
-        let kubeProxy: KubeProxyMetrics
-        let proxyHealth: ProxyHealth
-        let logger: Logger
-    }
-
-    private static func reload(_ source: ManifestSource, changed: Set<String>?, _ builder: inout DesiredStateBuilder,
-                               _ changes: inout ObjectChanges, _ sync: Sync, reason: String) async {
-        let reconciler = sync.reconciler, health = sync.health, metrics = sync.metrics, logger = sync.logger
-        let start = ContinuousClock.now
-        // The first load binds VIPs and programs IPVS as Services are decoded (nil afterwards): see
-        // `Reconciler.bindEarly()` and `programEarly(options:)`.
-        let early = await reconciler.bindEarly()
-        let programming = await reconciler.programEarly(options: builder.options)
-        let snapshot = await source.load(changed: changed, decoded: AgentRunner.handler(early, programming, options: builder.options))
-        if let programming {
-            builder.seed(programming.mappings())
-            builder.seed(owners: await reconciler.owners)
-        }
-        let build = builder.build(snapshot)
-        let issues = snapshot.issues + build.issues
-        for issue in issues { logger.error("\(issue)") }
-        metrics.manifestIssues.record(issues.count)
-        let objectChanges = changes.count(snapshot.changedServices, in: snapshot)
-        sync.kubeProxy.count(objectChanges)
-        logger.info("loaded manifests", metadata: ["reason": "\(reason)", "services": "\(build.state.services.count)",
-                                                   "milliseconds": "\(Reconciler.milliseconds(ContinuousClock.now - start))",
-                                                   "real_servers": "\(build.realServerCount)", "problems": "\(issues.count)",
-                                                   "changed": "\(build.changed.map { "\($0.count)" } ?? "all")"])
-        let applying = ContinuousClock.now
-        await reconciler.reconcile(build.state, changed: build.changed,
-                                                hold: Reconciler.Hold(services: snapshot.heldServices, everything: snapshot.incomplete))
-        // Ran to its end: operations the kernel refused are logged and retried, not a stuck agent.
-        sync.kubeProxy.synced(since: applying)
-        sync.kubeProxy.programmed(objectChanges.triggerTimes)
-        sync.proxyHealth.updated(.changes)
-        if await reconciler.isDraining { await reconciler.checkDrains() }
-        if build.changed?.isEmpty != true {
-            health.update(build.state, logger: logger)
-            // New endpoints can change a Service's quorum without any health transition.
-            await reconciler.setHealth(health.overlay(logger: logger))
         }
     }
 }

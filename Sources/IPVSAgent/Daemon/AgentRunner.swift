@@ -170,35 +170,27 @@ struct AgentRunner {
         }
     }
 
-    /// Loads the manifests and maps them, logging every problem; `early` gets the VIPs of each
-    /// Service as soon as it is decoded, and `programming` the objects of each file. `owners` are
-    /// the state file's owners of virtual services (`DesiredStateBuilder.seed(owners:)`).
-    func load(_ source: ManifestSource, _ builder: inout DesiredStateBuilder, early: AddressBinding? = nil,
-              programming: EarlyProgramming? = nil, owners: [ServiceKey: ObjectName] = [:])
-        -> (build: DesiredStateBuilder.Build, issues: [ManifestIssue], hold: Reconciler.Hold) {
-        let start = ContinuousClock.now
-        let snapshot = source.loadNow(decoded: Self.handler(early, programming, options: builder.options))
-        let decoded = ContinuousClock.now - start
-        if let programming { builder.seed(programming.mappings()) }
-        builder.seed(owners: owners)
-        let build = builder.build(snapshot)
-        let issues = snapshot.issues + build.issues
-        for issue in issues { logger.error("\(issue)") }
-        logger.info("loaded manifests", metadata: ["services": "\(build.state.services.count)",
-                                                   "real_servers": "\(build.realServerCount)", "problems": "\(issues.count)",
-                                                   "milliseconds": "\(Reconciler.milliseconds(ContinuousClock.now - start))",
-                                                   "read_milliseconds": "\(Reconciler.milliseconds(decoded))"])
-        return (build, issues, Reconciler.Hold(services: snapshot.heldServices, everything: snapshot.incomplete))
-    }
-
-    /// Hands the VIPs of each decoded file's Services (mapped with `options`) to `early` and its
-    /// objects to `programming` (`nil` without either).
-    static func handler(_ early: AddressBinding?, _ programming: EarlyProgramming?, options: MappingOptions) -> ManifestSource.DecodedHandler? {
-        guard early != nil || programming != nil else { return nil }
-        return { objects in
-            early?.add(ServiceMapper.addresses(in: objects, options: options))
-            programming?.add(objects)
+    /// The cold start of a first load (`ColdStart`), over an IPVS socket and an rtnetlink socket of
+    /// its own; `nil` once the reconciler reconciled, or when IPVS cannot be opened a second time
+    /// (the reconcile then programs everything).
+    static func coldStart(_ basis: ColdStart.Basis?, options: MappingOptions, logger: Logger) -> ColdStart? {
+        guard let basis else { return nil }
+        let ipvs: IPVSClient
+        do {
+            ipvs = try IPVSClient()
+        } catch {
+            logger.warning("cannot open IPVS for the cold start; the first reconcile programs everything", metadata: ["error": "\(error)"])
+            return nil
         }
+        var vips: LinkManagerBackend?
+        if basis.interface != nil {
+            do {
+                vips = try LinkManagerBackend()
+            } catch {
+                logger.warning("cannot open rtnetlink for the cold start; the first reconcile binds every VIP", metadata: ["error": "\(error)"])
+            }
+        }
+        return ColdStart(basis, ipvs: ipvs, vips: vips, options: options)
     }
 
     // MARK: - Modes
@@ -221,13 +213,13 @@ struct AgentRunner {
     func dryRun() async throws {
         let (configuration, settings) = try configuration()
         let links = try? LinkManagerBackend()
-        let source = ManifestSource(paths: command.manifests, logger: logger)
-        var builder = DesiredStateBuilder(options: mappingOptions(links: links, configuration: configuration, settings: settings))
+        var loader = DesiredStateLoader(source: ManifestSource(paths: command.manifests, logger: logger),
+                                        options: mappingOptions(links: links, configuration: configuration, settings: settings), logger: logger)
         let reconciler = try await startDryRunReconciler(links: links)
-        let (build, issues, hold) = load(source, &builder, owners: await reconciler.owners)
-        let plan = await reconciler.dryRun(build.state, hold: hold)
+        let loaded = await loader.load(reason: "dry run", owners: await reconciler.owners)
+        let plan = await reconciler.dryRun(loaded.build.state, hold: loaded.hold)
         for line in IPVSSaveFormatter.lines(plan, interface: command.interface) { print(line) }
-        if !issues.isEmpty { throw ExitCode(1) }
+        if !loaded.issues.isEmpty { throw ExitCode(1) }
         Self.exitNow()
     }
 
@@ -237,8 +229,8 @@ struct AgentRunner {
         let links = try openLinks()
         applySysctls(settings)
         try applyTimeouts(settings)
-        let source = ManifestSource(paths: command.manifests, logger: logger)
-        var builder = DesiredStateBuilder(options: mappingOptions(links: links, configuration: configuration, settings: settings))
+        let options = mappingOptions(links: links, configuration: configuration, settings: settings)
+        var loader = DesiredStateLoader(source: ManifestSource(paths: command.manifests, logger: logger), options: options, logger: logger)
         let reconciler = try makeReconciler(links: links)
         do {
             try await reconciler.start()
@@ -248,15 +240,14 @@ struct AgentRunner {
         }
         // VIPs are bound and IPVS programmed while the manifests are still decoded: on a cold start
         // decoding takes about as long as either.
-        let (build, issues, hold) = load(source, &builder, early: await reconciler.bindEarly(),
-                                         programming: await reconciler.programEarly(options: builder.options),
-                                         owners: await reconciler.owners)
-        var report = await reconciler.reconcile(build.state, hold: hold)
-        if !(try makePacketFilter()).sync(build.state, services: builder.services) { report.failures.append(PacketFilterDriver.notSynced) } // nft
+        let coldStart = Self.coldStart(await reconciler.coldStartBasis(), options: options, logger: logger)
+        let loaded = await loader.load(reason: "once", owners: await reconciler.owners, coldStart: coldStart)
+        var report = await reconciler.reconcile(loaded.build.state, changed: nil, hold: loaded.hold, coldStart: loaded.coldStart)
+        if !(try makePacketFilter()).sync(loaded.build.state, services: loader.builder.services) { report.failures.append(PacketFilterDriver.notSynced) } // nft
         let drains = await reconciler.checkDrains()
         report.applied += drains.applied
         report.failures += drains.failures
-        try finish(report, issues: issues, what: "reconcile")
+        try finish(report, issues: loaded.issues, what: "reconcile")
         withExtendedLifetime(lock) {}
         Self.exitNow()
     }

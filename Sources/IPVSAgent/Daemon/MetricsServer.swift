@@ -7,41 +7,6 @@ import NIOPosix
 import Prometheus
 import ServiceLifecycle
 
-/// What `/healthz` and `/status` answer. `/healthz` reads a flag the daemon keeps current;
-/// `/status` is built when it is asked for, from the reconciler's state at that moment.
-///
-/// Why not a document kept up to date after each change: at 10,000 services it is megabytes of
-/// JSON to sort and encode, and the copy of the reconciler's models it is built from shares their
-/// storage, so the reconcile that follows while it is being built copies every one of those models
-/// before its first change (measured in the VM: one endpoint added took 27-58 ms instead of 1-2 ms).
-public final class StatusBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var healthy = true
-    private var provider: (@Sendable () async -> AgentStatus)?
-
-    public init() {}
-
-    /// Sets how `/status` is made.
-    public func setProvider(_ provider: @escaping @Sendable () async -> AgentStatus) {
-        lock.withLock { self.provider = provider }
-    }
-
-    /// Whether kernel operations succeed, for `/healthz`.
-    public var isHealthy: Bool {
-        get { lock.withLock { healthy } }
-        set { lock.withLock { healthy = newValue } }
-    }
-
-    /// The `/status` document, made now (`{}` before the daemon set a provider).
-    public func document() async -> Data {
-        guard let provider = lock.withLock({ self.provider }) else { return Data("{}".utf8) }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        encoder.dateEncodingStrategy = .iso8601
-        return (try? encoder.encode(await provider())) ?? Data("{}".utf8)
-    }
-}
-
 /// Serves `/metrics` (Prometheus text format), `/healthz`, `/livez` and `/status` (JSON) over HTTP/1.1,
 /// or only `/healthz` and `/livez` (kube-proxy's `--healthz-bind-address` server).
 /// `/status` names every backend and its check results, so it is served on a loopback address only,

@@ -1,3 +1,4 @@
+import AgentStatus
 import Foundation
 import HealthCheck
 import IPVS
@@ -53,7 +54,7 @@ public final class HealthLink: Sendable {
             return BackendHealthStatus(
                 service: entry.backend.service.description, kubernetesService: entry.serviceName,
                 backend: entry.backend.server.description, check: entry.checkKind, state: entry.state.status.rawValue,
-                since: entry.state.since, lastReason: entry.state.lastReason, lastLatencyMilliseconds: latency,
+                since: entry.state.since.formatted(.iso8601), lastReason: entry.state.lastReason, lastLatencyMilliseconds: latency,
                 consecutiveSuccesses: entry.state.consecutiveSuccesses, consecutiveFailures: entry.state.consecutiveFailures)
         }
     }

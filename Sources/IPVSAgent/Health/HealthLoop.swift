@@ -1,3 +1,4 @@
+import AgentStatus
 import Foundation
 import HealthCheck
 import IPVS

@@ -33,23 +33,3 @@ struct QuorumCount: Hashable, Sendable {
         lost = desired.health?.quorum.map { healthy < $0.minimumHealthy } ?? false
     }
 }
-
-/// One Service's health quorum in `/status`.
-public struct ServiceQuorumStatus: Codable, Sendable, Equatable {
-    /// The virtual service (`TCP 10.96.0.10:80`).
-    public var service: String
-    /// The Kubernetes Service and port (`default/web:http`).
-    public var kubernetesService: String
-    /// Backends configured (endpoints).
-    public var configured: Int
-    /// Backends healthy with a weight above 0.
-    public var healthy: Int
-    /// The quorum (`health-quorum`).
-    public var minimumHealthy: Int
-    /// `keep-all` or `fallback`.
-    public var policy: String
-    /// The fallback server (`address:port`) when the policy is `fallback`.
-    public var fallback: String?
-    /// Whether fewer than `minimumHealthy` backends are healthy, so the policy applies.
-    public var quorumLost: Bool
-}

@@ -6,11 +6,20 @@ public protocol DesiredStateSource: Sendable {
     /// Reads the current objects. Problems are reported with the objects, never thrown, so one bad
     /// input never stops the others: a source keeps the last good version of what it cannot read.
     func load() async -> SourceSnapshot
+    /// `load()`, re-reading only `changed` files when the source can (all when `nil`), and telling
+    /// `decoded` about the objects of each part (a file) as soon as it is decoded, so that a cold
+    /// start can program the kernel before the whole load ends (`ColdStart`).
+    func load(changed: Set<String>?, decoded: ManifestSource.DecodedHandler?) async -> SourceSnapshot
 }
 
 extension DesiredStateSource {
     /// Reads the current objects, re-reading only `changed` files when the source can (all when `nil`).
     public func load(changed: Set<String>?) async -> SourceSnapshot { await load() }
+
+    /// A source that decodes in one piece tells `decoded` nothing: the load step maps its snapshot.
+    public func load(changed: Set<String>?, decoded: ManifestSource.DecodedHandler?) async -> SourceSnapshot {
+        await load(changed: changed)
+    }
 }
 
 /// Kubernetes manifests from files and folders (`--manifests`, repeatable).

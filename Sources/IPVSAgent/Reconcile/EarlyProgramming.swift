@@ -1,16 +1,16 @@
 import Foundation
 import IPVS
 
-/// Programs IPVS on a thread of its own while the manifests of a first start are still being
-/// decoded (`Reconciler.programEarly(options:)`): each decoded file's Services are mapped at once,
+/// Programs IPVS on a thread of its own (`WorkerThread`) while the manifests of a first start are
+/// still being decoded (`ColdStart`): each decoded file's Services are mapped at once,
 /// on the thread that decoded the file, and the virtual services they map to that the kernel
-/// does not hold yet are added with their real servers. The first reconcile then takes over
-/// (`results()`): it records what was added in its model of the kernel and applies the
+/// does not hold yet are added with their real servers. The first reconcile then takes over what
+/// it did (`results()`, handed over by `ColdStart`): it records what was added in its model of the kernel and applies the
 /// difference to the whole desired state as usual, which also undoes whatever a later file
 /// changed (a Service object replaced, endpoints in another file, a port another Service wins).
 ///
-/// On a cold start of thousands of Services, decoding the YAML takes as long as programming the
-/// kernel; doing both at once (on more than one core) shortens the start by the shorter of the two.
+/// On a cold start, decoding the YAML takes about as long as programming the kernel; doing both at
+/// once (on more than one core) shortens the start by the shorter of the two.
 ///
 /// Only additions, never an edit or a removal: a virtual service in the kernel when the agent
 /// started (from an earlier run, or someone else's) is left to the reconcile, so a restart
@@ -22,7 +22,7 @@ final class EarlyProgramming: @unchecked Sendable {
     /// What the programming did: the virtual services it added whole (with every real server),
     /// as the kernel now holds them, and the outcome of each operation of the others (one of
     /// their operations failed).
-    struct Outcome {
+    struct Outcome: Sendable {
         var added: [ServiceKey: KernelState.Entry] = [:]
         var others: [(operation: IPVSOperation, result: IPVSOperationResult)] = []
 
@@ -33,7 +33,7 @@ final class EarlyProgramming: @unchecked Sendable {
     }
 
     /// One virtual service to add, with its real servers.
-    private struct Addition {
+    private struct Addition: Sendable {
         var origin: ObjectName
         var service: VirtualService
         var realServers: [RealServerID: RealServer]
@@ -44,9 +44,8 @@ final class EarlyProgramming: @unchecked Sendable {
     }
 
     private let options: MappingOptions
-    /// Guards every stored property below and wakes the programming thread.
-    private let condition = NSCondition()
-    private var waiting: [Addition] = []
+    private let worker: WorkerThread<Addition, Outcome>
+    // Guarded by the worker's lock:
     /// Virtual services in the kernel when the programming started, and those queued since.
     private var claimed: Set<ServiceKey>
     /// The Service the state file records as the owner of each virtual service: another Service
@@ -55,31 +54,24 @@ final class EarlyProgramming: @unchecked Sendable {
     /// Each Service as one file maps it: the builder reuses the mapping when the whole load has
     /// the same objects for the Service.
     private var mapped: [ObjectName: DesiredStateBuilder.Entry] = [:]
-    private var closed = false
-    private var finished = false
-    private var outcome = Outcome()
 
-    /// The reconciler's IPVS backend, lent to the programming thread until `results()` returns:
-    /// the reconciler makes no IPVS call before it takes the results (see `Reconciler.programEarly`).
-    private struct Lent: @unchecked Sendable { let ipvs: any IPVSBackend }
-
-    /// Starts the programming thread. Virtual services in `present` (in the kernel already) are
-    /// never touched, nor those `owners` records for another Service than the one claiming them. With a
-    /// `store`, each batch's virtual services are claimed there before they are added
-    /// (`OwnershipStore.claim`), and a batch that cannot be claimed is not applied: each of its
-    /// operations fails with that error, and the reconcile tries them again.
-    init(_ ipvs: any IPVSBackend, present: Set<ServiceKey>, owners: [ServiceKey: ObjectName] = [:], options: MappingOptions,
+    /// Starts the programming thread over `ipvs`, which it owns (one IPVS socket per task).
+    /// Virtual services in `present` (in the kernel already) are never touched, nor those `owners`
+    /// records for another Service than the one claiming them. With a `store`, each batch's virtual
+    /// services are claimed there before they are added (`OwnershipStore.claim`), and a batch that
+    /// cannot be claimed is not applied: each of its operations fails with that error, and the
+    /// reconcile tries them again.
+    init(_ ipvs: sending any IPVSBackend, present: Set<ServiceKey>, owners: [ServiceKey: ObjectName] = [:], options: MappingOptions,
          store: OwnershipStore? = nil) {
         self.options = options
         self.owners = owners
         claimed = present
-        let lent = Lent(ipvs: ipvs)
-        // A thread of its own, as for `AddressBinding`: `apply` blocks in netlink system calls for
-        // seconds at thousands of services, and must not hold a thread of Swift's cooperative pool.
-        let thread = Thread { [self] in run(lent.ipvs, store) }
-        thread.name = "program IPVS"
-        thread.start()
+        let owned = Owned(ipvs: ipvs)
+        worker = WorkerThread(name: "program IPVS") { batch in Self.program(batch, owned.ipvs, store) }
     }
+
+    /// The IPVS backend, used by the programming thread alone.
+    private struct Owned: @unchecked Sendable { let ipvs: any IPVSBackend }
 
     /// Maps the Services of one decoded file and queues the additions of the virtual services
     /// they map to that nobody claimed yet (none once `results()` was called). Safe on any
@@ -93,11 +85,7 @@ final class EarlyProgramming: @unchecked Sendable {
                                                             mapping: ServiceMapper.map(service, slices: slices, options: options))))
         }
         entries.sort { $0.name < $1.name }
-        condition.withLock {
-            // Taken over already (the reconciler needed its IPVS backend back): the reconcile
-            // programs the rest.
-            guard !closed else { return }
-            let before = waiting.count
+        worker.add { waiting in
             for (name, entry) in entries {
                 mapped[name] = entry
                 for key in entry.mapping.services.keys.sorted() where owners[key] ?? name == name && claimed.insert(key).inserted {
@@ -105,70 +93,52 @@ final class EarlyProgramming: @unchecked Sendable {
                     waiting.append(Addition(origin: name, service: desired.service, realServers: desired.realServers))
                 }
             }
-            if waiting.count > before { condition.signal() }
         }
     }
 
     /// The Services mapped so far (one that several files hold: as one of them maps it).
     func mappings() -> [ObjectName: DesiredStateBuilder.Entry] {
-        condition.withLock { mapped }
+        worker.withLock { mapped }
     }
 
-    /// Takes no more files, waits until every queued operation was applied, and returns what was
-    /// done. The IPVS backend is the reconciler's again.
+    /// Takes no more files, waits until every queued operation was applied, and returns what was done.
     func results() -> Outcome {
-        condition.withLock {
-            closed = true
-            condition.broadcast()
-            while !finished { condition.wait() }
-            return outcome
+        var outcome = Outcome()
+        for batch in worker.results() {
+            outcome.added.merge(batch.added) { first, _ in first }
+            outcome.others += batch.others
         }
+        return outcome
     }
 
-    private func run(_ ipvs: any IPVSBackend, _ store: OwnershipStore?) {
-        while true {
-            // Whatever queued while the last batch was applied goes in one batch.
-            let batch: [Addition] = condition.withLock {
-                while waiting.isEmpty && !closed { condition.wait() }
-                defer { waiting = [] }
-                return waiting
-            }
-            if batch.isEmpty { break } // closed, and nothing left
-            let operations = batch.map(\.operations)
-            let results: [IPVSOperationResult]
-            do {
-                try store?.claim(services: batch.map(\.service.key),
-                                 origins: Dictionary(batch.map { ($0.service.key, $0.origin) }) { first, _ in first }, addresses: [])
-                results = ipvs.apply(Array(operations.joined()))
-                PausePoint.programmedEarly.reached()
-            } catch {
-                // Not recorded, so not done: the reconcile tries again (and claims first).
-                results = operations.joined().map { .failure(IPVSError(kind: .other, operation: $0.description, detail: "\(error)")) }
-            }
-            // The model of what was added whole is the desired service itself (its storage
-            // shared, not rebuilt operation by operation): cheaper for the reconcile to take over.
-            var added: [(ServiceKey, KernelState.Entry)] = []
-            var others: [(operation: IPVSOperation, result: IPVSOperationResult)] = []
-            var position = 0
-            for (addition, operations) in zip(batch, operations) {
-                let outcomes = results[position..<position + operations.count]
-                position += operations.count
-                if outcomes.allSatisfy({ (try? $0.get()) != nil }) {
-                    let servers = addition.realServers.values.allSatisfy { $0 == $0.configuration }
-                        ? addition.realServers : addition.realServers.mapValues(\.configuration)
-                    added.append((addition.service.key, KernelState.Entry(service: addition.service.configuration, realServers: servers)))
-                } else {
-                    others += zip(operations, outcomes).map { ($0, $1) }
-                }
-            }
-            condition.withLock {
-                outcome.added.merge(added) { first, _ in first }
-                outcome.others += others
+    /// Applies one batch of additions and says what was done.
+    private static func program(_ batch: [Addition], _ ipvs: any IPVSBackend, _ store: OwnershipStore?) -> Outcome {
+        let operations = batch.map(\.operations)
+        let results: [IPVSOperationResult]
+        do {
+            try store?.claim(services: batch.map(\.service.key),
+                             origins: Dictionary(batch.map { ($0.service.key, $0.origin) }) { first, _ in first }, addresses: [])
+            results = ipvs.apply(Array(operations.joined()))
+            PausePoint.programmedEarly.reached()
+        } catch {
+            // Not recorded, so not done: the reconcile tries again (and claims first).
+            results = operations.joined().map { .failure(IPVSError(kind: .other, operation: $0.description, detail: "\(error)")) }
+        }
+        // The model of what was added whole is the desired service itself (its storage
+        // shared, not rebuilt operation by operation): cheaper for the reconcile to take over.
+        var outcome = Outcome()
+        var position = 0
+        for (addition, operations) in zip(batch, operations) {
+            let outcomes = results[position..<position + operations.count]
+            position += operations.count
+            if outcomes.allSatisfy({ (try? $0.get()) != nil }) {
+                let servers = addition.realServers.values.allSatisfy { $0 == $0.configuration }
+                    ? addition.realServers : addition.realServers.mapValues(\.configuration)
+                outcome.added[addition.service.key] = KernelState.Entry(service: addition.service.configuration, realServers: servers)
+            } else {
+                outcome.others += zip(operations, outcomes).map { ($0, $1) }
             }
         }
-        condition.withLock {
-            finished = true
-            condition.broadcast()
-        }
+        return outcome
     }
 }

@@ -2,21 +2,11 @@ import Foundation
 import IPVS
 import Logging
 
-/// What one reconcile pass did.
-public struct ReconcileReport: Sendable {
-    /// Kernel operations and address changes applied successfully.
-    public var applied = 0
-    /// One sentence per failed operation.
-    public var failures: [String] = []
-    /// Differences between the model and the kernel found (and repaired) by a verification.
-    public var repairs = 0
-
-    public var succeeded: Bool { failures.isEmpty }
-}
-
-/// Owns the kernel: the only place that talks to IPVS and the dummy interface. Keeps a model of
-/// what the kernel holds, applies the minimal difference to the desired state, records what it
-/// owns, drains removed endpoints and repairs drift.
+/// Owns the kernel: the only place that talks to IPVS and the dummy interface. Keeps what it is
+/// asked for (the desired state, with the health overlay and what invalid manifests hold), plans
+/// the minimal difference (`ReconcilePlanner`), applies it (`KernelApplier`, which keeps the model
+/// of the kernel), records what it owns (`OwnershipLedger`), drains removed endpoints and repairs
+/// drift. `/status` reads it through `StatusSource`.
 public actor Reconciler {
     /// Settings of the reconciler.
     public struct Options: Sendable {
@@ -31,17 +21,14 @@ public actor Reconciler {
         }
     }
 
-    private let ipvs: any IPVSBackend
     private let vips: (any VIPBackend)?
-    private let store: OwnershipStore?
     private let options: Options
     private let logger: Logger
     private let metrics: AgentMetrics
     private let now: @Sendable () -> ContinuousClock.Instant
 
-    private var kernel = KernelState()
-    private var boundAddresses: Set<IPAddress> = []
-    private var ownership = Ownership()
+    private var applier: KernelApplier
+    private var ledger: OwnershipLedger
     private var drains: DrainTracker
     private var health = HealthOverlay()
     /// The mapped state with the health overlay applied, kept up to date by changes (its storage
@@ -49,34 +36,10 @@ public actor Reconciler {
     private var desired = DesiredState()
     /// The mapped services that the health overlay changed in `desired`, as mapped.
     private var unadjusted: [ServiceKey: DesiredService] = [:]
-    /// The real servers of owned services in the kernel (a gauge), kept up to date per operation.
-    private var programmedRealServers = 0
-    /// Whether ownership changed since it was last saved.
-    private var ownershipChanged = false
-    /// Claims whose outcome `ownership` holds now (services and addresses): the next save settles them.
-    private var settled = Ownership()
     private var needsVerification = false
     private var hold = Hold()
     /// Whether a reconcile ran: until then the desired state is not known (see `verify()`).
     private var reconciled = false
-    /// VIPs being bound ahead of the first reconcile (`bindEarly()`); the next apply takes it over.
-    private var earlyBinding: AddressBinding?
-    /// IPVS being programmed ahead of the first reconcile (`programEarly(options:)`), with this
-    /// reconciler's IPVS backend lent to it: every use of `ipvs` first takes it back (`takeEarlyProgramming()`).
-    private var earlyProgramming: EarlyProgramming?
-
-    /// Kernel state to keep while manifests are invalid.
-    public struct Hold: Hashable, Sendable {
-        /// Services whose manifests are invalid: their virtual services are not removed nor reduced.
-        public var services: Set<ObjectName>
-        /// A manifest could not be read at all: nothing is removed.
-        public var everything: Bool
-
-        public init(services: Set<ObjectName> = [], everything: Bool = false) {
-            self.services = services
-            self.everything = everything
-        }
-    }
 
     /// - Parameters:
     ///   - ipvs: the kernel's IPVS; used from this actor only.
@@ -85,29 +48,34 @@ public actor Reconciler {
     public init(ipvs: sending any IPVSBackend, vips: sending (any VIPBackend)?, store: OwnershipStore?, options: Options,
                 logger: Logger, metrics: AgentMetrics = AgentMetrics(),
                 now: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now }) {
-        self.ipvs = ipvs
         self.vips = vips
-        self.store = store
         self.options = options
         self.logger = logger
         self.metrics = metrics
         self.now = now
+        self.applier = KernelApplier(ipvs: ipvs, vips: vips, interface: options.interface, logger: logger, metrics: metrics)
+        self.ledger = OwnershipLedger(store: store)
         self.drains = DrainTracker(timeout: options.drainTimeout)
     }
+
+    private var kernel: KernelState { applier.kernel }
+    private var ownership: Ownership { ledger.ownership }
 
     // MARK: - Start
 
     /// Reads ownership and the kernel's state, and creates the dummy interface when missing.
     /// Nothing in the kernel is changed or flushed: what is there is adopted by the next reconcile.
     public func start(createInterface: Bool = true) throws {
-        ownership = try store?.load() ?? Ownership()
+        try ledger.load()
         if let vips, createInterface, try vips.ensureInterface(named: options.interface) {
             logger.info("created dummy interface", metadata: ["interface": "\(options.interface)"])
-            ownership.interface = options.interface
-            save()
+            ledger.ownInterface(options.interface)
+            ledger.save(logger: logger, metrics: metrics)
         }
-        try readKernel()
-        adoptClaims()
+        try applier.readKernel(owned: ownership.services)
+        let kernel = applier.kernel
+        ledger.adoptClaims(inKernel: { kernel.services[$0] != nil }, bound: applier.boundAddresses, logger: logger)
+        applier.countProgrammedRealServers(owned: ownership.services)
         logger.info("read kernel state", metadata: [
             "services": "\(kernel.services.count)", "real_servers": "\(kernel.realServerCount)",
             "owned_services": "\(ownership.services.count)", "owned_addresses": "\(ownership.addresses.count)",
@@ -119,111 +87,13 @@ public actor Reconciler {
     /// (`DesiredStateBuilder.seed(owners:)`).
     public var owners: [ServiceKey: ObjectName] { ownership.origins }
 
-    /// Owns what an interrupted run claimed and the kernel holds (created after the claim, see
-    /// `OwnershipStore`) and forgets the rest; the next save settles every claim read.
-    private func adoptClaims() {
-        guard !ownership.claimedServices.isEmpty || !ownership.claimedAddresses.isEmpty else { return }
-        let services = ownership.claimedServices.filter { kernel.services[$0] != nil }
-        let addresses = ownership.claimedAddresses.intersection(boundAddresses)
-        for key in ownership.claimedServices where !services.contains(key) && !ownership.services.contains(key) {
-            ownership.origins[key] = nil
-        }
-        ownership.services.formUnion(services)
-        ownership.addresses.formUnion(addresses)
-        settled.services.formUnion(ownership.claimedServices)
-        settled.addresses.formUnion(ownership.claimedAddresses)
-        logger.notice("owning what an interrupted run created", metadata: [
-            "services": "\(services.count)", "addresses": "\(addresses.count)",
-            "claimed_services": "\(ownership.claimedServices.count)", "claimed_addresses": "\(ownership.claimedAddresses.count)"])
-        ownership.claimedServices = []
-        ownership.claimedAddresses = []
-        ownershipChanged = true
-        countProgrammedRealServers()
-    }
-
-    private func readKernel() throws {
-        _ = takeEarlyProgramming() // The model is read again below.
-        kernel = KernelState(table: try ipvs.table())
-        if let vips {
-            boundAddresses = (try? vips.addresses(on: options.interface)) ?? []
-        }
-        countProgrammedRealServers()
-    }
-
-    /// Counts the real servers of owned services in the model again (the gauge), after it was read
-    /// or took in a whole early programming.
-    private func countProgrammedRealServers() {
-        programmedRealServers = ownership.services.reduce(0) { $0 + programmedRealServers(of: $1) }
-    }
-
-    private func programmedRealServers(of key: ServiceKey) -> Int {
-        ownership.services.contains(key) ? kernel.services[key]?.realServers.count ?? 0 : 0
-    }
-
-    /// Starts binding VIPs before the first reconcile, while the manifests are still being read:
-    /// the returned binding takes the addresses of Services as they are decoded (`add`), binds
-    /// them on a thread of its own, and the next `reconcile` takes it over: it binds the desired
-    /// addresses not handed over yet, records ownership of what was bound, and removes addresses
-    /// bound early that the desired state does not hold after all (a Service object that a later
-    /// file replaced). Only addresses missing from the interface are bound, so a restart changes
-    /// nothing. `nil` without a dummy interface to manage, or once a reconcile ran.
-    func bindEarly() -> AddressBinding? {
-        guard let vips, !reconciled else { return nil }
-        if let earlyBinding { return earlyBinding }
-        let binding = AddressBinding(vips, options.interface, present: boundAddresses, store: store)
-        earlyBinding = binding
-        return binding
-    }
-
-    /// Starts programming IPVS before the first reconcile, while the manifests are still being
-    /// read: the returned programming takes each decoded file's objects (`add`), maps them with
-    /// `options` (the builder's) and adds the virtual services that the kernel does not hold yet
-    /// (and that the state file records for no other Service), with their real servers, on a
-    /// thread of its own. The next `reconcile` takes it over: it records what was added and
-    /// applies the difference to the whole desired state, which removes or edits what a later
-    /// file changed. `nil` once a reconcile ran.
-    func programEarly(options: MappingOptions) -> EarlyProgramming? {
+    /// What a cold start must respect (`ColdStart`): the virtual services and VIPs in the kernel,
+    /// the state file's owners, the interface and the store. `nil` once a reconcile ran: only the
+    /// first load of a start programs the kernel as it decodes.
+    func coldStartBasis() -> ColdStart.Basis? {
         guard !reconciled else { return nil }
-        if let earlyProgramming { return earlyProgramming }
-        let programming = EarlyProgramming(ipvs, present: Set(kernel.services.keys), owners: ownership.origins, options: options, store: store)
-        earlyProgramming = programming
-        return programming
-    }
-
-    /// Waits for the early programming (if any) to end, takes the IPVS backend back and records
-    /// what it added in the model of the kernel (and as owned: it is the agent's). Returns how
-    /// many operations it applied. Failures are left to the reconcile that follows: what failed
-    /// is still missing from the model, so the reconcile tries it again and reports it.
-    private func takeEarlyProgramming() -> Int {
-        guard let programming = earlyProgramming else { return 0 }
-        earlyProgramming = nil
-        let start = ContinuousClock.now
-        let outcome = programming.results()
-        let waited = ContinuousClock.now - start
-        kernel.services.reserveCapacity(kernel.services.count + outcome.added.count)
-        for (key, entry) in outcome.added {
-            kernel.services[key] = entry
-            track(.addService(entry.service))
-            settled.services.insert(key)
-        }
-        for (operation, result) in outcome.others {
-            if case .addService(let service) = operation { settled.services.insert(service.key) }
-            switch result {
-            case .success:
-                kernel.record(operation)
-                track(operation)
-            case .failure(let error):
-                logger.debug("kernel operation applied early failed; the reconcile tries it again",
-                             metadata: ["operation": "\(operation)", "error": "\(error)"])
-            }
-        }
-        countProgrammedRealServers()
-        let applied = outcome.applied
-        logger.info("programmed while the manifests loaded", metadata: [
-            "operations": "\(applied)", "failures_left_to_the_reconcile": "\(outcome.failed)",
-            "waited_milliseconds": "\(Self.milliseconds(waited))",
-            "milliseconds": "\(Self.milliseconds(ContinuousClock.now - start))"])
-        return applied
+        return ColdStart.Basis(services: Set(kernel.services.keys), owners: ownership.origins,
+                               interface: vips == nil ? nil : options.interface, addresses: applier.boundAddresses, store: ledger.store)
     }
 
     // MARK: - Reconcile
@@ -235,9 +105,16 @@ public actor Reconciler {
     /// `hold` keeps kernel state that invalid manifests would otherwise remove.
     @discardableResult
     public func reconcile(_ state: DesiredState, changed: Set<ServiceKey>? = nil, hold: Hold = Hold()) -> ReconcileReport {
+        reconcile(state, changed: changed, hold: hold, coldStart: nil)
+    }
+
+    /// `reconcile(_:changed:hold:)` of a load whose cold start did `coldStart` (`ColdStart.finish()`):
+    /// what it did is taken over before the plan is made.
+    @discardableResult
+    func reconcile(_ state: DesiredState, changed: Set<ServiceKey>?, hold: Hold, coldStart: ColdStart.Result?) -> ReconcileReport {
         if let changed {
             for key in changed { setMapped(key, state.services[key]) }
-            for address in Self.addresses(of: changed) {
+            for address in ReconcilePlanner.addresses(of: changed) {
                 if state.addresses.contains(address) { desired.addresses.insert(address) } else { desired.addresses.remove(address) }
             }
         } else {
@@ -250,11 +127,18 @@ public actor Reconciler {
         }
         self.hold = hold
         reconciled = true
-        let programmedEarly = takeEarlyProgramming()
-        let early = earlyBinding
-        earlyBinding = nil
-        var report = apply(plan(keys: released ? nil : changed, early: early), early: early, appliedEarly: programmedEarly)
-        report.applied += programmedEarly
+        var appliedEarly = 0
+        if let coldStart { appliedEarly = applier.takeOver(coldStart, ledger: &ledger, drains: &drains, desired: desired) }
+        let plan = plan(keys: released ? nil : changed)
+        if let coldStart, !plan.addressesToRemove.isEmpty {
+            // Bound for a Service object that the desired state does not use after all (a later file replaced it).
+            let boundEarly = Set(coldStart.bound.compactMap { bound in (try? bound.result.get()).map { bound.address } })
+            for address in plan.addressesToRemove where boundEarly.contains(address) {
+                logger.info("removing an address bound early that no Service uses", metadata: ["address": "\(address)"])
+            }
+        }
+        var report = apply(plan, appliedEarly: appliedEarly)
+        report.applied += appliedEarly
         return report
     }
 
@@ -286,21 +170,6 @@ public actor Reconciler {
         }
     }
 
-    /// The VIPs of `keys` (the addresses of address-based services).
-    static func addresses(of keys: some Sequence<ServiceKey>) -> Set<IPAddress> {
-        var addresses: Set<IPAddress> = []
-        for key in keys {
-            if case .address(_, let address, _) = key { addresses.insert(address) }
-        }
-        return addresses
-    }
-
-    private var heldKeys: Set<ServiceKey> {
-        if hold.everything { return ownership.services }
-        guard !hold.services.isEmpty else { return [] }
-        return ownership.services.filter { ownership.origins[$0].map(hold.services.contains) == true }
-    }
-
     /// Replaces the health overlay and applies its effect on the desired weights of the services
     /// whose adjustments or quorum override changed (and of no other).
     @discardableResult
@@ -320,27 +189,22 @@ public actor Reconciler {
         return plan(keys: nil)
     }
 
-    /// The plan for the services `keys` (all when `nil`); the desired addresses that `early` binds
-    /// already are left to it.
-    private func plan(keys: Set<ServiceKey>?, early: AddressBinding? = nil) -> ReconcilePlan {
-        // Every plan is applied, and the IPVS backend is lent to an early programming until it is
-        // taken back; what it added belongs in the model the plan reads (none after the first reconcile).
-        _ = takeEarlyProgramming()
-        let held = heldKeys
-        var plan = StateDiff.plan(desired: desired, actual: kernel, owned: ownership.services, drains: drains, keys: keys,
-                                  held: held, now: now())
-        if vips != nil {
-            // A change can only move the VIPs of the services it touches.
-            let addresses = StateDiff.addresses(desired: desired.addresses, actual: boundAddresses, owned: ownership.addresses,
-                                                among: keys.map { Self.addresses(of: $0) })
-            plan.addressesToAdd = early.map { early in addresses.add.filter { !early.covers($0) } } ?? addresses.add
-            let heldAddresses = Set(held.compactMap { key -> IPAddress? in
-                if case .address(_, let address, _) = key { return address }
-                return nil
-            })
-            plan.addressesToRemove = hold.everything ? [] : addresses.remove.filter { !heldAddresses.contains($0) }
-        }
-        return plan
+    /// The planner over the current models.
+    private var planner: ReconcilePlanner {
+        ReconcilePlanner(desired: desired, kernel: kernel, ownership: ownership, drains: drains, hold: hold,
+                         boundAddresses: vips == nil ? nil : applier.boundAddresses)
+    }
+
+    /// The plan for the services `keys` (all when `nil`).
+    private func plan(keys: Set<ServiceKey>?) -> ReconcilePlan {
+        planner.plan(keys: keys, now: now())
+    }
+
+    /// Applies `plan` (`KernelApplier.apply`); a failure asks for a verification soon.
+    private func apply(_ plan: ReconcilePlan, appliedEarly: Int = 0) -> ReconcileReport {
+        let outcome = applier.apply(plan, ledger: &ledger, drains: &drains, desired: desired, now: now(), appliedEarly: appliedEarly)
+        if outcome.wantsVerification { needsVerification = true }
+        return outcome.report
     }
 
     // MARK: - Verification and drains
@@ -365,17 +229,15 @@ public actor Reconciler {
         // What the agent believes is there: every operation it applied was recorded in it.
         let believed = kernel
         do {
-            try readKernel()
+            try applier.readKernel(owned: ownership.services)
         } catch {
             metrics.errors.increment()
             return ReconcileReport(failures: ["cannot read the kernel's state to verify it: \(error)"])
         }
         needsVerification = false
-        let plan = plan(keys: nil)
-        // A drain step is the agent's own removal going on, except for a real server it never had:
-        // someone added that one to a service the agent owns (`ipvsadm -a`), and taking it out
-        // (drained like a removed endpoint) is a repair.
-        for operation in plan.operations where !isDrainStep(operation, plan) || isForeign(operation, believed: believed) {
+        let planner = planner
+        let plan = planner.plan(keys: nil, now: now())
+        for operation in planner.repairs(in: plan, believed: believed) {
             repairs += 1
             logger.warning("repairing drift", metadata: ["operation": "\(operation)"])
         }
@@ -413,7 +275,7 @@ public actor Reconciler {
                 repairs += 1
                 logger.warning("repairing drift", metadata: ["operation": "set dummy interface \(options.interface) up"])
             }
-            boundAddresses = try vips.addresses(on: options.interface)
+            applier.boundAddresses = try vips.addresses(on: options.interface)
         } catch let error as InterfaceRepairFailure {
             return ReconcileReport(failures: [error.description])
         } catch {
@@ -422,8 +284,8 @@ public actor Reconciler {
             return ReconcileReport(failures: ["cannot read the addresses of \(options.interface) to verify them: \(error)"])
         }
         var plan = ReconcilePlan()
-        plan.addressesToAdd = StateDiff.addresses(desired: desired.addresses, actual: boundAddresses, owned: ownership.addresses,
-                                                  among: removed).add
+        plan.addressesToAdd = StateDiff.addresses(desired: desired.addresses, actual: applier.boundAddresses,
+                                                  owned: ownership.addresses, among: removed).add
         return applyRepairs(plan, repairs: repairs)
     }
 
@@ -439,10 +301,7 @@ public actor Reconciler {
         }
         logger.warning("repairing drift", metadata: ["operation": "create dummy interface \(options.interface)"])
         // Created by the agent now: `--cleanup` deletes it.
-        if ownership.interface != options.interface {
-            ownership.interface = options.interface
-            ownershipChanged = true
-        }
+        ledger.ownInterface(options.interface)
         return 1
     }
 
@@ -450,40 +309,19 @@ public actor Reconciler {
         var description: String
     }
 
-    /// Whether `operation` changes a real server that the agent's model did not hold.
-    private func isForeign(_ operation: IPVSOperation, believed: KernelState) -> Bool {
-        switch operation {
-        case .deleteRealServer(let id, let key): believed.services[key]?.realServers[id] == nil
-        case .updateRealServer(let server, let key): believed.services[key]?.realServers[server.id] == nil
-        default: false
-        }
-    }
-
-    private func isDrainStep(_ operation: IPVSOperation, _ plan: ReconcilePlan) -> Bool {
-        switch operation {
-        case .deleteRealServer(let id, let key):
-            return drains.isDraining(RealServerRef(service: key, server: id)) || desired.services[key] != nil
-        case .updateRealServer(let server, let key):
-            return server.weight == 0 && desired.services[key]?.realServers[server.id] == nil
-        default:
-            return false
-        }
-    }
-
     /// Reads the connection counts of draining real servers and deletes those that are idle or
     /// past their deadline. Cheap: reads only the services that have draining servers.
     @discardableResult
     public func checkDrains() -> ReconcileReport {
         guard !drains.isEmpty else { return ReconcileReport() }
-        _ = takeEarlyProgramming() // Its IPVS backend is read below.
         for key in drains.services {
             do {
-                for server in try ipvs.realServers(of: key) where kernel.services[key] != nil {
-                    kernel.services[key]?.realServers[server.id] = server
+                let servers = try applier.ipvs.realServers(of: key)
+                if applier.kernel.services[key] != nil {
+                    for server in servers { applier.kernel.services[key]?.realServers[server.id] = server }
                 }
             } catch let error as IPVSError where error.kind == .serviceNotFound {
-                programmedRealServers -= programmedRealServers(of: key)
-                kernel.services[key] = nil
+                applier.forget(key, owned: ownership.services)
                 drains.endAll(in: key)
             } catch {
                 logger.warning("cannot read connections of draining real servers", metadata: ["service": "\(key)", "error": "\(error)"])
@@ -502,19 +340,18 @@ public actor Reconciler {
 
     /// Removes every service and VIP the agent owns, and nothing else.
     public func cleanup() -> ReconcileReport {
-        _ = takeEarlyProgramming()
         desired = DesiredState()
         unadjusted = [:]
         drains = DrainTracker(timeout: options.drainTimeout)
         var plan = ReconcilePlan()
         plan.operations = ownership.services.sorted().filter { kernel.services[$0] != nil }.map { .deleteService($0) }
-        plan.addressesToRemove = vips == nil ? [] : ownership.addresses.intersection(boundAddresses).sorted()
+        plan.addressesToRemove = vips == nil ? [] : ownership.addresses.intersection(applier.boundAddresses).sorted()
         var report = apply(plan)
         if report.succeeded {
             removeCreatedInterface()
-            ownership = Ownership()
-            programmedRealServers = 0
-            save()
+            ledger.disownAll()
+            applier.countProgrammedRealServers(owned: [])
+            ledger.save(logger: logger, metrics: metrics)
         }
         report.applied = plan.operations.count + plan.addressesToRemove.count - report.failures.count
         return report
@@ -540,162 +377,6 @@ public actor Reconciler {
         }
     }
 
-    // MARK: - Applying
-
-    /// Applies `plan`; `early` is the binding `bindEarly()` started, which binds the plan's
-    /// addresses too; `appliedEarly` counts the operations the early programming applied for it.
-    private func apply(_ plan: ReconcilePlan, early: AddressBinding? = nil, appliedEarly: Int = 0) -> ReconcileReport {
-        let start = ContinuousClock.now
-        var report = ReconcileReport()
-        let plan = claim(plan, early: early, report: &report)
-        // The gauge of programmed real servers, updated for the services this plan touches.
-        var touched = plan.adopted
-        for operation in plan.operations { if let key = operation.serviceKey { touched.insert(key) } }
-        let countBefore = touched.reduce(0) { $0 + programmedRealServers(of: $1) }
-        for key in plan.adopted {
-            ownership.services.insert(key)
-            ownership.origins[key] = desired.services[key]?.origin
-            ownershipChanged = true
-            logger.info("adopted service already in the kernel", metadata: ["service": "\(key)"])
-        }
-        let instant = now()
-        for ref in plan.drainsStarted {
-            drains.begin(ref, now: instant)
-            logger.info("draining removed endpoint", metadata: ["real_server": "\(ref.server)", "service": "\(ref.service)"])
-        }
-
-        // Binding VIPs (rtnetlink, under the kernel's RTNL lock) and programming IPVS (generic
-        // netlink, under IPVS's own mutex) touch nothing of each other's, so a large plan does both
-        // at once: on a cold start of 10,000 services each takes seconds, and on more than one core
-        // the pass then takes about as long as the slower of the two instead of their sum. On a
-        // first start the binding may have begun while the manifests loaded (`bindEarly()`).
-        var bound: [(address: IPAddress, result: Result<Void, any Error>)] = []
-        var binding = early
-        if let early {
-            early.add(plan.addressesToAdd)
-        } else if let vips, !plan.addressesToAdd.isEmpty {
-            if plan.addressesToAdd.count >= Self.concurrentBindingMinimum && !plan.operations.isEmpty {
-                binding = AddressBinding(vips, options.interface)
-                binding?.add(plan.addressesToAdd)
-            } else {
-                bound = AddressBinding.bindNow(vips, plan.addressesToAdd, options.interface)
-            }
-        }
-        let results = plan.operations.isEmpty ? [] : ipvs.apply(plan.operations)
-
-        for (operation, result) in zip(plan.operations, results) {
-            switch result {
-            case .success:
-                kernel.record(operation)
-                report.applied += 1
-                track(operation)
-            case .failure(let error):
-                // A delete of something already gone reached the goal anyway.
-                if case .deleteService = operation, error.kind == .serviceNotFound {
-                    kernel.record(operation)
-                    track(operation)
-                } else if case .deleteRealServer = operation, error.kind == .realServerNotFound || error.kind == .serviceNotFound {
-                    kernel.record(operation)
-                    track(operation)
-                } else {
-                    report.failures.append(error.description)
-                    needsVerification = true
-                    logger.error("kernel operation failed", metadata: ["operation": "\(operation)", "error": "\(error)"])
-                }
-            }
-        }
-
-        // Last: the model above was brought up to date while the VIPs may still be being bound.
-        if let binding { bound += binding.results() }
-        var addressesToRemove = plan.addressesToRemove
-        for (address, result) in bound {
-            switch result {
-            case .success:
-                boundAddresses.insert(address)
-                if ownership.addresses.insert(address).inserted { ownershipChanged = true }
-                report.applied += 1
-            case .failure(let error) where early != nil && !desired.addresses.contains(address):
-                // Handed over early for a Service object that the desired state does not use: not needed.
-                logger.warning("cannot bind an address that no Service uses", metadata: ["address": "\(address)", "error": "\(error)"])
-            case .failure(let error):
-                report.failures.append("cannot bind \(address) on \(options.interface): \(error)")
-            }
-        }
-        // Bound early from a Service object that the desired state does not use after all.
-        if early != nil {
-            let unwanted = bound.filter { boundAddresses.contains($0.address) && !desired.addresses.contains($0.address) }
-            for (address, _) in unwanted {
-                logger.info("removing an address bound early that no Service uses", metadata: ["address": "\(address)"])
-                addressesToRemove.append(address)
-            }
-        }
-
-        for (address, _) in bound { settled.addresses.insert(address) }
-        for ref in plan.drainsEnded { drains.end(ref) }
-
-        if let vips {
-            for address in addressesToRemove {
-                do {
-                    try vips.remove(address, from: options.interface)
-                    boundAddresses.remove(address)
-                    if ownership.addresses.remove(address) != nil { ownershipChanged = true }
-                    report.applied += 1
-                } catch {
-                    report.failures.append("cannot remove \(address) from \(options.interface): \(error)")
-                }
-            }
-        }
-
-        if ownershipChanged || !settled.services.isEmpty || !settled.addresses.isEmpty {
-            PausePoint.applied.reached()
-            save()
-        }
-        programmedRealServers += touched.reduce(0) { $0 + programmedRealServers(of: $1) } - countBefore
-        metrics.operationsApplied.increment(by: report.applied + appliedEarly)
-        if !report.failures.isEmpty { metrics.errors.increment(by: report.failures.count) }
-        metrics.servicesProgrammed.record(ownership.services.count)
-        metrics.realServersProgrammed.record(programmedRealServers)
-        metrics.addressesProgrammed.record(ownership.addresses.count)
-        metrics.realServersDraining.record(drains.deadlines.count)
-        let elapsed = (ContinuousClock.now - start).components
-        metrics.syncDuration.recordNanoseconds(elapsed.seconds * 1_000_000_000 + elapsed.attoseconds / 1_000_000_000)
-        if report.applied + appliedEarly > 0 || !report.failures.isEmpty {
-            logger.info("applied changes", metadata: ["operations": "\(report.applied + appliedEarly)", "failures": "\(report.failures.count)",
-                                                      "milliseconds": "\(Self.milliseconds(ContinuousClock.now - start))"])
-        }
-        return report
-    }
-
-    /// Claims the virtual services `plan` adds and the VIPs it binds (an early binding claims its
-    /// own) before the kernel changes (`OwnershipStore.claim`). When the claim cannot be written,
-    /// the plan is returned without those additions: not recorded, not done.
-    private func claim(_ plan: ReconcilePlan, early: AddressBinding?, report: inout ReconcileReport) -> ReconcilePlan {
-        var services: [ServiceKey] = []
-        for operation in plan.operations { if case .addService(let service) = operation { services.append(service.key) } }
-        let addresses = early == nil ? plan.addressesToAdd : []
-        guard let store, !services.isEmpty || !addresses.isEmpty else { return plan }
-        do {
-            var origins: [ServiceKey: ObjectName] = [:]
-            for key in services { origins[key] = desired.services[key]?.origin }
-            try store.claim(services: services, origins: origins, addresses: addresses)
-            settled.services.formUnion(services)
-            return plan
-        } catch {
-            report.failures.append("added no service and bound no address: \(error)")
-            needsVerification = true
-            logger.error("cannot record what the agent is about to add; not adding it", metadata: ["error": "\(error)"])
-            var reduced = plan
-            let refused = Set(services)
-            reduced.operations.removeAll { $0.serviceKey.map(refused.contains) == true }
-            if early == nil { reduced.addressesToAdd = [] }
-            return reduced
-        }
-    }
-
-    /// Plans binding fewer VIPs than this bind them before the IPVS operations, on the reconciler's
-    /// own thread: a thread of their own would cost more than it saves.
-    static let concurrentBindingMinimum = 64
-
     /// `12.345`: a duration in milliseconds with microsecond precision, for logs.
     static func milliseconds(_ duration: Duration) -> String {
         let (seconds, attoseconds) = duration.components
@@ -704,110 +385,11 @@ public actor Reconciler {
         return "\(microseconds / 1000)." + String(repeating: "0", count: 3 - fraction.count) + fraction
     }
 
-    private func track(_ operation: IPVSOperation) {
-        switch operation {
-        case .addService(let service), .updateService(let service):
-            let origin = desired.services[service.key]?.origin
-            if ownership.services.insert(service.key).inserted { ownershipChanged = true }
-            if ownership.origins[service.key] != origin {
-                ownership.origins[service.key] = origin
-                ownershipChanged = true
-            }
-        case .deleteService(let key):
-            if ownership.services.remove(key) != nil { ownershipChanged = true }
-            if ownership.origins.removeValue(forKey: key) != nil { ownershipChanged = true }
-            drains.endAll(in: key)
-        case .deleteRealServer(let id, let key):
-            let ref = RealServerRef(service: key, server: id)
-            if drains.isDraining(ref) {
-                logger.info("removed drained endpoint", metadata: ["real_server": "\(id)", "service": "\(key)"])
-            }
-            drains.end(ref)
-        default:
-            break
-        }
-    }
-
-    private func save() {
-        ownershipChanged = false
-        let settling = settled
-        settled = Ownership()
-        guard let store else { return }
-        do {
-            try store.save(ownership, settling: settling)
-        } catch {
-            metrics.errors.increment()
-            logger.error("cannot record ownership", metadata: ["error": "\(error)"])
-        }
-    }
-
     // MARK: - Status
-
-    /// What the agent has programmed, for `/status`.
-    public func status() -> AgentStatus {
-        statusSource().status()
-    }
 
     /// What `/status` is made of, taken in constant time so that the document is built outside
     /// the actor and never delays a reconcile.
     public func statusSource() -> StatusSource {
         StatusSource(ownership: ownership, kernel: kernel, drains: drains, desired: desired)
     }
-}
-
-/// The reconciler's state that `/status` shows (copies that share storage with the reconciler's).
-public struct StatusSource: Sendable {
-    let ownership: Ownership
-    let kernel: KernelState
-    let drains: DrainTracker
-    let desired: DesiredState
-
-    /// The document: every owned service with its real servers, sorted.
-    public func status() -> AgentStatus {
-        let services = ownership.services.sorted().compactMap { key -> AgentStatus.Service? in
-            guard let entry = kernel.services[key] else { return nil }
-            let servers = entry.realServers.values.sorted { $0.id < $1.id }.map {
-                AgentStatus.RealServer(address: $0.id.description, weight: $0.weight,
-                                       draining: drains.isDraining(RealServerRef(service: key, server: $0.id)))
-            }
-            return AgentStatus.Service(service: key.description, scheduler: entry.service.scheduler.rawValue,
-                                       kubernetesService: desired.services[key].map { "\($0.origin)" }, realServers: servers)
-        }
-        return AgentStatus(services: services, addresses: ownership.addresses.sorted().map(\.description))
-    }
-}
-
-/// The programmed state as `/status` shows it.
-public struct AgentStatus: Codable, Sendable {
-    public struct RealServer: Codable, Sendable {
-        public var address: String
-        public var weight: Int32
-        public var draining: Bool
-    }
-    public struct Service: Codable, Sendable {
-        public var service: String
-        public var scheduler: String
-        public var kubernetesService: String?
-        public var realServers: [RealServer]
-    }
-    public var services: [Service]
-    public var addresses: [String]
-    /// Health of every checked backend (empty without health checks).
-    public var health: [BackendHealthStatus] = []
-    /// Health quorum of every Service that has one (`health-quorum`).
-    public var quorum: [ServiceQuorumStatus] = []
-}
-
-/// One checked backend in `/status`: its verdict and since when.
-public struct BackendHealthStatus: Codable, Sendable {
-    public var service: String
-    public var kubernetesService: String
-    public var backend: String
-    public var check: String
-    public var state: String
-    public var since: Date
-    public var lastReason: String?
-    public var lastLatencyMilliseconds: Double?
-    public var consecutiveSuccesses: Int
-    public var consecutiveFailures: Int
 }

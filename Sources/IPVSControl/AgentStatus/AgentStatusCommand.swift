@@ -108,7 +108,7 @@ struct AgentStatusCommand: Equatable {
             } catch {
                 throw AgentFetchError(message: "\(command.address) answered GET /status with something else than JSON (\(error)); is it ipvs-agent's --metrics-address?")
             }
-            let report = try AgentStatusReport(json: json)
+            let report = try AgentStatusReader.read(json)
             let formatter = AgentStatusFormatter(report: report, address: command.address, filter: command.service,
                                                  now: environment.currentTime())
             environment.writeOutput(command.output == .json ? formatter.json().bytes : formatter.text().bytes)

@@ -1,3 +1,5 @@
+import AgentStatus
+
 /// Prints ipvs-agent's `/status` per virtual service: each backend's kernel weight next to its
 /// health verdict, and the Service's quorum.
 struct AgentStatusFormatter {
@@ -6,7 +8,7 @@ struct AgentStatusFormatter {
         var service: String
         var kubernetesService: String?
         var scheduler: String?
-        var quorum: AgentStatusReport.Quorum?
+        var quorum: ServiceQuorumStatus?
         var rows: [Row]
     }
 
@@ -15,11 +17,11 @@ struct AgentStatusFormatter {
         var address: String
         var weight: Int?
         var draining = false
-        var health: AgentStatusReport.Backend?
+        var health: BackendHealthStatus?
         var isFallback = false
     }
 
-    let report: AgentStatusReport
+    let report: AgentStatus
     let address: String
     let filter: String?
     /// Seconds since 1970, for ages; `nil` leaves them out.
@@ -31,7 +33,7 @@ struct AgentStatusFormatter {
     var groups: [Group] {
         var groups: [Group] = report.services.map { service in
             Group(service: service.service, kubernetesService: service.kubernetesService, scheduler: service.scheduler,
-                  quorum: nil, rows: service.realServers.map { Row(address: $0.address, weight: $0.weight, draining: $0.draining) })
+                  quorum: nil, rows: service.realServers.map { Row(address: $0.address, weight: Int($0.weight), draining: $0.draining) })
         }
         func index(_ service: String, _ kubernetesService: String) -> Int {
             if let found = groups.firstIndex(where: { $0.service == service }) { return found }
@@ -99,7 +101,7 @@ struct AgentStatusFormatter {
     }
 
     /// `quorum 2 (fallback 10.244.9.9:8080): LOST, 1 of 3 healthy; serving from the fallback only`.
-    static func quorumLine(_ quorum: AgentStatusReport.Quorum) -> String {
+    static func quorumLine(_ quorum: ServiceQuorumStatus) -> String {
         let policy = quorum.fallback.map { "fallback \($0)" } ?? quorum.policy
         let state = "\(quorum.healthy) of \(quorum.configured) healthy"
         guard quorum.quorumLost else { return "quorum \(quorum.minimumHealthy) (\(policy)): met, \(state)" }

@@ -120,14 +120,17 @@ final class APISourceTests: XCTestCase {
         let source = try makeSource(configuration)
         try await running(source) {
             try await eventually("listed") { source.isSynced }
-            _ = source.snapshot()
-            _ = source.takeTriggerTimes()
+            // kube-proxy's programming latency starts at the slice's last-change-trigger-time, which the
+            // load step's change count (`ObjectChanges`) reads from each changed slice.
+            var changes = ObjectChanges()
+            _ = changes.count(nil, in: try XCTUnwrap(source.snapshot()))
             try await eventually("the watches are open") { server.openWatches == 2 }
             server.put(TestAPIServer.endpointSlices, APIObjects.slice("web-1-abc", service: "web-1", addresses: ["10.244.0.5", "10.244.0.6"]))
             try await eventually("the scaled slice arrives") { activity.count("EndpointSlice") { if case .event("MODIFIED") = $0 { true } else { false } } == 1 }
             let scaled = source.snapshot()
             XCTAssertEqual(scaled?.changedServices, [ObjectName(namespace: "default", name: "web-1")])
-            XCTAssertEqual(source.takeTriggerTimes(), [ISO8601DateFormatter().date(from: "2026-01-01T00:00:00Z")!],
+            XCTAssertEqual(changes.count(scaled?.changedServices, in: try XCTUnwrap(scaled)).triggerTimes,
+                           [ISO8601DateFormatter().date(from: "2026-01-01T00:00:00Z")!],
                            "the slice's last-change-trigger-time, for the programming latency")
             XCTAssertTrue(names(scaled).contains("eps default/web-1-abc 10.244.0.5,10.244.0.6"), "\(names(scaled))")
 
@@ -137,8 +140,9 @@ final class APISourceTests: XCTestCase {
             try await eventually("the events arrive") {
                 activity.count { if case .event = $0 { true } else { false } } == 3
             }
-            XCTAssertEqual(source.snapshot()?.changedServices, [], "events that change no object change no Service")
-            XCTAssertEqual(source.takeTriggerTimes(), [], "a duplicate is not a change to program")
+            let duplicate = try XCTUnwrap(source.snapshot())
+            XCTAssertEqual(duplicate.changedServices, [], "events that change no object change no Service")
+            XCTAssertEqual(changes.count(duplicate.changedServices, in: duplicate).triggerTimes, [], "a duplicate is not a change to program")
         }
     }
 

@@ -1,0 +1,67 @@
+import IPVS
+import Logging
+
+/// The daemon's work on each sync, whatever the source of desired state (the files' `ReconcileLoop`,
+/// the API server's `APIReconcileLoop`): a load applied to the kernel and reported to the health
+/// checker, kube-proxy's metrics and health rule and the nftables table; and between loads, the
+/// upkeep: draining endpoints checked every second, the whole kernel verified every sync period.
+struct SyncPass: Sendable {
+    let reconciler: Reconciler
+    let health: HealthLink
+    let kubeProxy: KubeProxyMetrics
+    /// kube-proxy's rule for `/healthz` and `/livez`: changes and verifications are queued and marked done.
+    let proxyHealth: ProxyHealth
+    /// The agent's nftables table, synced after each load (`nil` without one).
+    let packetFilter: PacketFilterDriver?
+    let logger: Logger
+
+    /// A change waits for a load: `/healthz` turns unhealthy if it waits too long.
+    func queued() {
+        proxyHealth.queued(.changes)
+        kubeProxy.queued()
+    }
+
+    /// Loads through `loader` (`changed` as `DesiredStateLoader.load`), applies the difference and
+    /// points the health checks at the new endpoints. `changes` counts the objects each load changed.
+    func reload(_ loader: inout DesiredStateLoader, changed: Set<String>?, _ changes: inout ObjectChanges, reason: String,
+                owners: [ServiceKey: ObjectName] = [:], coldStart: ColdStart? = nil) async {
+        let loaded = await loader.load(changed: changed, reason: reason, owners: owners, coldStart: coldStart)
+        let build = loaded.build
+        let objectChanges = changes.count(loaded.snapshot.changedServices, in: loaded.snapshot)
+        kubeProxy.count(objectChanges)
+        let applying = ContinuousClock.now
+        await reconciler.reconcile(build.state, changed: build.changed, hold: loaded.hold, coldStart: loaded.coldStart)
+        // Ran to its end: operations the kernel refused are logged and retried, not a stuck agent.
+        kubeProxy.synced(since: applying)
+        kubeProxy.programmed(objectChanges.triggerTimes)
+        proxyHealth.updated(.changes)
+        packetFilter?.sync(build.state, services: loader.builder.services)
+        if await reconciler.isDraining { await reconciler.checkDrains() }
+        if build.changed?.isEmpty != true {
+            health.update(build.state, logger: logger)
+            // New endpoints can change a Service's quorum without any health transition.
+            await reconciler.setHealth(health.overlay(logger: logger))
+        }
+    }
+
+    /// Until cancelled: draining endpoints checked every second, the kernel verified (and the
+    /// nftables table written again) every `syncPeriod`, or at once when a reconcile asks for it.
+    func upkeep(syncPeriod: Duration) async {
+        var lastVerification = ContinuousClock.now
+        while !Task.isCancelled {
+            try? await Task.sleep(for: min(.seconds(1), syncPeriod))
+            if await reconciler.isDraining { await reconciler.checkDrains() }
+            let wanted = await reconciler.wantsVerification
+            if ContinuousClock.now - lastVerification >= syncPeriod || wanted {
+                lastVerification = ContinuousClock.now
+                // A verification that ends counts as a sync, whatever operations the kernel refused.
+                proxyHealth.queued(.verification)
+                let report = await reconciler.verify()
+                if report.repairs > 0 { logger.warning("repaired drift", metadata: ["repairs": "\(report.repairs)"]) }
+                kubeProxy.synced(since: lastVerification)
+                proxyHealth.updated(.verification)
+                packetFilter?.repair()
+            }
+        }
+    }
+}
