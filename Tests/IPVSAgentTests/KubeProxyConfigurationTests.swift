@@ -38,10 +38,18 @@ final class KubeProxyConfigurationTests: XCTestCase {
         XCTAssertEqual(settings.healthzAddress, "0.0.0.0:10256")
         XCTAssertFalse(settings.bindAddressHardFail)
         XCTAssertEqual(file.excludeCIDRs, [])
-        XCTAssertEqual(file.pending, KubeProxyConfiguration.Pending(clusterCIDR: "10.244.0.0/16", nodePortAddresses: [],
-                                                                    masqueradeAll: false, kubeconfig: "/var/lib/kube-proxy/kubeconfig.conf"))
-        XCTAssertEqual(file.warnings.map { $0.field ?? "" }.sorted(),
-                       ["clientConnection.kubeconfig", "clusterCIDR", "conntrack", "oomScoreAdj"])
+        XCTAssertEqual(file.flagValues, KubeProxyConfiguration.FlagValues(clusterCIDR: "10.244.0.0/16", nodePortAddresses: [],
+                                                                          masqueradeAll: false, kubeconfig: "/var/lib/kube-proxy/kubeconfig.conf"))
+        XCTAssertEqual(file.warnings.map { $0.field ?? "" }.sorted(), ["conntrack", "oomScoreAdj"])
+        // They reach the flags the command line left out: the pod network, and the API server as the source.
+        let command = try AgentCommand.parse(["--config", "config.conf"]).applying(file.flagValues)
+        XCTAssertEqual(command.clusterPrefixes.map(\.description), ["10.244.0.0/16"])
+        XCTAssertEqual(command.kubeconfig, "/var/lib/kube-proxy/kubeconfig.conf")
+        XCTAssertNoThrow(try command.validateSource(fileMayNameIt: false))
+        let flagsWin = try AgentCommand.parse(["--config", "config.conf", "--manifests", "m/", "--cluster-cidr", "10.0.0.0/8"])
+            .applying(file.flagValues)
+        XCTAssertEqual(flagsWin.clusterPrefixes.map(\.description), ["10.0.0.0/8"])
+        XCTAssertNil(flagsWin.kubeconfig, "--manifests chose the source")
         for warning in file.warnings { XCTAssertEqual(warning.file, "config.conf"); XCTAssertNotNil(warning.line, "\(warning)") }
         XCTAssertTrue(file.warnings.first { $0.field == "conntrack" }!.message.contains("nf_conntrack"), "\(file.warnings)")
         // Health checks start from --health-check: the file has none.
@@ -147,7 +155,7 @@ final class KubeProxyConfigurationTests: XCTestCase {
 
     /// A field the agent does not implement is one warning naming it when it is set; fields kube-proxy's
     /// IPVS mode ignores itself (nftables, winkernel, iptables.syncPeriod) are no warning.
-    func testUnimplementedFieldsWarnOnceEach() throws {
+    func testUnimplementedFieldsWarnOnceEachAndFlagValuesAreChecked() throws {
         let file = try KubeProxyConfiguration.parse("""
             apiVersion: kubeproxy.config.k8s.io/v1alpha1
             kind: KubeProxyConfiguration
@@ -165,11 +173,17 @@ final class KubeProxyConfigurationTests: XCTestCase {
             """, file: "kp.yaml")
         XCTAssertEqual(file.warnings.map { $0.field ?? "" },
                        ["oomScoreAdj", "featureGates", "enableProfiling", "detectLocalMode", "detectLocal.interfaceNamePrefix",
-                        "iptables.masqueradeBit", "conntrack", "iptables.masqueradeAll", "nodePortAddresses"])
-        XCTAssertEqual(file.pending.nodePortAddresses, ["10.0.0.0/8"])
-        XCTAssertTrue(file.pending.masqueradeAll)
-        XCTAssertEqual(file.warnings.last?.description,
-                       "kp.yaml:12: nodePortAddresses: is not implemented yet by this agent and is ignored; the agent reads Services and EndpointSlices from --manifests, and nodePortAddresses does not change what it programs")
+                        "iptables.masqueradeBit", "conntrack"])
+        XCTAssertEqual(file.flagValues.nodePortAddresses, ["10.0.0.0/8"])
+        XCTAssertTrue(file.flagValues.masqueradeAll)
+        XCTAssertThrowsError(try KubeProxyConfiguration.parse("""
+            apiVersion: kubeproxy.config.k8s.io/v1alpha1
+            kind: KubeProxyConfiguration
+            mode: ipvs
+            clusterCIDR: 10.244.0.0/16,10.244.0.300/8
+            """, file: "kp.yaml")) { error in
+            XCTAssertTrue("\(error)".contains("kp.yaml:4: clusterCIDR"), "\(error)")
+        }
     }
 
     /// The agent's own kind still reads as before, and a wrong kind names both kinds.

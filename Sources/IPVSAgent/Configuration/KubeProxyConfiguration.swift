@@ -1,5 +1,7 @@
+import Foundation
 import HealthCheck
 import IPVS
+import PacketFilter
 
 /// kube-proxy's own configuration file (`kubeproxy.config.k8s.io/v1alpha1`, kind `KubeProxyConfiguration`),
 /// as kubeadm writes it into the `kube-proxy` ConfigMap's `config.conf`, read by `--config` beside the
@@ -37,8 +39,8 @@ public struct KubeProxyConfiguration: Hashable, Sendable {
     public var healthzBindAddress = KubeProxyConfiguration.defaultHealthzBindAddress
     /// `bindAddressHardFail` (`--bind-address-hard-fail`): a port that cannot be bound stops the agent.
     public var bindAddressHardFail = false
-    /// Settings other work wires into the agent (see ``Pending``).
-    public var pending = Pending()
+    /// Settings for flags other parts of the agent read (see ``FlagValues``).
+    public var flagValues = FlagValues()
     /// One warning per field set here that the agent does not implement, naming the file, line and field.
     public var warnings: [ManifestIssue] = []
 
@@ -47,14 +49,13 @@ public struct KubeProxyConfiguration: Hashable, Sendable {
     /// kube-proxy's `healthzBindAddress` default.
     public static let defaultHealthzBindAddress = "0.0.0.0:10256"
 
-    // MARK: - Not implemented yet
+    // MARK: - Settings of other parts
 
-    /// kube-proxy settings whose flags are being added beside this reader (`--cluster-cidr`,
-    /// `--nodeport-addresses`, `--masquerade-all`, `--kubeconfig`). Until they are wired, each one
-    /// that is set is read, kept here and reported as not implemented yet (``notImplementedYet``):
-    /// this is the one place to map them when the flags exist.
-    public struct Pending: Hashable, Sendable {
-        /// `clusterCIDR` (`--cluster-cidr`).
+    /// kube-proxy settings that set flags read by other parts of the agent: the nftables table's
+    /// (`--cluster-cidr`, `--nodeport-addresses`, `--masquerade-all`) and the API server source's
+    /// (`--kubeconfig`). `AgentCommand.applying(_:)` gives them to the flags not set on the command line.
+    public struct FlagValues: Hashable, Sendable {
+        /// `clusterCIDR` (`--cluster-cidr`): comma-separated CIDRs.
         public var clusterCIDR: String?
         /// `nodePortAddresses` (`--nodeport-addresses`).
         public var nodePortAddresses: [String] = []
@@ -62,12 +63,6 @@ public struct KubeProxyConfiguration: Hashable, Sendable {
         public var masqueradeAll = false
         /// `clientConnection.kubeconfig` (`--kubeconfig`).
         public var kubeconfig: String?
-    }
-
-    /// The warnings for ``Pending`` settings that are set, each naming its field.
-    static func notImplementedYet(_ field: String) -> String {
-        "is not implemented yet by this agent and is ignored; the agent reads Services and EndpointSlices from --manifests"
-            + (field == "clientConnection.kubeconfig" ? "" : ", and \(field) does not change what it programs")
     }
 
     // MARK: - Reading
@@ -120,8 +115,8 @@ private struct KubeProxyConfigurationReader {
         case unimplementedWithDefault
         /// kube-proxy's IPVS mode does not use it either: accepted silently.
         case ignoredInIPVSMode
-        /// A ``KubeProxyConfiguration/Pending`` setting.
-        case pending
+        /// A ``KubeProxyConfiguration/FlagValues`` setting.
+        case flagValue
     }
 
     /// Every field of `KubeProxyConfiguration` (kube-proxy's `staging/src/k8s.io/kube-proxy/config/v1alpha1/types.go`).
@@ -132,16 +127,16 @@ private struct KubeProxyConfigurationReader {
         "bindAddressHardFail": .implemented, "enableProfiling": .unimplemented, "showHiddenMetricsForVersion": .unimplemented,
         "mode": .implemented, "iptables": .implemented, "ipvs": .implemented, "nftables": .ignoredInIPVSMode,
         "winkernel": .ignoredInIPVSMode, "detectLocalMode": .unimplemented, "detectLocal": .unimplemented,
-        "clusterCIDR": .pending, "nodePortAddresses": .pending, "oomScoreAdj": .unimplementedWithDefault,
+        "clusterCIDR": .flagValue, "nodePortAddresses": .flagValue, "oomScoreAdj": .unimplementedWithDefault,
         "conntrack": .unimplementedWithDefault, "configSyncPeriod": .unimplemented, "portRange": .ignoredInIPVSMode,
         "windowsRunAsService": .ignoredInIPVSMode,
     ]
 
     /// The fields of each section kube-proxy decodes strictly (`logging` and `featureGates` are read whole).
     static let sections: [String: [String: Use]] = [
-        "clientConnection": ["kubeconfig": .pending, "acceptContentTypes": .unimplemented, "contentType": .unimplemented,
+        "clientConnection": ["kubeconfig": .flagValue, "acceptContentTypes": .unimplemented, "contentType": .unimplemented,
                              "qps": .unimplemented, "burst": .unimplemented],
-        "iptables": ["masqueradeBit": .unimplemented, "masqueradeAll": .pending, "localhostNodePorts": .ignoredInIPVSMode,
+        "iptables": ["masqueradeBit": .unimplemented, "masqueradeAll": .flagValue, "localhostNodePorts": .ignoredInIPVSMode,
                      "snatNodeInternalIP": .unimplemented, "syncPeriod": .ignoredInIPVSMode, "minSyncPeriod": .ignoredInIPVSMode],
         "ipvs": ["syncPeriod": .implemented, "minSyncPeriod": .implemented, "scheduler": .implemented, "excludeCIDRs": .implemented,
                  "strictARP": .implemented, "tcpTimeout": .implemented, "tcpFinTimeout": .implemented, "udpTimeout": .implemented],
@@ -194,11 +189,18 @@ private struct KubeProxyConfigurationReader {
             case "bindAddressHardFail": configuration.bindAddressHardFail = bool(value, name) ?? false
             case "ipvs": readIPVS(value)
             case "clusterCIDR":
-                configuration.pending.clusterCIDR = text(value, name).flatMap { $0.isEmpty ? nil : $0 }
-                pendingLines[name] = value.line
+                guard let cidrs = text(value, name), !cidrs.isEmpty else { continue }
+                for cidr in cidrs.split(separator: ",", omittingEmptySubsequences: false)
+                where AddressPrefix(cidr.trimmingCharacters(in: .whitespaces)) == nil {
+                    problem(value.line, name, "\"\(cidr)\" is not a CIDR; use e.g. 10.244.0.0/16 or 10.244.0.0/16,fd00:10:244::/56")
+                }
+                configuration.flagValues.clusterCIDR = cidrs
             case "nodePortAddresses":
-                configuration.pending.nodePortAddresses = list(value, name) ?? []
-                pendingLines[name] = value.line
+                let cidrs = list(value, name) ?? []
+                for cidr in cidrs where AddressPrefix(cidr) == nil {
+                    problem(value.line, name, "\"\(cidr)\" is not a CIDR; use e.g. 192.168.0.0/16 (the agent takes no \"primary\")")
+                }
+                configuration.flagValues.nodePortAddresses = cidrs
             case "bindAddress" where ["", "0.0.0.0", "::"].contains(value.scalar ?? ""): break
             default:
                 if let fields = Self.sections[name] {
@@ -215,27 +217,13 @@ private struct KubeProxyConfigurationReader {
         } else {
             problem(root.line, "mode", "is missing (kube-proxy's default: iptables); this agent stands in for kube-proxy's IPVS mode only: set mode: ipvs")
         }
-        for pending in pendingFields() { warn(pending.line, pending.field, KubeProxyConfiguration.notImplementedYet(pending.field)) }
         return configuration
-    }
-
-    /// The ``KubeProxyConfiguration/Pending`` settings that are set, with their lines.
-    var pendingLines: [String: Int] = [:]
-
-    private func pendingFields() -> [(field: String, line: Int?)] {
-        let pending = configuration.pending
-        var fields: [(String, Int?)] = []
-        if pending.clusterCIDR != nil { fields.append(("clusterCIDR", pendingLines["clusterCIDR"])) }
-        if !pending.nodePortAddresses.isEmpty { fields.append(("nodePortAddresses", pendingLines["nodePortAddresses"])) }
-        if pending.masqueradeAll { fields.append(("iptables.masqueradeAll", pendingLines["iptables.masqueradeAll"])) }
-        if pending.kubeconfig != nil { fields.append(("clientConnection.kubeconfig", pendingLines["clientConnection.kubeconfig"])) }
-        return fields.sorted { ($0.1 ?? 0) < ($1.1 ?? 0) }
     }
 
     /// A field the agent does not implement: a warning when it is set (or always, when kube-proxy's default acts).
     private mutating func check(_ use: Use, _ value: YAMLNode, _ field: String) {
         switch use {
-        case .implemented, .ignoredInIPVSMode, .pending: return
+        case .implemented, .ignoredInIPVSMode, .flagValue: return
         case .unimplemented where Self.isUnset(value): return
         case .unimplemented, .unimplementedWithDefault:
             let reason = Self.reasons[field] ?? "changes what kube-proxy does and this agent does not implement it"
@@ -243,7 +231,7 @@ private struct KubeProxyConfigurationReader {
         }
     }
 
-    /// A section decoded strictly; `conntrack` (warned about whole, once) and `clientConnection`'s pending `kubeconfig`.
+    /// A section decoded strictly; `conntrack` (warned about whole, once) and `clientConnection`'s `kubeconfig`.
     private mutating func readSection(_ node: YAMLNode, _ section: String, fields: [String: Use]) {
         guard let pairs = mapping(node, section) else { return }
         for (key, value) in pairs {
@@ -255,11 +243,9 @@ private struct KubeProxyConfigurationReader {
             }
             switch field {
             case "clientConnection.kubeconfig":
-                configuration.pending.kubeconfig = text(value, field).flatMap { $0.isEmpty ? nil : $0 }
-                pendingLines[field] = value.line
+                configuration.flagValues.kubeconfig = text(value, field).flatMap { $0.isEmpty ? nil : $0 }
             case "iptables.masqueradeAll":
-                configuration.pending.masqueradeAll = bool(value, field) ?? false
-                pendingLines[field] = value.line
+                configuration.flagValues.masqueradeAll = bool(value, field) ?? false
             default:
                 if section != "conntrack" { check(use, value, field) }
             }
@@ -292,7 +278,7 @@ private struct KubeProxyConfigurationReader {
                 configuration.scheduler = Scheduler(rawValue: name)
             case "excludeCIDRs":
                 let cidrs = list(value, field) ?? []
-                for cidr in cidrs where !KubeProxyConfiguration.isCIDR(cidr) {
+                for cidr in cidrs where AddressPrefix(cidr) == nil {
                     problem(value.line, field, "\"\(cidr)\" is not a CIDR; use e.g. 10.0.0.0/8 or fd00::/8")
                 }
                 configuration.excludeCIDRs = cidrs
@@ -409,12 +395,5 @@ extension KubeProxyConfiguration {
     /// A duration in whole seconds for the kernel's IPVS timeouts (kube-proxy truncates as well); `nil` past `UInt32`.
     static func timeoutSeconds(_ duration: Duration) -> UInt32? {
         UInt32(exactly: duration.components.seconds)
-    }
-
-    /// `address/prefix` with an IPv4 or IPv6 address and a prefix length that fits it.
-    static func isCIDR(_ text: String) -> Bool {
-        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 2, let address = IPAddress(String(parts[0])), let length = Int(parts[1]) else { return false }
-        return (0...(address.family == .inet6 ? 128 : 32)).contains(length)
     }
 }

@@ -221,11 +221,12 @@ public struct AgentCommand: AsyncParsableCommand {
         return scheduler
     }
 
-    public mutating func validate() throws {
-        // API server source (issue 19): exactly one source of desired state.
+    /// Exactly one source of desired state: `--manifests`, `--kubeconfig` or `--in-cluster`; none is
+    /// accepted while a `--config` file that may name one is still to be read.
+    func validateSource(fileMayNameIt: Bool) throws {
         let sources = [!manifests.isEmpty, kubeconfig != nil, inCluster].filter { $0 }.count
-        if !cleanup, sources == 0 {
-            throw ValidationError("give at least one --manifests file or folder, or --kubeconfig PATH or --in-cluster to follow the API server (or --cleanup)")
+        if !cleanup, sources == 0, !fileMayNameIt {
+            throw ValidationError("give at least one --manifests file or folder, or --kubeconfig PATH or --in-cluster to follow the API server, or a KubeProxyConfiguration --config with clientConnection.kubeconfig (or --cleanup)")
         }
         if sources > 1 {
             throw ValidationError("give one source of Services: --manifests, --kubeconfig or --in-cluster, not several")
@@ -233,6 +234,23 @@ public struct AgentCommand: AsyncParsableCommand {
         if (kubeconfig != nil || inCluster), once || dryRun {
             throw ValidationError("--once and --dry-run read --manifests only; the API server is followed by the daemon")
         }
+    }
+
+    /// This command with the flags a KubeProxyConfiguration gives where the command line gave none, as
+    /// kube-proxy resolves them: `clusterCIDR`, `nodePortAddresses` (unless `--node-ip`),
+    /// `iptables.masqueradeAll`, and `clientConnection.kubeconfig` when no source flag was given.
+    func applying(_ values: KubeProxyConfiguration.FlagValues) -> AgentCommand {
+        var command = self
+        if command.clusterCIDR.isEmpty, let cidrs = values.clusterCIDR { command.clusterCIDR = [cidrs] }
+        if command.nodeportAddresses.isEmpty, command.nodeIP.isEmpty { command.nodeportAddresses = values.nodePortAddresses }
+        if values.masqueradeAll { command.masqueradeAll = true }
+        if command.manifests.isEmpty, command.kubeconfig == nil, !command.inCluster { command.kubeconfig = values.kubeconfig }
+        return command
+    }
+
+    public mutating func validate() throws {
+        // A --config file may name the source (a KubeProxyConfiguration's kubeconfig): checked again in run().
+        try validateSource(fileMayNameIt: config != nil)
         if [dryRun && cleanup, once && cleanup].contains(true) {
             throw ValidationError("--cleanup runs alone; drop --once and --dry-run")
         }
@@ -271,7 +289,14 @@ public struct AgentCommand: AsyncParsableCommand {
         }
         LogSetup.bootstrap(format: logFormat, level: logLevel)
         let logger = Logger(label: "ipvs-agent")
-        let runner = AgentRunner(command: self, logger: logger)
+        // A KubeProxyConfiguration --config gives the flags the command line left out (its errors are
+        // reported when the runner reads it).
+        var command = self
+        if let config, let kubeProxy = try? ConfigurationFile.load(path: config, base: baseHealth).kubeProxy {
+            command = applying(kubeProxy.flagValues)
+        }
+        try command.validateSource(fileMayNameIt: false)
+        let runner = AgentRunner(command: command, logger: logger)
         if cleanup {
             try await runner.cleanup()
         } else if dryRun {

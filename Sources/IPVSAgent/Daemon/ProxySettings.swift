@@ -1,5 +1,6 @@
 import ArgumentParser
 import IPVS
+import PacketFilter
 
 /// The settings kube-proxy's flags and its `KubeProxyConfiguration` share, resolved as kube-proxy
 /// resolves them: a flag given on the command line, else the configuration file's field, else the default.
@@ -65,7 +66,7 @@ struct ProxySettings: Hashable, Sendable {
                 throw ValidationError("\(flag) is too long for the kernel (at most \(UInt32.max) seconds)")
             }
         }
-        for cidr in (command.ipvsExcludeCIDRs ?? "").split(separator: ",") where !KubeProxyConfiguration.isCIDR(String(cidr)) {
+        for cidr in (command.ipvsExcludeCIDRs ?? "").split(separator: ",") where AddressPrefix(String(cidr)) == nil {
             throw ValidationError("--ipvs-exclude-cidrs: '\(cidr)' is not a CIDR; use e.g. 10.0.0.0/8,fd00::/8")
         }
     }
