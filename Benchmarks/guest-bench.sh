@@ -22,7 +22,8 @@
 #             --agent-health-time: its warm-up and CPU window in seconds (default "5 10");
 #             --agent-health-only: that workload alone (and --bin needs health-bench and health-backends)
 #   --cold-only: cold programming alone, of these tools only (e.g. "floor-vips ipvs-agent"), taking
-#             turns in each repetition; no other workload
+#             turns in each repetition; no other workload (ipvs-agent-base: the agent of --bin's
+#             ipvs-agent-base, an earlier build, when Scripts/bench.sh was given one)
 #   --out     results.tsv (workload, tool, size, repetition, value, unit), environment.tsv, errors.txt
 #
 # Exit status 0 when every tool path worked, 1 otherwise (see OUT/errors.txt).
@@ -106,7 +107,7 @@ cold_run() {
     moby-ipvs-vips) "$bin/moby-ipvs-bench" restore "$dir/rules" --bind kube-ipvs0 ;;
     floor) "$bin/ipvs-floor" "$dir/rules" ;;
     floor-vips) "$bin/ipvs-floor" "$dir/rules" --bind kube-ipvs0 ;;
-    ipvs-agent) "$bin/ipvs-agent" --manifests "$dir/manifests" --once --state-file "$state" --metrics-address none \
+    ipvs-agent | ipvs-agent-base) "$bin/$tool" --manifests "$dir/manifests" --once --state-file "$state" --metrics-address none \
       --node-name bench --node-ip 192.0.2.1 --log-level warning ;;
   esac >"$log" 2>&1
 }
@@ -176,7 +177,7 @@ if [ -n "$cold_once" ]; then
   echo $(($(times_us "$child_user") + $(times_us "$child_system") - cpu0)) >"$work/cold.cpu"
   if [ "$rc" = 0 ] && [ "$verify" = 1 ] && ! table_matches "$dir/rules"; then rc=3; fi
   # The tools that bind VIPs must have bound one address per service.
-  case "$tool" in floor-vips | moby-ipvs-vips | ipvs-agent)
+  case "$tool" in floor-vips | moby-ipvs-vips | ipvs-agent | ipvs-agent-base)
     if [ "$rc" = 0 ] && [ "$verify" = 1 ] &&
       [ "$(ip -4 -o addr show dev kube-ipvs0 | wc -l)" != "$(grep -c '^-A' "$dir/rules")" ]; then
       echo "$tool: kube-ipvs0 does not hold one address per service" >>"$work/$tool.log"
@@ -216,6 +217,8 @@ if [ "$quick" = 0 ]; then
   cp -r "$inputs/." "$work/"
   mkdir -p "$work/bin"
   cp "$bin/ipvsctl" "$bin/ipvs-agent" "$bin/ipvs-floor" "$bin/ipvs-wait" "$bin/moby-ipvs-bench" "$work/bin/"
+  # Scripts/bench.sh's BENCH_BASE_AGENT: an earlier build of the agent, for before/after runs.
+  [ ! -x "$bin/ipvs-agent-base" ] || cp "$bin/ipvs-agent-base" "$work/bin/"
   [ "$agent_health_size" = 0 ] || cp "$bin/health-bench" "$bin/health-backends" "$work/bin/"
   bin=$work/bin
 

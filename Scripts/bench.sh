@@ -43,7 +43,9 @@
 #              moby-ipvs-kube-proxy, ipvs-agent); each run's time printed, docs/ left alone. E.g.
 #              --sizes 10000:4 --cold-only "floor-vips ipvs-agent": issue 4's cold-start ratio alone
 #
-# Environment: BUILD_DIR (scratch path of the Swift build), BENCH_CONFIGURATION (debug or release;
+# Environment: BENCH_BASE_AGENT (an earlier build of ipvs-agent, run as the tool ipvs-agent-base:
+# --cold-only "floor-vips ipvs-agent ipvs-agent-base" compares two builds in one boot, taking turns),
+# BUILD_DIR (scratch path of the Swift build), BENCH_CONFIGURATION (debug or release;
 # the defaults are above), IPVS_VM_MEMORY / IPVS_VM_CPUS /
 # IPVS_VM_TIMEOUT (the VM, see Scripts/vm/README.md). Installs the Debian packages it needs.
 set -euo pipefail
@@ -227,6 +229,10 @@ step "building ipvsctl and ipvs-agent ($configuration, $build_dir)"
 "${swift_build[@]}" --product ipvsctl >&2
 "${swift_build[@]}" --product ipvs-agent >&2
 cp "$products/ipvsctl" "$products/ipvs-agent" "$bin/"
+if [ -n "${BENCH_BASE_AGENT:-}" ]; then
+  [ -x "$BENCH_BASE_AGENT" ] || { echo "bench: BENCH_BASE_AGENT: $BENCH_BASE_AGENT is not an executable" >&2; exit 2; }
+  cp "$BENCH_BASE_AGENT" "$bin/ipvs-agent-base"
+fi
 step "building the libnl floor and the moby/ipvs driver"
 # shellcheck disable=SC2046 # pkg-config prints several flags
 cc -O2 -Wall -Wextra -o "$bin/ipvs-floor" Benchmarks/floor/ipvs-floor.c $(pkg-config --cflags --libs libnl-genl-3.0 libnl-route-3.0)
