@@ -1,4 +1,5 @@
 // Helpers shared by the test targets.
+import Foundation
 
 /// Bytes from hex text; spaces and newlines are ignored.
 public func hex(_ text: String) -> [UInt8] {
@@ -49,4 +50,11 @@ public enum HostileManifests {
     /// 200 KB: 100,000 nested `[` (and their `]`). libyaml 0.2.5 has no depth limit, and its
     /// scanner's cost per token grows with the depth: 115 s.
     public static let deepBrackets = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
+}
+
+/// A path inside the repository (`Examples/cluster.yaml`), found from this file's own place
+/// (Tests/TestSupport), so tests read the files the README points to wherever the checkout is.
+public func repositoryPath(_ relative: String) -> String {
+    URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent(relative).path
 }

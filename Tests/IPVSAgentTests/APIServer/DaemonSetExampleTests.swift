@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 import Yams
 @testable import IPVSAgent
@@ -8,8 +9,7 @@ import Yams
 /// state file under /run, probes on /healthz and system-node-critical priority; its kubeconfig
 /// is one the agent reads (service-account token file and CA).
 final class DaemonSetExampleTests: XCTestCase {
-    static let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Examples/daemonset.yaml").path
+    static let example = repositoryPath("Examples/daemonset.yaml")
 
     func documents() throws -> [String: [String: Any]] {
         let text = try String(contentsOfFile: Self.example, encoding: .utf8)

@@ -1,6 +1,7 @@
 import Foundation
 import Metrics
 import Prometheus
+import TestSupport
 import XCTest
 @testable import IPVSAgent
 
@@ -8,8 +9,7 @@ import XCTest
 final class KubeProxyMetricsTests: XCTestCase {
     /// Every metric name written in the sources has its help text: a new metric without one fails here.
     func testEveryMetricNameInTheSourcesHasHelp() throws {
-        let sources = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("Sources")
+        let sources = URL(fileURLWithPath: repositoryPath("Sources"))
         let pattern = try NSRegularExpression(pattern: "\"((?:ipvs_agent|ipvs_health|kubeproxy|process)_[a-z_]+)\"")
         var names: Set<String> = []
         for case let file as URL in FileManager.default.enumerator(at: sources, includingPropertiesForKeys: nil)!

@@ -1,6 +1,7 @@
 import Foundation
 import HealthCheck
 import IPVS
+import TestSupport
 import XCTest
 @testable import IPVSAgent
 
@@ -9,8 +10,7 @@ import XCTest
 final class KubeProxyConfigurationTests: XCTestCase {
     /// The `config.conf` of `Examples/kube-proxy-configmap.yaml` (kubeadm's ConfigMap).
     private func kubeadmConfigConf() throws -> String {
-        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("Examples/kube-proxy-configmap.yaml").path
+        let path = repositoryPath("Examples/kube-proxy-configmap.yaml")
         let root = try XCTUnwrap(try YAMLTree.parse(String(contentsOfFile: path, encoding: .utf8)).roots.first)
         let data = try XCTUnwrap((0..<root.count).map(root.pair).first { $0.key.scalar == "data" }?.value)
         return try XCTUnwrap((0..<data.count).map(data.pair).first { $0.key.scalar == "config.conf" }?.value.scalar)

@@ -2,6 +2,7 @@ import Foundation
 import HealthCheck
 import IPVS
 @testable import IPVSAgent
+import TestSupport
 import XCTest
 
 /// The agent's configuration file (`--config`): its health sections, their layering and its errors.
@@ -261,8 +262,7 @@ final class AgentConfigurationTests: XCTestCase {
 
     /// The example in Examples/ is valid, and says what its comments say.
     func testTheExampleFileIsValid() throws {
-        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("Examples/agent-config.yaml").path
+        let path = repositoryPath("Examples/agent-config.yaml")
         let configuration = try AgentConfiguration.load(path: path, base: MappingOptions.noHealthChecks)
         XCTAssertEqual(configuration.healthDefault.kind, .tcp)
         XCTAssertEqual(configuration.healthDefault.fall, 3)

@@ -1,13 +1,13 @@
 import Foundation
 import IPVS
 import Logging
+import TestSupport
 import XCTest
 @testable import IPVSAgent
 
 /// `Examples/cluster.yaml`, which the README tells users to try, decodes and maps without a problem.
 final class ExampleClusterTests: XCTestCase {
-    static let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("Examples/cluster.yaml").path
+    static let example = repositoryPath("Examples/cluster.yaml")
 
     func testTheExampleClusterMapsWithoutProblems() throws {
         let source = ManifestSource(paths: [Self.example], logger: Logger(label: "test"))
