@@ -253,8 +253,8 @@ struct AgentRunner {
     }
 
     /// Ends a one-shot run here, with its objects still in memory. Returning would first free each
-    /// decoded manifest, mapped Service and model entry one at a time: at 10,000 Services that is a
-    /// part of a cold start worth skipping, and the kernel takes the memory back at once. Logs are
+    /// decoded manifest, mapped Service and model entry one at a time, a part of a large cold start
+    /// worth skipping; the kernel takes the memory back at once. Logs are
     /// written as they are made; standard output is flushed by `exit`.
     private static func exitNow() -> Never {
         exit(EXIT_SUCCESS)

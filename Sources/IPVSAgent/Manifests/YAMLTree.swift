@@ -2,10 +2,10 @@ import CYAML
 
 /// A YAML stream (YAML or JSON text, one document or several) read with libyaml into one flat tree.
 ///
-/// Why not Yams' `compose`, which wraps the same libyaml: on a cold start of 10,000 Services the
-/// manifests are millions of nodes, and composing them into `Yams.Node`s (an enum of classes per
-/// node, a `Tag` object per scalar, a dictionary of keys per mapping for its duplicate check) took
-/// 60% of the decoding time, against 16% for libyaml's own parsing. Here libyaml's events go
+/// Why not Yams' `compose`, which wraps the same libyaml: a large cluster's manifests are millions
+/// of nodes, and composing them into `Yams.Node`s (an enum of classes per node, a `Tag` object per
+/// scalar, a dictionary of keys per mapping for its duplicate check) cost several times libyaml's
+/// own parsing (Benchmarks/decode measures the decoding). Here libyaml's events go
 /// straight into two arrays: one entry per node (its text for a scalar) and the child indices of
 /// every collection, contiguous. The semantics the decoder relies on stay Yams' (see
 /// `YAMLTreeTests`, which compares both): the same scalars, styles, tags, lines, aliases, and

@@ -185,7 +185,7 @@ public final class OwnershipStore: @unchecked Sendable {
     }
 
     /// `claimed` as one line of the journal (a `Claim` in compact JSON), its newline included. Written by hand
-    /// for the reason `json(_:)` is (`JSONEncoder`'s cost at thousands of entries): a cold start claims every
+    /// for the reason `json(_:)` is (`JSONEncoder`'s cost with many entries): a cold start claims every
     /// service and VIP it creates. Read back with `JSONDecoder`.
     static func line(_ claimed: Ownership) -> [UInt8] {
         let file = file(claimed)
@@ -290,8 +290,8 @@ public final class OwnershipStore: @unchecked Sendable {
 
     /// The file's text, as `JSONEncoder` with `[.prettyPrinted, .sortedKeys]` writes it (byte for
     /// byte, see `OwnershipStoreTests`), put together by hand: the file is written whenever the set
-    /// of owned services changes, and at 10,000 services the encoder took 100 ms per write (40 ms
-    /// without its formatting). It is read back with `JSONDecoder`.
+    /// of owned services changes, and with many services the encoder was most of that write's cost.
+    /// It is read back with `JSONDecoder`.
     static func json(_ ownership: Ownership) -> String { String(decoding: json(file(ownership)), as: UTF8.self) }
 
     static func json(_ file: File) -> [UInt8] {
