@@ -69,7 +69,7 @@ struct PacketFilterRuleset: Sendable {
 
     /// One transaction that replaces the table (or creates it) with its rules and `elements`: the
     /// table is deleted and written again atomically, so no packet sees it half written.
-    func replace(with elements: [SetID: Set<String>]) -> String {
+    func replace<Members: Collection<String>>(with elements: [SetID: Members]) -> String {
         var text = "add table inet \(table)\ndelete table inet \(table)\n" + definition()
         for (id, members) in elements.sorted(by: { $0.key < $1.key }) where !members.isEmpty {
             text += elementCommand("add", id, members)
@@ -80,14 +80,24 @@ struct PacketFilterRuleset: Sendable {
     /// One transaction that turns the table's `old` elements into `new` ones (deletions first), or
     /// `nil` when they are the same.
     func update(from old: [SetID: Set<String>], to new: [SetID: Set<String>]) -> String? {
-        var deletions = "", additions = ""
-        for id in Set(old.keys).union(new.keys).sorted() {
+        var deletions: [SetID: Set<String>] = [:], additions: [SetID: Set<String>] = [:]
+        for id in Set(old.keys).union(new.keys) {
             let before = old[id] ?? [], after = new[id] ?? []
-            let gone = before.subtracting(after), added = after.subtracting(before)
-            if !gone.isEmpty { deletions += elementCommand("delete", id, gone) }
-            if !added.isEmpty { additions += elementCommand("add", id, added) }
+            deletions[id] = before.subtracting(after)
+            additions[id] = after.subtracting(before)
         }
-        let text = deletions + additions
+        return update(deleting: deletions, adding: additions)
+    }
+
+    /// One transaction that deletes `deletions` and then adds `additions`, or `nil` when both are empty.
+    func update(deleting deletions: [SetID: Set<String>], adding additions: [SetID: Set<String>]) -> String? {
+        var text = ""
+        for (id, members) in deletions.sorted(by: { $0.key < $1.key }) where !members.isEmpty {
+            text += elementCommand("delete", id, members)
+        }
+        for (id, members) in additions.sorted(by: { $0.key < $1.key }) where !members.isEmpty {
+            text += elementCommand("add", id, members)
+        }
         return text.isEmpty ? nil : text
     }
 
@@ -97,7 +107,7 @@ struct PacketFilterRuleset: Sendable {
     /// Lists the table.
     func listing() -> String { "list table inet \(table)\n" }
 
-    private func elementCommand(_ verb: String, _ id: SetID, _ members: Set<String>) -> String {
+    private func elementCommand(_ verb: String, _ id: SetID, _ members: some Collection<String>) -> String {
         "\(verb) element inet \(table) \(id.name) { \(members.sorted().joined(separator: ", ")) }\n"
     }
 

@@ -164,7 +164,7 @@ struct ReconcileLoop: Service {
                                     proxyHealth: proxyHealth, logger: logger)
                     await Self.reload(source, changed: nil, &builder, &changes, sync, reason: "start")
                     var lastReload = ContinuousClock.now
-                    packetFilter?.sync(builder.state, services: builder.services) // nft
+                    packetFilter?.sync(&builder) // nft
                     for await _ in triggers {
                         // Debounce: editors write in several steps; one reload after the burst.
                         try? await Task.sleep(for: .milliseconds(100))
@@ -176,7 +176,7 @@ struct ReconcileLoop: Service {
                         if changed == nil, let configuration { configuration.reload(into: &builder, logger: logger) }
                         await Self.reload(source, changed: changed, &builder, &changes, sync, reason: reason)
                         lastReload = ContinuousClock.now
-                        packetFilter?.sync(builder.state, services: builder.services) // nft
+                        packetFilter?.sync(&builder) // nft
                     }
                 }
                 group.addTask {

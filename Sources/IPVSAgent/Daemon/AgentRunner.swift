@@ -252,7 +252,7 @@ struct AgentRunner {
                                          programming: await reconciler.programEarly(options: builder.options),
                                          owners: await reconciler.owners)
         var report = await reconciler.reconcile(build.state, hold: hold)
-        if !(try makePacketFilter()).sync(build.state, services: builder.services) { report.failures.append(PacketFilterDriver.notSynced) } // nft
+        if !(try makePacketFilter()).sync(&builder) { report.failures.append(PacketFilterDriver.notSynced) } // nft
         let drains = await reconciler.checkDrains()
         report.applied += drains.applied
         report.failures += drains.failures

@@ -19,7 +19,7 @@ public struct DesiredStateBuilder: Sendable {
     }
 
     public var options: MappingOptions {
-        didSet { if options != oldValue { cache = [:]; withIssues = []; first = true } }
+        didSet { if options != oldValue { cache = [:]; withIssues = []; first = true; untaken = nil } }
     }
 
     /// A Service as mapped, with the objects it was mapped from.
@@ -34,7 +34,10 @@ public struct DesiredStateBuilder: Sendable {
         var issues: [ManifestIssue] { duplicates + mapping.issues }
     }
 
-    private(set) var cache: [ObjectName: Entry] = [:] // nft: read by `services` (DesiredStateBuilder+Services.swift)
+    /// Every Service as last mapped (read by `PacketFilterMapper` for the Services that changed).
+    private(set) var cache: [ObjectName: Entry] = [:]
+    /// The Services mapped again since `takeChangedServices()` last took them; `nil` for all.
+    var untaken: Set<ObjectName>? = nil
     /// The file each Service's object was taken from: it keeps the name against other files.
     private var sourceFiles: [ObjectName: String] = [:]
     /// The Service that owned each virtual service when the agent started (`seed(owners:)`),
@@ -144,6 +147,7 @@ public struct DesiredStateBuilder: Sendable {
         var issues: [ManifestIssue] = []
         for name in withIssues.sorted() { issues += cache[name]?.issues ?? [] }
         if !first, !hadConflicts, patch(changedNames, previous: previous) {
+            untaken?.formUnion(changedNames)
             return Build(state: state, issues: issues, changed: changed, realServerCount: realServerCount, remapped: Set(changedNames))
         }
         let (merged, conflictIssues) = merge()
@@ -151,6 +155,7 @@ public struct DesiredStateBuilder: Sendable {
         let everything = first || !conflictIssues.isEmpty || hadConflicts
         first = false
         hadConflicts = !conflictIssues.isEmpty
+        if everything { untaken = nil } else { untaken?.formUnion(changedNames) }
         return Build(state: state, issues: issues + conflictIssues, changed: everything ? nil : changed, realServerCount: realServerCount,
                      remapped: Set(changedNames))
     }
@@ -226,7 +231,7 @@ public struct DesiredStateBuilder: Sendable {
 
     // MARK: - Merging
 
-    private(set) var state = DesiredState() // nft: read by PacketFilterDriver after each build
+    private(set) var state = DesiredState()
     private var realServerCount = 0
     /// How many Services bind each address, to patch `state.addresses`.
     private var addressUsers: [IPAddress: Int] = [:]
