@@ -16,8 +16,8 @@ public final class PacketFilter: Sendable {
 
     private struct Applied: ~Copyable {
         var context: NFTablesContext
-        /// Each part's elements, as last given.
-        var parts: [String: Elements] = [:]
+        /// Each part, as last given (its elements are computed again when it changes).
+        var parts: [String: PacketFilterState] = [:]
         /// Every element of the parts with the number of parts that hold it.
         var counts: [PacketFilterRuleset.SetID: [String: Int]] = [:]
         /// Whether the table holds `counts`' elements: false before the first transaction, or after
@@ -48,12 +48,9 @@ public final class PacketFilter: Sendable {
     /// error nothing of the transaction is applied.
     @discardableResult
     public func sync(parts: [String: PacketFilterState], replace: Bool = false) throws(PacketFilterError) -> PacketFilterSync {
-        let elements = parts.mapValues { ruleset.elements(of: $0) }.filter { !$0.value.isEmpty }
         var counts: [PacketFilterRuleset.SetID: [String: Int]] = [:]
-        for part in elements.values {
-            for (id, members) in part {
-                for member in members { counts[id, default: [:]][member, default: 0] += 1 }
-            }
+        for part in parts.values {
+            ruleset.forEachElement(of: part) { id, member in counts[id, default: [:]][member, default: 0] += 1 }
         }
         return try state.withLock { (applied) throws(PacketFilterError) -> PacketFilterSync in
             var deletions: Elements = [:], additions: Elements = [:]
@@ -66,7 +63,7 @@ public final class PacketFilter: Sendable {
                 }
             }
             let wasSynced = applied.synced
-            applied.parts = elements
+            applied.parts = parts
             applied.counts = counts
             guard !replace, wasSynced else { return try replaceTable(&applied) }
             return try apply(deleting: deletions, adding: additions, to: &applied)
@@ -77,18 +74,17 @@ public final class PacketFilter: Sendable {
     /// the union of all parts in one transaction, looking only at the elements of those parts.
     @discardableResult
     public func update(_ parts: [String: PacketFilterState]) throws(PacketFilterError) -> PacketFilterSync {
-        let elements = parts.mapValues { ruleset.elements(of: $0) }
-        return try state.withLock { (applied) throws(PacketFilterError) -> PacketFilterSync in
+        try state.withLock { (applied) throws(PacketFilterError) -> PacketFilterSync in
             // How many more (or fewer) parts hold each element the given parts touch.
             var delta: [PacketFilterRuleset.SetID: [String: Int]] = [:]
-            for (name, new) in elements {
-                let old = applied.parts[name] ?? [:]
+            for (name, part) in parts {
+                let old = applied.parts[name].map { ruleset.elements(of: $0) } ?? [:], new = ruleset.elements(of: part)
                 for id in Set(old.keys).union(new.keys) {
                     let before = old[id] ?? [], after = new[id] ?? []
                     for member in before.subtracting(after) { delta[id, default: [:]][member, default: 0] -= 1 }
                     for member in after.subtracting(before) { delta[id, default: [:]][member, default: 0] += 1 }
                 }
-                applied.parts[name] = new.isEmpty ? nil : new
+                applied.parts[name] = part == PacketFilterState() ? nil : part
             }
             var deletions: Elements = [:], additions: Elements = [:]
             for (id, changes) in delta {

@@ -37,9 +37,13 @@ struct PacketFilterRuleset: Sendable {
     /// Each set's elements, in nft's syntax, for `state`.
     func elements(of state: PacketFilterState) -> [SetID: Set<String>] {
         var result: [SetID: Set<String>] = [:]
-        func insert(_ kind: SetKind, _ family: AddressFamily, _ element: String) {
-            result[SetID(kind: kind, family: family), default: []].insert(element)
-        }
+        forEachElement(of: state) { id, element in result[id, default: []].insert(element) }
+        return result
+    }
+
+    /// Calls `body` with each element of `state` and its set, once each.
+    func forEachElement(of state: PacketFilterState, _ body: (SetID, String) -> Void) {
+        func insert(_ kind: SetKind, _ family: AddressFamily, _ element: String) { body(SetID(kind: kind, family: family), element) }
         for address in state.guardedAddresses { insert(.guarded, address.family, "\(address)") }
         for frontend in state.accepted { insert(.accepted, frontend.address.family, Self.text(frontend)) }
         for frontend in state.masquerade { insert(.masquerade, frontend.address.family, Self.text(frontend)) }
@@ -57,7 +61,6 @@ struct PacketFilterRuleset: Sendable {
         for endpoint in state.hairpin {
             insert(.hairpin, endpoint.address.family, "\(Self.text(endpoint)) . \(endpoint.address)")
         }
-        return result
     }
 
     /// `10.96.0.10 . tcp . 80`: an element of an address . protocol . port set.
