@@ -80,18 +80,6 @@ struct PacketFilterRuleset: Sendable {
         return text
     }
 
-    /// One transaction that turns the table's `old` elements into `new` ones (deletions first), or
-    /// `nil` when they are the same.
-    func update(from old: [SetID: Set<String>], to new: [SetID: Set<String>]) -> String? {
-        var deletions: [SetID: Set<String>] = [:], additions: [SetID: Set<String>] = [:]
-        for id in Set(old.keys).union(new.keys) {
-            let before = old[id] ?? [], after = new[id] ?? []
-            deletions[id] = before.subtracting(after)
-            additions[id] = after.subtracting(before)
-        }
-        return update(deleting: deletions, adding: additions)
-    }
-
     /// One transaction that deletes `deletions` and then adds `additions`, or `nil` when both are empty.
     func update(deleting deletions: [SetID: Set<String>], adding additions: [SetID: Set<String>]) -> String? {
         var text = ""
