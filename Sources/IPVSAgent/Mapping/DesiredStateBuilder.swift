@@ -37,7 +37,7 @@ public struct DesiredStateBuilder: Sendable {
     /// Every Service as last mapped (read by `PacketFilterMapper` for the Services that changed).
     private(set) var cache: [ObjectName: Entry] = [:]
     /// The Services mapped again since `takeChangedServices()` last took them; `nil` for all.
-    var untaken: Set<ObjectName>? = nil
+    private var untaken: Set<ObjectName>? = nil
     /// The file each Service's object was taken from: it keeps the name against other files.
     private var sourceFiles: [ObjectName: String] = [:]
     /// The Service that owned each virtual service when the agent started (`seed(owners:)`),
@@ -72,6 +72,14 @@ public struct DesiredStateBuilder: Sendable {
     /// not part of the objects' equality).
     private static func sameLocations(_ entry: Entry, _ service: KubeService, _ slices: [EndpointSlice]) -> Bool {
         entry.service.location == service.location && entry.slices.map(\.location) == slices.map(\.location)
+    }
+
+    /// The Services mapped again since the last call, or `nil` when every Service must be looked at
+    /// (before the first call, after a full merge or a change of options); the next call starts
+    /// from none. The nftables table takes them after each load (`PacketFilterDriver`).
+    mutating func takeChangedServices() -> Set<ObjectName>? {
+        defer { untaken = [] }
+        return untaken
     }
 
     /// Takes the mappings an early programming made while the first load decoded its files
