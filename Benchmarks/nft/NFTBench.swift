@@ -4,9 +4,11 @@ import PacketFilter
 
 /// `nft-bench [SERVICES] [REPS]` (root): in a new network namespace, writes the agent's nftables table for
 /// SERVICES ClusterIP Services (default 10,000; one VIP, one port and two endpoints each, masqueraded from
-/// outside the cluster CIDR), then changes one endpoint REPS times (default 20), and prints the wall time
-/// of the first sync and the median and worst of the one-endpoint syncs (the state's element texts included),
-/// and their median CPU time, then the CPU time of a sync that changes nothing (no nftables call).
+/// outside the cluster CIDR), one part per Service as the agent gives them, then changes one endpoint REPS
+/// times (default 20) by updating that Service's part, and prints the wall time of the first sync, the
+/// median and worst of the one-endpoint updates with their median CPU time, the CPU time of an update
+/// that changes nothing (the agent's side alone: element texts and counts, no nftables call), and the
+/// median of whole-state syncs of the same change (every part given, as the sync period's path does).
 @main
 struct NFTBench {
     static func main() throws {
@@ -34,43 +36,54 @@ struct NFTBench {
         done.wait()
     }
 
-    static func state(services: Int, changed: Int) -> PacketFilterState {
-        var state = PacketFilterState(clusterPrefixes: [AddressPrefix("10.244.0.0/16")!])
-        for index in 0..<services {
-            let vip = Frontend(IPAddress.v4(0x0A60_0000 + UInt32(index) + 1), .tcp, 80)
-            state.guardedAddresses.insert(vip.address)
-            state.accepted.insert(vip)
-            state.masqueradeOutsideCluster.insert(vip)
-            for endpoint in 0..<2 {
-                let pod = UInt32(index * 2 + endpoint) + (index == 0 && endpoint == 0 ? UInt32(changed) * 100_000 : 0)
-                state.hairpin.insert(Frontend(IPAddress.v4(0x0AF4_0000 + pod % 0xFFFF + 2), .tcp, 8080))
-            }
+    /// Service `index`'s part; Service 0's first endpoint moves with `changed`.
+    static func part(_ index: Int, changed: Int) -> PacketFilterState {
+        let vip = Frontend(IPAddress.v4(0x0A60_0000 + UInt32(index) + 1), .tcp, 80)
+        var state = PacketFilterState(guardedAddresses: [vip.address], accepted: [vip], masqueradeOutsideCluster: [vip])
+        for endpoint in 0..<2 {
+            let pod = UInt32(index * 2 + endpoint) + (index == 0 && endpoint == 0 ? UInt32(changed) * 100_000 : 0)
+            state.hairpin.insert(Frontend(IPAddress.v4(0x0AF4_0000 + pod % 0xFFFF + 2), .tcp, 8080))
         }
         return state
+    }
+
+    static func parts(services: Int, changed: Int) -> [String: PacketFilterState] {
+        var parts = ["cluster": PacketFilterState(clusterPrefixes: [AddressPrefix("10.244.0.0/16")!])]
+        for index in 0..<services { parts["svc-\(index)"] = part(index, changed: changed) }
+        return parts
     }
 
     static func run(services: Int, reps: Int) throws {
         let filter = try PacketFilter(table: "nft-bench")
         let first = ContinuousClock.now
-        try filter.sync(state(services: services, changed: 0))
+        try filter.sync(parts: parts(services: services, changed: 0))
         print("first sync: \(milliseconds(ContinuousClock.now - first)) ms for \(services) services")
         var times: [Duration] = [], cpu: [Double] = []
         for rep in 1...reps {
-            let next = state(services: services, changed: rep % 2)
             let start = ContinuousClock.now, startCPU = processCPUSeconds()
-            let result = try filter.sync(next)
+            let result = try filter.update(["svc-0": part(0, changed: rep % 2)])
             times.append(ContinuousClock.now - start)
             cpu.append(processCPUSeconds() - startCPU)
-            guard case .updated = result else { throw BenchError(description: "sync \(rep) was \(result), not an update") }
+            guard case .updated = result else { throw BenchError(description: "update \(rep) was \(result), not an update") }
         }
         times.sort()
         cpu.sort()
-        print("one endpoint changed: median \(milliseconds(times[times.count / 2])) ms, worst \(milliseconds(times.last!)) ms over \(reps) syncs; "
-              + "CPU (user + system) median \(String(format: "%.1f", cpu[cpu.count / 2] * 1000)) ms")
-        // The same state again: no transaction, so this is the cost of the element texts and their diff alone.
-        let same = state(services: services, changed: reps % 2), sameCPU = processCPUSeconds()
-        guard try filter.sync(same) == .unchanged else { throw BenchError(description: "an unchanged state was written") }
-        print("unchanged state (element texts and diff, no nftables call): CPU \(String(format: "%.1f", (processCPUSeconds() - sameCPU) * 1000)) ms")
+        print("one endpoint changed: median \(milliseconds(times[times.count / 2])) ms, worst \(milliseconds(times.last!)) ms over \(reps) updates; "
+              + "CPU (user + system) median \(String(format: "%.2f", cpu[cpu.count / 2] * 1000)) ms")
+        // The same part again: no transaction, so this is the agent's side of an update alone.
+        let sameCPU = processCPUSeconds()
+        guard try filter.update(["svc-0": part(0, changed: reps % 2)]) == .unchanged else {
+            throw BenchError(description: "an unchanged part was written")
+        }
+        print("unchanged part (element texts and counts, no nftables call): CPU \(String(format: "%.3f", (processCPUSeconds() - sameCPU) * 1000)) ms")
+        var whole: [Duration] = []
+        for rep in 1...max(1, reps / 4) {
+            let next = parts(services: services, changed: (reps + rep) % 2), start = ContinuousClock.now
+            guard case .updated = try filter.sync(parts: next) else { throw BenchError(description: "whole sync \(rep) was not an update") }
+            whole.append(ContinuousClock.now - start)
+        }
+        whole.sort()
+        print("one endpoint changed, every part given (whole-state sync): median \(milliseconds(whole[whole.count / 2])) ms over \(whole.count) syncs")
         try filter.delete()
     }
 

@@ -3,17 +3,26 @@ import Synchronization
 /// The agent's own nftables table (`inet <name>`): created on the first sync, kept in step with a
 /// `PacketFilterState` by adding and deleting set elements in one transaction per sync, and deleted
 /// by `delete()`. It never reads or writes another table.
+///
+/// The state may come in named parts (one per Service, say): `update(_:)` then recomputes only the
+/// elements of the parts it is given, and an element stays in the table while any part holds it.
 public final class PacketFilter: Sendable {
     /// The table's name (family `inet`).
     public let table: String
     private let ruleset: PacketFilterRuleset
     private let state: Mutex<Applied>
 
+    private typealias Elements = [PacketFilterRuleset.SetID: Set<String>]
+
     private struct Applied: ~Copyable {
         var context: NFTablesContext
-        /// The elements the table holds since the last successful transaction; `nil` before the
-        /// first one, or after a failure (the next sync replaces the table).
-        var elements: [PacketFilterRuleset.SetID: Set<String>]?
+        /// Each part, as last given (its elements are computed again when it changes).
+        var parts: [String: PacketFilterState] = [:]
+        /// Every element of the parts with the number of parts that hold it.
+        var counts: [PacketFilterRuleset.SetID: [String: Int]] = [:]
+        /// Whether the table holds `counts`' elements: false before the first transaction, or after
+        /// a failure (the next sync replaces the table).
+        var synced = false
         var statistics = PacketFilterStatistics()
     }
 
@@ -24,45 +33,112 @@ public final class PacketFilter: Sendable {
         }
         self.table = table
         ruleset = PacketFilterRuleset(table: table)
-        state = Mutex(Applied(context: try NFTablesContext(), elements: nil))
+        state = Mutex(Applied(context: try NFTablesContext()))
     }
 
-    /// Brings the table to `desired` in one transaction: only the elements that changed when the
-    /// table is known to hold the last synced state, else (first sync, `replace`, or a failed
-    /// update) the whole table written again. On error nothing of the transaction is applied.
+    /// Brings the table to `desired` (one part) in one transaction: see `sync(parts:replace:)`.
     @discardableResult
     public func sync(_ desired: PacketFilterState, replace: Bool = false) throws(PacketFilterError) -> PacketFilterSync {
-        let elements = ruleset.elements(of: desired)
+        try sync(parts: ["": desired], replace: replace)
+    }
+
+    /// Brings the table to the union of `parts` (the parts held before are forgotten) in one
+    /// transaction: only the elements that changed when the table is known to hold the last synced
+    /// state, else (first sync, `replace`, or a failed update) the whole table written again. On
+    /// error nothing of the transaction is applied.
+    @discardableResult
+    public func sync(parts: [String: PacketFilterState], replace: Bool = false) throws(PacketFilterError) -> PacketFilterSync {
+        var counts: [PacketFilterRuleset.SetID: [String: Int]] = [:]
+        for part in parts.values {
+            ruleset.forEachElement(of: part) { id, member in counts[id, default: [:]][member, default: 0] += 1 }
+        }
         return try state.withLock { (applied) throws(PacketFilterError) -> PacketFilterSync in
-            if !replace, let old = applied.elements {
-                guard let commands = ruleset.update(from: old, to: elements) else { return .unchanged }
-                do throws(PacketFilterError) {
-                    _ = try applied.context.run(commands, operation: "update the sets of table inet \(table)")
-                    applied.elements = elements
-                    applied.statistics.updates += 1
-                    return .updated(changedElements: Self.changes(from: old, to: elements))
-                } catch {
-                    // The table no longer holds what was last applied (someone changed it): replace it.
-                    applied.statistics.failures += 1
+            var deletions: Elements = [:], additions: Elements = [:]
+            if !replace, applied.synced {
+                for (id, members) in applied.counts {
+                    for member in members.keys where counts[id]?[member] == nil { deletions[id, default: []].insert(member) }
+                }
+                for (id, members) in counts {
+                    for member in members.keys where applied.counts[id]?[member] == nil { additions[id, default: []].insert(member) }
                 }
             }
-            applied.elements = nil
-            do throws(PacketFilterError) {
-                _ = try applied.context.run(ruleset.replace(with: elements), operation: "write table inet \(table)")
-            } catch {
-                applied.statistics.failures += 1
-                throw error
-            }
-            applied.elements = elements
-            applied.statistics.replacements += 1
-            return .replaced
+            let wasSynced = applied.synced
+            applied.parts = parts
+            applied.counts = counts
+            guard !replace, wasSynced else { return try replaceTable(&applied) }
+            return try apply(deleting: deletions, adding: additions, to: &applied)
         }
+    }
+
+    /// Replaces the parts named in `parts` (an empty state forgets its part) and brings the table to
+    /// the union of all parts in one transaction, looking only at the elements of those parts.
+    @discardableResult
+    public func update(_ parts: [String: PacketFilterState]) throws(PacketFilterError) -> PacketFilterSync {
+        try state.withLock { (applied) throws(PacketFilterError) -> PacketFilterSync in
+            // How many more (or fewer) parts hold each element the given parts touch.
+            var delta: [PacketFilterRuleset.SetID: [String: Int]] = [:]
+            for (name, part) in parts {
+                let old = applied.parts[name].map { ruleset.elements(of: $0) } ?? [:], new = ruleset.elements(of: part)
+                for id in Set(old.keys).union(new.keys) {
+                    let before = old[id] ?? [], after = new[id] ?? []
+                    for member in before.subtracting(after) { delta[id, default: [:]][member, default: 0] -= 1 }
+                    for member in after.subtracting(before) { delta[id, default: [:]][member, default: 0] += 1 }
+                }
+                applied.parts[name] = part == PacketFilterState() ? nil : part
+            }
+            var deletions: Elements = [:], additions: Elements = [:]
+            for (id, changes) in delta {
+                for (member, change) in changes where change != 0 {
+                    let before = applied.counts[id]?[member] ?? 0, after = before + change
+                    if before > 0, after == 0 { deletions[id, default: []].insert(member) }
+                    if before == 0, after > 0 { additions[id, default: []].insert(member) }
+                    applied.counts[id, default: [:]][member] = after == 0 ? nil : after
+                }
+            }
+            guard applied.synced else { return try replaceTable(&applied) }
+            return try apply(deleting: deletions, adding: additions, to: &applied)
+        }
+    }
+
+    /// Writes the whole table again from the parts last given (the drift repair of a sync period).
+    @discardableResult
+    public func repair() throws(PacketFilterError) -> PacketFilterSync {
+        try state.withLock { (applied) throws(PacketFilterError) -> PacketFilterSync in try replaceTable(&applied) }
+    }
+
+    /// Deletes `deletions` and adds `additions` (the changes that bring a synced table to
+    /// `applied.counts`), or writes the whole table when nftables refuses them: the table no longer
+    /// holds what was last applied.
+    private func apply(deleting deletions: Elements, adding additions: Elements, to applied: inout Applied) throws(PacketFilterError) -> PacketFilterSync {
+        guard let commands = ruleset.update(deleting: deletions, adding: additions) else { return .unchanged }
+        do throws(PacketFilterError) {
+            _ = try applied.context.run(commands, operation: "update the sets of table inet \(table)")
+            applied.statistics.updates += 1
+            return .updated(changedElements: deletions.values.reduce(0) { $0 + $1.count } + additions.values.reduce(0) { $0 + $1.count })
+        } catch {
+            applied.statistics.failures += 1
+            return try replaceTable(&applied)
+        }
+    }
+
+    /// Writes the whole table with `applied.counts`' elements.
+    private func replaceTable(_ applied: inout Applied) throws(PacketFilterError) -> PacketFilterSync {
+        applied.synced = false
+        do throws(PacketFilterError) {
+            _ = try applied.context.run(ruleset.replace(with: applied.counts.mapValues(\.keys)), operation: "write table inet \(table)")
+        } catch {
+            applied.statistics.failures += 1
+            throw error
+        }
+        applied.synced = true
+        applied.statistics.replacements += 1
+        return .replaced
     }
 
     /// Deletes the table if it exists (`ipvs-agent --cleanup`); other tables are left alone.
     public func delete() throws(PacketFilterError) {
         try state.withLock { (applied) throws(PacketFilterError) in
-            applied.elements = nil
+            applied.synced = false
             do throws(PacketFilterError) {
                 _ = try applied.context.run(ruleset.deletion(), operation: "delete table inet \(table)")
             } catch {
@@ -85,13 +161,6 @@ public final class PacketFilter: Sendable {
 
     /// The transactions so far.
     public var statistics: PacketFilterStatistics { state.withLock { $0.statistics } }
-
-    private static func changes(from old: [PacketFilterRuleset.SetID: Set<String>],
-                                to new: [PacketFilterRuleset.SetID: Set<String>]) -> Int {
-        Set(old.keys).union(new.keys).reduce(0) { total, id in
-            total + (old[id] ?? []).symmetricDifference(new[id] ?? []).count
-        }
-    }
 
     private static func isValidName(_ name: String) -> Bool {
         guard let first = name.unicodeScalars.first, first.properties.isAlphabetic, first.isASCII, name.count <= 64 else { return false }

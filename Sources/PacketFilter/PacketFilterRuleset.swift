@@ -37,9 +37,13 @@ struct PacketFilterRuleset: Sendable {
     /// Each set's elements, in nft's syntax, for `state`.
     func elements(of state: PacketFilterState) -> [SetID: Set<String>] {
         var result: [SetID: Set<String>] = [:]
-        func insert(_ kind: SetKind, _ family: AddressFamily, _ element: String) {
-            result[SetID(kind: kind, family: family), default: []].insert(element)
-        }
+        forEachElement(of: state) { id, element in result[id, default: []].insert(element) }
+        return result
+    }
+
+    /// Calls `body` with each element of `state` and its set, once each.
+    func forEachElement(of state: PacketFilterState, _ body: (SetID, String) -> Void) {
+        func insert(_ kind: SetKind, _ family: AddressFamily, _ element: String) { body(SetID(kind: kind, family: family), element) }
         for address in state.guardedAddresses { insert(.guarded, address.family, "\(address)") }
         for frontend in state.accepted { insert(.accepted, frontend.address.family, Self.text(frontend)) }
         for frontend in state.masquerade { insert(.masquerade, frontend.address.family, Self.text(frontend)) }
@@ -57,7 +61,6 @@ struct PacketFilterRuleset: Sendable {
         for endpoint in state.hairpin {
             insert(.hairpin, endpoint.address.family, "\(Self.text(endpoint)) . \(endpoint.address)")
         }
-        return result
     }
 
     /// `10.96.0.10 . tcp . 80`: an element of an address . protocol . port set.
@@ -69,7 +72,7 @@ struct PacketFilterRuleset: Sendable {
 
     /// One transaction that replaces the table (or creates it) with its rules and `elements`: the
     /// table is deleted and written again atomically, so no packet sees it half written.
-    func replace(with elements: [SetID: Set<String>]) -> String {
+    func replace<Members: Collection<String>>(with elements: [SetID: Members]) -> String {
         var text = "add table inet \(table)\ndelete table inet \(table)\n" + definition()
         for (id, members) in elements.sorted(by: { $0.key < $1.key }) where !members.isEmpty {
             text += elementCommand("add", id, members)
@@ -77,17 +80,15 @@ struct PacketFilterRuleset: Sendable {
         return text
     }
 
-    /// One transaction that turns the table's `old` elements into `new` ones (deletions first), or
-    /// `nil` when they are the same.
-    func update(from old: [SetID: Set<String>], to new: [SetID: Set<String>]) -> String? {
-        var deletions = "", additions = ""
-        for id in Set(old.keys).union(new.keys).sorted() {
-            let before = old[id] ?? [], after = new[id] ?? []
-            let gone = before.subtracting(after), added = after.subtracting(before)
-            if !gone.isEmpty { deletions += elementCommand("delete", id, gone) }
-            if !added.isEmpty { additions += elementCommand("add", id, added) }
+    /// One transaction that deletes `deletions` and then adds `additions`, or `nil` when both are empty.
+    func update(deleting deletions: [SetID: Set<String>], adding additions: [SetID: Set<String>]) -> String? {
+        var text = ""
+        for (id, members) in deletions.sorted(by: { $0.key < $1.key }) where !members.isEmpty {
+            text += elementCommand("delete", id, members)
         }
-        let text = deletions + additions
+        for (id, members) in additions.sorted(by: { $0.key < $1.key }) where !members.isEmpty {
+            text += elementCommand("add", id, members)
+        }
         return text.isEmpty ? nil : text
     }
 
@@ -97,7 +98,7 @@ struct PacketFilterRuleset: Sendable {
     /// Lists the table.
     func listing() -> String { "list table inet \(table)\n" }
 
-    private func elementCommand(_ verb: String, _ id: SetID, _ members: Set<String>) -> String {
+    private func elementCommand(_ verb: String, _ id: SetID, _ members: some Collection<String>) -> String {
         "\(verb) element inet \(table) \(id.name) { \(members.sorted().joined(separator: ", ")) }\n"
     }
 

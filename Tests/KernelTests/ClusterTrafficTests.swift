@@ -92,6 +92,73 @@ final class ClusterTrafficTests: XCTestCase {
         }
     }
 
+    /// Two ClusterIP Services of node 1's pods, `self` (10.96.0.20) to `selfPod` and, when `shared`
+    /// is given, `shared` (10.96.0.30) to that pod.
+    static func selfManifest(selfPod: String, shared: String?) -> String {
+        var text = """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: self, namespace: default}
+            spec: {clusterIP: 10.96.0.20, ports: [{name: http, protocol: TCP, port: 80, targetPort: 8080}]}
+            ---
+            \(AgentTestCluster.endpointSlice(name: "self-a", service: "self",
+                                              endpoints: ["- addresses: [\(selfPod)]\n  conditions: {ready: true}\n  nodeName: node-1"],
+                                              ports: ["{name: http, protocol: TCP, port: 8080}"]))
+            """
+        if let shared {
+            text += """
+                ---
+                apiVersion: v1
+                kind: Service
+                metadata: {name: shared, namespace: default}
+                spec: {clusterIP: 10.96.0.30, ports: [{name: http, protocol: TCP, port: 80, targetPort: 8080}]}
+                ---
+                \(AgentTestCluster.endpointSlice(name: "shared-a", service: "shared",
+                                                  endpoints: ["- addresses: [\(shared)]\n  conditions: {ready: true}\n  nodeName: node-1"],
+                                                  ports: ["{name: http, protocol: TCP, port: 8080}"]))
+                """
+        }
+        return text
+    }
+
+    /// The running agent changes only the elements of the Services a load changed: a pod replaced
+    /// behind one Service gets its hairpin, an element two Services hold stays until both let it
+    /// go, and the table is written whole only once (at start).
+    func testLoadsWhileRunningChangeOnlyTheChangedServicesElements() throws {
+        let cluster = try NodeCluster(nodes: 1)
+        let first = try cluster.addPod(node: 1, number: 1), second = try cluster.addPod(node: 1, number: 2)
+        try cluster.writeManifest("cluster.yaml", Self.selfManifest(selfPod: first.address, shared: first.address))
+        try cluster.startAgent(node: 1, Self.agentFlags + ["--sync-period", "1h"])
+        func table() throws -> String { try cluster.shell(node: 1, "nft list table inet ipvs-agent") }
+        let firstHairpin = "\(first.address) . tcp . 8080 . \(first.address)", secondHairpin = "\(second.address) . tcp . 8080 . \(second.address)"
+        do {
+            try waitUntil("the first pod reaches itself through self", timeout: 90) {
+                (try? cluster.request(from: first.namespace, "10.96.0.20", 80)) == first.name
+            }
+            // self moves to the second pod: its hairpin comes; the first pod's stays, held by shared.
+            try cluster.writeManifest("cluster.yaml", Self.selfManifest(selfPod: second.address, shared: first.address))
+            try waitUntil("the second pod reaches itself through self", timeout: 60) {
+                (try? cluster.request(from: second.namespace, "10.96.0.20", 80)) == second.name
+            }
+            XCTAssertEqual(try cluster.request(from: first.namespace, "10.96.0.30", 80), first.name)
+            var listing = try table()
+            XCTAssertTrue(listing.contains(firstHairpin) && listing.contains(secondHairpin), listing)
+            // shared goes: its VIP and the first pod's hairpin go with it.
+            try cluster.writeManifest("cluster.yaml", Self.selfManifest(selfPod: second.address, shared: nil))
+            try waitUntil("shared's elements are deleted", timeout: 60) { !(try table()).contains("10.96.0.30") }
+            listing = try table()
+            XCTAssertFalse(listing.contains(firstHairpin), listing)
+            XCTAssertTrue(listing.contains(secondHairpin), listing)
+            XCTAssertEqual(try cluster.request(from: second.namespace, "10.96.0.20", 80), second.name)
+            let log = cluster.agentLog(node: 1)
+            XCTAssertEqual(log.components(separatedBy: "nftables table written").count - 1, 1, log)
+        } catch {
+            print("node 1 agent log:\n\(cluster.agentLog(node: 1))")
+            print((try? cluster.shell(node: 1, "nft list ruleset; ipvsadm -Ln")) ?? "")
+            throw error
+        }
+    }
+
     func testCleanupDeletesTheAgentsTableAndNothingElse() throws {
         let cluster = try NodeCluster(nodes: 1)
         try cluster.writeManifest("cluster.yaml", """

@@ -7,17 +7,15 @@ final class PacketFilterRulesetTests: XCTestCase {
     private let ruleset = PacketFilterRuleset(table: "ipvs-agent")
 
     func testAnUpdateDeletesAndAddsElementsOnly() throws {
-        let endpoint = Frontend(IPAddress("10.244.1.5")!, .tcp, 8080)
-        var state = PacketFilterState(hairpin: [endpoint])
-        let old = ruleset.elements(of: state)
-        state.hairpin = [Frontend(IPAddress("10.244.1.6")!, .tcp, 8080)]
-        let update = try XCTUnwrap(ruleset.update(from: old, to: ruleset.elements(of: state)))
+        let old = ruleset.elements(of: PacketFilterState(hairpin: [Frontend(IPAddress("10.244.1.5")!, .tcp, 8080)]))
+        let new = ruleset.elements(of: PacketFilterState(hairpin: [Frontend(IPAddress("10.244.1.6")!, .tcp, 8080)]))
+        let update = try XCTUnwrap(ruleset.update(deleting: old, adding: new))
         XCTAssertEqual(update, """
             delete element inet ipvs-agent hairpin-v4 { 10.244.1.5 . tcp . 8080 . 10.244.1.5 }
             add element inet ipvs-agent hairpin-v4 { 10.244.1.6 . tcp . 8080 . 10.244.1.6 }
 
             """)
-        XCTAssertNil(ruleset.update(from: old, to: old))
+        XCTAssertNil(ruleset.update(deleting: [:], adding: [.init(kind: .hairpin, family: .inet): []]))
     }
 
     func testSourceRangesOfTheOtherFamilyAndEmptyRangesAddNoFirewall() {

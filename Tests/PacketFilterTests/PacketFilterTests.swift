@@ -74,6 +74,32 @@ final class PacketFilterTests: XCTestCase {
         }
     }
 
+    func testPartsShareElementsAndAnUpdateTouchesOnlyTheGivenParts() throws {
+        try inNewNetworkNamespace {
+            let filter = try PacketFilter()
+            let vip = Self.frontend("10.96.0.1", 80)
+            func part(_ endpoint: String) -> PacketFilterState {
+                PacketFilterState(guardedAddresses: [vip.address], accepted: [vip], hairpin: [Self.frontend(endpoint, 8080)])
+            }
+            XCTAssertEqual(try filter.sync(parts: ["a": part("10.244.1.1"), "b": part("10.244.1.2")]), .replaced)
+            // Part a's endpoint moves: its old hairpin element goes, the new one comes, the shared VIP stays.
+            XCTAssertEqual(try filter.update(["a": part("10.244.1.3")]), .updated(changedElements: 2))
+            XCTAssertEqual(try filter.update(["a": part("10.244.1.3")]), .unchanged)
+            // Part b goes: the VIP stays while part a holds it, and goes with a.
+            XCTAssertEqual(try filter.update(["b": PacketFilterState()]), .updated(changedElements: 1))
+            var listing = try XCTUnwrap(filter.listing())
+            XCTAssertTrue(listing.contains("10.96.0.1 . tcp . 80"), listing)
+            XCTAssertFalse(listing.contains("10.244.1.2 ") || listing.contains("10.244.1.1 "), listing)
+            XCTAssertEqual(try filter.update(["a": PacketFilterState()]), .updated(changedElements: 3))
+            listing = try XCTUnwrap(filter.listing())
+            XCTAssertFalse(listing.contains("10.96.0.1"), listing)
+            // The repair writes what the parts hold.
+            XCTAssertEqual(try filter.update(["c": part("10.244.1.4")]), .updated(changedElements: 3))
+            XCTAssertEqual(try filter.repair(), .replaced)
+            XCTAssertTrue(try XCTUnwrap(filter.listing()).contains("10.244.1.4 . tcp . 8080"))
+        }
+    }
+
     func testForeignTablesSurviveSyncsAndDeletion() throws {
         try inNewNetworkNamespace {
             let other = try NFTablesContext()

@@ -243,7 +243,7 @@ struct AgentRunner {
         let coldStart = Self.coldStart(await reconciler.coldStartBasis(), options: options, logger: logger)
         let loaded = await loader.load(reason: "once", owners: await reconciler.owners, coldStart: coldStart)
         var report = await reconciler.reconcile(loaded.build.state, changed: nil, hold: loaded.hold, coldStart: loaded.coldStart)
-        if !(try makePacketFilter()).sync(loaded.build.state, services: loader.builder.services) { report.failures.append(PacketFilterDriver.notSynced) } // nft
+        if !(try makePacketFilter()).sync(&loader.builder) { report.failures.append(PacketFilterDriver.notSynced) } // nft
         let drains = await reconciler.checkDrains()
         report.applied += drains.applied
         report.failures += drains.failures

@@ -16,7 +16,8 @@ final class PacketFilterDriver: Sendable {
     let options: PacketFilterOptions
     private let filter: PacketFilter
     private let logger: Logger
-    private let last = Mutex<PacketFilterState?>(nil)
+    /// Whether a sync went through: until then every sync writes every Service's part.
+    private let synced = Mutex(false)
     private let transactions = (replaced: Counter(label: "ipvs_agent_nftables_transactions_total", dimensions: [("kind", "replace")]),
                                 updated: Counter(label: "ipvs_agent_nftables_transactions_total", dimensions: [("kind", "update")]))
     private let failures = Counter(label: "ipvs_agent_nftables_failures_total")
@@ -27,25 +28,35 @@ final class PacketFilterDriver: Sendable {
         filter = try PacketFilter(table: Self.table)
     }
 
-    /// Brings the table to the nftables state of `desired` (`PacketFilterMapper`); with `replace`,
-    /// the whole table is written again. Returns whether nftables took it.
+    /// Brings the table to the nftables state of the builder's desired state: only the parts of the
+    /// Services it mapped again since the last sync (`takeChangedServices()`) are recomputed, or all of
+    /// them on the first sync and after a full merge; with `replace`, the whole table is written again.
+    /// Returns whether nftables took it.
     @discardableResult
-    func sync(_ desired: DesiredState, services: [ObjectName: KubeService], replace: Bool = false) -> Bool {
-        sync(PacketFilterMapper.state(of: desired, services: services, options: options), replace: replace)
+    func sync(_ builder: inout DesiredStateBuilder, replace: Bool = false) -> Bool {
+        let changed = builder.takeChangedServices()
+        let start = ContinuousClock.now
+        return record(start) { () throws(PacketFilterError) -> PacketFilterSync in
+            if let changed, !replace, synced.withLock({ $0 }) {
+                return try filter.update(PacketFilterMapper.parts(of: builder, names: changed, options: options))
+            }
+            return try filter.sync(parts: PacketFilterMapper.parts(of: builder, names: nil, options: options), replace: replace)
+        }
     }
 
-    /// Writes the last synced state again, whole (the sync period's drift repair); nothing before a first sync.
+    /// Writes the table whole again from the last synced parts (the sync period's drift repair);
+    /// nothing before a first sync.
     @discardableResult
     func repair() -> Bool {
-        guard let state = last.withLock({ $0 }) else { return true }
-        return sync(state, replace: true)
+        guard synced.withLock({ $0 }) else { return true }
+        return record(ContinuousClock.now) { () throws(PacketFilterError) in try filter.repair() }
     }
 
-    private func sync(_ state: PacketFilterState, replace: Bool) -> Bool {
-        let start = ContinuousClock.now
+    /// Runs one of the filter's syncs, then logs and counts it.
+    private func record(_ start: ContinuousClock.Instant, _ body: () throws(PacketFilterError) -> PacketFilterSync) -> Bool {
         do {
-            let result = try filter.sync(state, replace: replace)
-            last.withLock { $0 = state }
+            let result = try body()
+            synced.withLock { $0 = true }
             switch result {
             case .unchanged: break
             case .updated(let changed):

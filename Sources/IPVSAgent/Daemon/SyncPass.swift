@@ -35,7 +35,7 @@ struct SyncPass: Sendable {
         kubeProxy.synced(since: applying)
         kubeProxy.programmed(objectChanges.triggerTimes)
         proxyHealth.updated(.changes)
-        packetFilter?.sync(build.state, services: loader.builder.services)
+        packetFilter?.sync(&loader.builder)
         if await reconciler.isDraining { await reconciler.checkDrains() }
         if build.changed?.isEmpty != true {
             health.update(build.state, logger: logger)

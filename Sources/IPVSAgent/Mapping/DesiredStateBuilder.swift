@@ -19,7 +19,7 @@ public struct DesiredStateBuilder: Sendable {
     }
 
     public var options: MappingOptions {
-        didSet { if options != oldValue { cache = [:]; withIssues = []; first = true } }
+        didSet { if options != oldValue { cache = [:]; withIssues = []; first = true; untaken = nil } }
     }
 
     /// A Service as mapped, with the objects it was mapped from.
@@ -34,7 +34,10 @@ public struct DesiredStateBuilder: Sendable {
         var issues: [ManifestIssue] { duplicates + mapping.issues }
     }
 
-    private(set) var cache: [ObjectName: Entry] = [:] // nft: read by `services` (DesiredStateBuilder+Services.swift)
+    /// Every Service as last mapped (read by `PacketFilterMapper` for the Services that changed).
+    private(set) var cache: [ObjectName: Entry] = [:]
+    /// The Services mapped again since `takeChangedServices()` last took them; `nil` for all.
+    private var untaken: Set<ObjectName>? = nil
     /// The file each Service's object was taken from: it keeps the name against other files.
     private var sourceFiles: [ObjectName: String] = [:]
     /// The Service that owned each virtual service when the agent started (`seed(owners:)`),
@@ -69,6 +72,14 @@ public struct DesiredStateBuilder: Sendable {
     /// not part of the objects' equality).
     private static func sameLocations(_ entry: Entry, _ service: KubeService, _ slices: [EndpointSlice]) -> Bool {
         entry.service.location == service.location && entry.slices.map(\.location) == slices.map(\.location)
+    }
+
+    /// The Services mapped again since the last call, or `nil` when every Service must be looked at
+    /// (before the first call, after a full merge or a change of options); the next call starts
+    /// from none. The nftables table takes them after each load (`PacketFilterDriver`).
+    mutating func takeChangedServices() -> Set<ObjectName>? {
+        defer { untaken = [] }
+        return untaken
     }
 
     /// Takes the mappings an early programming made while the first load decoded its files
@@ -144,6 +155,7 @@ public struct DesiredStateBuilder: Sendable {
         var issues: [ManifestIssue] = []
         for name in withIssues.sorted() { issues += cache[name]?.issues ?? [] }
         if !first, !hadConflicts, patch(changedNames, previous: previous) {
+            untaken?.formUnion(changedNames)
             return Build(state: state, issues: issues, changed: changed, realServerCount: realServerCount, remapped: Set(changedNames))
         }
         let (merged, conflictIssues) = merge()
@@ -151,6 +163,7 @@ public struct DesiredStateBuilder: Sendable {
         let everything = first || !conflictIssues.isEmpty || hadConflicts
         first = false
         hadConflicts = !conflictIssues.isEmpty
+        if everything { untaken = nil } else { untaken?.formUnion(changedNames) }
         return Build(state: state, issues: issues + conflictIssues, changed: everything ? nil : changed, realServerCount: realServerCount,
                      remapped: Set(changedNames))
     }
@@ -226,7 +239,7 @@ public struct DesiredStateBuilder: Sendable {
 
     // MARK: - Merging
 
-    private(set) var state = DesiredState() // nft: read by PacketFilterDriver after each build
+    private(set) var state = DesiredState()
     private var realServerCount = 0
     /// How many Services bind each address, to patch `state.addresses`.
     private var addressUsers: [IPAddress: Int] = [:]

@@ -15,17 +15,50 @@ public struct PacketFilterOptions: Hashable, Sendable {
 }
 
 /// The nftables state of a desired IPVS state, as kube-proxy's IPVS mode fills its ipsets
-/// (`pkg/proxy/ipvs/proxier.go`, `syncService` and `writeIptablesRules`).
+/// (`pkg/proxy/ipvs/proxier.go`, `syncService` and `writeIptablesRules`), one Service at a time: the
+/// table holds the union of every Service's part (`PacketFilter.update`), so a change to one Service
+/// maps that Service's part only.
 enum PacketFilterMapper {
-    /// `desired`'s virtual services sorted into the table's sets, each by the Service it comes from
-    /// (`services`): its ClusterIPs, load-balancer IPs with their source ranges, and the rest
-    /// (external IPs and node ports), which follow `externalTrafficPolicy`.
-    static func state(of desired: DesiredState, services: [ObjectName: KubeService], options: PacketFilterOptions) -> PacketFilterState {
-        var state = PacketFilterState(guardedAddresses: desired.addresses, clusterPrefixes: Set(options.clusterPrefixes))
-        for (key, wanted) in desired.services {
-            guard case .address(let transport, let address, let port) = key, let service = services[wanted.origin] else { continue }
+    /// The name of the part that holds the pod network (`--cluster-cidr`); no Service is named so
+    /// (an object name never starts with `-`).
+    static let clusterPart = "--cluster-cidr"
+
+    /// The part of the table that holds the options' pod network.
+    static func clusterState(options: PacketFilterOptions) -> PacketFilterState {
+        PacketFilterState(clusterPrefixes: Set(options.clusterPrefixes))
+    }
+
+    /// The parts of the table, by name, for the Services `names` as the builder last mapped them
+    /// (an empty part for a Service that went), or for every Service and the pod network when
+    /// `names` is `nil`.
+    static func parts(of builder: DesiredStateBuilder, names: Set<ObjectName>?, options: PacketFilterOptions) -> [String: PacketFilterState] {
+        var parts: [String: PacketFilterState] = [:]
+        if names == nil { parts[clusterPart] = clusterState(options: options) }
+        for name in names ?? Set(builder.cache.keys) { parts[name.description] = state(of: name, in: builder, options: options) }
+        return parts
+    }
+
+    /// The part of Service `name` as the builder last mapped it: the virtual services it holds in
+    /// the merged state (not those another Service kept) and the addresses it binds; an empty state
+    /// when the Service is gone.
+    static func state(of name: ObjectName, in builder: DesiredStateBuilder, options: PacketFilterOptions) -> PacketFilterState {
+        guard let entry = builder.cache[name] else { return PacketFilterState() }
+        let held = entry.mapping.services.keys.lazy.compactMap { key in
+            builder.state.services[key].flatMap { $0.origin == name ? (key, $0) : nil }
+        }
+        return state(of: entry.service, virtualServices: held, addresses: entry.mapping.addresses, options: options)
+    }
+
+    /// `service`'s virtual services sorted into the table's sets: its ClusterIPs, load-balancer IPs
+    /// with their source ranges, and the rest (external IPs and node ports), which follow
+    /// `externalTrafficPolicy`. `addresses` are the VIPs it binds.
+    static func state(of service: KubeService, virtualServices: some Sequence<(ServiceKey, DesiredService)>,
+                      addresses: Set<IPAddress>, options: PacketFilterOptions) -> PacketFilterState {
+        var state = PacketFilterState(guardedAddresses: addresses)
+        for (key, wanted) in virtualServices {
+            guard case .address(let transport, let address, let port) = key else { continue }
             let frontend = Frontend(address, transport, port)
-            if desired.addresses.contains(address) { state.accepted.insert(frontend) }
+            if addresses.contains(address) { state.accepted.insert(frontend) }
             for server in wanted.realServers.keys { state.hairpin.insert(Frontend(server.address, transport, server.port)) }
             if service.clusterIPs.contains(address) {
                 // KUBE-CLUSTER-IP: everything with --masquerade-all, else what comes from outside the

@@ -1,6 +1,7 @@
 import Foundation
 import IPVS
 import Logging
+import PacketFilter
 import TestSupport
 import XCTest
 @testable import IPVSAgent
@@ -160,5 +161,28 @@ final class IncrementalReloadTests: XCTestCase {
         XCTAssertEqual(build.state, all.state)
         XCTAssertEqual(build.issues, all.issues)
         XCTAssertEqual(build.realServerCount, all.realServerCount)
+    }
+}
+
+extension IncrementalReloadTests {
+    /// The nftables table's parts after a one-endpoint change: only the changed Service's part is
+    /// mapped again (not every Service's), and it holds the new endpoint.
+    func testOneEndpointChangeMapsOnlyThatServicesPacketFilterPart() async throws {
+        try write("a.yaml", [(1, 2), (2, 2), (3, 2)])
+        let source = ManifestSource(paths: [folder.path], logger: Logger(label: "test"))
+        var builder = DesiredStateBuilder(options: MappingOptions())
+        let options = PacketFilterOptions(clusterPrefixes: [AddressPrefix("10.244.0.0/14")!])
+        _ = builder.build(source.loadNow())
+        let first = PacketFilterMapper.parts(of: builder, names: builder.takeChangedServices(), options: options)
+        XCTAssertEqual(Set(first.keys), ["--cluster-cidr", "bench/svc-1", "bench/svc-2", "bench/svc-3"])
+
+        try write("a.yaml", [(1, 2), (2, 3), (3, 2)])
+        _ = builder.build(await source.load(changed: [folder.appendingPathComponent("a.yaml").path]))
+        let changed = PacketFilterMapper.parts(of: builder, names: builder.takeChangedServices(), options: options)
+        XCTAssertEqual(Set(changed.keys), ["bench/svc-2"])
+        XCTAssertEqual(changed["bench/svc-2"]?.hairpin.count, 3)
+        XCTAssertEqual(changed["bench/svc-2"]?.guardedAddresses, [ip("10.96.0.2")])
+        // Nothing changed since: nothing to map.
+        XCTAssertEqual(PacketFilterMapper.parts(of: builder, names: builder.takeChangedServices(), options: options).count, 0)
     }
 }

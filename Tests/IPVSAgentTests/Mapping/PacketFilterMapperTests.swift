@@ -21,8 +21,10 @@ final class PacketFilterMapperTests: XCTestCase {
                                   endpoints: [Endpoint(addresses: [ip("10.244.1.5")], nodeName: "node-1")],
                                   ports: [EndpointPort(name: "http", port: 8080)])
         let mapping = ServiceMapper.map(service, slices: [slice], options: MappingOptions(nodeName: "node-1", nodeAddresses: [node]))
-        let desired = DesiredState(services: mapping.services, addresses: Set(mapping.addresses))
-        return PacketFilterMapper.state(of: desired, services: [web: service], options: options)
+        var state = PacketFilterMapper.state(of: service, virtualServices: mapping.services.map { ($0.key, $0.value) },
+                                             addresses: mapping.addresses, options: options)
+        state.clusterPrefixes = PacketFilterMapper.clusterState(options: options).clusterPrefixes
+        return state
     }
 
     func testClusterIPsAreMasqueradedFromOutsideTheClusterCIDRAndTheRestAlways() {
