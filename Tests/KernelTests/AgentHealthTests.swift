@@ -155,7 +155,8 @@ final class AgentHealthTests: XCTestCase {
         let users = cluster.folder.appendingPathComponent("users")
         try FileManager.default.createDirectory(at: users, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o777])
         let script = cluster.folder.appendingPathComponent("check.sh")
-        try "id -u > \(users.path)/$HEALTH_ADDRESS\nexit \"$(cat \(cluster.folder.path)/status-$HEALTH_ADDRESS)\"\n"
+        // Written aside and renamed: the test never reads a file the check has only begun to write.
+        try "id -u > \(users.path)/.$HEALTH_ADDRESS && mv \(users.path)/.$HEALTH_ADDRESS \(users.path)/$HEALTH_ADDRESS\nexit \"$(cat \(cluster.folder.path)/status-$HEALTH_ADDRESS)\"\n"
             .write(to: script, atomically: true, encoding: .utf8)
         func answer(_ pod: AgentTestCluster.Pod, _ status: Int) throws {
             try "\(status)\n".write(to: cluster.folder.appendingPathComponent("status-\(pod.address)"), atomically: true, encoding: .utf8)

@@ -23,8 +23,10 @@ struct SyncPass: Sendable {
 
     /// Loads through `loader` (`changed` as `DesiredStateLoader.load`), applies the difference and
     /// points the health checks at the new endpoints. `changes` counts the objects each load changed.
+    /// Returns what was loaded.
+    @discardableResult
     func reload(_ loader: inout DesiredStateLoader, changed: Set<String>?, _ changes: inout ObjectChanges, reason: String,
-                owners: [ServiceKey: ObjectName] = [:], coldStart: ColdStart? = nil) async {
+                owners: [ServiceKey: ObjectName] = [:], coldStart: ColdStart? = nil) async -> DesiredStateLoader.Loaded {
         let loaded = await loader.load(changed: changed, reason: reason, owners: owners, coldStart: coldStart)
         let build = loaded.build
         let objectChanges = changes.count(loaded.snapshot.changedServices, in: loaded.snapshot)
@@ -42,6 +44,7 @@ struct SyncPass: Sendable {
             // New endpoints can change a Service's quorum without any health transition.
             await reconciler.setHealth(health.overlay(logger: logger))
         }
+        return loaded
     }
 
     /// Until cancelled: draining endpoints checked every second, the kernel verified (and the
