@@ -46,20 +46,35 @@ enum PacketFilterMapper {
         let held = entry.mapping.services.keys.lazy.compactMap { key in
             builder.state.services[key].flatMap { $0.origin == name ? (key, $0) : nil }
         }
-        return state(of: entry.service, virtualServices: held, addresses: entry.mapping.addresses, options: options)
+        return state(of: entry.service, virtualServices: held, addresses: entry.mapping.addresses,
+                     localEndpoints: localEndpoints(of: entry.slices, nodeName: builder.options.nodeName), options: options)
+    }
+
+    /// The addresses of `slices`' endpoints on node `nodeName`: kube-proxy's `IsLocal`. Only they
+    /// can hairpin, since only a pod on this node sends its packets through this node's IPVS.
+    static func localEndpoints(of slices: [EndpointSlice], nodeName: String?) -> Set<IPAddress> {
+        guard let nodeName else { return [] }
+        var local: Set<IPAddress> = []
+        for slice in slices {
+            for endpoint in slice.endpoints where endpoint.nodeName == nodeName { local.formUnion(endpoint.addresses) }
+        }
+        return local
     }
 
     /// `service`'s virtual services sorted into the table's sets: its ClusterIPs, load-balancer IPs
     /// with their source ranges, and the rest (external IPs and node ports), which follow
-    /// `externalTrafficPolicy`. `addresses` are the VIPs it binds.
+    /// `externalTrafficPolicy`. `addresses` are the VIPs it binds; `localEndpoints` the endpoints on
+    /// this node, the only ones that get a hairpin element (KUBE-LOOP-BACK holds local endpoints only).
     static func state(of service: KubeService, virtualServices: some Sequence<(ServiceKey, DesiredService)>,
-                      addresses: Set<IPAddress>, options: PacketFilterOptions) -> PacketFilterState {
+                      addresses: Set<IPAddress>, localEndpoints: Set<IPAddress>, options: PacketFilterOptions) -> PacketFilterState {
         var state = PacketFilterState(guardedAddresses: addresses)
         for (key, wanted) in virtualServices {
             guard case .address(let transport, let address, let port) = key else { continue }
             let frontend = Frontend(address, transport, port)
             if addresses.contains(address) { state.accepted.insert(frontend) }
-            for server in wanted.realServers.keys { state.hairpin.insert(Frontend(server.address, transport, server.port)) }
+            for server in wanted.realServers.keys where localEndpoints.contains(server.address) {
+                state.hairpin.insert(Frontend(server.address, transport, server.port))
+            }
             if service.clusterIPs.contains(address) {
                 // KUBE-CLUSTER-IP: everything with --masquerade-all, else what comes from outside the
                 // pod network; without --cluster-cidr kube-proxy marks none of it either.

@@ -21,9 +21,10 @@ final class IncrementalReloadTests: XCTestCase {
     }
 
     /// A Service `svc-N` on 10.96.0.N:80 with one slice of `pods` endpoints (10.244.N.x:8080), for
-    /// N below 250; from 250 on, the next /24 of 10.96 and the next /16 of pods.
+    /// N below 250; from 250 on, the next /24 of 10.96 and the next /16 of pods. The pods run on
+    /// node-1.
     func service(_ index: Int, pods: Int) -> String {
-        let endpoints = (1...pods).map { "- addresses: [10.\(244 + index / 250).\(index % 250).\($0)]\n" }.joined()
+        let endpoints = (1...pods).map { "- addresses: [10.\(244 + index / 250).\(index % 250).\($0)]\n  nodeName: node-1\n" }.joined()
         return """
             ---
             apiVersion: v1
@@ -170,7 +171,7 @@ extension IncrementalReloadTests {
     func testOneEndpointChangeMapsOnlyThatServicesPacketFilterPart() async throws {
         try write("a.yaml", [(1, 2), (2, 2), (3, 2)])
         let source = ManifestSource(paths: [folder.path], logger: Logger(label: "test"))
-        var builder = DesiredStateBuilder(options: MappingOptions())
+        var builder = DesiredStateBuilder(options: MappingOptions(nodeName: "node-1"))
         let options = PacketFilterOptions(clusterPrefixes: [AddressPrefix("10.244.0.0/14")!])
         _ = builder.build(source.loadNow())
         let first = PacketFilterMapper.parts(of: builder, names: builder.takeChangedServices(), options: options)
