@@ -193,6 +193,8 @@ final class APISource: @unchecked Sendable {
 /// The API server as a source of the load step (`DesiredStateLoader`): each load is the snapshot of
 /// the objects now, with the Services changed since the previous one.
 extension APISource: DesiredStateSource {
+    var objectsName: String { "the API server's objects" }
+
     func load() async -> SourceSnapshot {
         // Before every resource was listed, an incomplete snapshot holds the kernel as it is.
         snapshot() ?? SourceSnapshot(incomplete: true)

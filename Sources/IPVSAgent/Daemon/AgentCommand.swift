@@ -289,14 +289,15 @@ public struct AgentCommand: AsyncParsableCommand {
         }
         LogSetup.bootstrap(format: logFormat, level: logLevel)
         let logger = Logger(label: "ipvs-agent")
-        // A KubeProxyConfiguration --config gives the flags the command line left out (its errors are
-        // reported when the runner reads it).
+        // --config is read once, here: a KubeProxyConfiguration gives the flags the command line left
+        // out, and the runner reports the file's errors before it changes anything.
+        let file = config.map { path in Result { () throws(AgentConfigurationError) in try ConfigurationFile.load(path: path, base: baseHealth) } }
         var command = self
-        if let config, let kubeProxy = try? ConfigurationFile.load(path: config, base: baseHealth).kubeProxy {
+        if let kubeProxy = (try? file?.get())?.kubeProxy {
             command = applying(kubeProxy.flagValues)
         }
         try command.validateSource(fileMayNameIt: false)
-        let runner = AgentRunner(command: command, logger: logger)
+        let runner = AgentRunner(command: command, configurationFile: file, logger: logger)
         if cleanup {
             try await runner.cleanup()
         } else if dryRun {

@@ -10,6 +10,8 @@ import Prometheus
 /// The four modes of the command (`--cleanup`, `--dry-run`, `--once`, daemon) over shared setup.
 struct AgentRunner {
     let command: AgentCommand
+    /// `--config` as the command read it (`nil` without one).
+    let configurationFile: Result<ConfigurationFile, AgentConfigurationError>?
     let logger: Logger
 
     // MARK: - Setup
@@ -23,12 +25,12 @@ struct AgentRunner {
     /// before it changes anything, each problem logged with its file and line; each field of a
     /// `KubeProxyConfiguration` the agent does not implement is logged once as a warning.
     func configuration() throws -> (AgentConfiguration, ProxySettings) {
-        guard let path = command.config else {
+        guard let path = command.config, let configurationFile else {
             return (AgentConfiguration(healthDefault: command.baseHealth), ProxySettings(command: command))
         }
         let file: ConfigurationFile
         do {
-            file = try ConfigurationFile.load(path: path, base: command.baseHealth)
+            file = try configurationFile.get()
         } catch {
             for problem in error.problems { logger.critical("\(problem)") }
             logger.critical("cannot start: the configuration file has errors; nothing was changed", metadata: ["config": "\(path)"])

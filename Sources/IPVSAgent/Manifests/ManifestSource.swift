@@ -10,9 +10,13 @@ public protocol DesiredStateSource: Sendable {
     /// `decoded` about the objects of each part (a file) as soon as it is decoded, so that a cold
     /// start can program the kernel before the whole load ends (`ColdStart`).
     func load(changed: Set<String>?, decoded: ManifestSource.DecodedHandler?) async -> SourceSnapshot
+    /// What the source's objects are called in the load step's log line ("loaded manifests").
+    var objectsName: String { get }
 }
 
 extension DesiredStateSource {
+    public var objectsName: String { "manifests" }
+
     /// Reads the current objects, re-reading only `changed` files when the source can (all when `nil`).
     public func load(changed: Set<String>?) async -> SourceSnapshot { await load() }
 

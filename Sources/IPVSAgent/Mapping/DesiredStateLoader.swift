@@ -51,7 +51,7 @@ struct DesiredStateLoader {
         let issues = snapshot.issues + build.issues
         for issue in issues { logger.error("\(issue)") }
         metrics?.manifestIssues.record(issues.count)
-        logger.info("loaded manifests", metadata: [
+        logger.info("loaded \(source.objectsName)", metadata: [
             "reason": "\(reason)", "services": "\(build.state.services.count)", "real_servers": "\(build.realServerCount)",
             "problems": "\(issues.count)", "changed": "\(build.changed.map { "\($0.count)" } ?? "all")",
             "milliseconds": "\(Reconciler.milliseconds(ContinuousClock.now - start))",

@@ -26,7 +26,7 @@ final class AgentRunnerTests: XCTestCase {
     func runner() throws -> AgentRunner {
         let state = FileManager.default.temporaryDirectory.appendingPathComponent("ipvs-agent-\(UUID())/state.json").path
         let command = try AgentCommand.parse(["--manifests", "cluster.yaml", "--dry-run", "--state-file", state])
-        return AgentRunner(command: command, logger: Logger(label: "test"))
+        return AgentRunner(command: command, configurationFile: nil, logger: Logger(label: "test"))
     }
 
     func testDryRunComparesWithAnEmptyKernelWhenTheKernelRefusesToShowItsTable() async throws {
