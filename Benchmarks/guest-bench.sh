@@ -7,7 +7,7 @@
 # Usage: Benchmarks/guest-bench.sh --bin DIR --inputs DIR --out DIR [--sizes "1000:5 10000:3"]
 #          [--reps N] [--agent-size N] [--kube-proxy-max SIZE] [--slow-max SIZE] [--quick]
 #          [--agent-health-size N] [--agent-health-time "WARMUP WINDOW"] [--agent-health-only]
-#          [--cold-only "TOOL..."]
+#          [--cold-only "TOOL..."] [--daemon-only "AGENT..."]
 #
 #   --bin     ipvsctl, ipvs-agent, ipvs-floor, ipvs-wait and moby-ipvs-bench
 #   --inputs  one folder per size (SIZE/rules, SIZE/manifests, ...) and warmup/, from
@@ -24,6 +24,9 @@
 #   --cold-only: cold programming alone, of these tools only (e.g. "floor-vips ipvs-agent"), taking
 #             turns in each repetition; no other workload (ipvs-agent-base: the agent of --bin's
 #             ipvs-agent-base, an earlier build, when Scripts/bench.sh was given one)
+#   --daemon-only: the agent daemon workload (start, no-op resyncs, one endpoint changed) alone, with
+#             each of these agent builds in turn (ipvs-agent, ipvs-agent-base); the base's records
+#             are named with -base (noop-base, endpoint-add-base)
 #   --out     results.tsv (workload, tool, size, repetition, value, unit), environment.tsv, errors.txt
 #
 # Exit status 0 when every tool path worked, 1 otherwise (see OUT/errors.txt).
@@ -31,7 +34,7 @@ set -uo pipefail
 
 bin="" inputs="" out="" sizes="1000:5 10000:3" reps=3 agent_size=10000 kube_proxy_max=1000
 slow_max=1000000 quick=0 settle=2 cold_once=""
-agent_health_size=0 agent_health_time="5 10" agent_health_only=0 cold_only=""
+agent_health_size=0 agent_health_time="5 10" agent_health_only=0 cold_only="" daemon_only=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --bin) bin=$2; shift 2 ;;
@@ -48,6 +51,7 @@ while [ $# -gt 0 ]; do
     --agent-health-time) agent_health_time=$2; shift 2 ;;
     --agent-health-only) agent_health_only=1; shift ;;
     --cold-only) cold_only=$2; shift 2 ;;
+    --daemon-only) daemon_only=$2; shift 2 ;;
     *) echo "guest-bench.sh: unexpected argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -534,6 +538,7 @@ fi
 
 # ---- 1. cold programming -----------------------------------------------------------------------
 
+[ -z "$daemon_only" ] || sizes="" # --daemon-only: the daemon workload alone
 for entry in $sizes; do
   size=${entry%%:*} n=${entry#*:}
   tools="floor ipvsctl"
@@ -567,118 +572,131 @@ fi
 
 # ---- 2. the agent as a daemon --------------------------------------------------------------------
 
-size=$agent_size
-reset_kernel
-daemon_dir=$work/agentd
-rm -rf "$daemon_dir"
-mkdir -p "$daemon_dir"
-cp -r "$work/$size/manifests" "$daemon_dir/manifests"
-# shellcheck disable=SC1090,SC1091 # written by gen-inputs.py
-. "$work/$size/change.env"
-hz=$(getconf CLK_TCK)
-# Microseconds of CPU (user + system, every thread) the agent used since $1 clock ticks.
-agent_cpu_us_since() { cpu_ticks "$agent" && echo $(((REPLY - $1) * 1000000 / hz)); }
-"$bin/ipvs-agent" --manifests "$daemon_dir/manifests" --state-file "$state" --metrics-address "127.0.0.1:$metrics_port" \
-  --sync-period 1h --node-name bench --node-ip 192.0.2.1 --log-format json 2>"$work/agent-daemon.log" &
-agent=$!
-t0=${EPOCHREALTIME/./}
-synced=0
-while [ $((${EPOCHREALTIME/./} - t0)) -lt 1200000000 ]; do
-  kill -0 "$agent" 2>/dev/null || break
-  if fetch_metrics 2>/dev/null; then
-    int ipvs_agent_services_programmed && services=$REPLY
-    int ipvs_agent_sync_duration_seconds_count && count=$REPLY
-    if [ "$services" = "$size" ] && [ "$count" != 0 ]; then
-      synced=1
-      break
+# daemon_workload TOOL SUFFIX: the workload with the agent build TOOL (ipvs-agent, or
+# ipvs-agent-base for a before/after run); its records' workload names end in SUFFIX.
+daemon_workload() {
+  local tool=$1 suffix=$2
+  size=$agent_size
+  reset_kernel
+  daemon_dir=$work/agentd
+  rm -rf "$daemon_dir"
+  mkdir -p "$daemon_dir"
+  cp -r "$work/$size/manifests" "$daemon_dir/manifests"
+  # shellcheck disable=SC1090,SC1091 # written by gen-inputs.py
+  . "$work/$size/change.env"
+  hz=$(getconf CLK_TCK)
+  # Microseconds of CPU (user + system, every thread) the agent used since $1 clock ticks.
+  agent_cpu_us_since() { cpu_ticks "$agent" && echo $(((REPLY - $1) * 1000000 / hz)); }
+  "$bin/$tool" --manifests "$daemon_dir/manifests" --state-file "$state" --metrics-address "127.0.0.1:$metrics_port" \
+    --sync-period 1h --node-name bench --node-ip 192.0.2.1 --log-format json 2>"$work/agent-daemon.log" &
+  agent=$!
+  t0=${EPOCHREALTIME/./}
+  synced=0
+  while [ $((${EPOCHREALTIME/./} - t0)) -lt 1200000000 ]; do
+    kill -0 "$agent" 2>/dev/null || break
+    if fetch_metrics 2>/dev/null; then
+      int ipvs_agent_services_programmed && services=$REPLY
+      int ipvs_agent_sync_duration_seconds_count && count=$REPLY
+      if [ "$services" = "$size" ] && [ "$count" != 0 ]; then
+        synced=1
+        break
+      fi
     fi
-  fi
-  pause 0.05
-done
-t1=${EPOCHREALTIME/./}
-
-# Waits until the agent's reconcile count exceeds $1; fails after 120 s.
-wait_sync() {
-  local start
-  start=${EPOCHREALTIME/./}
-  while [ $((${EPOCHREALTIME/./} - start)) -lt 120000000 ]; do
-    fetch_metrics && int ipvs_agent_sync_duration_seconds_count && [ "$REPLY" -gt "$1" ] && return 0
-    pause 0.02
+    pause 0.05
   done
-  return 1
-}
-# Microseconds of reconcile time since the sum $1 (seconds) of the sync-duration metric.
-sync_us_since() { awk -v a="${M[ipvs_agent_sync_duration_seconds_sum]:-0}" -v b="$1" 'BEGIN { printf "%d", (a - b) * 1000000 }'; }
+  t1=${EPOCHREALTIME/./}
 
-if [ "$synced" = 1 ]; then
-  record agent-daemon start-to-synced "$size" 1 $((t1 - t0)) us
-  record agent-daemon cpu-to-synced "$size" 1 "$(agent_cpu_us_since 0)" us
-  record agent-daemon first-sync "$size" 1 "$(sync_us_since 0)" us
-  int ipvs_agent_operations_applied_total && record agent-daemon operations "$size" 1 "$REPLY" count
-  record_logged agent-daemon load "$size" 1 "loaded manifests"
-  record_logged agent-daemon apply "$size" 1 "applied changes"
-  record agent-daemon rss "$size" 1 "$(awk '/^VmRSS/ { print $2 }' "/proc/$agent/status")" KiB
-  record agent-daemon peak-rss "$size" 1 "$(awk '/^VmHWM/ { print $2 }' "/proc/$agent/status")" KiB
-  log "agent daemon synced $size services in $(((t1 - t0) / 1000)) ms"
+  # Waits until the agent's reconcile count exceeds $1; fails after 120 s.
+  wait_sync() {
+    local start
+    start=${EPOCHREALTIME/./}
+    while [ $((${EPOCHREALTIME/./} - start)) -lt 120000000 ]; do
+      fetch_metrics && int ipvs_agent_sync_duration_seconds_count && [ "$REPLY" -gt "$1" ] && return 0
+      pause 0.02
+    done
+    return 1
+  }
+  # Microseconds of reconcile time since the sum $1 (seconds) of the sync-duration metric.
+  sync_us_since() { awk -v a="${M[ipvs_agent_sync_duration_seconds_sum]:-0}" -v b="$1" 'BEGIN { printf "%d", (a - b) * 1000000 }'; }
 
-  # No-op resync: SIGHUP reloads every manifest and reconciles; nothing may be written.
-  for rep in $(seq 1 "$reps"); do
-    fetch_metrics
-    int ipvs_agent_sync_duration_seconds_count && count=$REPLY
-    int ipvs_agent_operations_applied_total && ops=$REPLY
-    sum=${M[ipvs_agent_sync_duration_seconds_sum]}
-    cpu_ticks "$agent" && ticks0=$REPLY
-    t0=${EPOCHREALTIME/./}
-    kill -HUP "$agent"
-    if ! wait_sync "$count"; then fail "no-op resync rep $rep: no reconcile within 120 s"; break; fi
-    t1=${EPOCHREALTIME/./}
-    record noop cpu "$size" "$rep" "$(agent_cpu_us_since "$ticks0")" us
-    int ipvs_agent_operations_applied_total && record noop writes "$size" "$rep" $((REPLY - ops)) count
-    record noop reconcile "$size" "$rep" "$(sync_us_since "$sum")" us
-    record noop signal-to-done "$size" "$rep" $((t1 - t0)) us
-    record_logged noop load "$size" "$rep" "loaded manifests"
-    log "no-op resync rep $rep: $(((t1 - t0) / 1000)) ms from SIGHUP to reconciled"
-  done
+  if [ "$synced" = 1 ]; then
+    record agent-daemon$suffix start-to-synced "$size" 1 $((t1 - t0)) us
+    record agent-daemon$suffix cpu-to-synced "$size" 1 "$(agent_cpu_us_since 0)" us
+    record agent-daemon$suffix first-sync "$size" 1 "$(sync_us_since 0)" us
+    int ipvs_agent_operations_applied_total && record agent-daemon$suffix operations "$size" 1 "$REPLY" count
+    record_logged agent-daemon$suffix load "$size" 1 "loaded manifests"
+    record_logged agent-daemon$suffix apply "$size" 1 "applied changes"
+    record agent-daemon$suffix rss "$size" 1 "$(awk '/^VmRSS/ { print $2 }' "/proc/$agent/status")" KiB
+    record agent-daemon$suffix peak-rss "$size" 1 "$(awk '/^VmHWM/ { print $2 }' "/proc/$agent/status")" KiB
+    log "$tool daemon synced $size services in $(((t1 - t0) / 1000)) ms"
 
-  # One endpoint added to one service among $size (and removed again), by replacing one file;
-  # ipvs-wait polls the kernel every millisecond from one process and says when it changed.
-  original=$work/$size/manifests/$CHANGE_FILE
-  changed=$work/$size/change/$CHANGE_FILE
-  for rep in $(seq 1 "$reps"); do
-    for step in add remove; do
+    # No-op resync: SIGHUP reloads every manifest and reconciles; nothing may be written.
+    for rep in $(seq 1 "$reps"); do
       fetch_metrics
       int ipvs_agent_sync_duration_seconds_count && count=$REPLY
       int ipvs_agent_operations_applied_total && ops=$REPLY
       sum=${M[ipvs_agent_sync_duration_seconds_sum]}
-      if [ "$step" = add ]; then source=$changed state_wanted=weight=1; else source=$original state_wanted=not-weight=1; fi
-      cp "$source" "$daemon_dir/manifests/.$CHANGE_FILE.tmp"
-      rm -f "$work/wait.ready"
-      "$bin/ipvs-wait" "$CHANGE_VIP" "$CHANGE_REAL" "$state_wanted" "$work/wait.ready" 120 >"$work/wait.out" 2>"$work/wait.err" &
-      waiter=$!
-      until [ -e "$work/wait.ready" ] || ! kill -0 "$waiter" 2>/dev/null; do pause 0.01; done
       cpu_ticks "$agent" && ticks0=$REPLY
       t0=${EPOCHREALTIME/./}
-      mv "$daemon_dir/manifests/.$CHANGE_FILE.tmp" "$daemon_dir/manifests/$CHANGE_FILE"
-      if ! wait "$waiter"; then fail "endpoint $step rep $rep: $(cat "$work/wait.err")"; break 2; fi
-      read -r seen polls <"$work/wait.out"
-      wait_sync "$count" || true
-      record "endpoint-$step" cpu "$size" "$rep" "$(agent_cpu_us_since "$ticks0")" us
-      record "endpoint-$step" file-to-kernel "$size" "$rep" $((seen - t0)) us
-      record "endpoint-$step" poll-interval "$size" "$rep" $(((seen - t0) / polls)) us
-      int ipvs_agent_operations_applied_total && record "endpoint-$step" writes "$size" "$rep" $((REPLY - ops)) count
-      record "endpoint-$step" reconcile "$size" "$rep" "$(sync_us_since "$sum")" us
-      record_logged "endpoint-$step" load "$size" "$rep" "loaded manifests"
-      record_logged "endpoint-$step" apply "$size" "$rep" "applied changes"
-      log "endpoint $step rep $rep: $(((seen - t0) / 1000)) ms from file replaced to kernel updated"
-      pause "$settle" # a removed endpoint without connections is deleted at the next drain check (1 s)
+      kill -HUP "$agent"
+      if ! wait_sync "$count"; then fail "no-op resync rep $rep: no reconcile within 120 s"; break; fi
+      t1=${EPOCHREALTIME/./}
+      record noop$suffix cpu "$size" "$rep" "$(agent_cpu_us_since "$ticks0")" us
+      int ipvs_agent_operations_applied_total && record noop$suffix writes "$size" "$rep" $((REPLY - ops)) count
+      record noop$suffix reconcile "$size" "$rep" "$(sync_us_since "$sum")" us
+      record noop$suffix signal-to-done "$size" "$rep" $((t1 - t0)) us
+      record_logged noop$suffix load "$size" "$rep" "loaded manifests"
+      log "$tool no-op resync rep $rep: $(((t1 - t0) / 1000)) ms from SIGHUP to reconciled"
     done
-  done
-else
-  fail "agent daemon: not synced after $(((t1 - t0) / 1000000)) s; log: $(tail -n 5 "$work/agent-daemon.log")"
+
+    # One endpoint added to one service among $size (and removed again), by replacing one file;
+    # ipvs-wait polls the kernel every millisecond from one process and says when it changed.
+    original=$work/$size/manifests/$CHANGE_FILE
+    changed=$work/$size/change/$CHANGE_FILE
+    for rep in $(seq 1 "$reps"); do
+      for step in add remove; do
+        fetch_metrics
+        int ipvs_agent_sync_duration_seconds_count && count=$REPLY
+        int ipvs_agent_operations_applied_total && ops=$REPLY
+        sum=${M[ipvs_agent_sync_duration_seconds_sum]}
+        if [ "$step" = add ]; then source=$changed state_wanted=weight=1; else source=$original state_wanted=not-weight=1; fi
+        cp "$source" "$daemon_dir/manifests/.$CHANGE_FILE.tmp"
+        rm -f "$work/wait.ready"
+        "$bin/ipvs-wait" "$CHANGE_VIP" "$CHANGE_REAL" "$state_wanted" "$work/wait.ready" 120 >"$work/wait.out" 2>"$work/wait.err" &
+        waiter=$!
+        until [ -e "$work/wait.ready" ] || ! kill -0 "$waiter" 2>/dev/null; do pause 0.01; done
+        cpu_ticks "$agent" && ticks0=$REPLY
+        t0=${EPOCHREALTIME/./}
+        mv "$daemon_dir/manifests/.$CHANGE_FILE.tmp" "$daemon_dir/manifests/$CHANGE_FILE"
+        if ! wait "$waiter"; then fail "endpoint $step rep $rep: $(cat "$work/wait.err")"; break 2; fi
+        read -r seen polls <"$work/wait.out"
+        wait_sync "$count" || true
+        record "endpoint-$step$suffix" cpu "$size" "$rep" "$(agent_cpu_us_since "$ticks0")" us
+        record "endpoint-$step$suffix" file-to-kernel "$size" "$rep" $((seen - t0)) us
+        record "endpoint-$step$suffix" poll-interval "$size" "$rep" $(((seen - t0) / polls)) us
+        int ipvs_agent_operations_applied_total && record "endpoint-$step$suffix" writes "$size" "$rep" $((REPLY - ops)) count
+        record "endpoint-$step$suffix" reconcile "$size" "$rep" "$(sync_us_since "$sum")" us
+        record_logged "endpoint-$step$suffix" load "$size" "$rep" "loaded manifests"
+        record_logged "endpoint-$step$suffix" apply "$size" "$rep" "applied changes"
+        log "$tool endpoint $step rep $rep: $(((seen - t0) / 1000)) ms from file replaced to kernel updated"
+        pause "$settle" # a removed endpoint without connections is deleted at the next drain check (1 s)
+      done
+    done
+  else
+    fail "agent daemon: not synced after $(((t1 - t0) / 1000000)) s; log: $(tail -n 5 "$work/agent-daemon.log")"
+  fi
+  kill -TERM "$agent" 2>/dev/null # the agent leaves its table in place
+  wait "$agent" 2>/dev/null
+  cp "$work/agent-daemon.log" "$out/agent-daemon$suffix.log" 2>/dev/null # kept with the results, for a look at each pass
+}
+
+for tool in ${daemon_only:-ipvs-agent}; do
+  case "$tool" in ipvs-agent) daemon_workload "$tool" "" ;; *) daemon_workload "$tool" "-${tool#ipvs-agent-}" ;; esac
+done
+if [ -n "$daemon_only" ]; then
+  log "done"
+  exit "$failed"
 fi
-kill -TERM "$agent" 2>/dev/null # the agent leaves its table in place
-wait "$agent" 2>/dev/null
-cp "$work/agent-daemon.log" "$out/" 2>/dev/null # kept with the results, for a look at each pass
 
 # ---- 3. listing the whole table (the agent's, left in place) ----------------------------------------------------------------
 

@@ -5,6 +5,7 @@
 # Usage: Scripts/bench.sh [--smoke] [--sizes "1000:3 10000:2 30000:2"] [--reps N] [--slow-max N] [--no-docs]
 #                         [--health-size N] [--health-reps N] [--health-only] [--health-topology both|veth|loopback]
 #                         [--agent-health-size N] [--agent-health-only] [--cold-only "TOOL..."]
+#                         [--daemon-only "AGENT..."]
 #
 #   (default)  the full benchmark: release build in .build-bench; cold programming of 1,000 /
 #              10,000 / 30,000 services x 10 real servers with 3 / 2 / 2 repetitions (--sizes,
@@ -42,9 +43,13 @@
 #              each repetition (floor, floor-vips, ipvsctl, ipvsadm, moby-ipvs, moby-ipvs-vips,
 #              moby-ipvs-kube-proxy, ipvs-agent); each run's time printed, docs/ left alone. E.g.
 #              --sizes 10000:4 --cold-only "floor-vips ipvs-agent": issue 4's cold-start ratio alone
+#   --daemon-only "AGENT..."  the agent daemon workload alone (start to synced, no-op resyncs, one
+#              endpoint added and removed at --agent-size services, --reps times), with each of these
+#              builds in turn: ipvs-agent, and ipvs-agent-base with BENCH_BASE_AGENT; docs/ left alone
 #
 # Environment: BENCH_BASE_AGENT (an earlier build of ipvs-agent, run as the tool ipvs-agent-base:
-# --cold-only "floor-vips ipvs-agent ipvs-agent-base" compares two builds in one boot, taking turns),
+# --cold-only "floor-vips ipvs-agent ipvs-agent-base" compares two builds in one boot, taking turns;
+# --daemon-only "ipvs-agent ipvs-agent-base" runs the daemon workload with each),
 # BUILD_DIR (scratch path of the Swift build), BENCH_CONFIGURATION (debug or release;
 # the defaults are above), IPVS_VM_MEMORY / IPVS_VM_CPUS /
 # IPVS_VM_TIMEOUT (the VM, see Scripts/vm/README.md). Installs the Debian packages it needs.
@@ -55,7 +60,7 @@ cd "$repo"
 
 smoke=0 docs=1 sizes="1000:3 10000:2 30000:2" reps=3 reals=10 slow_max=10000 quick=()
 health_size="" health_reps="" health_only=0 health_topologies=both
-agent_health_size="" agent_health_only=0 cold_only=""
+agent_health_size="" agent_health_only=0 cold_only="" daemon_only=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) smoke=1; shift ;;
@@ -69,6 +74,7 @@ while [ $# -gt 0 ]; do
     --agent-health-size) agent_health_size=${2:?--agent-health-size needs a number}; shift 2 ;;
     --agent-health-only) agent_health_only=1 docs=0; shift ;;
     --cold-only) cold_only=${2:?--cold-only needs tools}; docs=0; shift 2 ;;
+    --daemon-only) daemon_only=${2:?--daemon-only needs agent builds}; docs=0; shift 2 ;;
     --health-topology) health_topologies=${2:?--health-topology needs both, veth or loopback}; shift 2 ;;
     -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     *) echo "bench.sh: unexpected argument '$1' (see --help)" >&2; exit 2 ;;
@@ -274,12 +280,12 @@ export IPVS_VM_MEMORY=${IPVS_VM_MEMORY:-3072} IPVS_VM_TIMEOUT=${IPVS_VM_TIMEOUT:
 set +e
 Scripts/kernel-run.sh Benchmarks/guest-bench.sh --bin "$bin" --inputs "$inputs" --out "$out" --sizes "$sizes" \
   --reps "$reps" --slow-max "$slow_max" --agent-size "$agent_size" "${quick[@]}" "${agent_health[@]}" \
-  ${cold_only:+--cold-only "$cold_only"}
+  ${cold_only:+--cold-only "$cold_only"} ${daemon_only:+--daemon-only "$daemon_only"}
 status=$?
 set -e
 elapsed=$(($(date +%s) - t0))
 # After the VM has stopped, so that the two do not share the host's cores.
-[ "$agent_health_only" = 1 ] || [ -n "$cold_only" ] || run_health "$out"
+[ "$agent_health_only" = 1 ] || [ -n "$cold_only$daemon_only" ] || run_health "$out"
 
 {
   printf 'date\t%s\n' "$started"
@@ -315,6 +321,14 @@ if [ -n "$cold_only" ]; then
     $1 == "cold" { key[++n] = $2 FS $3 FS $4; wall[n] = $5 }
     END { for (i = 1; i <= n; i++) { split(key[i], k, FS)
       printf "%s\t%s services\trep %s\t%d ms\tCPU %d ms (user + system)\n", k[1], k[2], k[3], wall[i] / 1000, cpu[key[i]] / 1000 } }' "$out/results.tsv"
+  [ "$status" = 0 ] || echo "bench: the run did not complete (status $status). Results: $kept/" >&2
+  exit "$status"
+fi
+
+if [ -n "$daemon_only" ]; then
+  # Each repetition of each build, as the guest logged it, from the results.
+  awk -F'\t' '$1 ~ /^(agent-daemon|noop|endpoint-add|endpoint-remove)/ && $2 ~ /^(start-to-synced|cpu-to-synced|signal-to-done|file-to-kernel|cpu|writes|rss)$/ {
+      printf "%s\t%s\trep %s\t%s %s\n", $1, $2, $4, $5, $6 }' "$out/results.tsv"
   [ "$status" = 0 ] || echo "bench: the run did not complete (status $status). Results: $kept/" >&2
   exit "$status"
 fi
