@@ -78,6 +78,8 @@ for test in "${tests[@]}"; do
         failed=$((failed + 1))
         failures+=("$test")
         echo "---- $test"
+        # The failed assertions first (a long log below may push them out of the tail).
+        grep -E ': error: ' "$log.log" | cut -c1-400 | sed 's/^/    ! /' | head -n 20
         grep -vE '^(Test Suite|Test Case .* (started|passed))' "$log.log" | sed 's/^/    | /' | tail -n 60
         ;;
     esac
