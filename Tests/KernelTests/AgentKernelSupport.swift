@@ -282,7 +282,12 @@ enum TCPClient {
             guard send(descriptor, "ping", 4, 0) == 4 else { throw Failure(description: "send: \(String(cString: strerror(errno)))") }
             var buffer = [UInt8](repeating: 0, count: 128)
             let count = recv(descriptor, &buffer, buffer.count, 0)
-            guard count > 0 else { throw Failure(description: "no answer: \(count == 0 ? "closed" : String(cString: strerror(errno)))") }
+            guard count > 0 else {
+                let reason = count == 0 ? "closed" : String(cString: strerror(errno))
+                // What IPVS and conntrack hold for the connections, for a failure that is rare.
+                let tables = (try? KernelTest.shell("ipvsadm -Lnc 2>&1 | head -n 30; conntrack -L 2>&1 | head -n 30")) ?? ""
+                throw Failure(description: "no answer: \(reason)\n\(tables)")
+            }
             return String(decoding: buffer[..<count], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         }
 
