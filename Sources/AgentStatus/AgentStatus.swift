@@ -54,16 +54,49 @@ public struct AgentStatus: Codable, Sendable, Equatable {
     public var health: [BackendHealthStatus]
     /// Health quorum of every Service that has one (`health-quorum`).
     public var quorum: [ServiceQuorumStatus]
+    /// The agent's nftables table (`nil` when the agent keeps none).
+    public var packetFilter: PacketFilterStatus?
 
-    public init(services: [Service], addresses: [String], health: [BackendHealthStatus] = [], quorum: [ServiceQuorumStatus] = []) {
+    public init(services: [Service], addresses: [String], health: [BackendHealthStatus] = [], quorum: [ServiceQuorumStatus] = [],
+                packetFilter: PacketFilterStatus? = nil) {
         self.services = services
         self.addresses = addresses
         self.health = health
         self.quorum = quorum
+        self.packetFilter = packetFilter
     }
 
     public enum CodingKeys: String, CodingKey, Sendable {
-        case services, addresses, health, quorum
+        case services, addresses, health, quorum, packetFilter
+    }
+}
+
+/// The agent's nftables table in `/status`: whether it holds the desired state, its sets' sizes and
+/// its transactions so far.
+public struct PacketFilterStatus: Codable, Sendable, Equatable {
+    /// The table (`inet ipvs-agent`).
+    public var table: String
+    /// Whether the table holds the desired state: false before the first sync and after nftables
+    /// refused one (the next sync writes it whole).
+    public var synced: Bool
+    /// Elements per set (`vips-v4`), sets without elements left out.
+    public var elements: [String: Int]
+    /// Transactions that wrote the whole table, that changed set elements only, and that nftables refused.
+    public var replacements: Int
+    public var updates: Int
+    public var failures: Int
+
+    public init(table: String, synced: Bool, elements: [String: Int], replacements: Int, updates: Int, failures: Int) {
+        self.table = table
+        self.synced = synced
+        self.elements = elements
+        self.replacements = replacements
+        self.updates = updates
+        self.failures = failures
+    }
+
+    public enum CodingKeys: String, CodingKey, Sendable {
+        case table, synced, elements, replacements, updates, failures
     }
 }
 

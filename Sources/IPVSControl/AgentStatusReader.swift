@@ -49,7 +49,21 @@ enum AgentStatusReader {
                 quorumLost: entry[QuorumKeys.quorumLost.rawValue]?.bool ?? false))
         }
         return AgentStatus(services: services, addresses: try list(Keys.addresses, in: json).compactMap(\.string),
-                           health: health, quorum: quorum)
+                           health: health, quorum: quorum, packetFilter: try packetFilter(json[Keys.packetFilter.rawValue]))
+    }
+
+    /// The nftables table's part (`nil` when the agent keeps no table).
+    private static func packetFilter(_ value: JSONValue?) throws(AgentFetchError) -> PacketFilterStatus? {
+        guard let value, value.members != nil else { return nil }
+        typealias FilterKeys = PacketFilterStatus.CodingKeys
+        var elements: [String: Int] = [:]
+        for (name, count) in value[FilterKeys.elements.rawValue]?.members ?? [:] {
+            guard let number = count.number, let integer = Int(exactly: number) else { throw missing(FilterKeys.elements, "whole numbers") }
+            elements[name] = integer
+        }
+        return PacketFilterStatus(table: try text(FilterKeys.table, in: value), synced: value[FilterKeys.synced.rawValue]?.bool ?? false,
+                                  elements: elements, replacements: try integer(FilterKeys.replacements, in: value),
+                                  updates: try integer(FilterKeys.updates, in: value), failures: try integer(FilterKeys.failures, in: value))
     }
 
     private static func list(_ key: some CodingKey, in value: JSONValue) throws(AgentFetchError) -> [JSONValue] {

@@ -162,6 +162,19 @@ public final class PacketFilter: Sendable {
     /// The transactions so far.
     public var statistics: PacketFilterStatistics { state.withLock { $0.statistics } }
 
+    /// Whether the table holds the last synced state (false before the first sync and after a
+    /// refused one).
+    public var isSynced: Bool { state.withLock { $0.synced } }
+
+    /// The elements of the last synced state per set (`vips-v4`), sets without elements left out.
+    public var elementCounts: [String: Int] {
+        state.withLock { applied in
+            var counts: [String: Int] = [:]
+            for (id, members) in applied.counts where !members.isEmpty { counts[id.name] = members.count }
+            return counts
+        }
+    }
+
     private static func isValidName(_ name: String) -> Bool {
         guard let first = name.unicodeScalars.first, first.properties.isAlphabetic, first.isASCII, name.count <= 64 else { return false }
         return name.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "-" || $0 == "_") }

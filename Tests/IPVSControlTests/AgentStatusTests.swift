@@ -119,6 +119,26 @@ final class AgentStatusTests: XCTestCase {
         XCTAssertTrue(harness.text.contains("no virtual service matches \"default/nothing\""), harness.text)
     }
 
+    func testTheNftablesTableIsShownWhenTheAgentKeepsOne() throws {
+        let harness = harness()
+        let filter = #""packetFilter" : { "elements" : { "vips-v4" : 2, "accepted-v4" : 3 }, "failures" : 1, "replacements" : 2, "#
+            + #""synced" : false, "table" : "inet ipvs-agent", "updates" : 14 },"#
+        harness.agentStatus = Array(Self.document.replacingOccurrences(of: #""addresses" : ["#, with: filter + #""addresses" : ["#).utf8)
+        XCTAssertEqual(harness.run(["status"]), ExitStatus.success, harness.error)
+        let lines = harness.text.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines[1], "nftables table inet ipvs-agent: NOT in step (the next sync writes it whole); 2 whole writes, 14 updates, "
+                       + "1 refused; elements: accepted-v4 3, vips-v4 2")
+        XCTAssertEqual(harness.run(["status", "--output", "json"]), ExitStatus.success, harness.error)
+        let nftables = try XCTUnwrap(try JSONValue.parse(harness.output)["nftables"])
+        XCTAssertEqual(nftables["table"]?.string, "inet ipvs-agent")
+        XCTAssertEqual(nftables["elements"]?["accepted-v4"]?.number, 3)
+        XCTAssertEqual(nftables["updates"]?.number, 14)
+        // Without a table: no line, and null in JSON.
+        harness.agentStatus = Array(Self.document.utf8)
+        XCTAssertEqual(harness.run(["status", "--output", "json"]), ExitStatus.success, harness.error)
+        XCTAssertEqual(try JSONValue.parse(harness.output)["nftables"], .null)
+    }
+
     func testUnreachableAgentSaysWhereAndWhatToDo() {
         let harness = Harness()
         // Port 1 on the loopback: nothing listens there.
@@ -194,7 +214,9 @@ final class AgentStatusTests: XCTestCase {
                                          check: "tcp", state: "down", since: "2026-11-30T23:10:15Z", lastReason: "refused",
                                          lastLatencyMilliseconds: 0.25, consecutiveSuccesses: 0, consecutiveFailures: 4)],
             quorum: [ServiceQuorumStatus(service: "TCP 10.96.0.10:80", kubernetesService: "default/web:http", configured: 2,
-                                         healthy: 1, minimumHealthy: 2, policy: "fallback", fallback: "10.244.9.9:8080", quorumLost: true)])
+                                         healthy: 1, minimumHealthy: 2, policy: "fallback", fallback: "10.244.9.9:8080", quorumLost: true)],
+            packetFilter: PacketFilterStatus(table: "inet ipvs-agent", synced: true, elements: ["vips-v4": 1, "accepted-v4": 2],
+                                             replacements: 1, updates: 3, failures: 0))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         let read = try AgentStatusReader.read(try JSONValue.parse(Array(try encoder.encode(written))))

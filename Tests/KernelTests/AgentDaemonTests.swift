@@ -38,6 +38,9 @@ final class AgentDaemonTests: XCTestCase {
         XCTAssertTrue(try KernelTest.shell("curl -s http://127.0.0.1:10249/healthz").hasPrefix("{\"lastUpdated\": "))
         XCTAssertTrue(try KernelTest.shell("curl -s http://127.0.0.1:10256/livez").contains("\"currentTime\""), "kube-proxy's health port")
         XCTAssertTrue(try KernelTest.shell("curl -sf http://127.0.0.1:10249/status").contains("\"TCP 10.96.0.10:80\""))
+        // The nftables table beside IPVS: in /status, as ipvsctl status prints it.
+        let summary = try KernelTest.shell("\(KernelTest.product("ipvsctl")) status")
+        XCTAssertTrue(summary.contains("nftables table inet ipvs-agent: in step; ") && summary.contains("vips-v4 1"), summary)
 
         // An edit is applied: a third pod joins.
         try cluster.writeManifest("web.yaml", AgentTestCluster.webManifest(pods: pods))

@@ -42,7 +42,12 @@ final class PacketFilterTests: XCTestCase {
         try inNewNetworkNamespace {
             let filter = try PacketFilter()
             XCTAssertNil(try filter.listing())
+            XCTAssertFalse(filter.isSynced)
+            XCTAssertEqual(filter.elementCounts, [:])
             XCTAssertEqual(try filter.sync(Self.state()), .replaced)
+            XCTAssertTrue(filter.isSynced)
+            let counts = filter.elementCounts
+            XCTAssertEqual([counts["vips-v4"], counts["vips-v6"], counts["hairpin-v4"], counts["hairpin-v6"]], [101, 1, 100, nil], "\(counts)")
             let listing = try XCTUnwrap(filter.listing())
             XCTAssertTrue(listing.hasPrefix("table inet ipvs-agent {"), listing)
             for expected in ["10.96.0.42 . tcp . 80", "192.0.2.10 . tcp . 443 . 198.51.100.0/24", "192.0.2.10 . tcp . 443 . 203.0.113.9",

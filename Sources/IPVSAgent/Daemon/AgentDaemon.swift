@@ -30,10 +30,11 @@ struct AgentDaemon {
         let health = HealthLink(checker: checker)
         let proxyHealth = ProxyHealth(syncPeriod: settings.syncPeriod)
         // `/status`, made when asked for: what is programmed, and what the health checks decided.
-        status.setProvider { [reconciler] in
+        status.setProvider { [reconciler, packetFilter] in
             var current = await reconciler.statusSource().status()
             current.health = health.status()
             current.quorum = health.quorumStatus()
+            current.packetFilter = packetFilter?.status()
             return current
         }
         var services: [any Service] = [

@@ -1,3 +1,4 @@
+import AgentStatus
 import Logging
 import Metrics
 import PacketFilter
@@ -42,6 +43,13 @@ final class PacketFilterDriver: Sendable {
             }
             return try filter.sync(parts: PacketFilterMapper.parts(of: builder, names: nil, options: options), replace: replace)
         }
+    }
+
+    /// The table in `/status`.
+    func status() -> PacketFilterStatus {
+        let statistics = filter.statistics
+        return PacketFilterStatus(table: "inet \(Self.table)", synced: filter.isSynced, elements: filter.elementCounts,
+                                  replacements: statistics.replacements, updates: statistics.updates, failures: statistics.failures)
     }
 
     /// Writes the table whole again from the last synced parts (the sync period's drift repair);

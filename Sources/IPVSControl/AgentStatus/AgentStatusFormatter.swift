@@ -81,6 +81,7 @@ struct AgentStatusFormatter {
         out.write("ipvs-agent at \(address): \(groups.count) virtual service\(groups.count == 1 ? "" : "s"), "
                   + "\(checked.count) backend\(checked.count == 1 ? "" : "s") checked"
                   + (counts.isEmpty ? "" : " (\(counts.joined(separator: ", ")))") + "\n")
+        if let filter = report.packetFilter { out.write(Self.packetFilterLine(filter) + "\n") }
         if groups.isEmpty, let filter { out.write("no virtual service matches \"\(filter)\"\n") }
         for group in groups {
             out.write("\n\(group.service)")
@@ -98,6 +99,15 @@ struct AgentStatusFormatter {
             }
         }
         return out
+    }
+
+    /// `nftables table inet ipvs-agent: in step; 1 whole write, 4 updates, 0 refused; elements: accepted-v4 3, vips-v4 2`.
+    static func packetFilterLine(_ filter: PacketFilterStatus) -> String {
+        let state = filter.synced ? "in step" : "NOT in step (the next sync writes it whole)"
+        let elements = filter.elements.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
+        return "nftables table \(filter.table): \(state); \(filter.replacements) whole write\(filter.replacements == 1 ? "" : "s"), "
+            + "\(filter.updates) update\(filter.updates == 1 ? "" : "s"), \(filter.failures) refused; "
+            + "elements: \(elements.isEmpty ? "none" : elements.joined(separator: ", "))"
     }
 
     /// `quorum 2 (fallback 10.244.9.9:8080): LOST, 1 of 3 healthy; serving from the fallback only`.
@@ -198,6 +208,20 @@ struct AgentStatusFormatter {
             writer.endObject()
         }
         writer.endArray()
+        if let filter = report.packetFilter {
+            writer.beginObject("nftables")
+            writer.field("table", filter.table)
+            writer.field("synced", filter.synced)
+            writer.beginObject("elements")
+            for (name, count) in filter.elements.sorted(by: { $0.key < $1.key }) { writer.field(name, Int64(count)) }
+            writer.endObject()
+            writer.field("replacements", Int64(filter.replacements))
+            writer.field("updates", Int64(filter.updates))
+            writer.field("failures", Int64(filter.failures))
+            writer.endObject()
+        } else {
+            writer.field("nftables", nil as String?)
+        }
         writer.endObject()
         return writer.finish()
     }

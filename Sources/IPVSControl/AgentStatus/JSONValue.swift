@@ -29,6 +29,12 @@ enum JSONValue: Equatable, Sendable {
         return nil
     }
 
+    /// An object's members (`nil` for anything else).
+    var members: [String: JSONValue]? {
+        if case .object(let members) = self { return members }
+        return nil
+    }
+
     var array: [JSONValue]? {
         if case .array(let values) = self { return values }
         return nil
