@@ -233,6 +233,7 @@ struct AgentRunner {
         try applyTimeouts(settings)
         let options = mappingOptions(links: links, configuration: configuration, settings: settings)
         var loader = DesiredStateLoader(source: ManifestSource(paths: command.manifests, logger: logger), options: options, logger: logger)
+        let packetFilter = try makePacketFilter()
         let reconciler = try makeReconciler(links: links)
         do {
             try await reconciler.start()
@@ -244,8 +245,11 @@ struct AgentRunner {
         // decoding takes about as long as either.
         let coldStart = Self.coldStart(await reconciler.coldStartBasis(), options: options, logger: logger)
         let loaded = await loader.load(reason: "once", owners: await reconciler.owners, coldStart: coldStart)
+        // The nftables table is written while the reconcile finishes IPVS: neither waits for the other.
+        let pending = packetFilter.prepare(&loader.builder)
+        let filtered = Task.detached { packetFilter.apply(pending) }
         var report = await reconciler.reconcile(loaded.build.state, changed: nil, hold: loaded.hold, coldStart: loaded.coldStart)
-        if !(try makePacketFilter()).sync(&loader.builder) { report.failures.append(PacketFilterDriver.notSynced) } // nft
+        if !(await filtered.value) { report.failures.append(PacketFilterDriver.notSynced) } // nft
         let drains = await reconciler.checkDrains()
         report.applied += drains.applied
         report.failures += drains.failures

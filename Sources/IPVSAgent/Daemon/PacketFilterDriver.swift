@@ -29,19 +29,37 @@ final class PacketFilterDriver: Sendable {
         filter = try PacketFilter(table: Self.table)
     }
 
+    /// A sync computed from a builder (`prepare(_:replace:)`), to be applied on any thread (`apply(_:)`).
+    struct PendingSync: Sendable {
+        let parts: [String: PacketFilterState]
+        /// Whether the parts are the changed Services' only (set elements updated), not every part.
+        let isUpdate: Bool
+        let replace: Bool
+    }
+
     /// Brings the table to the nftables state of the builder's desired state: only the parts of the
     /// Services it mapped again since the last sync (`takeChangedServices()`) are recomputed, or all of
     /// them on the first sync and after a full merge; with `replace`, the whole table is written again.
     /// Returns whether nftables took it.
     @discardableResult
     func sync(_ builder: inout DesiredStateBuilder, replace: Bool = false) -> Bool {
+        apply(prepare(&builder, replace: replace))
+    }
+
+    /// The first half of `sync(_:replace:)`: the parts to write, taken from the builder.
+    func prepare(_ builder: inout DesiredStateBuilder, replace: Bool = false) -> PendingSync {
         let changed = builder.takeChangedServices()
-        let start = ContinuousClock.now
-        return record(start) { () throws(PacketFilterError) -> PacketFilterSync in
-            if let changed, !replace, synced.withLock({ $0 }) {
-                return try filter.update(PacketFilterMapper.parts(of: builder, names: changed, options: options))
-            }
-            return try filter.sync(parts: PacketFilterMapper.parts(of: builder, names: nil, options: options), replace: replace)
+        if let changed, !replace, synced.withLock({ $0 }) {
+            return PendingSync(parts: PacketFilterMapper.parts(of: builder, names: changed, options: options), isUpdate: true, replace: false)
+        }
+        return PendingSync(parts: PacketFilterMapper.parts(of: builder, names: nil, options: options), isUpdate: false, replace: replace)
+    }
+
+    /// The second half of `sync(_:replace:)`: the transaction. Returns whether nftables took it.
+    @discardableResult
+    func apply(_ pending: PendingSync) -> Bool {
+        record(ContinuousClock.now) { () throws(PacketFilterError) -> PacketFilterSync in
+            pending.isUpdate ? try filter.update(pending.parts) : try filter.sync(parts: pending.parts, replace: pending.replace)
         }
     }
 
