@@ -18,7 +18,8 @@ actor ServiceHealthServer: Service {
         var channels: [any Channel]
     }
 
-    /// The addresses to listen on (`--nodeport-addresses`, `--node-ip`); `nil` for every address.
+    /// The addresses to listen on (`--nodeport-addresses`, `--node-ip`); `nil` for every address,
+    /// also when none is known (as kube-proxy does when it cannot list the node's addresses).
     let addresses: [IPAddress]?
     let health: ProxyHealth
     let logger: Logger
@@ -35,7 +36,7 @@ actor ServiceHealthServer: Service {
     static let lowestPort: UInt16 = 1024
 
     init(addresses: [IPAddress]?, health: ProxyHealth, logger: Logger) {
-        self.addresses = addresses
+        self.addresses = addresses?.isEmpty == true ? nil : addresses
         self.health = health
         self.logger = logger
     }

@@ -98,6 +98,18 @@ final class ServiceHealthServerTests: XCTestCase {
         await server.sync([:])
     }
 
+    /// Without addresses (none given, or none known) it listens on every address, as kube-proxy: IPv4 loopback too.
+    func testWithoutAddressesItListensEverywhere() async throws {
+        let server = ServiceHealthServer(addresses: [], health: ProxyHealth(syncPeriod: .seconds(30)), logger: Logger(label: "test"))
+        let addresses = await server.addresses
+        XCTAssertNil(addresses)
+        let port = UInt16.random(in: 20_000..<40_000)
+        let problems = await server.sync([web: HealthCheckNodePort(port: port, localEndpoints: 1)])
+        XCTAssertEqual(problems, [:])
+        XCTAssertTrue(try MetricsServerTests.get("/", port: port).hasPrefix("HTTP/1.1 200"))
+        await server.sync([:])
+    }
+
     func testAStuckProxyAnswers503() async throws {
         let health = ProxyHealth(syncPeriod: .seconds(30))
         health.queued(.changes, at: .now - .seconds(61))
