@@ -159,6 +159,71 @@ final class ClusterTrafficTests: XCTestCase {
         }
     }
 
+    /// Service local-web (LoadBalancer, `externalTrafficPolicy: Local`, node port 30090,
+    /// healthCheckNodePort 30256) on port 8081 of `pod` on node 1, or without endpoints.
+    static func localManifest(pod: String?) -> String {
+        """
+        apiVersion: v1
+        kind: Service
+        metadata: {name: local-web, namespace: default}
+        spec:
+          type: LoadBalancer
+          clusterIP: 10.96.0.40
+          externalTrafficPolicy: Local
+          healthCheckNodePort: 30256
+          ports: [{name: http, protocol: TCP, port: 80, targetPort: 8081, nodePort: 30090}]
+        ---
+        \(AgentTestCluster.endpointSlice(name: "local-web-a", service: "local-web",
+                                          endpoints: pod.map { ["- addresses: [\($0)]\n  conditions: {ready: true}\n  nodeName: node-1"] } ?? [],
+                                          ports: ["{name: http, protocol: TCP, port: 8081}"]))
+        """
+    }
+
+    /// kube-proxy's `Local` semantics from outside: each node's healthCheckNodePort tells the load
+    /// balancer whether it has a ready local pod (200 and `localEndpoints: 1` on node 1, 503 on node
+    /// 2), the NodePort on node 1 keeps the client's address, node 2 does not serve it, and node 1
+    /// answers 503 once its pod is gone.
+    func testLocalTrafficPolicyHealthCheckNodePortAndClientAddress() throws {
+        let cluster = try NodeCluster(nodes: 2)
+        let pod = try cluster.addPod(node: 1, number: 1)
+        try cluster.listenForPeers(pod: pod, port: 8081)
+        let client = try cluster.addClient(100)
+        try cluster.writeManifest("cluster.yaml", Self.localManifest(pod: pod.address))
+        for node in 1...2 { try cluster.startAgent(node: node, Self.agentFlags) }
+        let nodeA = cluster.nodes[0].address, nodeB = cluster.nodes[1].address
+        do {
+            try waitUntil("node 1's healthCheckNodePort answers 200", timeout: 90) {
+                (try? cluster.httpGet(from: client, nodeA, 30256))?.hasPrefix("HTTP/1.1 200") == true
+            }
+            let healthy = try cluster.httpGet(from: client, nodeA, 30256)
+            for part in ["\"localEndpoints\": 1", "\"namespace\": \"default\"", "\"name\": \"local-web\"", "\"serviceProxyHealthy\": true",
+                         "Content-Type: application/json", "X-Content-Type-Options: nosniff"] {
+                XCTAssertTrue(healthy.contains(part), "\(part) missing from node 1's answer:\n\(healthy)")
+            }
+            try waitUntil("node 2's healthCheckNodePort answers 503", timeout: 90) {
+                (try? cluster.httpGet(from: client, nodeB, 30256))?.hasPrefix("HTTP/1.1 503") == true
+            }
+            XCTAssertTrue(try cluster.httpGet(from: client, nodeB, 30256, path: "/").contains("\"localEndpoints\": 0"))
+
+            // The pod sees the client's own address through node 1's NodePort; node 2 has no local
+            // endpoint, so it serves nobody (no real server, no masquerade to node 1's pod).
+            XCTAssertEqual(try cluster.request(from: client, nodeA, 30090), "192.168.77.100")
+            XCTAssertThrowsError(try cluster.request(from: client, nodeB, 30090, timeout: 2), "node 2 served a Local Service without local endpoints")
+
+            // The pod goes (and leaves its EndpointSlice): node 1 now tells the load balancer to stay away.
+            try cluster.removePod(pod)
+            try cluster.writeManifest("cluster.yaml", Self.localManifest(pod: nil))
+            try waitUntil("node 1's healthCheckNodePort answers 503", timeout: 60) {
+                (try? cluster.httpGet(from: client, nodeA, 30256))?.hasPrefix("HTTP/1.1 503") == true
+            }
+            XCTAssertTrue(try cluster.httpGet(from: client, nodeA, 30256).contains("\"localEndpoints\": 0"))
+        } catch {
+            print("node 1 agent log:\n\(cluster.agentLog(node: 1))\nnode 2 agent log:\n\(cluster.agentLog(node: 2))")
+            print((try? cluster.shell(node: 1, "nft list ruleset; ipvsadm -Ln")) ?? "")
+            throw error
+        }
+    }
+
     func testCleanupDeletesTheAgentsTableAndNothingElse() throws {
         let cluster = try NodeCluster(nodes: 1)
         try cluster.writeManifest("cluster.yaml", """

@@ -23,13 +23,15 @@ struct APIReconcileLoop: Service {
     let proxyHealth: ProxyHealth
     /// The agent's nftables table, synced after each load.
     var packetFilter: PacketFilterDriver? = nil
+    /// The healthCheckNodePort listeners, synced after each load.
+    var serviceHealth: ServiceHealthServer? = nil // healthCheckNodePort
     let metrics = AgentMetrics()
     let kubeProxyMetrics = KubeProxyMetrics()
 
     func run() async throws {
         let (triggers, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         let pass = SyncPass(reconciler: reconciler, health: health, kubeProxy: kubeProxyMetrics, proxyHealth: proxyHealth,
-                            packetFilter: packetFilter, logger: logger)
+                            packetFilter: packetFilter, logger: logger, serviceHealth: serviceHealth)
         let sourceMetrics = APISourceMetrics()
         let source = try APISource(configuration: configuration, proxyName: proxyName, logger: logger,
                                    changed: { pass.queued(); continuation.yield() }, record: { sourceMetrics.record($0, $1) })

@@ -67,6 +67,8 @@ public struct AgentCommand: AsyncParsableCommand {
             and keeps sources outside loadBalancerSourceRanges off load balancer IPs. Each sync changes set \
             elements only; every --sync-period writes the table whole; --cleanup deletes it.
 
+            healthCheckNodePort: for each LoadBalancer Service with externalTrafficPolicy: Local, the daemon             serves kube-proxy's HTTP answer on spec.healthCheckNodePort (every path; 200 and localEndpoints             while this node has ready endpoints of it and /healthz is healthy, else 503), on the NodePort             addresses when --nodeport-addresses or --node-ip is given, else on all. A port in use, taken by             another Service or below 1024 is logged for that Service and tried again at every sync.
+
             Removed TCP/SCTP endpoints drain: weight 0 until their connections end or --drain-timeout \
             passes. A Service without endpoints keeps its virtual service with no real servers, so the \
             kernel refuses new connections (ICMP port unreachable, "connection refused") instead of \
@@ -126,7 +128,7 @@ public struct AgentCommand: AsyncParsableCommand {
             help: ArgumentHelp("This node's name, for `Local` traffic policies (default: hostnameOverride of a KubeProxyConfiguration --config, else the host name). --hostname-override is kube-proxy's name.", valueName: "name"))
     public var nodeName: String?
 
-    @Option(name: .long, help: ArgumentHelp("An address NodePorts listen on (repeatable; default: every address of the node's interfaces, lo's /32s included, but the dummy interface's, 127.0.0.0/8, ::1 and link-local ones).", valueName: "address"))
+    @Option(name: .long, help: ArgumentHelp("An address NodePorts listen on (repeatable; default: every address of the node's interfaces, lo's /32s included, but the dummy interface's, 127.0.0.0/8, ::1 and link-local ones). healthCheckNodePorts listen on these addresses too when the flag is given (else on every address).", valueName: "address"))
     public var nodeIP: [String] = []
 
     // MARK: - Kernel
@@ -161,7 +163,7 @@ public struct AgentCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Masquerade all traffic to ClusterIPs, from pods too (kube-proxy's --masquerade-all).")
     public var masqueradeAll = false
 
-    @Option(name: .long, help: ArgumentHelp("NodePorts listen on the node's addresses inside these CIDRs (comma-separated or repeated, as kube-proxy's --nodeport-addresses), loopback ones only when a CIDR holds them. Default: see --node-ip; not with --node-ip.", valueName: "cidr"))
+    @Option(name: .long, help: ArgumentHelp("NodePorts listen on the node's addresses inside these CIDRs (comma-separated or repeated, as kube-proxy's --nodeport-addresses), loopback ones only when a CIDR holds them. Default: see --node-ip; not with --node-ip. healthCheckNodePorts listen on the same addresses (without the flag: on every address).", valueName: "cidr"))
     public var nodeportAddresses: [String] = []
 
     // MARK: - Timing

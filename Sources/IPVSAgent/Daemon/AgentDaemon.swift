@@ -37,22 +37,26 @@ struct AgentDaemon {
             current.packetFilter = packetFilter?.status()
             return current
         }
+        // healthCheckNodePort: on the NodePort addresses when --nodeport-addresses or --node-ip names them, else on all.
+        let serviceHealth = ServiceHealthServer(addresses: command.nodeportAddresses.isEmpty && command.nodeIP.isEmpty ? nil : mapping.nodeAddresses,
+                                                health: proxyHealth, logger: logger)
         var services: [any Service] = [
             checker,
             HealthLoop(link: health, reconciler: reconciler, logger: logger),
+            serviceHealth,
         ]
         // API server source (issue 19): the API server's loop instead of the files' one.
         if let apiServer {
             services.append(APIReconcileLoop(configuration: apiServer, proxyName: command.serviceProxyName,
                                              minSyncPeriod: settings.minSyncPeriod, reconciler: reconciler, mapping: mapping,
                                              syncPeriod: settings.syncPeriod, health: health, logger: logger,
-                                             proxyHealth: proxyHealth, packetFilter: packetFilter))
+                                             proxyHealth: proxyHealth, packetFilter: packetFilter, serviceHealth: serviceHealth))
         } else {
             services.append(ReconcileLoop(paths: command.manifests, reconciler: reconciler, mapping: mapping,
                                           syncPeriod: settings.syncPeriod, health: health,
                                           configuration: command.config.map { ConfigurationReload(path: $0, base: command.baseHealth) },
                                           logger: logger, proxyHealth: proxyHealth, minSyncPeriod: settings.minSyncPeriod,
-                                          packetFilter: packetFilter)) // nft
+                                          packetFilter: packetFilter, serviceHealth: serviceHealth)) // nft, healthCheckNodePort
         }
         // A deleted VIP is bound again at once, not at the next sync period.
         services.append(AddressWatch(interface: command.interface, reconciler: reconciler, logger: logger))
@@ -90,6 +94,8 @@ struct ReconcileLoop: Service {
     var minSyncPeriod: Duration = .zero
     /// The agent's nftables table, synced after each load (nft).
     var packetFilter: PacketFilterDriver? = nil
+    /// The healthCheckNodePort listeners, synced after each load.
+    var serviceHealth: ServiceHealthServer? = nil // healthCheckNodePort
     let metrics = AgentMetrics()
     let kubeProxyMetrics = KubeProxyMetrics()
 
@@ -129,7 +135,7 @@ struct ReconcileLoop: Service {
         let (triggers, continuation) = AsyncStream.makeStream(of: Trigger.self, bufferingPolicy: .bufferingNewest(64))
         let pending = PendingChanges()
         let pass = SyncPass(reconciler: reconciler, health: health, kubeProxy: kubeProxyMetrics, proxyHealth: proxyHealth,
-                            packetFilter: packetFilter, logger: logger)
+                            packetFilter: packetFilter, logger: logger, serviceHealth: serviceHealth)
         let queue: @Sendable (Trigger) -> Void = { trigger in
             pending.add(trigger)
             pass.queued()

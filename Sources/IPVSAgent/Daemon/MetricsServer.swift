@@ -2,8 +2,6 @@ import Foundation
 import IPVS
 import Logging
 import NIOCore
-import NIOHTTP1
-import NIOPosix
 import Prometheus
 import ServiceLifecycle
 
@@ -65,18 +63,11 @@ public struct MetricsServer: Service {
     }
 
     public func run() async throws {
-        let routes = HTTPHandler.Routes(registry: registry, status: status, servesStatus: servesStatus, endpoints: endpoints,
-                                        health: health, beforeScrape: beforeScrape)
+        let routes = Routes(registry: registry, status: status, servesStatus: servesStatus, endpoints: endpoints,
+                            health: health, beforeScrape: beforeScrape)
         let channel: any Channel
         do {
-            channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-                .childChannelInitializer { channel in
-                    channel.pipeline.configureHTTPServerPipeline().flatMapThrowing {
-                        try channel.pipeline.syncOperations.addHandler(HTTPHandler(routes: routes))
-                    }
-                }
-                .bind(host: host, port: port).get()
+            channel = try await HTTPAnswerHandler.bind(host: host, port: port, route: routes.reply(to:))
         } catch {
             let what = endpoints == .health ? "/healthz and /livez (--healthz-bind-address)" : "/metrics (--metrics-address)"
             guard !hardFail else { throw AgentError("cannot serve \(what) on \(host):\(port): \(error); free the port or choose another") }
@@ -92,12 +83,6 @@ public struct MetricsServer: Service {
         try? await gracefulShutdown()
         try await channel.close()
     }
-}
-
-/// Answers one request per `end` part; tiny on purpose.
-private final class HTTPHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
 
     /// What the server answers, shared by its connections.
     struct Routes: Sendable {
@@ -107,74 +92,27 @@ private final class HTTPHandler: ChannelInboundHandler {
         let endpoints: MetricsServer.Endpoints
         let health: ProxyHealth
         let beforeScrape: (@Sendable () -> Void)?
-    }
 
-    let routes: Routes
-    private var path = "/"
-    private var keepAlive = false
-
-    init(routes: Routes) {
-        self.routes = routes
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let head):
-            path = String(head.uri.split(separator: "?").first ?? "/")
-            keepAlive = head.isKeepAlive
-        case .body:
-            break
-        case .end:
-            if path == "/status", routes.servesStatus {
-                // Made off the event loop: the document waits for the reconciler. The connection is
-                // closed after it, so no request behind it on the same connection can be answered first.
-                let status = routes.status
-                let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-                let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-                let eventLoop = context.eventLoop
-                Task {
-                    let body = Array(await status.document())
-                    eventLoop.execute {
-                        handler.value.respond(context: bound.value, code: .ok, type: "application/json", body: body, keepAlive: false)
-                    }
-                }
-                return
+        func reply(to path: String) -> HTTPReply {
+            let all = endpoints == .all
+            switch path {
+            case "/status" where servesStatus:
+                // Made off the event loop: the document waits for the reconciler.
+                return .later { [status] in HTTPAnswer(status: .ok, contentType: "application/json", body: Array(await status.document())) }
+            case "/metrics" where all:
+                beforeScrape?()
+                return .now(HTTPAnswer(status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: registry.emitToBuffer()))
+            case "/healthz", "/livez":
+                // kube-proxy's rule and answer (ProxyHealth); the same on both paths, as the agent has no Node eligibility.
+                let (healthy, body) = health.answer()
+                return .now(HTTPAnswer(status: healthy ? .ok : .serviceUnavailable, contentType: "application/json", body: Array(body.utf8)))
+            case "/status" where all:
+                return .now(HTTPAnswer(status: .notFound, contentType: "text/plain",
+                                       body: Array("not served here: /status lists every backend, so it is served on a loopback --metrics-address, or with --expose-status\n".utf8)))
+            default:
+                return .now(HTTPAnswer(status: .notFound, contentType: "text/plain",
+                                       body: Array((all ? "not found; try /metrics, /healthz, /livez or /status\n" : "not found; try /healthz or /livez\n").utf8)))
             }
-            let (code, type, body) = response()
-            respond(context: context, code: code, type: type, body: body, keepAlive: keepAlive)
-        }
-    }
-
-    private func respond(context: ChannelHandlerContext, code: HTTPResponseStatus, type: String, body: [UInt8], keepAlive: Bool) {
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: type)
-        headers.add(name: "Content-Length", value: "\(body.count)")
-        if !keepAlive { headers.add(name: "Connection", value: "close") }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: code, headers: headers))), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
-        let written = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
-        if !keepAlive {
-            let channel = context.channel
-            written.futureResult.whenComplete { _ in channel.close(promise: nil) }
-        }
-    }
-
-    private func response() -> (HTTPResponseStatus, String, [UInt8]) {
-        let all = routes.endpoints == .all
-        switch path {
-        case "/metrics" where all:
-            routes.beforeScrape?()
-            return (.ok, "text/plain; version=0.0.4; charset=utf-8", routes.registry.emitToBuffer())
-        case "/healthz", "/livez":
-            // kube-proxy's rule and answer (ProxyHealth); the same on both paths, as the agent has no Node eligibility.
-            let (healthy, body) = routes.health.answer()
-            return (healthy ? .ok : .serviceUnavailable, "application/json", Array(body.utf8))
-        case "/status" where all:
-            return (.notFound, "text/plain",
-                    Array("not served here: /status lists every backend, so it is served on a loopback --metrics-address, or with --expose-status\n".utf8))
-        default:
-            return (.notFound, "text/plain", Array((all ? "not found; try /metrics, /healthz, /livez or /status\n" : "not found; try /healthz or /livez\n").utf8))
         }
     }
 }

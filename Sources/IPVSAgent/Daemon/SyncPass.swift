@@ -14,6 +14,8 @@ struct SyncPass: Sendable {
     /// The agent's nftables table, synced after each load (`nil` without one).
     let packetFilter: PacketFilterDriver?
     let logger: Logger
+    /// The healthCheckNodePort listeners, brought to each load's Services (`nil` without them).
+    var serviceHealth: ServiceHealthServer? = nil // healthCheckNodePort
 
     /// A change waits for a load: `/healthz` turns unhealthy if it waits too long.
     func queued() {
@@ -38,6 +40,7 @@ struct SyncPass: Sendable {
         kubeProxy.programmed(objectChanges.triggerTimes)
         proxyHealth.updated(.changes)
         packetFilter?.sync(&loader.builder)
+        await serviceHealth?.sync(HealthCheckNodePort.wanted(in: loader.builder)) // healthCheckNodePort
         if await reconciler.isDraining { await reconciler.checkDrains() }
         if build.changed?.isEmpty != true {
             health.update(build.state, logger: logger)
@@ -64,6 +67,7 @@ struct SyncPass: Sendable {
                 kubeProxy.synced(since: lastVerification)
                 proxyHealth.updated(.verification)
                 packetFilter?.repair()
+                await serviceHealth?.retry() // healthCheckNodePort
             }
         }
     }

@@ -122,7 +122,7 @@ public enum ServiceMapper {
         }
 
         // MARK: Frontends
-        let usable = slices.filter { $0.origin == .endpointSlice }.isEmpty ? slices : slices.filter { $0.origin == .endpointSlice }
+        let usable = usableSlices(slices)
         let families = Families(service)
         for (index, address) in service.externalIPs.enumerated() where !families.contains(address) {
             result.issues.append(ManifestIssue(at: service.location, object: object, field: "spec.externalIPs[\(index)]",
@@ -199,6 +199,13 @@ public enum ServiceMapper {
     }
 
     // MARK: - Endpoints
+
+    /// The slices whose endpoints count: the EndpointSlices, or the converted `v1 Endpoints` of a
+    /// Service that has no EndpointSlice.
+    static func usableSlices(_ slices: [EndpointSlice]) -> [EndpointSlice] {
+        let endpointSlices = slices.filter { $0.origin == .endpointSlice }
+        return endpointSlices.isEmpty ? slices : endpointSlices
+    }
 
     /// An endpoint address with its resolved port and conditions.
     struct Candidate: Hashable {

@@ -36,6 +36,7 @@ final class NodeCluster {
         try FileManager.default.createDirectory(at: folder.appendingPathComponent("manifests"), withIntermediateDirectories: true)
         try AgentTestCluster.serverScript.write(to: folder.appendingPathComponent("pod.py"), atomically: true, encoding: .utf8)
         try Self.listenerScript.write(to: folder.appendingPathComponent("listen.py"), atomically: true, encoding: .utf8)
+        try Self.peerScript.write(to: folder.appendingPathComponent("peer.py"), atomically: true, encoding: .utf8)
         try KernelTest.shell("ip link add \(bridge) type bridge && ip link set \(bridge) up")
         for index in 1...count {
             let node = Node(name: "node-\(index)", index: index, namespace: "\(prefix)-n\(index)", address: "192.168.77.1\(index)")
@@ -115,6 +116,35 @@ final class NodeCluster {
                                     folder.appendingPathComponent("listen.py").path, "\(port)", name]))
         try waitUntil("node \(node) listens on \(port)", timeout: 120) {
             (try? request(from: nodes[node - 1].namespace, "127.0.0.1", port)) == name
+        }
+    }
+
+    /// A TCP listener on `port` of pod `pod` answering each connection with the address it came
+    /// from, as the pod sees it (whether a node kept the client's address or masqueraded it).
+    func listenForPeers(pod: Pod, port: UInt16) throws {
+        processes.append(try spawn(["ip", "netns", "exec", pod.namespace, "python3", folder.appendingPathComponent("peer.py").path, "\(port)"]))
+        try waitUntil("\(pod.name) answers peers on \(port)", timeout: 120) {
+            (try? request(from: pod.namespace, "127.0.0.1", port)) == "127.0.0.1"
+        }
+    }
+
+    /// One HTTP/1.1 GET of `path` from namespace `namespace` to `address`:`port`: the whole answer
+    /// (status line, headers, body); throws when the connection fails.
+    func httpGet(from namespace: String, _ address: String, _ port: UInt16, path: String = "/healthz", timeout: Double = 3) throws -> String {
+        try Self.inNamespace(namespace) {
+            let connection = try TCPClient.Connection(address, port, timeout: timeout)
+            defer { connection.close() }
+            let request = Array("GET \(path) HTTP/1.1\r\nHost: \(address):\(port)\r\nConnection: close\r\n\r\n".utf8)
+            guard send(connection.descriptor, request, request.count, 0) == request.count else {
+                throw TCPClient.Failure(description: "send to \(address):\(port): \(String(cString: strerror(errno)))")
+            }
+            var answer: [UInt8] = [], buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let count = recv(connection.descriptor, &buffer, buffer.count, 0)
+                if count <= 0 { break }
+                answer += buffer[..<count]
+            }
+            return String(decoding: answer, as: UTF8.self)
         }
     }
 
@@ -216,5 +246,21 @@ final class NodeCluster {
         while True:
             c, _ = s.accept()
             threading.Thread(target=answer, args=(c,), daemon=True).start()
+        """
+
+    /// `peer.py PORT`: accepts TCP on every IPv4 address and answers the address each connection came from.
+    static let peerScript = """
+        import socket, sys, threading
+        s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen(64)
+        def answer(c, peer):
+            try:
+                c.recv(100); c.sendall(peer[0].encode() + b"\\n")
+            except OSError:
+                pass
+            c.close()
+        while True:
+            c, peer = s.accept()
+            threading.Thread(target=answer, args=(c, peer), daemon=True).start()
         """
 }
