@@ -19,6 +19,8 @@ public final class ProxyHealth: @unchecked Sendable {
     private let lock = NSLock()
     private var oldestPending: [Work: ContinuousClock.Instant] = [:]
     private var lastUpdated: Date?
+    /// The source's state, reported in the body (the API server's: `APISourceStatus.json()`).
+    private var sourceReport: (@Sendable () -> String)?
 
     public init(syncPeriod: Duration) {
         timeout = syncPeriod * 2
@@ -44,14 +46,22 @@ public final class ProxyHealth: @unchecked Sendable {
         lock.withLock { oldestPending.values.allSatisfy { now - $0 < timeout } }
     }
 
+    /// Reports the source's state in every answer, as a `source` member (a JSON object `report` writes).
+    func reportSource(_ report: @escaping @Sendable () -> String) {
+        lock.withLock { sourceReport = report }
+    }
+
     /// The answer of `/healthz` and `/livez`, in kube-proxy's shape: 200 or 503, and
-    /// `{"lastUpdated": …, "currentTime": …}` (`lastUpdated` is the current time while healthy, as kube-proxy writes it).
+    /// `{"lastUpdated": …, "currentTime": …}` (`lastUpdated` is the current time while healthy, as kube-proxy writes it),
+    /// with the source's state beside them when it reports one (`"source": {…}`); the source's
+    /// state never changes the status, as kube-proxy's does not depend on the API server.
     func answer() -> (healthy: Bool, body: String) {
         let healthy = isHealthy()
         let now = Date()
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        let last: Date? = healthy ? now : lock.withLock { lastUpdated }
-        return (healthy, "{\"lastUpdated\": \"\(last.map(formatter.string(from:)) ?? "")\",\"currentTime\": \"\(formatter.string(from: now))\"}\n")
+        let (last, report): (Date?, (@Sendable () -> String)?) = lock.withLock { (healthy ? now : lastUpdated, sourceReport) }
+        let source = report.map { ",\"source\": \($0())" } ?? ""
+        return (healthy, "{\"lastUpdated\": \"\(last.map(formatter.string(from:)) ?? "")\",\"currentTime\": \"\(formatter.string(from: now))\"\(source)}\n")
     }
 }

@@ -55,6 +55,9 @@ final class AgentCommandTests: XCTestCase {
         XCTAssertTrue(message(["--kubeconfig", "k", "--in-cluster"]).contains("give one source of Services"))
         XCTAssertTrue(message(["--in-cluster", "--once"]).contains("--once and --dry-run read --manifests only"))
         XCTAssertEqual(message(["--kubeconfig", "k", "--min-sync-period", "0s"]), "accepted")
+        // The zone comes from the Node object with the API server, from --node-zone with files.
+        XCTAssertTrue(message(["--in-cluster", "--node-zone", "zone-a"]).contains("topology.kubernetes.io/zone label of this node's Node object"))
+        XCTAssertEqual(message(["--manifests", "x", "--node-zone", "zone-a"]), "accepted")
         XCTAssertTrue(message(["--manifests", "x", "--scheduler", "fastest"]).contains("unknown scheduler 'fastest'"))
         XCTAssertTrue(message(["--manifests", "x", "--node-ip", "10.0.0.300"]).contains("--node-ip"))
         XCTAssertTrue(message(["--manifests", "x", "--metrics-address", "localhost"]).contains("--metrics-address"))
