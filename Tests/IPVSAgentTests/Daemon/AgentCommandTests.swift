@@ -1,5 +1,6 @@
 import ArgumentParser
 import IPVS
+import Logging
 import XCTest
 @testable import IPVSAgent
 
@@ -104,6 +105,19 @@ final class AgentCommandTests: XCTestCase {
         XCTAssertEqual(MetricsServer.parse("[::1]:9100")?.1, 9100)
         XCTAssertNil(MetricsServer.parse("127.0.0.1"))
         XCTAssertNil(MetricsServer.parse(":80"))
+    }
+
+    /// With files, the zone of the slices' zone hints is `--node-zone` (kube-proxy takes it from its
+    /// Node, which files do not have).
+    func testNodeZoneIsTheMappingsZone() throws {
+        func zone(_ arguments: [String]) throws -> String? {
+            let command = try AgentCommand.parse(arguments)
+            return AgentRunner(command: command, logger: Logger(label: "test"))
+                .mappingOptions(links: nil, configuration: AgentConfiguration(healthDefault: command.baseHealth),
+                                settings: ProxySettings(command: command)).zone
+        }
+        XCTAssertEqual(try zone(["--manifests", "x", "--node-zone", "zone-a"]), "zone-a")
+        XCTAssertNil(try zone(["--manifests", "x"]))
     }
 
     func testHelpTeachesWithExamples() {
