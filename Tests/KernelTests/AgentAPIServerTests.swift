@@ -35,7 +35,7 @@ final class AgentAPIServerTests: XCTestCase {
     /// `trafficDistribution: PreferClose`) and the Node's zone label: only the zone's endpoints are
     /// programmed and get connections; the Node's zone changed, the other zone's are; a heartbeat
     /// (a status update of the Node, every 10 s from a kubelet) applies nothing and writes nothing
-    /// to the kernel. `/healthz` reports the source.
+    /// to the kernel. `/healthz` reports the source, and answers 503 once the Node is tainted for deletion.
     func testZoneHintsFollowTheNodesZoneAndHeartbeatsWriteNothing() throws {
         try KernelTest.requireKernel()
         let cluster = try AgentTestCluster()
@@ -104,6 +104,24 @@ final class AgentAPIServerTests: XCTestCase {
         }
         XCTAssertEqual(try answers(), ["pod2"])
         XCTAssertTrue(logText().contains("this node's zone changed"), logText())
+
+        // The cluster autoscaler taints the Node for deletion: /healthz answers 503 (nodeEligible
+        // false) so load balancers drain the node, /livez does not look at it, and nothing is written.
+        func status(_ path: String) throws -> String {
+            try KernelTest.shell("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:10256\(path)")
+        }
+        // Status codes also follow kube-proxy's timing rule, which a loaded machine may break with a 1s
+        // sync period: the eligibility is read from the bodies, and only the 503 it forces is awaited.
+        XCTAssertTrue(try KernelTest.shell("curl -s http://127.0.0.1:10256/healthz").contains("\"nodeEligible\": true"))
+        let zoneB = try KernelTest.shell("ipvsadm -Sn")
+        let taintedOperations = try cluster.metric("ipvs_agent_operations_applied_total")
+        server.put(TestAPIServer.nodes, APIObjects.node("node-1", zone: "zone-b", addresses: ["192.168.0.1"]).replacingOccurrences(
+            of: "\"spec\":{", with: "\"spec\":{\"taints\":[{\"key\":\"ToBeDeletedByClusterAutoscaler\",\"value\":\"1700000000\",\"effect\":\"NoSchedule\"}],"))
+        try waitUntil("/healthz answers 503", timeout: 20) { try status("/healthz") == "503" }
+        XCTAssertTrue(try KernelTest.shell("curl -s http://127.0.0.1:10256/healthz").contains("\"nodeEligible\": false"))
+        XCTAssertFalse(try KernelTest.shell("curl -s http://127.0.0.1:10256/livez").contains("nodeEligible"), "/livez does not judge the Node")
+        XCTAssertEqual(try cluster.metric("ipvs_agent_operations_applied_total"), taintedOperations)
+        XCTAssertEqual(try KernelTest.shell("ipvsadm -Sn"), zoneB)
     }
 
     func testAgentFollowsTheAPIServerAndKeepsTheKernelWhenItGoesAway() throws {

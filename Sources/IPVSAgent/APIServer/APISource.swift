@@ -165,9 +165,12 @@ final class APISource: @unchecked Sendable {
             case .added(let object), .modified(let object):
                 if let node = wanted(object) { currentNode = node }
             case .deleted(let object):
-                // kube-proxy exits when its Node is deleted; the agent keeps what it has (the node is going away).
+                // kube-proxy exits when its Node is deleted; the agent keeps its zone and state, and
+                // `/healthz` answers 503 (the node is going away).
                 if wanted(object) != nil {
-                    logger.warning("this node's Node object was deleted; the agent keeps its zone and state", metadata: ["node": "\(nodeName ?? "")"])
+                    currentNode?.eligible = false
+                    logger.warning("this node's Node object was deleted; the agent keeps its zone and state, and /healthz answers 503",
+                                   metadata: ["node": "\(nodeName ?? "")"])
                 }
             }
             return (previous, currentNode, first)

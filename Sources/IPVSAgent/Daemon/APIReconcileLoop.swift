@@ -36,7 +36,7 @@ struct APIReconcileLoop: Service {
                                    changed: { pass.queued(); continuation.yield() },
                                    record: { sourceMetrics.record($0, $1); sourceStatus.record($0, $1) })
         sourceStatus.follow(source.resources.map(\.kind))
-        proxyHealth.reportSource { sourceStatus.json() }
+        proxyHealth.reportSource({ sourceStatus.json() }, nodeEligible: { source.node?.eligible ?? true })
         defer { continuation.finish() }
         logger.info("following the API server", metadata: ["server": "\(configuration.host):\(configuration.port)",
                                                             "configuration": "\(configuration.origin)"])

@@ -167,8 +167,8 @@ private final class HTTPHandler: ChannelInboundHandler {
             routes.beforeScrape?()
             return (.ok, "text/plain; version=0.0.4; charset=utf-8", routes.registry.emitToBuffer())
         case "/healthz", "/livez":
-            // kube-proxy's rule and answer (ProxyHealth); the same on both paths, as the agent has no Node eligibility.
-            let (healthy, body) = routes.health.answer()
+            // kube-proxy's rule and answer (ProxyHealth); /healthz also judges this node's Node, when the agent follows it.
+            let (healthy, body) = routes.health.answer(path == "/healthz" ? .healthz : .livez)
             return (healthy ? .ok : .serviceUnavailable, "application/json", Array(body.utf8))
         case "/status" where all:
             return (.notFound, "text/plain",

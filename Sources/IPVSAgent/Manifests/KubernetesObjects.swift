@@ -269,6 +269,8 @@ public enum ManifestObject: Hashable, Sendable {
 public struct KubeNode: Hashable, Sendable {
     /// The label that names a node's zone (`v1.LabelTopologyZone`).
     public static let zoneLabel = "topology.kubernetes.io/zone"
+    /// The taint the cluster autoscaler puts on a node it is about to delete (kube-proxy's `ToBeDeletedTaint`).
+    public static let toBeDeletedTaint = "ToBeDeletedByClusterAutoscaler"
 
     public var name: String
     /// The `topology.kubernetes.io/zone` label (`nil` without it): the zone of the slices' zone hints.
@@ -276,10 +278,14 @@ public struct KubeNode: Hashable, Sendable {
     /// `status.addresses` of type `InternalIP` and `ExternalIP`, in their order (kube-proxy's node IPs,
     /// `GetNodeHostIPs`).
     public var addresses: [IPAddress]
+    /// Neither being deleted (`metadata.deletionTimestamp`) nor tainted `ToBeDeletedByClusterAutoscaler`:
+    /// kube-proxy's `/healthz` answers 503 for a node that is not, so load balancers drain it first.
+    public var eligible: Bool
 
-    public init(name: String, zone: String? = nil, addresses: [IPAddress] = []) {
+    public init(name: String, zone: String? = nil, addresses: [IPAddress] = [], eligible: Bool = true) {
         self.name = name
         self.zone = zone
         self.addresses = addresses
+        self.eligible = eligible
     }
 }

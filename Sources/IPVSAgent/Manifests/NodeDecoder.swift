@@ -1,7 +1,7 @@
 import IPVS
 
-/// Reads the few fields of a `v1 Node` the agent uses (`KubeNode`): its name, zone label and
-/// addresses. Unlike Services and EndpointSlices it is not read strictly: a Node carries many
+/// Reads the few fields of a `v1 Node` the agent uses (`KubeNode`): its name, zone label,
+/// addresses, and whether it is being deleted or tainted for deletion. Unlike Services and EndpointSlices it is not read strictly: a Node carries many
 /// fields the agent has no use for, written by the kubelet, and the API server has checked them.
 enum NodeDecoder {
     /// The node `object` describes, or `nil` when it has no `metadata.name`. An address that is not
@@ -13,6 +13,13 @@ enum NodeDecoder {
         var node = KubeNode(name: name)
         if let labels = NodeReader.value(of: "labels", in: metadata) {
             node.zone = NodeReader.text(of: KubeNode.zoneLabel, in: labels)
+        }
+        if let deletion = NodeReader.value(of: "deletionTimestamp", in: metadata), !NodeReader.isNull(deletion) {
+            node.eligible = false
+        }
+        if let taints = NodeReader.value(of: "spec", in: object).flatMap({ NodeReader.value(of: "taints", in: $0) }), taints.kind == .sequence,
+           (0..<taints.count).contains(where: { NodeReader.text(of: "key", in: taints.element($0)) == KubeNode.toBeDeletedTaint }) {
+            node.eligible = false
         }
         if let status = NodeReader.value(of: "status", in: object), let addresses = NodeReader.value(of: "addresses", in: status),
            addresses.kind == .sequence {

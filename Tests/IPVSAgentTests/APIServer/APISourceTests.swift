@@ -468,6 +468,23 @@ final class APISourceTests: XCTestCase {
             XCTAssertEqual(changes.value, before + 1, "a zone change asks for a sync")
             _ = try await apply()
             XCTAssertEqual(servers(), ["10.244.1.5:8080"], "zone-b's endpoint now")
+            XCTAssertEqual(source.node?.eligible, true)
+
+            // Tainted for deletion by the cluster autoscaler, then deleted: not eligible (`/healthz`
+            // answers 503), the zone kept, and no sync asked for.
+            let tainted = APIObjects.node("node-1", zone: "zone-b").replacingOccurrences(
+                of: "\"spec\":{", with: "\"spec\":{\"taints\":[{\"key\":\"ToBeDeletedByClusterAutoscaler\",\"value\":\"1700000000\",\"effect\":\"NoSchedule\"}],")
+            server.put(TestAPIServer.nodes, tainted)
+            try await eventually("the taint arrives") { nodeEvents() == 3 }
+            XCTAssertEqual(source.node?.eligible, false)
+            server.put(TestAPIServer.nodes, APIObjects.node("node-1", zone: "zone-b"))
+            try await eventually("the taint is gone") { nodeEvents() == 4 }
+            XCTAssertEqual(source.node?.eligible, true)
+            server.delete(TestAPIServer.nodes, name: "node-1")
+            try await eventually("the deletion arrives") { nodeEvents() == 5 }
+            XCTAssertEqual(source.node?.eligible, false)
+            XCTAssertEqual(source.node?.zone, "zone-b")
+            XCTAssertEqual(changes.value, before + 1, "neither asks for a sync")
         }
     }
 

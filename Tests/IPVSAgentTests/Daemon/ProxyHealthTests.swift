@@ -40,9 +40,11 @@ final class ProxyHealthTests: XCTestCase {
         let listed = Date(timeIntervalSince1970: 1_800_000_000), connected = listed.addingTimeInterval(1)
         status.record(service, .listed(objects: 3), at: listed)
         status.record(service, .watchConnected, at: connected)
-        health.reportSource { status.json() }
+        let eligible = Flag(true)
+        health.reportSource({ status.json() }, nodeEligible: { eligible.value })
         let (healthy, body) = health.answer()
         XCTAssertTrue(healthy)
+        XCTAssertTrue(body.contains("\"nodeEligible\": true"), body)
         let root = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any], body)
         XCTAssertNotNil(root["lastUpdated"])
         let source = try XCTUnwrap(root["source"] as? [String: Any], body)
@@ -58,6 +60,26 @@ final class ProxyHealthTests: XCTestCase {
         let endedService = (ended["source"] as? [String: Any])?["resources"] as? [String: [String: Any]]
         XCTAssertEqual(endedService?["Service"]?["watchConnected"] as? Bool, false)
         XCTAssertEqual(endedService?["Service"]?["since"] as? String, "2027-01-15T08:00:06.000Z")
+
+        // A Node being deleted or tainted ToBeDeletedByClusterAutoscaler: /healthz answers 503 (a load
+        // balancer drains the node), /livez 200 (the agent keeps up: no restart), as kube-proxy's.
+        eligible.value = false
+        let (ineligible, ineligibleBody) = health.answer(.healthz)
+        XCTAssertFalse(ineligible)
+        XCTAssertTrue(ineligibleBody.contains("\"nodeEligible\": false"), ineligibleBody)
+        let (live, liveBody) = health.answer(.livez)
+        XCTAssertTrue(live)
+        XCTAssertFalse(liveBody.contains("nodeEligible") || liveBody.contains("source"), liveBody)
+    }
+
+    final class Flag: @unchecked Sendable {
+        private let lock = NSLock()
+        private var current: Bool
+        init(_ value: Bool) { current = value }
+        var value: Bool {
+            get { lock.withLock { current } }
+            set { lock.withLock { current = newValue } }
+        }
     }
 
     /// The daemon's reconcile loop over a kernel that refuses one Service's endpoint: the loop retries it
