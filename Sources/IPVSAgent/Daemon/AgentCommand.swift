@@ -123,7 +123,7 @@ public struct AgentCommand: AsyncParsableCommand {
     public var config: String?
 
     @Option(name: [.customLong("node-name"), .customLong("hostname-override")],
-            help: ArgumentHelp("This node's name, for `Local` traffic policies (default: hostnameOverride of a KubeProxyConfiguration --config, else the host name). --hostname-override is kube-proxy's name.", valueName: "name"))
+            help: ArgumentHelp("This node's name, for `Local` traffic policies, the node hints of EndpointSlices (hints.forNodes) and, with --kubeconfig or --in-cluster, the Node object followed for its zone (default: hostnameOverride of a KubeProxyConfiguration --config, else the host name). --hostname-override is kube-proxy's name.", valueName: "name"))
     public var nodeName: String?
 
     @Option(name: .long, help: ArgumentHelp("With --manifests: this node's zone, for the zone hints of EndpointSlices (hints.forZones), as kube-proxy takes it from its Node's topology.kubernetes.io/zone label (default: none, hints for zones are not followed). With --kubeconfig or --in-cluster the label of this node's Node object is used instead, and this flag is refused.", valueName: "zone"))
