@@ -6,8 +6,9 @@ import Logging
 /// (with kube-proxy's label selector) keep a store of the objects, decoded by the same decoder as
 /// the manifests, and `snapshot()` hands them out as a `SourceSnapshot` that says which Services
 /// changed since the previous one, so that only those are mapped again. A third reflector follows
-/// this node's Node object (`fieldSelector=metadata.name=`), for its zone: a change of the zone
-/// is a change to apply, any other (the kubelet's status heartbeats) is not.
+/// this node's Node object (`fieldSelector=metadata.name=`), for its zone and whether it is
+/// eligible (`/healthz`): a change of the zone is a change to apply, any other (the kubelet's
+/// status heartbeats, a taint) is not.
 ///
 /// An object the decoder refuses keeps its last good version (and with none, its Service's kernel
 /// state is held); its problems are reported once, with the snapshot that follows.
