@@ -5,16 +5,11 @@ import XCTest
 /// `ipvs-agent --kubeconfig` on the real kernel, following the test API server that this test
 /// process serves (TLS with a test CA, a bearer token): a Service created, an endpoint scaled, a
 /// pod turned not ready and a Service deleted each reach IPVS; the API server stopped keeps the
-/// kernel as it is; the agent restarted while the API server is down changes nothing.
+/// kernel as it is; the agent restarted while the API server is down changes nothing. And this
+/// node's Node: its zone picks the zone-hinted endpoints, and its heartbeats write nothing.
 final class AgentAPIServerTests: XCTestCase {
-    func testAgentFollowsTheAPIServerAndKeepsTheKernelWhenItGoesAway() throws {
-        try KernelTest.requireKernel()
-        let cluster = try AgentTestCluster()
-        let pods = try (1...3).map { try cluster.addPod($0) }
-        let certificates = try TestCertificates.make()
-        let server = TestAPIServer(certificates: certificates, tokens: ["agent-token"])
-        let port = try server.start()
-        defer { server.stop() }
+    /// A kubeconfig for the test API server on `port`, with its CA and the token `agent-token`.
+    static func writeKubeconfig(in cluster: AgentTestCluster, port: Int, authority: [UInt8]) throws -> URL {
         let kubeconfig = cluster.folder.appendingPathComponent("kubeconfig")
         try """
             apiVersion: v1
@@ -24,7 +19,7 @@ final class AgentAPIServerTests: XCTestCase {
             - name: test
               cluster:
                 server: https://127.0.0.1:\(port)
-                certificate-authority-data: \(Data(certificates.authority).base64EncodedString())
+                certificate-authority-data: \(Data(authority).base64EncodedString())
             contexts:
             - name: test
               context: {cluster: test, user: agent}
@@ -33,6 +28,111 @@ final class AgentAPIServerTests: XCTestCase {
               user: {token: agent-token}
 
             """.write(to: kubeconfig, atomically: true, encoding: .utf8)
+        return kubeconfig
+    }
+
+    /// An EndpointSlice with zone hints (as the EndpointSlice controller writes them for
+    /// `trafficDistribution: PreferClose`) and the Node's zone label: only the zone's endpoints are
+    /// programmed and get connections; the Node's zone changed, the other zone's are; a heartbeat
+    /// (a status update of the Node, every 10 s from a kubelet) applies nothing and writes nothing
+    /// to the kernel. `/healthz` reports the source, and answers 503 once the Node is tainted for deletion.
+    func testZoneHintsFollowTheNodesZoneAndHeartbeatsWriteNothing() throws {
+        try KernelTest.requireKernel()
+        let cluster = try AgentTestCluster()
+        let pods = try (1...3).map { try cluster.addPod($0) }
+        let certificates = try TestCertificates.make()
+        let server = TestAPIServer(certificates: certificates, tokens: ["agent-token"])
+        let port = try server.start()
+        defer { server.stop() }
+        let kubeconfig = try Self.writeKubeconfig(in: cluster, port: port, authority: certificates.authority)
+        let log = cluster.folder.appendingPathComponent("agent.log")
+        func logText() -> String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+        defer { if testRun?.hasSucceeded == false { print(logText()) } }
+        func weight(_ pod: AgentTestCluster.Pod) throws -> String? {
+            try cluster.table().split(separator: "\n").first { $0.contains("-> \(pod.address):8080 ") }?
+                .split(separator: " ", omittingEmptySubsequences: true).dropFirst(3).first.map(String.init)
+        }
+        func answers(_ count: Int = 6) throws -> Set<String> {
+            Set(try (0..<count).map { _ in try TCPClient.request("10.96.0.10", 80) })
+        }
+        func applies() -> Int { logText().components(separatedBy: "applied the API server's objects").count - 1 }
+        func nodeEvents() throws -> Int {
+            try KernelTest.shell("curl -sf http://127.0.0.1:10249/metrics").split(separator: "\n")
+                .filter { $0.hasPrefix("ipvs_agent_api_events_total{") && $0.contains("resource=\"Node\"") && $0.contains("MODIFIED") }
+                .compactMap { Int(Double($0.split(separator: " ").last ?? "") ?? -1) }.reduce(0, +)
+        }
+
+        server.put(TestAPIServer.nodes, APIObjects.node("node-1", zone: "zone-a", addresses: ["192.168.0.1"]))
+        server.put(TestAPIServer.nodes, APIObjects.node("node-2", zone: "zone-b", addresses: ["192.168.0.2"]))
+        server.put(TestAPIServer.services, APIObjects.service("web", clusterIP: "10.96.0.10"))
+        server.put(TestAPIServer.endpointSlices, APIObjects.slice(
+            "web-abcde", service: "web", addresses: pods.map(\.address),
+            zones: [pods[0].address: "zone-a", pods[1].address: "zone-b", pods[2].address: "zone-a"]))
+        let agent = try cluster.startDaemon(["--kubeconfig", kubeconfig.path, "--sync-period", "1s", "--drain-timeout", "120s",
+                                             "--metrics-address", "127.0.0.1:10249"], log: log)
+        defer { if agent.isRunning { agent.terminate(); agent.waitUntilExit() } }
+
+        // zone-a: pod1 and pod3 only.
+        try waitUntil("the agent programs zone-a's endpoints", timeout: 60) {
+            try weight(pods[0]) == "1" && weight(pods[2]) == "1"
+        }
+        XCTAssertNil(try weight(pods[1]), "zone-b's endpoint is not programmed")
+        XCTAssertEqual(try answers(), ["pod1", "pod3"])
+        let healthz = try KernelTest.shell("curl -s http://127.0.0.1:10256/healthz")
+        XCTAssertTrue(healthz.contains("\"source\": {\"kind\": \"apiserver\""), healthz)
+        XCTAssertTrue(healthz.contains("\"Node\": {\"lastList\": \"20"), healthz)
+        try waitUntil("every watch is connected", timeout: 20) {
+            try KernelTest.shell("curl -s http://127.0.0.1:10256/healthz").components(separatedBy: "\"watchConnected\": true").count - 1 == 3
+        }
+
+        // A heartbeat: the Node's status changes, nothing the agent maps.
+        let table = try KernelTest.shell("ipvsadm -Sn")
+        let operations = try cluster.metric("ipvs_agent_operations_applied_total")
+        let applied = applies()
+        server.put(TestAPIServer.nodes, APIObjects.node("node-1", zone: "zone-a", addresses: ["192.168.0.1"],
+                                                        heartbeat: "2026-01-01T00:00:10Z"))
+        try waitUntil("the heartbeat arrives", timeout: 20) { try nodeEvents() == 1 }
+        Thread.sleep(forTimeInterval: 3) // Several --sync-period verifications, and any sync it would have asked for.
+        XCTAssertEqual(applies(), applied, "a heartbeat applies nothing")
+        XCTAssertEqual(try cluster.metric("ipvs_agent_operations_applied_total"), operations, "a heartbeat writes nothing to the kernel")
+        XCTAssertEqual(try KernelTest.shell("ipvsadm -Sn"), table)
+
+        // The Node's zone changes: zone-b's endpoint serves, zone-a's drain or go.
+        server.put(TestAPIServer.nodes, APIObjects.node("node-1", zone: "zone-b", addresses: ["192.168.0.1"]))
+        try waitUntil("the agent programs zone-b's endpoint", timeout: 30) {
+            try weight(pods[1]) == "1" && ["0", nil].contains(weight(pods[0])) && ["0", nil].contains(weight(pods[2]))
+        }
+        XCTAssertEqual(try answers(), ["pod2"])
+        XCTAssertTrue(logText().contains("this node's zone changed"), logText())
+
+        // The cluster autoscaler taints the Node for deletion: /healthz answers 503 (nodeEligible
+        // false) so load balancers drain the node, /livez does not look at it, and nothing is written.
+        func status(_ path: String) throws -> String {
+            try KernelTest.shell("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:10256\(path)")
+        }
+        // Status codes also follow kube-proxy's timing rule, which a loaded machine may break with a 1s
+        // sync period: the eligibility is read from the bodies, and only the 503 it forces is awaited.
+        XCTAssertTrue(try KernelTest.shell("curl -s http://127.0.0.1:10256/healthz").contains("\"nodeEligible\": true"))
+        let zoneB = try KernelTest.shell("ipvsadm -Sn")
+        let taintedOperations = try cluster.metric("ipvs_agent_operations_applied_total")
+        server.put(TestAPIServer.nodes, APIObjects.node("node-1", zone: "zone-b", addresses: ["192.168.0.1"]).replacingOccurrences(
+            of: "\"spec\":{", with: "\"spec\":{\"taints\":[{\"key\":\"ToBeDeletedByClusterAutoscaler\",\"value\":\"1700000000\",\"effect\":\"NoSchedule\"}],"))
+        try waitUntil("/healthz answers 503", timeout: 20) { try status("/healthz") == "503" }
+        XCTAssertTrue(try KernelTest.shell("curl -s http://127.0.0.1:10256/healthz").contains("\"nodeEligible\": false"))
+        XCTAssertFalse(try KernelTest.shell("curl -s http://127.0.0.1:10256/livez").contains("nodeEligible"), "/livez does not judge the Node")
+        XCTAssertEqual(try cluster.metric("ipvs_agent_operations_applied_total"), taintedOperations)
+        XCTAssertEqual(try KernelTest.shell("ipvsadm -Sn"), zoneB)
+    }
+
+    func testAgentFollowsTheAPIServerAndKeepsTheKernelWhenItGoesAway() throws {
+        try KernelTest.requireKernel()
+        let cluster = try AgentTestCluster()
+        let pods = try (1...3).map { try cluster.addPod($0) }
+        let certificates = try TestCertificates.make()
+        let server = TestAPIServer(certificates: certificates, tokens: ["agent-token"])
+        let port = try server.start()
+        defer { server.stop() }
+        let kubeconfig = try Self.writeKubeconfig(in: cluster, port: port, authority: certificates.authority)
 
         let log = cluster.folder.appendingPathComponent("agent.log")
         func logText() -> String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }

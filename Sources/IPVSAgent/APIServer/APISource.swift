@@ -5,7 +5,10 @@ import Logging
 /// The desired-state source that follows the API server: reflectors of Services and EndpointSlices
 /// (with kube-proxy's label selector) keep a store of the objects, decoded by the same decoder as
 /// the manifests, and `snapshot()` hands them out as a `SourceSnapshot` that says which Services
-/// changed since the previous one, so that only those are mapped again.
+/// changed since the previous one, so that only those are mapped again. A third reflector follows
+/// this node's Node object (`fieldSelector=metadata.name=`), for its zone and whether it is
+/// eligible (`/healthz`): a change of the zone is a change to apply, any other (the kubelet's
+/// status heartbeats, a taint) is not.
 ///
 /// An object the decoder refuses keeps its last good version (and with none, its Service's kernel
 /// state is held); its problems are reported once, with the snapshot that follows.
@@ -19,6 +22,8 @@ final class APISource: @unchecked Sendable {
     let logger: Logger
     /// This agent's `--service-proxy-name`: Services labelled with another name are not its own.
     let proxyName: String?
+    /// This node's name: its Node object is followed (`nil`: none is).
+    let nodeName: String?
     /// Called after every change to the store (from a reflector's task).
     let changed: @Sendable () -> Void
     /// Told what the reflectors do.
@@ -32,6 +37,7 @@ final class APISource: @unchecked Sendable {
     private var changedServices: Set<ObjectName> = []
     private var newIssues: [ManifestIssue] = []
     private var listed: Set<String> = []
+    private var currentNode: KubeNode?
     private var number = 0
     private let lineageSource = UInt64.random(in: 1...UInt64.max)
 
@@ -50,11 +56,12 @@ final class APISource: @unchecked Sendable {
         var service: ObjectName?
     }
 
-    init(configuration: APIServerConfiguration, proxyName: String? = nil, logger: Logger,
+    init(configuration: APIServerConfiguration, proxyName: String? = nil, nodeName: String? = nil, logger: Logger,
                 changed: @escaping @Sendable () -> Void = {},
                 record: @escaping @Sendable (APIResource, ReflectorActivity) -> Void = { _, _ in }) throws(APIServerError) {
         self.client = try APIClient(configuration: configuration)
         self.proxyName = proxyName
+        self.nodeName = nodeName
         self.logger = logger
         self.changed = changed
         self.record = record
@@ -62,16 +69,24 @@ final class APISource: @unchecked Sendable {
 
     /// The resources followed, with kube-proxy's selector: no slices (or Services) of headless
     /// Services, and none labelled for another proxy (that label is filtered here when this agent
-    /// has a name: a selector cannot say "absent or equal to").
+    /// has a name: a selector cannot say "absent or equal to"); and this node's Node, as
+    /// kube-proxy's node informer selects it.
     var resources: [APIResource] {
         var selector = "!\(Self.headlessLabel)"
         if proxyName == nil { selector += ",!\(Self.proxyNameLabel)" }
-        return [
+        var resources = [
             APIResource(kind: "Service", apiVersion: "v1", path: "/api/v1/services", labelSelector: selector),
             APIResource(kind: "EndpointSlice", apiVersion: "discovery.k8s.io/v1", path: "/apis/discovery.k8s.io/v1/endpointslices",
                         labelSelector: selector),
         ]
+        if let nodeName {
+            resources.append(APIResource(kind: "Node", apiVersion: "v1", path: "/api/v1/nodes", fieldSelector: "metadata.name=\(nodeName)"))
+        }
+        return resources
     }
+
+    /// This node's Node object as last listed or watched (`nil` before, or when it does not exist).
+    var node: KubeNode? { lock.withLock { currentNode } }
 
     /// Whether every resource was listed once: before that the store is not the cluster's state.
     var isSynced: Bool { lock.withLock { listed.count == resources.count } }
@@ -114,6 +129,7 @@ final class APISource: @unchecked Sendable {
     // MARK: - Events
 
     func receive(_ event: ReflectorEvent, of resource: APIResource) {
+        if resource.kind == "Node" { return receiveNode(event) }
         lock.withLock {
             switch event {
             case .replace(let nodes):
@@ -132,6 +148,42 @@ final class APISource: @unchecked Sendable {
             }
         }
         changed()
+    }
+
+    /// Keeps this node's Node; a change that matters to the mapping (its zone), and the first list,
+    /// ask for a sync. The kubelet updates the Node's status every few seconds: those changes, and
+    /// a change of its addresses, which the agent does not map (NodePorts are on the addresses of
+    /// the node's interfaces, as kube-proxy's IPVS mode has them), write nothing.
+    private func receiveNode(_ event: ReflectorEvent) {
+        let wanted: (YAMLNode) -> KubeNode? = { [nodeName] in NodeDecoder.decode($0).flatMap { $0.name == nodeName ? $0 : nil } }
+        let (previous, current, first): (KubeNode?, KubeNode?, Bool) = lock.withLock {
+            let previous = currentNode
+            let first = !listed.contains("Node")
+            switch event {
+            case .replace(let objects):
+                currentNode = objects.lazy.compactMap(wanted).first
+                listed.insert("Node")
+            case .added(let object), .modified(let object):
+                if let node = wanted(object) { currentNode = node }
+            case .deleted(let object):
+                // kube-proxy exits when its Node is deleted; the agent keeps its zone and state, and
+                // `/healthz` answers 503 (the node is going away).
+                if wanted(object) != nil {
+                    currentNode?.eligible = false
+                    logger.warning("this node's Node object was deleted; the agent keeps its zone and state, and /healthz answers 503",
+                                   metadata: ["node": "\(nodeName ?? "")"])
+                }
+            }
+            return (previous, currentNode, first)
+        }
+        if previous?.addresses != current?.addresses, let current, previous != nil {
+            logger.notice("this node's addresses changed in its Node object; NodePorts use the addresses of the node's interfaces, read at start: restart the agent to read them again",
+                          metadata: ["node": "\(current.name)", "addresses": "\(current.addresses.map(\.description).joined(separator: ","))"])
+        }
+        if previous?.zone != current?.zone, !first {
+            logger.info("this node's zone changed", metadata: ["zone": "\(current?.zone ?? "(none)")", "previous": "\(previous?.zone ?? "(none)")"])
+        }
+        if first || previous?.zone != current?.zone { changed() }
     }
 
     /// The key of `node`, from its metadata.

@@ -33,8 +33,12 @@ struct APIReconcileLoop: Service {
         let pass = SyncPass(reconciler: reconciler, health: health, kubeProxy: kubeProxyMetrics, proxyHealth: proxyHealth,
                             packetFilter: packetFilter, logger: logger, serviceHealth: serviceHealth)
         let sourceMetrics = APISourceMetrics()
-        let source = try APISource(configuration: configuration, proxyName: proxyName, logger: logger,
-                                   changed: { pass.queued(); continuation.yield() }, record: { sourceMetrics.record($0, $1) })
+        let sourceStatus = APISourceStatus()
+        let source = try APISource(configuration: configuration, proxyName: proxyName, nodeName: mapping.nodeName, logger: logger,
+                                   changed: { pass.queued(); continuation.yield() },
+                                   record: { sourceMetrics.record($0, $1); sourceStatus.record($0, $1) })
+        sourceStatus.follow(source.resources.map(\.kind))
+        proxyHealth.reportSource({ sourceStatus.json() }, nodeEligible: { source.node?.eligible ?? true })
         defer { continuation.finish() }
         logger.info("following the API server", metadata: ["server": "\(configuration.host):\(configuration.port)",
                                                             "configuration": "\(configuration.origin)"])
@@ -56,6 +60,8 @@ struct APIReconcileLoop: Service {
                         // The first load takes the state file's owners, as the files' first load does.
                         let first = lastSync == nil, start = ContinuousClock.now
                         lastSync = start
+                        // The zone of the slices' hints, from the Node: a change maps every Service again.
+                        loader.builder.options.zone = source.node?.zone
                         let loaded = await pass.reload(&loader, changed: nil, &changes, reason: first ? "listed" : "watch events",
                                                        owners: first ? await reconciler.owners : [:])
                         logger.info("applied the API server's objects", metadata: [

@@ -125,8 +125,11 @@ public struct AgentCommand: AsyncParsableCommand {
     public var config: String?
 
     @Option(name: [.customLong("node-name"), .customLong("hostname-override")],
-            help: ArgumentHelp("This node's name, for `Local` traffic policies (default: hostnameOverride of a KubeProxyConfiguration --config, else the host name). --hostname-override is kube-proxy's name.", valueName: "name"))
+            help: ArgumentHelp("This node's name, for `Local` traffic policies, the node hints of EndpointSlices (hints.forNodes) and, with --kubeconfig or --in-cluster, the Node object followed for its zone (default: hostnameOverride of a KubeProxyConfiguration --config, else the host name). --hostname-override is kube-proxy's name.", valueName: "name"))
     public var nodeName: String?
+
+    @Option(name: .long, help: ArgumentHelp("With --manifests: this node's zone, for the zone hints of EndpointSlices (hints.forZones), as kube-proxy takes it from its Node's topology.kubernetes.io/zone label (default: none, hints for zones are not followed). With --kubeconfig or --in-cluster the label of this node's Node object is used instead, and this flag is refused.", valueName: "zone"))
+    public var nodeZone: String?
 
     @Option(name: .long, help: ArgumentHelp("An address NodePorts listen on (repeatable; default: every address of the node's interfaces, lo's /32s included, but the dummy interface's, 127.0.0.0/8, ::1 and link-local ones). healthCheckNodePorts listen on these addresses too when the flag is given (else on every address).", valueName: "address"))
     public var nodeIP: [String] = []
@@ -235,6 +238,9 @@ public struct AgentCommand: AsyncParsableCommand {
         }
         if (kubeconfig != nil || inCluster), once || dryRun {
             throw ValidationError("--once and --dry-run read --manifests only; the API server is followed by the daemon")
+        }
+        if (kubeconfig != nil || inCluster), nodeZone != nil {
+            throw ValidationError("--node-zone is for --manifests only: with the API server, the zone is the \(KubeNode.zoneLabel) label of this node's Node object; drop --node-zone")
         }
     }
 

@@ -55,7 +55,7 @@ struct AgentRunner {
         }
         logger.debug("NodePort addresses", metadata: ["addresses": "\(addresses.map(\.description))"])
         return MappingOptions(scheduler: settings.scheduler, nodeName: settings.nodeName ?? Self.hostName,
-                              nodeAddresses: addresses, localAddresses: Set(local),
+                              nodeAddresses: addresses, localAddresses: Set(local), zone: command.nodeZone,
                               health: configuration.healthDefault, serviceHealth: configuration.serviceHealth,
                               allowed: configuration.allowed)
     }

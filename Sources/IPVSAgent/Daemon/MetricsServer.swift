@@ -103,8 +103,8 @@ public struct MetricsServer: Service {
                 beforeScrape?()
                 return .now(HTTPAnswer(status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: registry.emitToBuffer()))
             case "/healthz", "/livez":
-                // kube-proxy's rule and answer (ProxyHealth); the same on both paths, as the agent has no Node eligibility.
-                let (healthy, body) = health.answer()
+                // kube-proxy's rule and answer (ProxyHealth); /healthz also judges this node's Node, when the agent follows it.
+                let (healthy, body) = health.answer(path == "/healthz" ? .healthz : .livez)
                 return .now(HTTPAnswer(status: healthy ? .ok : .serviceUnavailable, contentType: "application/json", body: Array(body.utf8)))
             case "/status" where all:
                 return .now(HTTPAnswer(status: .notFound, contentType: "text/plain",

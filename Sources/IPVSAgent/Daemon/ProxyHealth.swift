@@ -19,6 +19,17 @@ public final class ProxyHealth: @unchecked Sendable {
     private let lock = NSLock()
     private var oldestPending: [Work: ContinuousClock.Instant] = [:]
     private var lastUpdated: Date?
+    /// The source's state, reported in `/healthz`'s body (the API server's: `APISourceStatus.json()`).
+    private var sourceReport: (@Sendable () -> String)?
+    /// Whether this node's Node is eligible (`KubeNode.eligible`); `nil` without a Node (files).
+    private var nodeEligibility: (@Sendable () -> Bool)?
+
+    /// The two paths: `/healthz` (load balancers and readiness: the node's eligibility counts) and
+    /// `/livez` (liveness: only whether the agent keeps up).
+    enum Path {
+        case healthz
+        case livez
+    }
 
     public init(syncPeriod: Duration) {
         timeout = syncPeriod * 2
@@ -44,14 +55,37 @@ public final class ProxyHealth: @unchecked Sendable {
         lock.withLock { oldestPending.values.allSatisfy { now - $0 < timeout } }
     }
 
-    /// The answer of `/healthz` and `/livez`, in kube-proxy's shape: 200 or 503, and
-    /// `{"lastUpdated": …, "currentTime": …}` (`lastUpdated` is the current time while healthy, as kube-proxy writes it).
-    func answer() -> (healthy: Bool, body: String) {
-        let healthy = isHealthy()
+    /// Reports the source's state in `/healthz`'s answers, as a `source` member (a JSON object
+    /// `report` writes), and judges the node by `nodeEligible` (with the API server: its Node).
+    func reportSource(_ report: @escaping @Sendable () -> String, nodeEligible: @escaping @Sendable () -> Bool) {
+        lock.withLock {
+            sourceReport = report
+            nodeEligibility = nodeEligible
+        }
+    }
+
+    /// The answer of `path`, in kube-proxy's shape (`proxy_health.go`): 200 or 503, and
+    /// `{"lastUpdated": …, "currentTime": …}` (`lastUpdated` is the current time while healthy, as
+    /// kube-proxy writes it). `/healthz` also answers 503 for a node that is not eligible (being
+    /// deleted, or tainted `ToBeDeletedByClusterAutoscaler`) and says so (`"nodeEligible": false`),
+    /// with the source's state beside (`"source": {…}`); the source's state never changes the
+    /// status, as kube-proxy's does not depend on the API server.
+    func answer(_ path: Path = .healthz) -> (healthy: Bool, body: String) {
+        let keepingUp = isHealthy()
         let now = Date()
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        let last: Date? = healthy ? now : lock.withLock { lastUpdated }
-        return (healthy, "{\"lastUpdated\": \"\(last.map(formatter.string(from:)) ?? "")\",\"currentTime\": \"\(formatter.string(from: now))\"}\n")
+        let (updated, report, eligibility) = lock.withLock { (lastUpdated, sourceReport, nodeEligibility) }
+        var healthy = keepingUp, extra = ""
+        if path == .healthz {
+            if let eligibility {
+                let eligible = eligibility()
+                healthy = healthy && eligible
+                extra += ", \"nodeEligible\": \(eligible)"
+            }
+            if let report { extra += ",\"source\": \(report())" }
+        }
+        let last: Date? = healthy ? now : updated
+        return (healthy, "{\"lastUpdated\": \"\(last.map(formatter.string(from:)) ?? "")\",\"currentTime\": \"\(formatter.string(from: now))\"\(extra)}\n")
     }
 }

@@ -11,6 +11,8 @@ enum EndpointsDecoder {
     ]
     static let sliceFields: FieldNames = ["apiVersion", "kind", "metadata", "addressType", "endpoints", "ports"]
     static let conditionFields: FieldNames = ["ready", "serving", "terminating"]
+    static let hintFields: FieldNames = ["forZones", "forNodes"]
+    static let hintEntryFields: FieldNames = ["name"]
     static let portFields: FieldNames = ["name", "protocol", "port", "appProtocol"]
     static let endpointsFields: FieldNames = ["apiVersion", "kind", "metadata", "subsets"]
     static let subsetFields: FieldNames = ["addresses", "notReadyAddresses", "ports"]
@@ -47,8 +49,13 @@ enum EndpointsDecoder {
                 serving = try conditions.bool("serving")
                 terminating = try conditions.bool("terminating") ?? false
             }
+            var zoneHints: [String] = [], nodeHints: [String] = []
+            if let hints = try fields["hints"]?.mapping(known: hintFields) {
+                zoneHints = try hints.list("forZones").map { try $0.mapping(known: hintEntryFields).required("name").string() }
+                nodeHints = try hints.list("forNodes").map { try $0.mapping(known: hintEntryFields).required("name").string() }
+            }
             endpoints.append(Endpoint(addresses: addresses, ready: ready, serving: serving, terminating: terminating,
-                                      nodeName: try fields.string("nodeName")))
+                                      nodeName: try fields.string("nodeName"), zoneHints: zoneHints, nodeHints: nodeHints))
         }
         let portReaders = try object.list("ports")
         let ports = try portReaders.map(port)

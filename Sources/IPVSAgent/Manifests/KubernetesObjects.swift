@@ -207,14 +207,20 @@ public struct Endpoint: Hashable, Sendable {
     /// `conditions.terminating`; a missing value counts as not terminating.
     public var terminating: Bool
     public var nodeName: String?
+    /// `hints.forZones[].name`: the zones whose nodes should use this endpoint (topology aware routing).
+    public var zoneHints: [String]
+    /// `hints.forNodes[].name`: the nodes that should use this endpoint (`trafficDistribution: PreferSameNode`).
+    public var nodeHints: [String]
 
     public init(addresses: [IPAddress], ready: Bool = true, serving: Bool? = nil, terminating: Bool = false,
-                nodeName: String? = nil) {
+                nodeName: String? = nil, zoneHints: [String] = [], nodeHints: [String] = []) {
         self.addresses = addresses
         self.ready = ready
         self.serving = serving ?? ready
         self.terminating = terminating
         self.nodeName = nodeName
+        self.zoneHints = zoneHints
+        self.nodeHints = nodeHints
     }
 }
 
@@ -254,5 +260,32 @@ public enum ManifestObject: Hashable, Sendable {
         case .endpointSlice(let slice):
             slice.origin == .endpoints ? "Endpoints \(slice.name)" : "EndpointSlice \(slice.name)"
         }
+    }
+}
+
+// MARK: - Node
+
+/// The fields of this node's `v1 Node` that the agent uses.
+public struct KubeNode: Hashable, Sendable {
+    /// The label that names a node's zone (`v1.LabelTopologyZone`).
+    public static let zoneLabel = "topology.kubernetes.io/zone"
+    /// The taint the cluster autoscaler puts on a node it is about to delete (kube-proxy's `ToBeDeletedTaint`).
+    public static let toBeDeletedTaint = "ToBeDeletedByClusterAutoscaler"
+
+    public var name: String
+    /// The `topology.kubernetes.io/zone` label (`nil` without it): the zone of the slices' zone hints.
+    public var zone: String?
+    /// `status.addresses` of type `InternalIP` and `ExternalIP`, in their order (kube-proxy's node IPs,
+    /// `GetNodeHostIPs`).
+    public var addresses: [IPAddress]
+    /// Neither being deleted (`metadata.deletionTimestamp`) nor tainted `ToBeDeletedByClusterAutoscaler`:
+    /// kube-proxy's `/healthz` answers 503 for a node that is not, so load balancers drain it first.
+    public var eligible: Bool
+
+    public init(name: String, zone: String? = nil, addresses: [IPAddress] = [], eligible: Bool = true) {
+        self.name = name
+        self.zone = zone
+        self.addresses = addresses
+        self.eligible = eligible
     }
 }

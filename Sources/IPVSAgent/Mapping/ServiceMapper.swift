@@ -5,8 +5,11 @@ import IPVS
 public struct MappingOptions: Hashable, Sendable {
     /// The scheduler of Services without the scheduler annotation (`--scheduler`).
     public var scheduler: Scheduler
-    /// This node's name, for `internalTrafficPolicy`/`externalTrafficPolicy: Local` (`--node-name`).
+    /// This node's name, for `internalTrafficPolicy`/`externalTrafficPolicy: Local` and node hints (`--node-name`).
     public var nodeName: String?
+    /// This node's zone, for the zone hints of EndpointSlices: its Node's `topology.kubernetes.io/zone`
+    /// label with the API server, `--node-zone` with files; `nil` (no zone) ignores zone hints.
+    public var zone: String?
     /// The addresses NodePorts listen on (`--node-ip`).
     public var nodeAddresses: [IPAddress]
     /// Every address the node holds on its interfaces other than the dummy one: an external or
@@ -24,9 +27,10 @@ public struct MappingOptions: Hashable, Sendable {
     public var allowed: OperatorAllowances
 
     public init(scheduler: Scheduler = .roundRobin, nodeName: String? = nil,
-                nodeAddresses: [IPAddress] = [], localAddresses: Set<IPAddress> = [],
+                nodeAddresses: [IPAddress] = [], localAddresses: Set<IPAddress> = [], zone: String? = nil,
                 health: HealthCheckConfiguration = MappingOptions.noHealthChecks,
                 serviceHealth: [ObjectName: HealthCheckConfiguration] = [:], allowed: OperatorAllowances = .none) {
+        self.zone = zone
         self.health = health
         self.serviceHealth = serviceHealth
         self.allowed = allowed
@@ -60,7 +64,9 @@ public struct ServiceMapping: Hashable, Sendable {
 ///   only in the Service's own IP families (those of its ClusterIPs), as kube-proxy runs one proxier
 ///   per family and each skips a Service without a ClusterIP of its family.
 /// - Endpoints: the ready ones; when none is ready, the ones both serving and terminating (so a
-///   rolling restart does not drop traffic). `Local` traffic policies keep this node's endpoints only.
+///   rolling restart does not drop traffic). `Local` traffic policies keep this node's endpoints only;
+///   `Cluster` ones follow the slices' topology hints as kube-proxy's `CategorizeEndpoints` does
+///   (`pkg/proxy/topology.go`, `Topology`).
 ///   One real server per endpoint, at its first address: the API calls an endpoint's addresses
 ///   interchangeable, and kube-proxy uses the first.
 /// - Scheduler `mh` without the flags annotation gets `mh-port`, as kube-proxy sets
@@ -245,11 +251,13 @@ public enum ServiceMapper {
         return candidates
     }
 
-    /// kube-proxy's choice: ready endpoints, else the serving and terminating ones; `local` keeps
-    /// only this node's before choosing.
+    /// kube-proxy's choice (`CategorizeEndpoints`): ready endpoints, else the serving and terminating
+    /// ones; `local` keeps only this node's before choosing, and `Cluster` traffic keeps the ready
+    /// endpoints the topology hints give this node or zone (`Topology`), never the terminating ones.
     static func select(_ candidates: [Candidate], local: Bool, options: MappingOptions) -> [Candidate] {
         let pool = local ? candidates.filter { $0.endpoint.nodeName != nil && $0.endpoint.nodeName == options.nodeName } : candidates
-        let ready = pool.filter { $0.endpoint.ready }
+        let topology: Topology = local ? .none : Topology(candidates.map(\.endpoint), nodeName: options.nodeName, zone: options.zone)
+        let ready = pool.filter { $0.endpoint.ready && topology.admits($0.endpoint) }
         if !ready.isEmpty { return ready }
         return pool.filter { $0.endpoint.serving && $0.endpoint.terminating }
     }

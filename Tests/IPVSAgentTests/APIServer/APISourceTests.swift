@@ -45,10 +45,11 @@ final class APISourceTests: XCTestCase {
                                       credential: authentication == .token ? .tokenFile(tokenFile) : .none, origin: "test")
     }
 
-    func makeSource(_ configuration: APIServerConfiguration, proxyName: String? = nil, pageSize: Int = 500) throws -> APISource {
+    func makeSource(_ configuration: APIServerConfiguration, proxyName: String? = nil, nodeName: String? = nil, pageSize: Int = 500,
+                    changed: @escaping @Sendable () -> Void = {}) throws -> APISource {
         let activity = activity!
-        let source = try APISource(configuration: configuration, proxyName: proxyName, logger: Logger(label: "test"),
-                                   record: { activity.add($0, $1) })
+        let source = try APISource(configuration: configuration, proxyName: proxyName, nodeName: nodeName, logger: Logger(label: "test"),
+                                   changed: changed, record: { activity.add($0, $1) })
         source.backoff = Backoff(initial: .milliseconds(20), maximum: .milliseconds(100))
         source.pageSize = pageSize
         return source
@@ -412,6 +413,86 @@ final class APISourceTests: XCTestCase {
             XCTAssertEqual(unreachable, [], "an unreachable server writes nothing")
             XCTAssertEqual(ipvs.state.services.count, 1)
         }
+    }
+
+    // MARK: - The Node
+
+    /// This node's Node is listed and watched with a field selector; its zone labels the slices'
+    /// zone hints: a zone change asks for a sync and maps the zone's endpoints, while the kubelet's
+    /// heartbeats (status only) and another node's changes ask for nothing and write nothing.
+    func testNodeZoneChangeSyncsAndHeartbeatsDoNot() async throws {
+        let configuration = try startServer()
+        server.put(TestAPIServer.services, APIObjects.service("web", clusterIP: "10.96.0.10"))
+        server.put(TestAPIServer.endpointSlices, APIObjects.slice("web-a", service: "web", addresses: ["10.244.0.5", "10.244.1.5"],
+                                                                  zones: ["10.244.0.5": "zone-a", "10.244.1.5": "zone-b"]))
+        server.put(TestAPIServer.nodes, APIObjects.node("node-1", zone: "zone-a"))
+        server.put(TestAPIServer.nodes, APIObjects.node("node-2", zone: "zone-b"))
+        let changes = Counter()
+        let source = try makeSource(configuration, nodeName: "node-1", changed: { changes.increment() })
+        let ipvs = FakeIPVS()
+        let reconciler = Reconciler(ipvs: ipvs, vips: FakeVIPs(), store: nil, options: .init(), logger: Logger(label: "test"))
+        try await reconciler.start()
+        var builder = DesiredStateBuilder(options: MappingOptions(nodeName: "node-1"))
+        func apply() async throws -> [IPVSOperation] {
+            ipvs.applied = []
+            builder.options.zone = source.node?.zone // As the API server's loop does before each load.
+            let build = builder.build(try XCTUnwrap(source.snapshot()))
+            let report = await reconciler.reconcile(build.state, changed: build.changed)
+            XCTAssertEqual(report.failures, [])
+            return ipvs.applied
+        }
+        // Serving real servers (a removed endpoint drains at weight 0 first).
+        func servers() -> [String] {
+            ipvs.state.services.values.flatMap { $0.realServers.values.filter { $0.weight > 0 }.map(\.id.description) }.sorted()
+        }
+        func nodeEvents() -> Int { activity.count("Node") { if case .event = $0 { true } else { false } } }
+        try await running(source) {
+            try await eventually("listed") { source.isSynced }
+            XCTAssertEqual(source.node, KubeNode(name: "node-1", zone: "zone-a", addresses: [IPAddress("192.168.0.1")!]))
+            _ = try await apply()
+            XCTAssertEqual(servers(), ["10.244.0.5:8080"], "only zone-a's endpoint")
+            try await eventually("the watches are open") { server.openWatches == 3 }
+            let request = try XCTUnwrap(server.requests.first { $0.hasPrefix(TestAPIServer.nodes) })
+            XCTAssertTrue(request.contains("fieldSelector=metadata.name%3Dnode-1") || request.contains("fieldSelector=metadata.name=node-1"), request)
+
+            let before = changes.value
+            server.put(TestAPIServer.nodes, APIObjects.node("node-1", zone: "zone-a", heartbeat: "2026-01-01T00:00:10Z"))
+            server.put(TestAPIServer.nodes, APIObjects.node("node-2", zone: "zone-c"))
+            try await eventually("the heartbeat arrives") { nodeEvents() == 1 }
+            XCTAssertEqual(changes.value, before, "a heartbeat asks for no sync")
+            let heartbeat = try await apply()
+            XCTAssertEqual(heartbeat, [], "and would write nothing")
+
+            server.put(TestAPIServer.nodes, APIObjects.node("node-1", zone: "zone-b"))
+            try await eventually("the zone change arrives") { nodeEvents() == 2 }
+            XCTAssertEqual(changes.value, before + 1, "a zone change asks for a sync")
+            _ = try await apply()
+            XCTAssertEqual(servers(), ["10.244.1.5:8080"], "zone-b's endpoint now")
+            XCTAssertEqual(source.node?.eligible, true)
+
+            // Tainted for deletion by the cluster autoscaler, then deleted: not eligible (`/healthz`
+            // answers 503), the zone kept, and no sync asked for.
+            let tainted = APIObjects.node("node-1", zone: "zone-b").replacingOccurrences(
+                of: "\"spec\":{", with: "\"spec\":{\"taints\":[{\"key\":\"ToBeDeletedByClusterAutoscaler\",\"value\":\"1700000000\",\"effect\":\"NoSchedule\"}],")
+            server.put(TestAPIServer.nodes, tainted)
+            try await eventually("the taint arrives") { nodeEvents() == 3 }
+            XCTAssertEqual(source.node?.eligible, false)
+            server.put(TestAPIServer.nodes, APIObjects.node("node-1", zone: "zone-b"))
+            try await eventually("the taint is gone") { nodeEvents() == 4 }
+            XCTAssertEqual(source.node?.eligible, true)
+            server.delete(TestAPIServer.nodes, name: "node-1")
+            try await eventually("the deletion arrives") { nodeEvents() == 5 }
+            XCTAssertEqual(source.node?.eligible, false)
+            XCTAssertEqual(source.node?.zone, "zone-b")
+            XCTAssertEqual(changes.value, before + 1, "neither asks for a sync")
+        }
+    }
+
+    final class Counter: @unchecked Sendable {
+        private let lock = NSLock()
+        private var count = 0
+        var value: Int { lock.withLock { count } }
+        func increment() { lock.withLock { count += 1 } }
     }
 
     // MARK: - Selection

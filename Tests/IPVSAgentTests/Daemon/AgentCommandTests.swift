@@ -1,5 +1,6 @@
 import ArgumentParser
 import IPVS
+import Logging
 import XCTest
 @testable import IPVSAgent
 
@@ -55,6 +56,9 @@ final class AgentCommandTests: XCTestCase {
         XCTAssertTrue(message(["--kubeconfig", "k", "--in-cluster"]).contains("give one source of Services"))
         XCTAssertTrue(message(["--in-cluster", "--once"]).contains("--once and --dry-run read --manifests only"))
         XCTAssertEqual(message(["--kubeconfig", "k", "--min-sync-period", "0s"]), "accepted")
+        // The zone comes from the Node object with the API server, from --node-zone with files.
+        XCTAssertTrue(message(["--in-cluster", "--node-zone", "zone-a"]).contains("topology.kubernetes.io/zone label of this node's Node object"))
+        XCTAssertEqual(message(["--manifests", "x", "--node-zone", "zone-a"]), "accepted")
         XCTAssertTrue(message(["--manifests", "x", "--scheduler", "fastest"]).contains("unknown scheduler 'fastest'"))
         XCTAssertTrue(message(["--manifests", "x", "--node-ip", "10.0.0.300"]).contains("--node-ip"))
         XCTAssertTrue(message(["--manifests", "x", "--metrics-address", "localhost"]).contains("--metrics-address"))
@@ -101,6 +105,19 @@ final class AgentCommandTests: XCTestCase {
         XCTAssertEqual(MetricsServer.parse("[::1]:9100")?.1, 9100)
         XCTAssertNil(MetricsServer.parse("127.0.0.1"))
         XCTAssertNil(MetricsServer.parse(":80"))
+    }
+
+    /// With files, the zone of the slices' zone hints is `--node-zone` (kube-proxy takes it from its
+    /// Node, which files do not have).
+    func testNodeZoneIsTheMappingsZone() throws {
+        func zone(_ arguments: [String]) throws -> String? {
+            let command = try AgentCommand.parse(arguments)
+            return AgentRunner(command: command, configurationFile: nil, logger: Logger(label: "test"))
+                .mappingOptions(links: nil, configuration: AgentConfiguration(healthDefault: command.baseHealth),
+                                settings: ProxySettings(command: command)).zone
+        }
+        XCTAssertEqual(try zone(["--manifests", "x", "--node-zone", "zone-a"]), "zone-a")
+        XCTAssertNil(try zone(["--manifests", "x"]))
     }
 
     func testHelpTeachesWithExamples() {

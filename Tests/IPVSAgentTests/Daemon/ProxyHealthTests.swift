@@ -29,6 +29,59 @@ final class ProxyHealthTests: XCTestCase {
         XCTAssertTrue(health.isHealthy(at: start + .seconds(3600)))
     }
 
+    /// With the API server, `/healthz` reports the source beside kube-proxy's fields: each resource's
+    /// last list, whether its watch is connected and since when; the source never changes the status.
+    func testHealthzReportsTheAPISource() throws {
+        let health = ProxyHealth(syncPeriod: .seconds(30))
+        XCTAssertFalse(health.answer().body.contains("source"), "no source member without a reporting source")
+        let status = APISourceStatus()
+        status.follow(["Service", "Node"])
+        let service = APIResource(kind: "Service", apiVersion: "v1", path: "/api/v1/services")
+        let listed = Date(timeIntervalSince1970: 1_800_000_000), connected = listed.addingTimeInterval(1)
+        status.record(service, .listed(objects: 3), at: listed)
+        status.record(service, .watchConnected, at: connected)
+        let eligible = Flag(true)
+        health.reportSource({ status.json() }, nodeEligible: { eligible.value })
+        let (healthy, body) = health.answer()
+        XCTAssertTrue(healthy)
+        XCTAssertTrue(body.contains("\"nodeEligible\": true"), body)
+        let root = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any], body)
+        XCTAssertNotNil(root["lastUpdated"])
+        let source = try XCTUnwrap(root["source"] as? [String: Any], body)
+        XCTAssertEqual(source["kind"] as? String, "apiserver")
+        let resources = try XCTUnwrap(source["resources"] as? [String: [String: Any]], body)
+        XCTAssertEqual(resources["Service"]?["lastList"] as? String, "2027-01-15T08:00:00.000Z")
+        XCTAssertEqual(resources["Service"]?["watchConnected"] as? Bool, true)
+        XCTAssertEqual(resources["Service"]?["since"] as? String, "2027-01-15T08:00:01.000Z")
+        XCTAssertTrue(resources["Node"]?["lastList"] is NSNull, "never listed: null")
+        XCTAssertEqual(resources["Node"]?["watchConnected"] as? Bool, false)
+        status.record(service, .watchEnded, at: connected.addingTimeInterval(5))
+        let ended = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(health.answer().body.utf8)) as? [String: Any])
+        let endedService = (ended["source"] as? [String: Any])?["resources"] as? [String: [String: Any]]
+        XCTAssertEqual(endedService?["Service"]?["watchConnected"] as? Bool, false)
+        XCTAssertEqual(endedService?["Service"]?["since"] as? String, "2027-01-15T08:00:06.000Z")
+
+        // A Node being deleted or tainted ToBeDeletedByClusterAutoscaler: /healthz answers 503 (a load
+        // balancer drains the node), /livez 200 (the agent keeps up: no restart), as kube-proxy's.
+        eligible.value = false
+        let (ineligible, ineligibleBody) = health.answer(.healthz)
+        XCTAssertFalse(ineligible)
+        XCTAssertTrue(ineligibleBody.contains("\"nodeEligible\": false"), ineligibleBody)
+        let (live, liveBody) = health.answer(.livez)
+        XCTAssertTrue(live)
+        XCTAssertFalse(liveBody.contains("nodeEligible") || liveBody.contains("source"), liveBody)
+    }
+
+    final class Flag: @unchecked Sendable {
+        private let lock = NSLock()
+        private var current: Bool
+        init(_ value: Bool) { current = value }
+        var value: Bool {
+            get { lock.withLock { current } }
+            set { lock.withLock { current = newValue } }
+        }
+    }
+
     /// The daemon's reconcile loop over a kernel that refuses one Service's endpoint: the loop retries it
     /// every second (each verification fails), and `/healthz` and `/livez` stay 200 throughout. Before,
     /// `/healthz` answered 503 from the first failed verification on, for as long as the Service stayed.

@@ -235,9 +235,10 @@ final class ManifestDecoderCorpusTests: XCTestCase {
                     .replacingOccurrences(of: ", creationTimestamp: nil", with: ""))
             case .endpointSlice(var slice):
                 slice.location = nil
-                // lastChangeTriggerTime came after the outcomes were recorded: shown only when set.
+                // lastChangeTriggerTime and the hints came after the outcomes were recorded: shown only when set.
                 lines.append("slice \(slice)".replacingOccurrences(of: noLocation, with: "")
-                    .replacingOccurrences(of: ", lastChangeTriggerTime: nil", with: ""))
+                    .replacingOccurrences(of: ", lastChangeTriggerTime: nil", with: "")
+                    .replacingOccurrences(of: ", zoneHints: [], nodeHints: []", with: ""))
             }
         }
         for issue in decoding.issues {
