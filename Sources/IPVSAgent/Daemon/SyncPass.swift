@@ -14,6 +14,8 @@ struct SyncPass: Sendable {
     /// The agent's nftables table, synced after each load (`nil` without one).
     let packetFilter: PacketFilterDriver?
     let logger: Logger
+    /// Deletes the UDP conntrack entries the kernel changes left stale, after each change.
+    let conntrack = ConntrackDriver() // conntrack
 
     /// A change waits for a load: `/healthz` turns unhealthy if it waits too long.
     func queued() {
@@ -39,6 +41,7 @@ struct SyncPass: Sendable {
         proxyHealth.updated(.changes)
         packetFilter?.sync(&loader.builder)
         if await reconciler.isDraining { await reconciler.checkDrains() }
+        await conntrack.clean(reconciler, logger: logger) // conntrack
         if build.changed?.isEmpty != true {
             health.update(build.state, logger: logger)
             // New endpoints can change a Service's quorum without any health transition.
@@ -65,6 +68,7 @@ struct SyncPass: Sendable {
                 proxyHealth.updated(.verification)
                 packetFilter?.repair()
             }
+            await conntrack.clean(reconciler, logger: logger) // conntrack: drains ended, repairs
         }
     }
 }
