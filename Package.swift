@@ -151,7 +151,7 @@ let package = Package(
         ]),
         /// Run by `make test` in a fresh network namespace on the host when it has IPVS, else
         /// inside the kernel VM (Scripts/kernel-run.sh). They fail, not skip, without IPVS there.
-        .testTarget(name: "KernelTests", dependencies: ["IPVS", "NodeNetwork", "IPVSControl", "IPVSAgent", "TestSupport"]),
+        .testTarget(name: "KernelTests", dependencies: ["IPVS", "NodeNetwork", "Conntrack", "IPVSControl", "IPVSAgent", "TestSupport"]),
         /// Run on the host, each test in a network namespace of its own (nftables works there).
         .testTarget(name: "PacketFilterTests", dependencies: ["PacketFilter", "IPVS"]),
         .testTarget(name: "ConntrackTests", dependencies: ["Conntrack", "IPVS"]),
