@@ -55,12 +55,28 @@ public struct Conntrack: Sendable {
     }
 }
 
-/// One listing's filters and the entries that matched them (kept, freed after their deletion).
+/// One listing's filters, by the frontend they name (so a large table is matched against many
+/// filters in one lookup per entry), and the entries that matched them (freed after their deletion).
 private final class Dump {
-    let filters: [ConntrackFilter]
+    struct Frontend: Hashable {
+        var protocolNumber: UInt8
+        var destination: IPAddress
+        var port: UInt16
+    }
+
+    let filters: [Frontend: [ConntrackFilter]]
     var matched: [OpaquePointer] = []
 
-    init(filters: [ConntrackFilter]) { self.filters = filters }
+    init(filters: [ConntrackFilter]) {
+        self.filters = Dictionary(grouping: filters) {
+            Frontend(protocolNumber: UInt8($0.transport.rawValue), destination: $0.destination, port: $0.port)
+        }
+    }
+
+    func matches(_ entry: ConntrackEntry) -> Bool {
+        let frontend = Frontend(protocolNumber: entry.protocolNumber, destination: entry.destination, port: entry.port)
+        return filters[frontend]?.contains { $0.matches(entry) } == true
+    }
 }
 
 /// libnetfilter_conntrack calls this for each listed entry: a matching one is kept for deletion
@@ -68,7 +84,7 @@ private final class Dump {
 private func collectMatching(_ type: nf_conntrack_msg_type, _ entry: OpaquePointer?, _ context: UnsafeMutableRawPointer?) -> Int32 {
     guard let entry, let context, let parsed = conntrackEntry(entry) else { return Int32(NFCT_CB_CONTINUE) }
     let dump = Unmanaged<Dump>.fromOpaque(context).takeUnretainedValue()
-    guard dump.filters.contains(where: { $0.matches(parsed) }) else { return Int32(NFCT_CB_CONTINUE) }
+    guard dump.matches(parsed) else { return Int32(NFCT_CB_CONTINUE) }
     dump.matched.append(entry)
     return Int32(NFCT_CB_STOLEN)
 }

@@ -85,8 +85,9 @@ final class ClusterConntrackTests: XCTestCase {
                 XCTAssertEqual(flow.ask(), new.name, name)
             }
             let log = setup.cluster.agentLog(node: 1)
-            XCTAssertTrue(log.contains("--orig-dst 10.96.0.53 --orig-port-dst 53 --reply-src \(old.address)"), log)
-            XCTAssertTrue(log.contains("--orig-dst \(setup.cluster.nodes[0].address) --orig-port-dst 30053 --reply-src \(old.address)"), log)
+            XCTAssertTrue(log.contains("--orig-dst 10.96.0.53 --orig-port-dst 53 --reply-src \(old.address)"), "no deletion of the old pod's ClusterIP entries logged")
+            XCTAssertTrue(log.contains("--orig-dst \(setup.cluster.nodes[0].address) --orig-port-dst 30053 --reply-src \(old.address)"),
+                          "no deletion of the old pod's node port entries logged")
         } catch {
             setup.report()
             throw error
@@ -115,8 +116,8 @@ final class ClusterConntrackTests: XCTestCase {
                 XCTAssertEqual(flow.ask(), pod.name, name)
             }
             let log = setup.cluster.agentLog(node: 1)
-            XCTAssertTrue(log.contains("-p udp --orig-dst 10.96.0.53 --orig-port-dst 53"), log)
-            XCTAssertTrue(log.contains("-p udp --orig-dst \(setup.cluster.nodes[0].address) --orig-port-dst 30053"), log)
+            XCTAssertTrue(log.contains("-p udp --orig-dst 10.96.0.53 --orig-port-dst 53"), "no deletion of the ClusterIP's entries logged")
+            XCTAssertTrue(log.contains("-p udp --orig-dst \(setup.cluster.nodes[0].address) --orig-port-dst 30053"), "no deletion of the node port's entries logged")
         } catch {
             setup.report()
             throw error
