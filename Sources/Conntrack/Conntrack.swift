@@ -12,8 +12,8 @@ import Musl
 public struct Conntrack: Sendable {
     public init() {}
 
-    /// What `deleteEntries` did: the entries deleted, and the first failure, if any (the other
-    /// families' and entries' deletions are still tried).
+    /// What `deleteEntries` did: the entries deleted, and each failure (a failed listing or
+    /// deletion does not stop the others).
     public struct Deletion: Sendable {
         public var deleted = 0
         public var failures: [ConntrackError] = []

@@ -17,7 +17,7 @@ public struct ConntrackError: Error, Hashable, Sendable, CustomStringConvertible
     }
 
     public var description: String {
-        "conntrack: cannot \(operation): \(String(cString: strerror(errno))) (the agent needs CAP_NET_ADMIN "
-            + "and the nf_conntrack_netlink kernel module)"
+        "conntrack: cannot \(operation): \(String(cString: strerror(errno))) (it needs CAP_NET_ADMIN and "
+            + "the nf_conntrack_netlink kernel module)"
     }
 }
