@@ -52,6 +52,12 @@ let package = Package(
             pkgConfig: "libnftables",
             providers: [.apt(["libnftables-dev", "pkg-config"])]
         ),
+        /// libnetfilter_conntrack (ctnetlink) for Conntrack's deletion of stale UDP entries.
+        .systemLibrary(
+            name: "CConntrack",
+            pkgConfig: "libnetfilter_conntrack",
+            providers: [.apt(["libnetfilter-conntrack-dev", "pkg-config"])]
+        ),
 
         // MARK: - Libraries
         /// IPv4 and IPv6 addresses: the value type every layer above shares (no dependencies).
@@ -82,7 +88,7 @@ let package = Package(
         ]),
         /// The node agent: Kubernetes objects -> desired IPVS state -> minimal diff -> kernel.
         .target(name: "IPVSAgent", dependencies: [
-            "IPVS", "NodeNetwork", "HealthCheck", "CYAML", "PacketFilter", "AgentStatus",
+            "IPVS", "NodeNetwork", "HealthCheck", "CYAML", "PacketFilter", "Conntrack", "AgentStatus",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
@@ -95,6 +101,8 @@ let package = Package(
         ]),
         /// The agent's nftables table (masquerade, hairpin, VIP filter, source ranges) through libnftables.
         .target(name: "PacketFilter", dependencies: ["CNFTables", "IPVS"]),
+        /// The kernel's connection tracking table: deletes the entries that filters match (stale UDP flows).
+        .target(name: "Conntrack", dependencies: ["CConntrack", "IPVS"]),
 
         // MARK: - Executables
         .executableTarget(name: "ipvsctl", dependencies: ["IPVSControl"]),
@@ -143,9 +151,10 @@ let package = Package(
         ]),
         /// Run by `make test` in a fresh network namespace on the host when it has IPVS, else
         /// inside the kernel VM (Scripts/kernel-run.sh). They fail, not skip, without IPVS there.
-        .testTarget(name: "KernelTests", dependencies: ["IPVS", "NodeNetwork", "IPVSControl", "IPVSAgent", "TestSupport"]),
+        .testTarget(name: "KernelTests", dependencies: ["IPVS", "NodeNetwork", "Conntrack", "IPVSControl", "IPVSAgent", "TestSupport"]),
         /// Run on the host, each test in a network namespace of its own (nftables works there).
         .testTarget(name: "PacketFilterTests", dependencies: ["PacketFilter", "IPVS"]),
+        .testTarget(name: "ConntrackTests", dependencies: ["Conntrack", "IPVS"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -301,6 +301,34 @@ enum TCPClient {
         }
     }
 
+    /// A UDP socket kept across calls: every datagram leaves from the same source port, so the
+    /// kernel sees one flow (one conntrack entry), as a resolver's socket does.
+    final class Datagrams {
+        let descriptor: Int32
+        var target: sockaddr_in
+
+        init(_ address: String, _ port: UInt16, timeout: Double) throws {
+            descriptor = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            try TCPClient.setTimeout(descriptor, timeout)
+            target = try TCPClient.socketAddress(address, port)
+        }
+
+        /// Sends "ping" and returns the answer, or `nil` when none came within the timeout (a
+        /// late answer to an earlier datagram is skipped by the next call only if it is read here).
+        func ask() -> String? {
+            let sent = withUnsafePointer(to: &target) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(descriptor, "ping", 4, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard sent == 4 else { return nil }
+            var buffer = [UInt8](repeating: 0, count: 128)
+            let count = recv(descriptor, &buffer, buffer.count, 0)
+            guard count > 0 else { return nil }
+            return String(decoding: buffer[..<count], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+
+        func close() { Glibc.close(descriptor) }
+    }
+
     static func setTimeout(_ descriptor: Int32, _ seconds: Double) throws {
         var value = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - seconds.rounded(.down)) * 1_000_000))
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &value, socklen_t(MemoryLayout<timeval>.size))

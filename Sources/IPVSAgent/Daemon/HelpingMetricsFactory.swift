@@ -34,6 +34,8 @@ struct HelpingMetricsFactory: MetricsFactory {
         "ipvs_agent_api_request_failures_total": "Requests to the API server that failed (connection, status or body).",
         "ipvs_agent_nftables_transactions_total": "Transactions on the agent's nftables table, by kind (update: set elements only; replace: the whole table).",
         "ipvs_agent_nftables_failures_total": "Transactions on the agent's nftables table that nftables refused.",
+        "ipvs_agent_conntrack_entries_deleted_total": "UDP conntrack entries deleted after kernel changes left them stale.",
+        "ipvs_agent_conntrack_failures_total": "Failed listings or deletions of conntrack entries.",
         "ipvs_health_backend_up": "1 while a backend passes its health check, 0 while it fails.",
         "ipvs_health_check_latency_seconds": "Seconds the last health check of a backend took.",
         "ipvs_health_backend_transitions_total": "Times a backend went up or down by its health check.",

@@ -16,6 +16,8 @@ struct SyncPass: Sendable {
     let logger: Logger
     /// The healthCheckNodePort listeners, brought to each load's Services (`nil` without them).
     var serviceHealth: ServiceHealthServer? = nil // healthCheckNodePort
+    /// Deletes the UDP conntrack entries the kernel changes left stale, after each change.
+    let conntrack = ConntrackDriver() // conntrack
 
     /// A change waits for a load: `/healthz` turns unhealthy if it waits too long.
     func queued() {
@@ -42,6 +44,7 @@ struct SyncPass: Sendable {
         packetFilter?.sync(&loader.builder)
         await serviceHealth?.sync(HealthCheckNodePort.wanted(in: loader.builder)) // healthCheckNodePort
         if await reconciler.isDraining { await reconciler.checkDrains() }
+        await conntrack.clean(reconciler, logger: logger) // conntrack
         if build.changed?.isEmpty != true {
             health.update(build.state, logger: logger)
             // New endpoints can change a Service's quorum without any health transition.
@@ -69,6 +72,7 @@ struct SyncPass: Sendable {
                 packetFilter?.repair()
                 await serviceHealth?.retry() // healthCheckNodePort
             }
+            await conntrack.clean(reconciler, logger: logger) // conntrack: drains ended, repairs
         }
     }
 }

@@ -21,6 +21,8 @@ struct KernelApplier {
     var boundAddresses: Set<IPAddress> = []
     /// The real servers of owned services in the kernel (a gauge), kept up to date per operation.
     private(set) var programmedRealServers = 0
+    /// The UDP connection tracking entries the applied operations left stale, until the sync pass takes them.
+    var conntrack = ConntrackCleanup() // conntrack
 
     /// Plans binding fewer VIPs than this bind them before the IPVS operations, on the reconciler's
     /// own thread: a thread of their own would cost more than it saves.
@@ -61,6 +63,7 @@ struct KernelApplier {
         kernel.services.reserveCapacity(kernel.services.count + outcome.added.count)
         for (key, entry) in outcome.added {
             kernel.services[key] = entry
+            conntrack.noteAdded(entry) // conntrack
             Self.track(.addService(entry.service), ledger: &ledger, drains: &drains, desired: desired, logger: logger)
             ledger.settle(key)
         }
@@ -68,6 +71,7 @@ struct KernelApplier {
             if case .addService(let service) = operation { ledger.settle(service.key) }
             switch result {
             case .success:
+                conntrack.note(operation, before: kernel) // conntrack
                 kernel.record(operation)
                 Self.track(operation, ledger: &ledger, drains: &drains, desired: desired, logger: logger)
             case .failure(let error):
@@ -144,15 +148,18 @@ struct KernelApplier {
         for (operation, result) in zip(plan.operations, results) {
             switch result {
             case .success:
+                conntrack.note(operation, before: kernel) // conntrack
                 kernel.record(operation)
                 outcome.report.applied += 1
                 Self.track(operation, ledger: &ledger, drains: &drains, desired: desired, logger: logger)
             case .failure(let error):
                 // A delete of something already gone reached the goal anyway.
                 if case .deleteService = operation, error.kind == .serviceNotFound {
+                    conntrack.note(operation, before: kernel) // conntrack
                     kernel.record(operation)
                     Self.track(operation, ledger: &ledger, drains: &drains, desired: desired, logger: logger)
                 } else if case .deleteRealServer = operation, error.kind == .realServerNotFound || error.kind == .serviceNotFound {
+                    conntrack.note(operation, before: kernel) // conntrack
                     kernel.record(operation)
                     Self.track(operation, ledger: &ledger, drains: &drains, desired: desired, logger: logger)
                 } else {

@@ -1,3 +1,4 @@
+import Conntrack
 import Foundation
 import IPVS
 import Logging
@@ -332,6 +333,10 @@ public actor Reconciler {
 
     /// Whether a verification should run soon (an operation failed, so the model may be wrong).
     public var wantsVerification: Bool { needsVerification }
+
+    /// The filters of the UDP connection tracking entries the kernel changes since the last call left
+    /// stale (`ConntrackCleanup`), for the sync pass to delete; forgets them.
+    public func takeStaleConntrack() -> [ConntrackFilter] { applier.conntrack.take() }
 
     /// Whether real servers are draining (the caller then checks drains every second or two).
     public var isDraining: Bool { !drains.isEmpty }
