@@ -9,7 +9,7 @@
 #          [--agent-health-size N] [--agent-health-time "WARMUP WINDOW"] [--agent-health-only]
 #          [--cold-only "TOOL..."] [--daemon-only "AGENT..."]
 #
-#   --bin     ipvsctl, ipvs-agent, ipvs-floor, ipvs-wait and moby-ipvs-bench
+#   --bin     ipvsctl, ipvs-agent, ipvs-floor, ipvs-wait and moby-ipvs-bench (and nft-bench, when there)
 #   --inputs  one folder per size (SIZE/rules, SIZE/manifests, ...) and warmup/, from
 #             Benchmarks/gen-inputs.py
 #   --sizes   SERVICES:REPETITIONS of cold programming; --reps: repetitions of the other workloads
@@ -221,6 +221,7 @@ if [ "$quick" = 0 ]; then
   cp -r "$inputs/." "$work/"
   mkdir -p "$work/bin"
   cp "$bin/ipvsctl" "$bin/ipvs-agent" "$bin/ipvs-floor" "$bin/ipvs-wait" "$bin/moby-ipvs-bench" "$work/bin/"
+  [ ! -x "$bin/nft-bench" ] || cp "$bin/nft-bench" "$work/bin/"
   # Scripts/bench.sh's BENCH_BASE_AGENT: an earlier build of the agent, for before/after runs.
   [ ! -x "$bin/ipvs-agent-base" ] || cp "$bin/ipvs-agent-base" "$work/bin/"
   [ "$agent_health_size" = 0 ] || cp "$bin/health-bench" "$bin/health-backends" "$work/bin/"
@@ -727,6 +728,18 @@ else
 fi
 
 reset_kernel
+
+# ---- 5. the agent's nftables table at --agent-size Services (nft-bench) ------------------------
+
+# The agent's PacketFilter in a namespace of its own: the first sync (the whole table), then one
+# endpoint changed again and again (set elements only), beside the IPVS figures of the same boot.
+if [ -x "$bin/nft-bench" ]; then
+  if "$bin/nft-bench" --tsv "$agent_size" $((reps * 7)) >>"$out/results.tsv" 2>"$work/nft-bench.err"; then
+    log "nft-bench: the nftables table's first sync and one endpoint changed at $agent_size services"
+  else
+    fail "nft-bench: $(tail -n 3 "$work/nft-bench.err")"
+  fi
+fi
 
 [ "$agent_health_size" = 0 ] || run_agent_health
 

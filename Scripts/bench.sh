@@ -231,10 +231,11 @@ if [ "$health_only" = 1 ]; then
   exit 0
 fi
 
-step "building ipvsctl and ipvs-agent ($configuration, $build_dir)"
+step "building ipvsctl, ipvs-agent and nft-bench ($configuration, $build_dir)"
 "${swift_build[@]}" --product ipvsctl >&2
 "${swift_build[@]}" --product ipvs-agent >&2
-cp "$products/ipvsctl" "$products/ipvs-agent" "$bin/"
+"${swift_build[@]}" --product nft-bench >&2
+cp "$products/ipvsctl" "$products/ipvs-agent" "$products/nft-bench" "$bin/"
 if [ -n "${BENCH_BASE_AGENT:-}" ]; then
   [ -x "$BENCH_BASE_AGENT" ] || { echo "bench: BENCH_BASE_AGENT: $BENCH_BASE_AGENT is not an executable" >&2; exit 2; }
   cp "$BENCH_BASE_AGENT" "$bin/ipvs-agent-base"

@@ -9,12 +9,19 @@ import PacketFilter
 /// median and worst of the one-endpoint updates with their median CPU time, the CPU time of an update
 /// that changes nothing (the agent's side alone: element texts and counts, no nftables call), and the
 /// median of whole-state syncs of the same change (every part given, as the sync period's path does).
+/// With `--tsv` (make bench, in the VM) it prints each measurement as a line of guest-bench.sh's
+/// results (`nft`, what, SERVICES, repetition, microseconds, `us`) instead.
 @main
 struct NFTBench {
+    /// Whether measurements are printed as results lines.
+    nonisolated(unsafe) static var tsv = false
+
     static func main() throws {
-        let arguments = CommandLine.arguments.dropFirst().map { Int($0) }
+        var words = Array(CommandLine.arguments.dropFirst())
+        if words.first == "--tsv" { tsv = true; words.removeFirst() }
+        let arguments = words.map { Int($0) }
         guard arguments.count <= 2, !arguments.contains(nil) else {
-            FileHandle.standardError.write(Data("usage: nft-bench [SERVICES] [REPS]\n".utf8))
+            FileHandle.standardError.write(Data("usage: nft-bench [--tsv] [SERVICES] [REPS]\n".utf8))
             exit(2)
         }
         let services = arguments.first.flatMap { $0 } ?? 10_000, reps = arguments.dropFirst().first.flatMap { $0 } ?? 20
@@ -53,37 +60,56 @@ struct NFTBench {
         return parts
     }
 
+    /// A results line (`--tsv`): `nft`, what, services, repetition, microseconds.
+    static func record(_ what: String, _ services: Int, _ rep: Int, seconds: Double) {
+        if tsv { print("nft\t\(what)\t\(services)\t\(rep)\t\(Int((seconds * 1e6).rounded()))\tus") }
+    }
+
+    static func record(_ what: String, _ services: Int, _ rep: Int, _ duration: Duration) {
+        record(what, services, rep, seconds: Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18)
+    }
+
+    /// A line for people (without `--tsv`).
+    static func say(_ text: String) {
+        if !tsv { print(text) }
+    }
+
     static func run(services: Int, reps: Int) throws {
         let filter = try PacketFilter(table: "nft-bench")
         let first = ContinuousClock.now
         try filter.sync(parts: parts(services: services, changed: 0))
-        print("first sync: \(milliseconds(ContinuousClock.now - first)) ms for \(services) services")
+        record("first-sync", services, 1, ContinuousClock.now - first)
+        say("first sync: \(milliseconds(ContinuousClock.now - first)) ms for \(services) services")
         var times: [Duration] = [], cpu: [Double] = []
         for rep in 1...reps {
             let start = ContinuousClock.now, startCPU = processCPUSeconds()
             let result = try filter.update(["svc-0": part(0, changed: rep % 2)])
             times.append(ContinuousClock.now - start)
             cpu.append(processCPUSeconds() - startCPU)
+            record("update", services, rep, times.last!)
+            record("update-cpu", services, rep, seconds: cpu.last!)
             guard case .updated = result else { throw BenchError(description: "update \(rep) was \(result), not an update") }
         }
         times.sort()
         cpu.sort()
-        print("one endpoint changed: median \(milliseconds(times[times.count / 2])) ms, worst \(milliseconds(times.last!)) ms over \(reps) updates; "
+        say("one endpoint changed: median \(milliseconds(times[times.count / 2])) ms, worst \(milliseconds(times.last!)) ms over \(reps) updates; "
               + "CPU (user + system) median \(String(format: "%.2f", cpu[cpu.count / 2] * 1000)) ms")
         // The same part again: no transaction, so this is the agent's side of an update alone.
         let sameCPU = processCPUSeconds()
         guard try filter.update(["svc-0": part(0, changed: reps % 2)]) == .unchanged else {
             throw BenchError(description: "an unchanged part was written")
         }
-        print("unchanged part (element texts and counts, no nftables call): CPU \(String(format: "%.3f", (processCPUSeconds() - sameCPU) * 1000)) ms")
+        record("unchanged-cpu", services, 1, seconds: processCPUSeconds() - sameCPU)
+        say("unchanged part (element texts and counts, no nftables call): CPU \(String(format: "%.3f", (processCPUSeconds() - sameCPU) * 1000)) ms")
         var whole: [Duration] = []
         for rep in 1...max(1, reps / 4) {
             let next = parts(services: services, changed: (reps + rep) % 2), start = ContinuousClock.now
             guard case .updated = try filter.sync(parts: next) else { throw BenchError(description: "whole sync \(rep) was not an update") }
             whole.append(ContinuousClock.now - start)
+            record("whole-sync", services, rep, whole.last!)
         }
         whole.sort()
-        print("one endpoint changed, every part given (whole-state sync): median \(milliseconds(whole[whole.count / 2])) ms over \(whole.count) syncs")
+        say("one endpoint changed, every part given (whole-state sync): median \(milliseconds(whole[whole.count / 2])) ms over \(whole.count) syncs")
         try filter.delete()
     }
 
