@@ -432,7 +432,7 @@ def main():
     for size in sorted({size for (workload, _, size) in values if workload == "nft"}):
         add(f"## The agent's nftables table at {size:,} Services (nft-bench, same boot)")
         add("")
-        add("`Benchmarks/nft/nft-bench --tsv SERVICES REPS`: the agent's `PacketFilter` in a network namespace of its")
+        add("`nft-bench --tsv SERVICES REPS` (Benchmarks/nft): the agent's `PacketFilter` in a network namespace of its")
         add("own, one part per Service as the agent gives them (one VIP and port, two endpoints each): the first sync")
         add("writes the whole table; then one endpoint changes again and again (that Service's part only: set")
         add("elements deleted and added in one transaction); the agent's IPVS figures of the same change are in the")
