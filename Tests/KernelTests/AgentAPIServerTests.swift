@@ -8,6 +8,22 @@ import XCTest
 /// kernel as it is; the agent restarted while the API server is down changes nothing. And this
 /// node's Node: its zone picks the zone-hinted endpoints, and its heartbeats write nothing.
 final class AgentAPIServerTests: XCTestCase {
+    /// What each test starts from: `pods` pods, the test API server (stopped by the caller), its port
+    /// and a kubeconfig for it.
+    static func start(pods count: Int) throws -> (AgentTestCluster, [AgentTestCluster.Pod], TestAPIServer, Int, URL) {
+        let cluster = try AgentTestCluster()
+        let pods = try (1...count).map { try cluster.addPod($0) }
+        let certificates = try TestCertificates.make()
+        let server = TestAPIServer(certificates: certificates, tokens: ["agent-token"])
+        let port = try server.start()
+        do {
+            return (cluster, pods, server, port, try writeKubeconfig(in: cluster, port: port, authority: certificates.authority))
+        } catch {
+            server.stop()
+            throw error
+        }
+    }
+
     /// A kubeconfig for the test API server on `port`, with its CA and the token `agent-token`.
     static func writeKubeconfig(in cluster: AgentTestCluster, port: Int, authority: [UInt8]) throws -> URL {
         let kubeconfig = cluster.folder.appendingPathComponent("kubeconfig")
@@ -38,13 +54,8 @@ final class AgentAPIServerTests: XCTestCase {
     /// to the kernel. `/healthz` reports the source, and answers 503 once the Node is tainted for deletion.
     func testZoneHintsFollowTheNodesZoneAndHeartbeatsWriteNothing() throws {
         try KernelTest.requireKernel()
-        let cluster = try AgentTestCluster()
-        let pods = try (1...3).map { try cluster.addPod($0) }
-        let certificates = try TestCertificates.make()
-        let server = TestAPIServer(certificates: certificates, tokens: ["agent-token"])
-        let port = try server.start()
+        let (cluster, pods, server, _, kubeconfig) = try Self.start(pods: 3)
         defer { server.stop() }
-        let kubeconfig = try Self.writeKubeconfig(in: cluster, port: port, authority: certificates.authority)
         let log = cluster.folder.appendingPathComponent("agent.log")
         func logText() -> String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
         defer { if testRun?.hasSucceeded == false { print(logText()) } }
@@ -126,13 +137,8 @@ final class AgentAPIServerTests: XCTestCase {
 
     func testAgentFollowsTheAPIServerAndKeepsTheKernelWhenItGoesAway() throws {
         try KernelTest.requireKernel()
-        let cluster = try AgentTestCluster()
-        let pods = try (1...3).map { try cluster.addPod($0) }
-        let certificates = try TestCertificates.make()
-        let server = TestAPIServer(certificates: certificates, tokens: ["agent-token"])
-        let port = try server.start()
+        let (cluster, pods, server, port, kubeconfig) = try Self.start(pods: 3)
         defer { server.stop() }
-        let kubeconfig = try Self.writeKubeconfig(in: cluster, port: port, authority: certificates.authority)
 
         let log = cluster.folder.appendingPathComponent("agent.log")
         func logText() -> String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
