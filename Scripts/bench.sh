@@ -287,6 +287,13 @@ set -e
 elapsed=$(($(date +%s) - t0))
 # After the VM has stopped, so that the two do not share the host's cores.
 [ "$agent_health_only" = 1 ] || [ -n "$cold_only$daemon_only" ] || run_health "$out"
+# The nftables table also on the host's own kernel (nftables works in a namespace here, IPVS does
+# not): native figures beside the emulated ones of the VM.
+if [ "$agent_health_only" = 0 ] && [ -z "$cold_only$daemon_only" ]; then
+  step "the nftables table on the host: nft-bench at $agent_size services"
+  "$bin/nft-bench" --tsv "$agent_size" $((reps * 7)) 2>>"$out/nft-host.log" | sed 's/^nft\t/nft-host\t/' >>"$out/results.tsv" ||
+    echo "nft-bench on the host failed: $(tail -n1 "$out/nft-host.log")" >>"$out/errors.txt"
+fi
 
 {
   printf 'date\t%s\n' "$started"
