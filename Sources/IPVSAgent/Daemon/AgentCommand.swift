@@ -67,7 +67,7 @@ public struct AgentCommand: AsyncParsableCommand {
             and keeps sources outside loadBalancerSourceRanges off load balancer IPs. Each sync changes set \
             elements only; every --sync-period writes the table whole; --cleanup deletes it.
 
-            healthCheckNodePort: for each LoadBalancer Service with externalTrafficPolicy: Local, the daemon             serves kube-proxy's HTTP answer on spec.healthCheckNodePort (every path; 200 and localEndpoints             while this node has ready endpoints of it and /healthz is healthy, else 503), on the NodePort             addresses when --nodeport-addresses or --node-ip is given, else on all. A port in use, taken by             another Service or below 1024 is logged for that Service and tried again at every sync.
+            healthCheckNodePort: for each LoadBalancer Service with externalTrafficPolicy: Local, the daemon serves kube-proxy's HTTP answer on spec.healthCheckNodePort (every path; 200 and localEndpoints while this node has ready endpoints of it and /healthz is healthy, else 503), on the NodePort addresses when --nodeport-addresses or --node-ip is given, else on all. A port in use, taken by another Service or below 1024 is logged for that Service and tried again at every sync.
 
             Removed TCP/SCTP endpoints drain: weight 0 until their connections end or --drain-timeout \
             passes. A Service without endpoints keeps its virtual service with no real servers, so the \
