@@ -32,8 +32,8 @@ public final class TestAPIServer: @unchecked Sendable {
     private let lock = NSLock()
     private let certificates: TestCertificates
     private let authentication: Authentication
-    private var objects: [String: [String: String]] = [:]
-    private var history: [(version: Int, path: String, type: String, object: String)] = []
+    private var objects: [String: [String: Stored]] = [:]
+    private var history: [(version: Int, path: String, type: String, object: Stored)] = []
     private var version = 1000
     /// Versions at or below are gone (a watch from them gets 410, as after etcd's compaction).
     private var compacted = 0
@@ -51,6 +51,23 @@ public final class TestAPIServer: @unchecked Sendable {
         set { lock.withLock { _goneAsErrorEvent = newValue } }
     }
     private var _goneAsErrorEvent = false
+
+    /// An object's JSON text with the metadata the selectors read, parsed once when it is written
+    /// (a list at 10,000 objects filters every object for every page).
+    struct Stored {
+        let text: String
+        let name: String
+        let namespace: String
+        let labels: [String: String]
+
+        init(_ object: [String: Any]) {
+            text = TestAPIServer.text(object)
+            let metadata = object["metadata"] as? [String: Any] ?? [:]
+            name = metadata["name"] as? String ?? ""
+            namespace = metadata["namespace"] as? String ?? ""
+            labels = metadata["labels"] as? [String: String] ?? [:]
+        }
+    }
 
     struct Watch {
         let channel: any Channel
@@ -140,10 +157,10 @@ public final class TestAPIServer: @unchecked Sendable {
             version += 1
             metadata["resourceVersion"] = "\(version)"
             object["metadata"] = metadata
-            let text = Self.text(object)
+            let stored = Stored(object)
             let type = objects[path]?[key] == nil ? "ADDED" : "MODIFIED"
-            objects[path, default: [:]][key] = text
-            record(path: path, type: type, object: text)
+            objects[path, default: [:]][key] = stored
+            record(path: path, type: type, object: stored)
             return version
         }
     }
@@ -151,13 +168,13 @@ public final class TestAPIServer: @unchecked Sendable {
     /// Deletes an object and sends `DELETED` (the object with a new version) to watches.
     public func delete(_ path: String, namespace: String = "", name: String) {
         lock.withLock {
-            guard let text = objects[path]?.removeValue(forKey: "\(namespace)/\(name)") else { return }
+            guard let stored = objects[path]?.removeValue(forKey: "\(namespace)/\(name)") else { return }
             version += 1
-            var object = try! JSONSerialization.jsonObject(with: Data(text.utf8)) as! [String: Any]
+            var object = try! JSONSerialization.jsonObject(with: Data(stored.text.utf8)) as! [String: Any]
             var metadata = object["metadata"] as! [String: Any]
             metadata["resourceVersion"] = "\(version)"
             object["metadata"] = metadata
-            record(path: path, type: "DELETED", object: Self.text(object))
+            record(path: path, type: "DELETED", object: Stored(object))
         }
     }
 
@@ -185,10 +202,10 @@ public final class TestAPIServer: @unchecked Sendable {
     /// The current version.
     public var resourceVersion: Int { lock.withLock { version } }
 
-    private func record(path: String, type: String, object: String) {
+    private func record(path: String, type: String, object: Stored) {
         history.append((version, path, type, object))
         for watch in watches.values where watch.path == path && Self.matches(object, watch.labelSelector, watch.fieldSelector) {
-            Self.send(#"{"type":"\#(type)","object":\#(object)}"#, on: watch.channel)
+            Self.send(#"{"type":"\#(type)","object":\#(object.text)}"#, on: watch.channel)
         }
     }
 
@@ -230,7 +247,7 @@ public final class TestAPIServer: @unchecked Sendable {
                 watches[ObjectIdentifier(channel)] = Watch(channel: channel, path: path, labelSelector: labels, fieldSelector: fields)
                 channel.writeAndFlush(HTTPServerResponsePart.head(response), promise: nil)
                 for event in history where event.version > from && event.path == path && Self.matches(event.object, labels, fields) {
-                    Self.send(#"{"type":"\#(event.type)","object":\#(event.object)}"#, on: channel)
+                    Self.send(#"{"type":"\#(event.type)","object":\#(event.object.text)}"#, on: channel)
                 }
                 return false
             }
@@ -258,7 +275,7 @@ public final class TestAPIServer: @unchecked Sendable {
             offset = parts[1]
         }
         let all = lock.withLock { (objects[path] ?? [:]).sorted { $0.key < $1.key }.map(\.value) }
-            .filter { Self.matches($0, labels, fields) }
+            .filter { Self.matches($0, labels, fields) }.map(\.text)
         let page = Array(all.dropFirst(offset).prefix(limit))
         let next = offset + page.count < all.count ? "\(listVersion)/\(offset + page.count)" : ""
         let continueField = next.isEmpty ? "" : #","continue":"\#(next)""#
@@ -290,13 +307,10 @@ public final class TestAPIServer: @unchecked Sendable {
         String(decoding: try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
     }
 
-    /// Whether the object `json` matches the selectors (`!key`, `key`, `key=value`, `key!=value`;
+    /// Whether the object matches the selectors (`!key`, `key`, `key=value`, `key!=value`;
     /// `metadata.name=` and `metadata.namespace=`).
-    static func matches(_ json: String, _ labelSelector: String, _ fieldSelector: String) -> Bool {
-        guard !labelSelector.isEmpty || !fieldSelector.isEmpty,
-              let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else { return true }
-        let metadata = object["metadata"] as? [String: Any] ?? [:]
-        let labels = metadata["labels"] as? [String: String] ?? [:]
+    static func matches(_ object: Stored, _ labelSelector: String, _ fieldSelector: String) -> Bool {
+        let labels = object.labels
         for term in labelSelector.split(separator: ",").map(String.init) {
             if term.hasPrefix("!") {
                 if labels[String(term.dropFirst())] != nil { return false }
@@ -311,8 +325,12 @@ public final class TestAPIServer: @unchecked Sendable {
         for term in fieldSelector.split(separator: ",") {
             let parts = term.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2 else { continue }
-            let field = parts[0] == "metadata.name" ? "name" : parts[0] == "metadata.namespace" ? "namespace" : parts[0]
-            if metadata[field] as? String != parts[1] { return false }
+            let value: String? = switch parts[0] {
+            case "metadata.name": object.name
+            case "metadata.namespace": object.namespace
+            default: nil
+            }
+            if value != parts[1] { return false }
         }
         return true
     }
