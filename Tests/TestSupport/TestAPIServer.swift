@@ -43,6 +43,9 @@ public final class TestAPIServer: @unchecked Sendable {
     private var acceptedTokens: Set<String> = []
     private var tokenFailures = 0
     private var expireContinue = false
+    /// The last list of each collection and selectors, at the version it was made: the pages of one
+    /// list (20 of 500 at 10,000 objects) sort and filter the objects once.
+    private var lists: [String: (version: Int, texts: [String])] = [:]
 
     /// Whether `410 Gone` for an old watch version is sent as an `ERROR` event on a 200 answer
     /// (as the API server does for a watch served from its cache) rather than as the status.
@@ -298,8 +301,13 @@ public final class TestAPIServer: @unchecked Sendable {
             listVersion = parts[0]
             offset = parts[1]
         }
-        let all = lock.withLock { (objects[path] ?? [:]).sorted { $0.key < $1.key }.map(\.value) }
-            .filter { Self.matches($0, labels, fields) }.map(\.text)
+        let all = lock.withLock { () -> [String] in
+            let query = "\(path)?\(labels)&\(fields)"
+            if let cached = lists[query], cached.version == version { return cached.texts }
+            let texts = (objects[path] ?? [:]).sorted { $0.key < $1.key }.map(\.value).filter { Self.matches($0, labels, fields) }.map(\.text)
+            lists[query] = (version, texts)
+            return texts
+        }
         let page = Array(all.dropFirst(offset).prefix(limit))
         let next = offset + page.count < all.count ? "\(listVersion)/\(offset + page.count)" : ""
         let continueField = next.isEmpty ? "" : #","continue":"\#(next)""#
