@@ -285,7 +285,7 @@ def main():
         files_start, api_start = median("agent-daemon", "start-to-synced", size), median("api-daemon", "start-to-synced", size)
         files_change = median("endpoint-add", "file-to-kernel", size)
         p50, p99 = percentile(changes, 50), percentile(changes, 99)
-        add(f"## The agent following an API server at {size:,} Services x 10 endpoints (issue 19)")
+        add(f"## The agent following an API server at {size:,} Services x {env.get('reals', '10')} endpoints (issue 19)")
         add("")
         add("`api-bench` (`Benchmarks/api`: the tests' `TestAPIServer`, TLS with a test CA and a bearer token) serves the")
         add("files daemon workload's Services and EndpointSlices, read from the same manifests, as `kubectl get -o json`")
