@@ -243,9 +243,17 @@ fi
 # events' rate reached, the agent's CPU meanwhile).
 if [ "$api_once" = 1 ]; then
   size=$agent_size dir=$work/api server="" agent=""
+  # The server first: its events stop and its watches close, so an agent behind on them can stop;
+  # an agent that has not stopped 60 s after SIGTERM is killed (and that is said).
   api_cleanup() {
-    [ -z "$agent" ] || { kill -TERM "$agent" 2>/dev/null; wait "$agent" 2>/dev/null; }
+    local waited=0
     [ -z "$server" ] || { kill -TERM "$server" 2>/dev/null; wait "$server" 2>/dev/null; }
+    if [ -n "$agent" ]; then
+      kill -TERM "$agent" 2>/dev/null
+      while kill -0 "$agent" 2>/dev/null && [ "$waited" -lt 600 ]; do pause 0.1; waited=$((waited + 1)); done
+      kill -0 "$agent" 2>/dev/null && { fail "api: the agent did not stop within 60 s of SIGTERM; killed"; kill -KILL "$agent"; }
+      wait "$agent" 2>/dev/null
+    fi
     agent="" server=""
     cp "$work/agent-api.log" "$out/agent-api.log" 2>/dev/null
     cp "$work/api-bench.log" "$out/api-bench.log" 2>/dev/null
