@@ -124,6 +124,12 @@ let package = Package(
         .executableTarget(name: "decode-bench", dependencies: ["IPVSAgent"], path: "Benchmarks/decode"),
         /// The agent's nftables table alone (Benchmarks/nft): the first sync and one-endpoint syncs at N Services.
         .executableTarget(name: "nft-bench", dependencies: ["PacketFilter", "IPVS"], path: "Benchmarks/nft"),
+        /// The tests' API server serving gen-inputs.py's manifests, with watch events on command (Benchmarks/api).
+        .executableTarget(
+            name: "api-bench",
+            dependencies: ["IPVSAgent", "TestSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Benchmarks/api"
+        ),
 
         // MARK: - Tests (unit tests run on the host; KernelTests need a real IPVS kernel)
         /// Helpers shared by the test targets (hex bytes, a seeded random generator, hostile manifests,

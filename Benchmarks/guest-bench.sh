@@ -8,6 +8,7 @@
 #          [--reps N] [--agent-size N] [--kube-proxy-max SIZE] [--slow-max SIZE] [--quick]
 #          [--agent-health-size N] [--agent-health-time "WARMUP WINDOW"] [--agent-health-only]
 #          [--cold-only "TOOL..."] [--daemon-only "AGENT..."]
+#          [--api-samples N] [--api-rate EVENTS] [--api-only]
 #
 #   --bin     ipvsctl, ipvs-agent, ipvs-floor, ipvs-wait and moby-ipvs-bench (and nft-bench, when there)
 #   --inputs  one folder per size (SIZE/rules, SIZE/manifests, ...) and warmup/, from
@@ -27,6 +28,12 @@
 #   --daemon-only: the agent daemon workload (start, no-op resyncs, one endpoint changed) alone, with
 #             each of these agent builds in turn (ipvs-agent, ipvs-agent-base); the base's records
 #             are named with -base (noop-base, endpoint-add-base)
+#   --api-samples N, --api-rate EVENTS: the agent following an API server (Benchmarks/api, the tests'
+#             TestAPIServer) that serves the --agent-size objects, in a fresh network namespace: start to
+#             every Service programmed, then N one-endpoint changes timed from the watch event sent to the
+#             kernel updated while EVENTS watch events a second change other Services (default 200 and
+#             100; --api-samples 0: not run); --api-only: the files daemon workload (the reference) and
+#             this one alone (--bin needs api-bench)
 #   --out     results.tsv (workload, tool, size, repetition, value, unit), environment.tsv, errors.txt
 #
 # Exit status 0 when every tool path worked, 1 otherwise (see OUT/errors.txt).
@@ -35,6 +42,7 @@ set -uo pipefail
 bin="" inputs="" out="" sizes="1000:5 10000:3" reps=3 agent_size=10000 kube_proxy_max=1000
 slow_max=1000000 quick=0 settle=2 cold_once=""
 agent_health_size=0 agent_health_time="5 10" agent_health_only=0 cold_only="" daemon_only=""
+api_samples=200 api_rate=100 api_only=0 api_once=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --bin) bin=$2; shift 2 ;;
@@ -52,6 +60,10 @@ while [ $# -gt 0 ]; do
     --agent-health-only) agent_health_only=1; shift ;;
     --cold-only) cold_only=$2; shift 2 ;;
     --daemon-only) daemon_only=$2; shift 2 ;;
+    --api-samples) api_samples=$2; shift 2 ;;
+    --api-rate) api_rate=$2; shift 2 ;;
+    --api-only) api_only=1; shift ;;
+    --api-once) api_once=1; shift ;; # internal: the API server workload in this (new) namespace
     *) echo "guest-bench.sh: unexpected argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -139,10 +151,11 @@ int() { local v=${M[$1]:-0}; REPLY=${v%%.*}; }
 exec 9<>"$work/pause.fifo"
 pause() { read -r -t "$1" -u 9 || true; }
 
-# The "milliseconds" of the agent's last log line with message $1 (JSON log), as microseconds;
-# empty when the agent does not log it.
+# The "milliseconds" of the agent's last log line with message $1 (JSON log, $agent_log), as
+# microseconds; empty when the agent does not log it.
+agent_log=$work/agent-daemon.log
 logged_us() {
-  grep -F "\"message\":\"$1\"" "$work/agent-daemon.log" | tail -n 1 |
+  grep -F "\"message\":\"$1\"" "$agent_log" | tail -n 1 |
     sed -n 's/.*"milliseconds":"\([0-9.]*\)".*/\1/p' | awk '{ printf "%d", $1 * 1000 }'
 }
 # record_logged WORKLOAD TOOL SIZE REP MESSAGE: records logged_us when there is one.
@@ -157,6 +170,32 @@ times_us() {
   local minutes=${1%%m*} seconds=${1#*m}
   seconds=${seconds%s}
   echo $(((10#$minutes * 60 + 10#${seconds%.*}) * 1000000 + 10#${seconds#*.} * 1000))
+}
+
+# utime + stime of process $1, in clock ticks.
+cpu_ticks() {
+  local stat
+  read -r stat <"/proc/$1/stat" || return 1
+  # shellcheck disable=SC2086 # the fields after "(comm) "
+  set -- ${stat##*) }
+  REPLY=$((${12} + ${13}))
+}
+
+# Waits until the agent (process $1) has programmed $2 Services and reconciled once, as its /metrics
+# say (ipvs_agent_services_programmed, ipvs_agent_sync_duration_seconds_count): its start to synced.
+# Fails when it exits or after 1,200 s.
+wait_programmed() {
+  local start=${EPOCHREALTIME/./} services="" count=""
+  while [ $((${EPOCHREALTIME/./} - start)) -lt 1200000000 ]; do
+    kill -0 "$1" 2>/dev/null || return 1
+    if fetch_metrics 2>/dev/null; then
+      int ipvs_agent_services_programmed && services=$REPLY
+      int ipvs_agent_sync_duration_seconds_count && count=$REPLY
+      [ "$services" = "$2" ] && [ "$count" != 0 ] && return 0
+    fi
+    pause 0.05
+  done
+  return 1
 }
 
 # One cold run of TOOL in a fresh network namespace (see reset_kernel): the elapsed microseconds
@@ -192,6 +231,110 @@ if [ -n "$cold_once" ]; then
   exit "$rc"
 fi
 
+# The agent following an API server (--api-once, run by api_workload in a fresh network namespace:
+# the files workload's table, flushed, would slow its first programming, see reset_kernel).
+# Benchmarks/api's api-bench serves the Services and EndpointSlices of the $agent_size manifests (the
+# tests' TestAPIServer, TLS and a bearer token) and writes the kubeconfig; the agent follows it from an
+# empty table with the files daemon workload's flags, and --min-sync-period 0s (each change applied at
+# once, as --manifests does). Records api-daemon (start to every Service programmed, detected as in the
+# files workload; CPU; RSS), api-change (each sample: one endpoint added to one Service, from the watch
+# event sent to the kernel updated, as ipvs-wait sees it, while api-bench sends --api-rate other watch
+# events a second, each turning another Service's endpoint not ready or ready again) and api-load (the
+# events' rate reached, the agent's CPU meanwhile).
+if [ "$api_once" = 1 ]; then
+  size=$agent_size dir=$work/api server="" agent=""
+  # The server first: its events stop and its watches close, so an agent behind on them can stop;
+  # an agent that has not stopped 60 s after SIGTERM is killed (and that is said).
+  api_cleanup() {
+    local waited=0
+    [ -z "$server" ] || { kill -TERM "$server" 2>/dev/null; wait "$server" 2>/dev/null; }
+    if [ -n "$agent" ]; then
+      kill -TERM "$agent" 2>/dev/null
+      while kill -0 "$agent" 2>/dev/null && [ "$waited" -lt 600 ]; do pause 0.1; waited=$((waited + 1)); done
+      kill -0 "$agent" 2>/dev/null && { fail "api: the agent did not stop within 60 s of SIGTERM; killed"; kill -KILL "$agent"; }
+      wait "$agent" 2>/dev/null
+    fi
+    agent="" server=""
+    cp "$work/agent-api.log" "$out/agent-api.log" 2>/dev/null
+    cp "$work/api-bench.log" "$out/api-bench.log" 2>/dev/null
+    ipvsadm -C # flushed here, the namespace's teardown is light
+  }
+  trap api_cleanup EXIT
+  # The next answer of api-bench that starts with $1 into ANSWER, waiting at most $2 s; fails on an error.
+  api_answer() {
+    local line
+    while read -r -t "$2" -u 5 line; do
+      case "$line" in "$1"*) ANSWER=$line; return 0 ;; error*) ANSWER=$line; return 1 ;; esac
+    done
+    ANSWER="no answer within $2 s"
+    return 1
+  }
+  ip link set lo up
+  rm -rf "$dir" "$state"
+  mkdir -p "$dir"
+  mkfifo "$dir/commands" "$dir/answers"
+  exec 5<>"$dir/answers" 6<>"$dir/commands"
+  t0=${EPOCHREALTIME/./}
+  "$bin/api-bench" "$work/$size/manifests" --kubeconfig "$dir/kubeconfig" --samples "$api_samples" \
+    --samples-file "$dir/samples" <"$dir/commands" >"$dir/answers" 2>"$work/api-bench.log" 5>&- 6>&- &
+  server=$!
+  if ! api_answer ready 1200; then
+    fail "api: api-bench did not start ($ANSWER): $(tail -n 3 "$work/api-bench.log")"
+    exit 1
+  fi
+  record api-daemon server-ready "$size" 1 $((${EPOCHREALTIME/./} - t0)) us
+  log "api: api-bench serves $size Services and their EndpointSlices"
+
+  agent_log=$work/agent-api.log hz=$(getconf CLK_TCK)
+  "$bin/ipvs-agent" --kubeconfig "$dir/kubeconfig" --state-file "$state" --metrics-address "127.0.0.1:$metrics_port" \
+    --sync-period 1h --min-sync-period 0s --node-name bench --node-ip 192.0.2.1 --log-format json 2>"$agent_log" 5>&- 6>&- &
+  agent=$!
+  t0=${EPOCHREALTIME/./}
+  if ! wait_programmed "$agent" "$size"; then
+    fail "api: the agent did not program the $size Services; log: $(tail -n 5 "$agent_log")"
+    exit 1
+  fi
+  t1=${EPOCHREALTIME/./}
+  record api-daemon start-to-synced "$size" 1 $((t1 - t0)) us
+  cpu_ticks "$agent" && record api-daemon cpu-to-synced "$size" 1 $((REPLY * 1000000 / hz)) us
+  int ipvs_agent_operations_applied_total && record api-daemon operations "$size" 1 "$REPLY" count
+  record_logged api-daemon first-pass "$size" 1 "applied the API server's objects"
+  record api-daemon rss "$size" 1 "$(awk '/^VmRSS/ { print $2 }' "/proc/$agent/status")" KiB
+  record api-daemon peak-rss "$size" 1 "$(awk '/^VmHWM/ { print $2 }' "/proc/$agent/status")" KiB
+  log "api: the agent programmed $size Services in $(((t1 - t0) / 1000)) ms"
+
+  echo "load $api_rate" >&6
+  api_answer load 60 || { fail "api: api-bench refused the load ($ANSWER)"; exit 1; }
+  pause "$settle" # the background events flowing
+  mapfile -t samples <"$dir/samples"
+  cpu_ticks "$agent" && ticks0=$REPLY
+  w0=${EPOCHREALTIME/./}
+  for k in "${!samples[@]}"; do
+    read -r _ vip real <<<"${samples[$k]}"
+    rm -f "$dir/wait.ready"
+    "$bin/ipvs-wait" "$vip" "$real" weight=1 "$dir/wait.ready" 60 >"$dir/wait.out" 2>"$dir/wait.err" 5>&- 6>&- &
+    waiter=$!
+    until [ -e "$dir/wait.ready" ] || ! kill -0 "$waiter" 2>/dev/null; do pause 0.01; done
+    echo "change $k" >&6
+    api_answer "sent $k " 60 || { fail "api: change $k not sent ($ANSWER)"; break; }
+    sent=${ANSWER##* }
+    if ! wait "$waiter"; then fail "api: change $k ($real to $vip): $(cat "$dir/wait.err")"; break; fi
+    read -r seen polls <"$dir/wait.out"
+    record api-change watch-to-kernel "$size" "$k" $((seen - sent)) us
+    record api-change poll-interval "$size" "$k" $(((seen - sent) / polls)) us
+  done
+  cpu_ticks "$agent" && ticks1=$REPLY
+  w1=${EPOCHREALTIME/./}
+  echo rate >&6
+  if api_answer rate 60; then
+    read -r _ events seconds <<<"$ANSWER"
+    record api-load events-per-second "$size" 1 "$(awk -v e="$events" -v s="$seconds" 'BEGIN { printf "%.1f", e / s }')" events/s
+  fi
+  record api-load agent-cpu "$size" 1 "$(awk -v t=$((ticks1 - ticks0)) -v hz="$hz" -v us=$((w1 - w0)) 'BEGIN { printf "%.1f", t / hz / (us / 1e6) * 100 }')" percent-of-core
+  log "api: $(grep -cP '^api-change\twatch-to-kernel\t' "$out/results.tsv") changes timed at $api_rate events/s"
+  exit "$failed"
+fi
+
 # fresh_cold_run TOOL DIR VERIFY: cold_run in a new namespace; waits for the old one to go.
 fresh_cold_run() {
   rm -f "$work/cold.us"
@@ -225,6 +368,7 @@ if [ "$quick" = 0 ]; then
   # Scripts/bench.sh's BENCH_BASE_AGENT: an earlier build of the agent, for before/after runs.
   [ ! -x "$bin/ipvs-agent-base" ] || cp "$bin/ipvs-agent-base" "$work/bin/"
   [ "$agent_health_size" = 0 ] || cp "$bin/health-bench" "$bin/health-backends" "$work/bin/"
+  [ "$api_samples" = 0 ] || cp "$bin/api-bench" "$work/bin/"
   bin=$work/bin
 
   # Warm-up: load every binary and its libraries once (on the small warmup input).
@@ -276,14 +420,6 @@ ah_metrics() {
     /^ipvs_agent_services_programmed / { p = $2 } /^ipvs_health_backend_up[ {]/ { u += $2 } /^ipvs_health_checks_total[ {]/ { c += $2 }
     END { printf "%d %d %d\n", p, u, c }') || return 1
   read -r AH_PROGRAMMED AH_UP AH_CHECKS <<<"$text"
-}
-# utime + stime of process $1, in clock ticks.
-cpu_ticks() {
-  local stat
-  read -r stat <"/proc/$1/stat" || return 1
-  # shellcheck disable=SC2086 # the fields after "(comm) "
-  set -- ${stat##*) }
-  REPLY=$((${12} + ${13}))
 }
 
 # Starts health-backends (COUNT PORT BASE) in $ah_netns on CPU $4, killed through their stdin (fd 7);
@@ -539,7 +675,7 @@ fi
 
 # ---- 1. cold programming -----------------------------------------------------------------------
 
-[ -z "$daemon_only" ] || sizes="" # --daemon-only: the daemon workload alone
+[ -z "$daemon_only" ] && [ "$api_only" = 0 ] || sizes="" # --daemon-only, --api-only: no cold programming
 for entry in $sizes; do
   size=${entry%%:*} n=${entry#*:}
   tools="floor ipvsctl"
@@ -593,18 +729,7 @@ daemon_workload() {
   agent=$!
   t0=${EPOCHREALTIME/./}
   synced=0
-  while [ $((${EPOCHREALTIME/./} - t0)) -lt 1200000000 ]; do
-    kill -0 "$agent" 2>/dev/null || break
-    if fetch_metrics 2>/dev/null; then
-      int ipvs_agent_services_programmed && services=$REPLY
-      int ipvs_agent_sync_duration_seconds_count && count=$REPLY
-      if [ "$services" = "$size" ] && [ "$count" != 0 ]; then
-        synced=1
-        break
-      fi
-    fi
-    pause 0.05
-  done
+  wait_programmed "$agent" "$size" && synced=1
   t1=${EPOCHREALTIME/./}
 
   # Waits until the agent's reconcile count exceeds $1; fails after 120 s.
@@ -695,6 +820,22 @@ for tool in ${daemon_only:-ipvs-agent}; do
   case "$tool" in ipvs-agent) daemon_workload "$tool" "" ;; *) daemon_workload "$tool" "-${tool#ipvs-agent-}" ;; esac
 done
 if [ -n "$daemon_only" ]; then
+  log "done"
+  exit "$failed"
+fi
+
+# ---- 2b. the agent following an API server ----------------------------------------------------------
+
+# In a fresh network namespace (see --api-once above), with the files workload's objects.
+if [ "$api_samples" -gt 0 ]; then
+  log "the agent following an API server: $agent_size Services, $api_samples changes at $api_rate events/s"
+  quick_flag=()
+  [ "$quick" = 0 ] || quick_flag=(--quick)
+  unshare --net -- bash "$0" --bin "$bin" --inputs "$inputs" --out "$out" --agent-size "$agent_size" \
+    --api-samples "$api_samples" --api-rate "$api_rate" --api-once "${quick_flag[@]}" ||
+    { failed=1; [ -s "$out/errors.txt" ] || fail "api: the workload exited with an error"; }
+fi
+if [ "$api_only" = 1 ]; then
   log "done"
   exit "$failed"
 fi

@@ -5,7 +5,7 @@
 # Usage: Scripts/bench.sh [--smoke] [--sizes "1000:3 10000:2 30000:2"] [--reps N] [--slow-max N] [--no-docs]
 #                         [--health-size N] [--health-reps N] [--health-only] [--health-topology both|veth|loopback]
 #                         [--agent-health-size N] [--agent-health-only] [--cold-only "TOOL..."]
-#                         [--daemon-only "AGENT..."]
+#                         [--daemon-only "AGENT..."] [--api-only] [--api-samples N] [--api-rate EVENTS]
 #
 #   (default)  the full benchmark: release build in .build-bench; cold programming of 1,000 /
 #              10,000 / 30,000 services x 10 real servers with 3 / 2 / 2 repetitions (--sizes,
@@ -46,6 +46,17 @@
 #   --daemon-only "AGENT..."  the agent daemon workload alone (start to synced, no-op resyncs, one
 #              endpoint added and removed at --agent-size services, --reps times), with each of these
 #              builds in turn: ipvs-agent, and ipvs-agent-base with BENCH_BASE_AGENT; docs/ left alone
+#   --api-samples N, --api-rate EVENTS
+#              the agent following an API server, in the VM after the agent daemon workload (same boot):
+#              api-bench (Benchmarks/api: the tests' TestAPIServer over TLS with a bearer token) serves
+#              the daemon workload's Services and EndpointSlices (--agent-size, 10,000 x 10) and
+#              ipvs-agent --kubeconfig programs them from an empty table (start to every Service
+#              programmed, against the files daemon workload's; RSS); then N one-endpoint changes, each
+#              timed from its watch event sent to the kernel updated (ipvs-wait), while EVENTS other
+#              watch events a second change other Services' endpoints: p50/p99 (default 200 changes at
+#              100 events/s; smoke 2 at 5 events/s; --api-samples 0: not run)
+#   --api-only  the files daemon workload (the reference) and that workload alone (one VM boot, at
+#              --sizes' largest size or 10,000): each number printed, docs/ left alone
 #
 # Environment: BENCH_BASE_AGENT (an earlier build of ipvs-agent, run as the tool ipvs-agent-base:
 # --cold-only "floor-vips ipvs-agent ipvs-agent-base" compares two builds in one boot, taking turns;
@@ -61,6 +72,7 @@ cd "$repo"
 smoke=0 docs=1 sizes="1000:3 10000:2 30000:2" reps=3 reals=10 slow_max=10000 quick=()
 health_size="" health_reps="" health_only=0 health_topologies=both
 agent_health_size="" agent_health_only=0 cold_only="" daemon_only=""
+api_samples="" api_rate="" api_only=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) smoke=1; shift ;;
@@ -75,6 +87,9 @@ while [ $# -gt 0 ]; do
     --agent-health-only) agent_health_only=1 docs=0; shift ;;
     --cold-only) cold_only=${2:?--cold-only needs tools}; docs=0; shift 2 ;;
     --daemon-only) daemon_only=${2:?--daemon-only needs agent builds}; docs=0; shift 2 ;;
+    --api-only) api_only=1 docs=0; shift ;;
+    --api-samples) api_samples=${2:?--api-samples needs a number}; shift 2 ;;
+    --api-rate) api_rate=${2:?--api-rate needs a number}; shift 2 ;;
     --health-topology) health_topologies=${2:?--health-topology needs both, veth or loopback}; shift 2 ;;
     -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     *) echo "bench.sh: unexpected argument '$1' (see --help)" >&2; exit 2 ;;
@@ -86,13 +101,18 @@ if [ "$smoke" = 1 ]; then
   agent_size=10
   health_size=${health_size:-200} health_reps=${health_reps:-1} health_time=(--warmup 2 --window 3)
   agent_health_size=${agent_health_size:-20} agent_health_time="2 3"
+  api_samples=${api_samples:-2} api_rate=${api_rate:-5}
 else
   build_dir=${BUILD_DIR:-.build-bench} configuration=${BENCH_CONFIGURATION:-release}
   agent_size=10000
   case " $sizes " in *" 10000:"*) ;; *) agent_size=$(echo "$sizes" | tr ' ' '\n' | cut -d: -f1 | sort -n | tail -n1) ;; esac
   health_size=${health_size:-10000} health_reps=${health_reps:-3} health_time=(--warmup 5 --window 10)
   agent_health_size=${agent_health_size:-300} agent_health_time="10 30"
+  api_samples=${api_samples:-200} api_rate=${api_rate:-100}
 fi
+[[ "$api_samples" =~ ^[0-9]+$ && "$api_rate" =~ ^[0-9]+$ ]] && [ "$api_rate" -gt 0 ] || { echo "bench.sh: --api-samples takes a number and --api-rate one above 0" >&2; exit 2; }
+[ "$api_only" = 0 ] || agent_health_size=0
+[ "$api_only" = 0 ] || [ "$api_samples" -gt 0 ] || { echo "bench.sh: --api-only needs --api-samples above 0" >&2; exit 2; }
 [[ "$health_size" =~ ^[0-9]+$ && "$health_reps" =~ ^[0-9]+$ ]] || { echo "bench.sh: --health-size and --health-reps take numbers" >&2; exit 2; }
 [[ "$agent_health_size" =~ ^[0-9]+$ ]] && [ "$agent_health_size" -le 62500 ] || { echo "bench.sh: --agent-health-size takes a number up to 62500" >&2; exit 2; }
 [ "$agent_health_only" = 0 ] || [ "$agent_health_size" -gt 0 ] || { echo "bench.sh: --agent-health-only needs --agent-health-size above 0" >&2; exit 2; }
@@ -235,7 +255,8 @@ step "building ipvsctl, ipvs-agent and nft-bench ($configuration, $build_dir)"
 "${swift_build[@]}" --product ipvsctl >&2
 "${swift_build[@]}" --product ipvs-agent >&2
 "${swift_build[@]}" --product nft-bench >&2
-cp "$products/ipvsctl" "$products/ipvs-agent" "$products/nft-bench" "$bin/"
+"${swift_build[@]}" --product api-bench >&2
+cp "$products/ipvsctl" "$products/ipvs-agent" "$products/nft-bench" "$products/api-bench" "$bin/"
 if [ -n "${BENCH_BASE_AGENT:-}" ]; then
   [ -x "$BENCH_BASE_AGENT" ] || { echo "bench: BENCH_BASE_AGENT: $BENCH_BASE_AGENT is not an executable" >&2; exit 2; }
   cp "$BENCH_BASE_AGENT" "$bin/ipvs-agent-base"
@@ -250,6 +271,7 @@ GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE=$bench/go-cache go build -o "$b
 
 counts=$(for entry in $sizes; do echo "${entry%%:*}"; done)
 [ "$agent_health_only" = 0 ] || counts=""
+[ "$api_only" = 0 ] || counts=$agent_size
 for size in $counts; do
   [[ "$size" =~ ^[0-9]+$ ]] || { echo "bench.sh: --sizes takes SERVICES:REPETITIONS pairs (got '$sizes')" >&2; exit 2; }
 done
@@ -281,15 +303,16 @@ export IPVS_VM_MEMORY=${IPVS_VM_MEMORY:-3072} IPVS_VM_TIMEOUT=${IPVS_VM_TIMEOUT:
 set +e
 Scripts/kernel-run.sh Benchmarks/guest-bench.sh --bin "$bin" --inputs "$inputs" --out "$out" --sizes "$sizes" \
   --reps "$reps" --slow-max "$slow_max" --agent-size "$agent_size" "${quick[@]}" "${agent_health[@]}" \
-  ${cold_only:+--cold-only "$cold_only"} ${daemon_only:+--daemon-only "$daemon_only"}
+  ${cold_only:+--cold-only "$cold_only"} ${daemon_only:+--daemon-only "$daemon_only"} \
+  --api-samples "$api_samples" --api-rate "$api_rate" $([ "$api_only" = 0 ] || echo --api-only)
 status=$?
 set -e
 elapsed=$(($(date +%s) - t0))
 # After the VM has stopped, so that the two do not share the host's cores.
-[ "$agent_health_only" = 1 ] || [ -n "$cold_only$daemon_only" ] || run_health "$out"
+[ "$agent_health_only" = 1 ] || [ "$api_only" = 1 ] || [ -n "$cold_only$daemon_only" ] || run_health "$out"
 # The nftables table also on the host's own kernel (nftables works in a namespace here, IPVS does
 # not): native figures beside the emulated ones of the VM.
-if [ "$agent_health_only" = 0 ] && [ -z "$cold_only$daemon_only" ]; then
+if [ "$agent_health_only" = 0 ] && [ "$api_only" = 0 ] && [ -z "$cold_only$daemon_only" ]; then
   step "the nftables table on the host: nft-bench at $agent_size services"
   "$bin/nft-bench" --tsv "$agent_size" $((reps * 7)) 2>>"$out/nft-host.log" | sed 's/^nft\t/nft-host\t/' >>"$out/results.tsv" ||
     echo "nft-bench on the host failed: $(tail -n1 "$out/nft-host.log")" >>"$out/errors.txt"
@@ -309,6 +332,7 @@ fi
   printf 'reps\t%s\n' "$reps"
   printf 'slow_max\t%s\n' "$slow_max"
   printf 'agent_health_size\t%s\n' "$agent_health_size"
+  printf 'api_rate\t%s\n' "$api_rate"
 } >>"$out/environment.tsv"
 
 # Kept for a look after the run: $build_dir/bench/last-run/ (last-smoke/ for --smoke).
@@ -341,6 +365,16 @@ if [ -n "$daemon_only" ]; then
   exit "$status"
 fi
 
+if [ "$api_only" = 1 ]; then
+  # Every record of the two workloads (the samples summarised by the report), then the report's section.
+  awk -F'\t' '$1 ~ /^(agent-daemon|endpoint-add|endpoint-remove|api-daemon|api-load)$/ { printf "%s\t%s\trep %s\t%s %s\n", $1, $2, $4, $5, $6 }' "$out/results.tsv"
+  /usr/bin/python3 Benchmarks/report.py "$out" --markdown "$bench/api.md" --plot-data "$bench/api-plot.tsv"
+  sed -n '/^## The agent following an API server/,/^## /p' "$bench/api.md" | sed '$d'
+  grep 'issue 19' "$bench/api.md"
+  [ "$status" = 0 ] || echo "bench: the run did not complete (status $status). Results: $kept/" >&2
+  exit "$status"
+fi
+
 if [ "$agent_health_only" = 1 ]; then
   grep -P '^agent-health\t' "$out/results.tsv" || true
   /usr/bin/python3 Benchmarks/report.py "$out" --markdown "$bench/agent-health.md" --plot-data "$bench/agent-health-plot.tsv"
@@ -357,7 +391,7 @@ if [ "$smoke" = 1 ]; then
     agent-daemon/first-sync noop/writes endpoint-add/file-to-kernel endpoint-remove/file-to-kernel
     health/cpu health/detect-p99
     agent-health/agent-cpu-per-check agent-health/agent-rss agent-health/detect-p99 agent-health/library-cpu-per-check
-    agent-health/keepalived-cpu-per-check)
+    agent-health/keepalived-cpu-per-check api-daemon/start-to-synced api-daemon/rss api-change/watch-to-kernel api-load/events-per-second)
   for e in "${expected[@]}"; do
     awk -F'\t' -v w="${e%%/*}" -v t="${e#*/}" '$1 == w && $2 == t { found = 1 } END { exit !found }' "$out/results.tsv" ||
       { echo "bench smoke: no result for ${e/\// }" >&2; status=1; }
