@@ -34,6 +34,10 @@ final class APISource: @unchecked Sendable {
 
     private let lock = NSLock()
     private var objects: [Key: Stored] = [:]
+    /// The keys of each Service's objects, so a snapshot hands out one Service's objects without a walk over all.
+    private var keysByService: [ObjectName: Set<Key>] = [:]
+    /// The objects refused with no good version: their Services are held.
+    private var held: Set<Key> = []
     private var changedServices: Set<ObjectName> = []
     private var newIssues: [ManifestIssue] = []
     private var listed: Set<String> = []
@@ -42,14 +46,17 @@ final class APISource: @unchecked Sendable {
     private let lineageSource = UInt64.random(in: 1...UInt64.max)
 
     /// An object in the store: its kind and name.
-    struct Key: Hashable {
+    struct Key: Hashable, Sendable {
         var kind: String
         var name: ObjectName
+
+        /// The order of a full snapshot: by kind, then name.
+        static func ordered(_ a: Key, _ b: Key) -> Bool { (a.kind, a.name) < (b.kind, b.name) }
     }
 
     /// The last good version of an object (`nil` when it never decoded), and whether its latest
     /// version was refused.
-    struct Stored {
+    struct Stored: Sendable {
         var object: ManifestObject?
         var refused: Bool
         /// The Service the object belongs to, even when it never decoded.
@@ -114,9 +121,20 @@ final class APISource: @unchecked Sendable {
     func snapshot() -> SourceSnapshot? {
         lock.withLock {
             guard listed.count == resources.count else { return nil }
-            let current = objects.sorted { ($0.key.kind, $0.key.name) < ($1.key.kind, $1.key.name) }
-            var snapshot = SourceSnapshot(objects: current.compactMap(\.value.object), issues: newIssues)
-            snapshot.heldServices = Set(current.filter { $0.value.object == nil && $0.value.refused }.compactMap(\.value.service))
+            // The store as it is now (copied only if an event changes it while the snapshot lives):
+            // a pass after an event reads the changed Services' objects alone.
+            let objects = objects, keysByService = keysByService
+            var snapshot = SourceSnapshot(issues: newIssues)
+            snapshot.store = SourceSnapshot.Store(
+                inputs: { name in
+                    var inputs = ServiceInputs()
+                    for key in (keysByService[name] ?? []).sorted(by: Key.ordered) {
+                        if let object = objects[key]?.object { inputs.add(object) }
+                    }
+                    return inputs
+                },
+                all: { objects.sorted { Key.ordered($0.key, $1.key) }.compactMap(\.value.object) })
+            snapshot.heldServices = Set(held.compactMap { objects[$0]?.service })
             number += 1
             snapshot.lineage = SourceSnapshot.Lineage(source: lineageSource, number: number)
             snapshot.changedServices = number == 1 ? nil : changedServices
@@ -136,7 +154,7 @@ final class APISource: @unchecked Sendable {
                 var seen: Set<Key> = []
                 for node in nodes { if let key = store(node, of: resource) { seen.insert(key) } }
                 for (key, stored) in objects where key.kind == resource.kind && !seen.contains(key) {
-                    objects[key] = nil
+                    set(key, nil)
                     if let service = stored.service { changedServices.insert(service) }
                 }
                 listed.insert(resource.kind)
@@ -144,7 +162,10 @@ final class APISource: @unchecked Sendable {
                 _ = store(node, of: resource)
             case .deleted(let node):
                 guard let key = key(of: node, resource) else { return }
-                if let stored = objects.removeValue(forKey: key), let service = stored.service { changedServices.insert(service) }
+                if let stored = objects[key] {
+                    set(key, nil)
+                    if let service = stored.service { changedServices.insert(service) }
+                }
             }
         }
         changed()
@@ -206,7 +227,7 @@ final class APISource: @unchecked Sendable {
         if !isOwn(node) {
             // Labelled for another proxy: not this agent's, as if it did not exist.
             if let previous {
-                objects[key] = nil
+                set(key, nil)
                 if let service = previous.service { changedServices.insert(service) }
             }
             return nil
@@ -221,14 +242,26 @@ final class APISource: @unchecked Sendable {
                 if let service = previous?.service { changedServices.insert(service) }
                 if let service = entry.service { changedServices.insert(service) }
             }
-            objects[key] = entry
+            set(key, entry)
         } else {
             // Refused: the last good version stays; its Service is held when there is none.
             let service = decoding.rejectedServices.values.first ?? previous?.service
-            objects[key] = Stored(object: previous?.object, refused: true, service: service)
+            set(key, Stored(object: previous?.object, refused: true, service: service))
             if previous?.object == nil, let service { changedServices.insert(service) }
         }
         return key
+    }
+
+    /// Stores `stored` under `key` (removes it when `nil`) and keeps the Service index and the held
+    /// objects in step.
+    private func set(_ key: Key, _ stored: Stored?) {
+        if let service = objects[key]?.service {
+            keysByService[service]?.remove(key)
+            if keysByService[service]?.isEmpty == true { keysByService[service] = nil }
+        }
+        objects[key] = stored
+        if let service = stored?.service { keysByService[service, default: []].insert(key) }
+        if let stored, stored.object == nil, stored.refused { held.insert(key) } else { held.remove(key) }
     }
 
     /// Whether the object carries no proxy name label, or this agent's.

@@ -6,10 +6,14 @@
 public struct SourceSnapshot: Sendable {
     /// Every object, in source order (file by file).
     public var objects: [ManifestObject] {
-        get { chunks.count == 1 ? chunks[0] : Array(chunks.joined()) }
+        get {
+            if let store { return store.all() }
+            return chunks.count == 1 ? chunks[0] : Array(chunks.joined())
+        }
         set {
             chunks = [newValue]
             index = nil
+            store = nil
             changedServices = nil
         }
     }
@@ -30,6 +34,17 @@ public struct SourceSnapshot: Sendable {
     var chunks: [[ManifestObject]]
     /// Where each Service's objects are, for `inputs(of:)`.
     var index: ObjectIndex?
+    /// The objects of a source that keeps them by Service (the API server's), handed out without
+    /// copying or sorting them all for each snapshot; `chunks` is then unused.
+    var store: Store?
+
+    /// A source's objects, by Service and all of them.
+    struct Store: Sendable {
+        /// One Service's objects.
+        let inputs: @Sendable (ObjectName) -> ServiceInputs
+        /// Every object, in a fixed order (read only when every Service is mapped again).
+        let all: @Sendable () -> [ManifestObject]
+    }
 
     /// Identifies a snapshot within the sequence one source produces.
     public struct Lineage: Hashable, Sendable {
@@ -56,6 +71,7 @@ public struct SourceSnapshot: Sendable {
     /// Every Service object named `name` and every endpoint object labelled with it, in source
     /// order; found through the index when there is one.
     func inputs(of name: ObjectName) -> ServiceInputs {
+        if let store { return store.inputs(name) }
         if let index { return index.inputs(of: name) }
         var inputs = ServiceInputs()
         for object in objects where object.serviceName == name { inputs.add(object) }

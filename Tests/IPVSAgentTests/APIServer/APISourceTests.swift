@@ -134,6 +134,12 @@ final class APISourceTests: XCTestCase {
                            [ISO8601DateFormatter().date(from: "2026-01-01T00:00:00Z")!],
                            "the slice's last-change-trigger-time, for the programming latency")
             XCTAssertTrue(names(scaled).contains("eps default/web-1-abc 10.244.0.5,10.244.0.6"), "\(names(scaled))")
+            // One Service's objects, as the load step reads those of the changed Services.
+            let inputs = try XCTUnwrap(scaled).inputs(of: ObjectName(namespace: "default", name: "web-1"))
+            XCTAssertEqual(inputs.services.map(\.name.name), ["web-1"])
+            XCTAssertEqual(inputs.slices.map { $0.endpoints.flatMap(\.addresses).map(\.description) }, [["10.244.0.5", "10.244.0.6"]])
+            XCTAssertEqual(try XCTUnwrap(scaled).inputs(of: ObjectName(namespace: "default", name: "web-2")).slices, [])
+            XCTAssertEqual(try XCTUnwrap(scaled).inputs(of: ObjectName(namespace: "default", name: "web-2")).services.count, 1)
 
             // The same event again (a duplicate) and a bookmark change no Service.
             server.put(TestAPIServer.endpointSlices, APIObjects.slice("web-1-abc", service: "web-1", addresses: ["10.244.0.5", "10.244.0.6"]))
