@@ -251,7 +251,7 @@ if [ "$health_only" = 1 ]; then
   exit 0
 fi
 
-step "building ipvsctl, ipvs-agent and nft-bench ($configuration, $build_dir)"
+step "building ipvsctl, ipvs-agent, nft-bench and api-bench ($configuration, $build_dir)"
 "${swift_build[@]}" --product ipvsctl >&2
 "${swift_build[@]}" --product ipvs-agent >&2
 "${swift_build[@]}" --product nft-bench >&2
