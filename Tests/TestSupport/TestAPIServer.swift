@@ -138,6 +138,23 @@ public final class TestAPIServer: @unchecked Sendable {
         for watch in open { try? watch.channel.close().wait() }
     }
 
+    /// Closes every open watch and refuses new ones (503) while `changes` runs, so that a test's
+    /// changes (and a `compact()`) all happen while the client is disconnected, whatever the timing.
+    public func whileWatchesAreDown(_ changes: () -> Void) {
+        lock.withLock { refusingWatches = true }
+        dropWatches()
+        changes()
+        lock.withLock { refusingWatches = false }
+    }
+    private var refusingWatches = false
+
+    /// Whether every watch is answered `410 Gone`, even from the version just listed.
+    public var watchesAreGone: Bool {
+        get { lock.withLock { _watchesAreGone } }
+        set { lock.withLock { _watchesAreGone = newValue } }
+    }
+    private var _watchesAreGone = false
+
     /// The number of watches open now.
     public var openWatches: Int { lock.withLock { watches.count } }
 
@@ -205,9 +222,10 @@ public final class TestAPIServer: @unchecked Sendable {
         }
     }
 
-    /// Forgets the history: watches from an older version get 410 Gone, and `continue` tokens
-    /// of older lists expire.
-    public func compact() { lock.withLock { compacted = version; history = [] } }
+    /// Forgets the history: watches from a version before now get 410 Gone, and `continue` tokens
+    /// of older lists expire. The version moves on by one, so that a list made after the compaction
+    /// can be watched from (a real server's list after a compaction is not too old either).
+    public func compact() { lock.withLock { version += 1; compacted = version; history = [] } }
 
     /// Makes the next `continue` token presented expired (410), as after a compaction in the
     /// middle of a paginated list.
@@ -263,20 +281,24 @@ public final class TestAPIServer: @unchecked Sendable {
             response.headers.add(name: "Content-Type", value: "application/json")
             response.headers.add(name: "Transfer-Encoding", value: "chunked")
             // Under the lock, so that no event of a write is sent before the head and the backlog.
-            let refused = lock.withLock { () -> Bool in
-                if from <= compacted {
-                    if !_goneAsErrorEvent { return true }
+            let (refused, down) = lock.withLock { () -> (Bool, Bool) in
+                if refusingWatches { return (false, true) }
+                if from < compacted || _watchesAreGone {
+                    if !_goneAsErrorEvent { return (true, false) }
                     channel.write(HTTPServerResponsePart.head(response), promise: nil)
                     Self.send(#"{"type":"ERROR","object":\#(tooOld)}"#, on: channel)
                     channel.writeAndFlush(HTTPServerResponsePart.end(nil), promise: nil)
-                    return false
+                    return (false, false)
                 }
                 watches[ObjectIdentifier(channel)] = Watch(channel: channel, path: path, labelSelector: labels, fieldSelector: fields)
                 channel.writeAndFlush(HTTPServerResponsePart.head(response), promise: nil)
                 for event in history where event.version > from && event.path == path && Self.matches(event.object, labels, fields) {
                     Self.send(#"{"type":"\#(event.type)","object":\#(event.object.text)}"#, on: channel)
                 }
-                return false
+                return (false, false)
+            }
+            if down {
+                return respond(channel, status: .serviceUnavailable, body: Self.status(503, reason: "ServiceUnavailable", message: "watches are down"))
             }
             if refused { return respond(channel, status: .gone, body: tooOld) }
             channel.closeFuture.whenComplete { [self] _ in
@@ -292,7 +314,7 @@ public final class TestAPIServer: @unchecked Sendable {
             let parts = token.split(separator: "/").compactMap { Int($0) }
             let expired = lock.withLock { () -> Bool in
                 defer { expireContinue = false }
-                return expireContinue || parts.count != 2 || parts[0] <= compacted
+                return expireContinue || parts.count != 2 || parts[0] < compacted
             }
             guard !expired else {
                 return respond(channel, status: .gone, body: Self.status(410, reason: "Expired",

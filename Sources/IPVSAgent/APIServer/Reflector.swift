@@ -62,6 +62,8 @@ struct Reflector: Sendable {
     func run() async {
         var backoff = backoff
         var version: String?
+        // The version of the last list, while no watch has moved past it.
+        var listedVersion: String?
         while !Task.isCancelled {
             if version == nil {
                 record(.relist)
@@ -70,6 +72,7 @@ struct Reflector: Sendable {
                     await sink(.replace(listed.items))
                     record(.listed(objects: listed.items.count))
                     version = listed.version
+                    listedVersion = listed.version
                 } catch {
                     if Task.isCancelled { return } // The request failed because the agent stops.
                     record(.failure)
@@ -85,9 +88,19 @@ struct Reflector: Sendable {
             if Task.isCancelled { return } // The watch ended because the agent stops.
             switch end {
             case .gone:
-                logger.notice("the \(resource.kind) watch is too old (410 Gone); listing again")
+                if version == listedVersion {
+                    // Too old already at the version just listed: list again after a back-off, as
+                    // client-go's reflector does, not in a loop.
+                    let wait = backoff.next()
+                    logger.warning("the \(resource.kind) watch is too old (410 Gone) at the version just listed; listing again",
+                                   metadata: ["resource_version": "\(version ?? "")", "retry_in": "\(wait)"])
+                    try? await Task.sleep(for: wait)
+                } else {
+                    logger.notice("the \(resource.kind) watch is too old (410 Gone); listing again")
+                }
                 version = nil
             case .ended(let last, let events):
+                if last != version { listedVersion = nil }
                 version = last
                 // A watch that ends at once, empty, is retried with a back-off, not in a loop.
                 if events == 0, ContinuousClock.now - started < .seconds(1) {
@@ -96,6 +109,7 @@ struct Reflector: Sendable {
                     backoff.reset()
                 }
             case .failed(let last, let error):
+                if last != version { listedVersion = nil }
                 version = last
                 record(.failure)
                 let wait = backoff.next()

@@ -238,16 +238,34 @@ final class APISourceTests: XCTestCase {
             try await eventually("the watches are open") { server.openWatches == 2 }
             // While the watch is down, web-1 changes, web-3 goes, web-9 comes, and the history is
             // compacted: the watch's version is too old.
-            server.dropWatches()
-            server.put(TestAPIServer.services, APIObjects.service("web-1", clusterIP: "10.96.0.11", port: 8443))
-            server.delete(TestAPIServer.services, namespace: "default", name: "web-3")
-            server.put(TestAPIServer.services, APIObjects.service("web-9", clusterIP: "10.96.0.19"))
-            server.compact()
-            try await eventually("listed again") { activity.count("Service") { if case .listed = $0 { true } else { false } } == 2 }
+            server.whileWatchesAreDown {
+                server.put(TestAPIServer.services, APIObjects.service("web-1", clusterIP: "10.96.0.11", port: 8443))
+                server.delete(TestAPIServer.services, namespace: "default", name: "web-3")
+                server.put(TestAPIServer.services, APIObjects.service("web-9", clusterIP: "10.96.0.19"))
+                server.compact()
+            }
+            try await eventually("listed again") { activity.count("Service") { if case .listed = $0 { true } else { false } } >= 2 }
             let snapshot = source.snapshot()
             XCTAssertEqual(Set(names(snapshot)), ["svc default/web-0", "svc default/web-1", "svc default/web-2", "svc default/web-9"])
             XCTAssertEqual(snapshot?.changedServices, Set(["web-1", "web-3", "web-9"].map { ObjectName(namespace: "default", name: $0) }),
                            "unchanged objects of the new list change nothing")
+        }
+    }
+
+    func testGoneAtTheVersionJustListedBacksOffInsteadOfListingInALoop() async throws {
+        let configuration = try startServer()
+        for service in services(2) { server.put(TestAPIServer.services, service) }
+        server.watchesAreGone = true
+        let source = try makeSource(configuration)
+        source.backoff = Backoff(initial: .seconds(3600), maximum: .seconds(3600))
+        try await running(source) {
+            try await eventually("listed") { source.isSynced }
+            let gone = { self.server.requests.filter { $0.hasPrefix(TestAPIServer.services) && $0.contains("watch=true") }.count }
+            try await eventually("the Service watch was refused") { gone() == 1 }
+            try await Task.sleep(for: .milliseconds(300))
+            XCTAssertEqual(activity.count("Service") { if case .listed = $0 { true } else { false } }, 1,
+                           "no list again before the back-off: a loop would have listed many times by now")
+            XCTAssertEqual(gone(), 1)
         }
     }
 
@@ -407,8 +425,7 @@ final class APISourceTests: XCTestCase {
             let notReady = try await apply()
             XCTAssertEqual(notReady.count, 1, "the not-ready pod drains or goes: \(notReady)")
 
-            server.dropWatches()
-            server.compact()
+            server.whileWatchesAreDown { server.compact() }
             try await eventually("listed again after 410") { activity.count("Service") { if case .listed = $0 { true } else { false } } == 2 }
             let relisted = try await apply()
             XCTAssertEqual(relisted, [], "a re-list of unchanged objects writes nothing")
