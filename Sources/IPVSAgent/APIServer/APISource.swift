@@ -121,19 +121,22 @@ final class APISource: @unchecked Sendable {
     func snapshot() -> SourceSnapshot? {
         lock.withLock {
             guard listed.count == resources.count else { return nil }
-            // The store as it is now (copied only if an event changes it while the snapshot lives):
-            // a pass after an event reads the changed Services' objects alone.
-            let objects = objects, keysByService = keysByService
+            // The store is read when the snapshot is, not copied: holding a copy while events arrive
+            // would copy every object at the next event. A Service changed after this snapshot may
+            // already show its new objects; it is in the next snapshot's changed Services too, and
+            // mapping it again then changes nothing.
             var snapshot = SourceSnapshot(issues: newIssues)
             snapshot.store = SourceSnapshot.Store(
-                inputs: { name in
-                    var inputs = ServiceInputs()
-                    for key in (keysByService[name] ?? []).sorted(by: Key.ordered) {
-                        if let object = objects[key]?.object { inputs.add(object) }
+                inputs: { [self] name in
+                    lock.withLock {
+                        var inputs = ServiceInputs()
+                        for key in (keysByService[name] ?? []).sorted(by: Key.ordered) {
+                            if let object = objects[key]?.object { inputs.add(object) }
+                        }
+                        return inputs
                     }
-                    return inputs
                 },
-                all: { objects.sorted { Key.ordered($0.key, $1.key) }.compactMap(\.value.object) })
+                all: { [self] in lock.withLock { objects.sorted { Key.ordered($0.key, $1.key) }.compactMap(\.value.object) } })
             snapshot.heldServices = Set(held.compactMap { objects[$0]?.service })
             number += 1
             snapshot.lineage = SourceSnapshot.Lineage(source: lineageSource, number: number)

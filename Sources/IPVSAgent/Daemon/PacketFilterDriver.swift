@@ -38,7 +38,7 @@ final class PacketFilterDriver: Sendable {
     }
 
     /// Brings the table to the nftables state of the builder's desired state: only the parts of the
-    /// Services it mapped again since the last sync (`takeChangedServices()`) are recomputed, or all of
+    /// Services it mapped again since the last sync (`takeChangedServices(for:)`) are recomputed, or all of
     /// them on the first sync and after a full merge; with `replace`, the whole table is written again.
     /// Returns whether nftables took it.
     @discardableResult
@@ -48,7 +48,7 @@ final class PacketFilterDriver: Sendable {
 
     /// The first half of `sync(_:replace:)`: the parts to write, taken from the builder.
     func prepare(_ builder: inout DesiredStateBuilder, replace: Bool = false) -> PendingSync {
-        let changed = builder.takeChangedServices()
+        let changed = builder.takeChangedServices(for: .packetFilter)
         if let changed, !replace, synced.withLock({ $0 }) {
             return PendingSync(parts: PacketFilterMapper.parts(of: builder, names: changed, options: options), isUpdate: true, replace: false)
         }

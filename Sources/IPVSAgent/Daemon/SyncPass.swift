@@ -42,11 +42,13 @@ struct SyncPass: Sendable {
         kubeProxy.programmed(objectChanges.triggerTimes)
         proxyHealth.updated(.changes)
         packetFilter?.sync(&loader.builder)
-        await serviceHealth?.sync(HealthCheckNodePort.wanted(in: loader.builder)) // healthCheckNodePort
+        if let serviceHealth { // healthCheckNodePort
+            await serviceHealth.sync(HealthCheckNodePort.wanted(in: &loader.builder, updating: await serviceHealth.wanted))
+        }
         if await reconciler.isDraining { await reconciler.checkDrains() }
         await conntrack.clean(reconciler, logger: logger) // conntrack
         if build.changed?.isEmpty != true {
-            health.update(build.state, logger: logger)
+            health.update(build.state, changed: build.changed, logger: logger)
             // New endpoints can change a Service's quorum without any health transition.
             await reconciler.setHealth(health.overlay(logger: logger))
         }

@@ -25,23 +25,54 @@ public final class HealthLink: Sendable {
 
     /// The check targets of `state`: every real server of every Service with a health check.
     static func targets(of state: DesiredState) -> [HealthTarget] {
-        state.services.flatMap { key, desired -> [HealthTarget] in
-            guard let configuration = desired.health else { return [] }
-            return desired.realServers.keys.map {
-                HealthTarget(id: BackendID(service: key, server: $0), serviceName: desired.displayName, configuration: configuration)
-            }
+        state.services.flatMap { key, desired in targets(of: key, desired) }
+    }
+
+    /// The check targets of one Service: none without a health check.
+    static func targets(of key: ServiceKey, _ desired: DesiredService) -> [HealthTarget] {
+        guard let configuration = desired.health else { return [] }
+        return desired.realServers.keys.map {
+            HealthTarget(id: BackendID(service: key, server: $0), serviceName: desired.displayName, configuration: configuration)
         }
     }
 
-    /// Points the checker at the endpoints of `state`.
-    func update(_ state: DesiredState, logger: Logger) {
-        let targets = Self.targets(of: state)
+    /// The targets last handed to the checker, by Service (Services without a check are absent).
+    private let targetsByService = Mutex<[ServiceKey: [HealthTarget]]>([:])
+
+    /// Points the checker at the endpoints of `state`. Only the Services `changed` (every one when
+    /// `nil`) are looked at, and the checker is told only when their targets changed: a pass after
+    /// one endpoint change does not walk every Service.
+    func update(_ state: DesiredState, changed: Set<ServiceKey>? = nil, logger: Logger) {
+        var byService = targetsByService.withLock { $0 }
+        var quorum = quorumServices.withLock { $0 }
+        if let changed {
+            var same = true
+            for key in changed {
+                let desired = state.services[key]
+                let targets = desired.map { Self.targets(of: key, $0) } ?? []
+                if Set(targets) != Set(byService[key] ?? []) {
+                    same = false
+                    byService[key] = targets.isEmpty ? nil : targets
+                }
+                quorum[key] = desired?.health?.quorum != nil ? desired : nil
+            }
+            if same { return quorumServices.withLock { $0 = quorum } }
+        } else {
+            byService = [:]
+            for (key, desired) in state.services {
+                let targets = Self.targets(of: key, desired)
+                if !targets.isEmpty { byService[key] = targets }
+            }
+            quorum = state.services.filter { $0.value.health?.quorum != nil }
+        }
+        let targets = byService.values.flatMap { $0 }
         do {
             try checker.update(targets: targets)
+            targetsByService.withLock { $0 = byService }
+            quorumServices.withLock { $0 = quorum }
             actions.withLock { actions in
                 actions = Dictionary(targets.map { ($0.id, $0.configuration.failureAction) }, uniquingKeysWith: { first, _ in first })
             }
-            quorumServices.withLock { $0 = state.services.filter { $0.value.health?.quorum != nil } }
         } catch {
             logger.error("health checks not updated", metadata: ["error": "\(error)"])
         }

@@ -38,7 +38,8 @@ public struct SourceSnapshot: Sendable {
     /// copying or sorting them all for each snapshot; `chunks` is then unused.
     var store: Store?
 
-    /// A source's objects, by Service and all of them.
+    /// A source's objects, by Service and all of them, as they are when read: an object newer than
+    /// the snapshot may show, and its Service is then in the next snapshot's `changedServices` too.
     struct Store: Sendable {
         /// One Service's objects.
         let inputs: @Sendable (ObjectName) -> ServiceInputs

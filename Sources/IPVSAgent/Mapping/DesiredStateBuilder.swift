@@ -19,7 +19,7 @@ public struct DesiredStateBuilder: Sendable {
     }
 
     public var options: MappingOptions {
-        didSet { if options != oldValue { cache = [:]; withIssues = []; first = true; untaken = nil } }
+        didSet { if options != oldValue { cache = [:]; withIssues = []; first = true; untaken = [:] } }
     }
 
     /// A Service as mapped, with the objects it was mapped from.
@@ -36,8 +36,17 @@ public struct DesiredStateBuilder: Sendable {
 
     /// Every Service as last mapped (read by `PacketFilterMapper` for the Services that changed).
     private(set) var cache: [ObjectName: Entry] = [:]
-    /// The Services mapped again since `takeChangedServices()` last took them; `nil` for all.
-    private var untaken: Set<ObjectName>? = nil
+    /// Who reads the changed Services after each load (`takeChangedServices(for:)`): each reader
+    /// gets every change once.
+    enum ChangeReader: Hashable, Sendable {
+        /// The nftables table (`PacketFilterDriver`).
+        case packetFilter
+        /// The healthCheckNodePort listeners (`HealthCheckNodePort`).
+        case serviceHealth
+    }
+
+    /// By reader, the Services mapped again since it last took them; a reader that is absent takes all.
+    private var untaken: [ChangeReader: Set<ObjectName>] = [:]
     /// The file each Service's object was taken from: it keeps the name against other files.
     private var sourceFiles: [ObjectName: String] = [:]
     /// The Service that owned each virtual service when the agent started (`seed(owners:)`),
@@ -74,12 +83,12 @@ public struct DesiredStateBuilder: Sendable {
         entry.service.location == service.location && entry.slices.map(\.location) == slices.map(\.location)
     }
 
-    /// The Services mapped again since the last call, or `nil` when every Service must be looked at
-    /// (before the first call, after a full merge or a change of options); the next call starts
-    /// from none. The nftables table takes them after each load (`PacketFilterDriver`).
-    mutating func takeChangedServices() -> Set<ObjectName>? {
-        defer { untaken = [] }
-        return untaken
+    /// The Services mapped again since `reader` last took them, or `nil` when every Service must be
+    /// looked at (before its first call, after a full merge or a change of options); its next call
+    /// starts from none.
+    mutating func takeChangedServices(for reader: ChangeReader) -> Set<ObjectName>? {
+        defer { untaken[reader] = [] }
+        return untaken[reader]
     }
 
     /// Takes the mappings an early programming made while the first load decoded its files
@@ -155,7 +164,7 @@ public struct DesiredStateBuilder: Sendable {
         var issues: [ManifestIssue] = []
         for name in withIssues.sorted() { issues += cache[name]?.issues ?? [] }
         if !first, !hadConflicts, patch(changedNames, previous: previous) {
-            untaken?.formUnion(changedNames)
+            for reader in untaken.keys { untaken[reader]!.formUnion(changedNames) }
             return Build(state: state, issues: issues, changed: changed, realServerCount: realServerCount, remapped: Set(changedNames))
         }
         let (merged, conflictIssues) = merge()
@@ -163,7 +172,7 @@ public struct DesiredStateBuilder: Sendable {
         let everything = first || !conflictIssues.isEmpty || hadConflicts
         first = false
         hadConflicts = !conflictIssues.isEmpty
-        if everything { untaken = nil } else { untaken?.formUnion(changedNames) }
+        if everything { untaken = [:] } else { for reader in untaken.keys { untaken[reader]!.formUnion(changedNames) } }
         return Build(state: state, issues: issues + conflictIssues, changed: everything ? nil : changed, realServerCount: realServerCount,
                      remapped: Set(changedNames))
     }

@@ -14,13 +14,25 @@ struct HealthCheckNodePort: Hashable, Sendable {
     /// The healthCheckNodePort of every Service that wants one, as the builder last mapped them.
     static func wanted(in builder: DesiredStateBuilder) -> [ObjectName: HealthCheckNodePort] {
         var wanted: [ObjectName: HealthCheckNodePort] = [:]
-        for (name, entry) in builder.cache {
-            let service = entry.service
-            guard service.type == .loadBalancer, service.externalTrafficLocal, let port = service.healthCheckNodePort else { continue }
-            wanted[name] = HealthCheckNodePort(port: port, localEndpoints: localReadyEndpoints(of: service, slices: entry.slices,
-                                                                                                  nodeName: builder.options.nodeName))
-        }
+        for (name, entry) in builder.cache { wanted[name] = of(entry, nodeName: builder.options.nodeName) }
         return wanted
+    }
+
+    /// `previous` (what this returned last time) brought up to date with the Services the builder
+    /// mapped again since then; every Service is looked at only when the builder says all changed.
+    static func wanted(in builder: inout DesiredStateBuilder, updating previous: [ObjectName: HealthCheckNodePort])
+        -> [ObjectName: HealthCheckNodePort] {
+        guard let changed = builder.takeChangedServices(for: .serviceHealth) else { return wanted(in: builder) }
+        var wanted = previous
+        for name in changed { wanted[name] = builder.cache[name].flatMap { of($0, nodeName: builder.options.nodeName) } }
+        return wanted
+    }
+
+    /// The healthCheckNodePort of one mapped Service, `nil` when it wants none.
+    private static func of(_ entry: DesiredStateBuilder.Entry, nodeName: String?) -> HealthCheckNodePort? {
+        let service = entry.service
+        guard service.type == .loadBalancer, service.externalTrafficLocal, let port = service.healthCheckNodePort else { return nil }
+        return HealthCheckNodePort(port: port, localEndpoints: localReadyEndpoints(of: service, slices: entry.slices, nodeName: nodeName))
     }
 
     /// The endpoints of `slices` that are ready (`conditions.ready`: terminating ones do not count,

@@ -27,7 +27,7 @@ actor ServiceHealthServer: Service {
     private nonisolated let answers = Mutex<[ObjectName: HealthCheckNodePort]>([:])
     private var listeners: [ObjectName: Listener] = [:]
     /// The last wanted listeners, tried again by `retry()`.
-    private var wanted: [ObjectName: HealthCheckNodePort] = [:]
+    private(set) var wanted: [ObjectName: HealthCheckNodePort] = [:]
     /// The problem last logged for each Service, so that a retry that fails alike is not logged again.
     private var failing: [ObjectName: String] = [:]
 

@@ -1,6 +1,8 @@
 import Foundation
 import HealthCheck
 import IPVS
+import Logging
+import NIOPosix
 import XCTest
 @testable import IPVSAgent
 
@@ -70,6 +72,35 @@ final class HealthLinkTests: XCTestCase {
         XCTAssertEqual(HealthLoop.metadata(transition, overlay: HealthOverlay(adjustments: [backend: .weight(4)]),
                                            report: ReconcileReport())["weight"], "4")
         XCTAssertEqual(HealthLoop.metadata(transition, overlay: HealthOverlay(), report: ReconcileReport())["weight"], "configured")
+    }
+
+    func testAnUpdateLooksOnlyAtTheChangedServices() throws {
+        func mapped(_ name: String, _ ip: String, _ pods: [IPAddress]) -> [ServiceKey: DesiredService] {
+            let service = KubeService(name: ObjectName(namespace: "default", name: name), clusterIPs: [IPAddress(ip)!],
+                                      ports: [ServicePort(name: "http", port: 80, targetPort: .number(8080))])
+            let slice = EndpointSlice(name: ObjectName(namespace: "default", name: name + "-a"), serviceName: name, addressFamily: .inet,
+                                      endpoints: pods.map { Endpoint(addresses: [$0]) }, ports: [EndpointPort(name: "http", port: 8080)])
+            return ServiceMapper.map(service, slices: [slice], options: MappingOptions(health: .default)).services
+        }
+        let api = ServiceKey.address(.tcp, IPAddress("10.96.0.11")!, port: 80)
+        let link = HealthLink(checker: HealthChecker(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "test")))
+        func checked() -> Set<BackendID> { Set(link.checker.status().map(\.backend)) }
+
+        var services = mapped("web", "10.96.0.10", [pod.address]).merging(mapped("api", "10.96.0.11", [pod.address])) { a, _ in a }
+        link.update(DesiredState(services: services), logger: Logger(label: "test"))
+        XCTAssertEqual(checked(), [BackendID(service: web, server: pod), BackendID(service: api, server: pod)])
+
+        services.merge(mapped("web", "10.96.0.10", [pod.address, other.address])) { _, new in new }
+        link.update(DesiredState(services: services), changed: [web], logger: Logger(label: "test"))
+        XCTAssertEqual(checked(), [BackendID(service: web, server: pod), BackendID(service: web, server: other), BackendID(service: api, server: pod)])
+
+        services[api] = nil
+        link.update(DesiredState(services: services), changed: [], logger: Logger(label: "test"))
+        XCTAssertEqual(checked().count, 3, "a Service not named as changed is not looked at")
+        link.update(DesiredState(services: services), changed: [api], logger: Logger(label: "test"))
+        XCTAssertEqual(checked(), [BackendID(service: web, server: pod), BackendID(service: web, server: other)])
+        link.update(DesiredState(), logger: Logger(label: "test"))
+        XCTAssertEqual(checked(), [], "no changed set: every Service")
     }
 
     func testAnnotationsTurnChecksOnAndTargetsFollowTheEndpoints() throws {

@@ -102,6 +102,19 @@ final class ManifestDecoderTests: XCTestCase {
         }
     }
 
+    func testTriggerTimeIsRFC3339WithOrWithoutFraction() {
+        func time(_ text: String) -> Double? {
+            EndpointsDecoder.triggerTime([EndpointsDecoder.triggerTimeAnnotation: text])?.timeIntervalSince1970
+        }
+        XCTAssertEqual(time("2026-01-01T00:00:00Z"), 1_767_225_600)
+        XCTAssertEqual(try XCTUnwrap(time("2026-01-01T00:00:00.25Z")), 1_767_225_600.25, accuracy: 0.001)
+        XCTAssertEqual(try XCTUnwrap(time("2026-01-01T00:00:00.123456789Z")), 1_767_225_600.123, accuracy: 0.001, "Go's RFC3339Nano")
+        XCTAssertEqual(time("2026-01-01T02:00:00+02:00"), 1_767_225_600)
+        XCTAssertNil(time("yesterday"))
+        XCTAssertNil(time("2026-01-01"))
+        XCTAssertNil(EndpointsDecoder.triggerTime([:]))
+    }
+
     func testMalformedYAMLNamesFileAndLine() {
         let result = decodeOne("apiVersion: v1\nkind: Service\nmetadata: {name: [oops\n")
         XCTAssertTrue(result.unreadable)

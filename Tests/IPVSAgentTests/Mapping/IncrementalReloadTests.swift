@@ -174,16 +174,16 @@ extension IncrementalReloadTests {
         var builder = DesiredStateBuilder(options: MappingOptions(nodeName: "node-1"))
         let options = PacketFilterOptions(clusterPrefixes: [AddressPrefix("10.244.0.0/14")!])
         _ = builder.build(source.loadNow())
-        let first = PacketFilterMapper.parts(of: builder, names: builder.takeChangedServices(), options: options)
+        let first = PacketFilterMapper.parts(of: builder, names: builder.takeChangedServices(for: .packetFilter), options: options)
         XCTAssertEqual(Set(first.keys), ["--cluster-cidr", "bench/svc-1", "bench/svc-2", "bench/svc-3"])
 
         try write("a.yaml", [(1, 2), (2, 3), (3, 2)])
         _ = builder.build(await source.load(changed: [folder.appendingPathComponent("a.yaml").path]))
-        let changed = PacketFilterMapper.parts(of: builder, names: builder.takeChangedServices(), options: options)
+        let changed = PacketFilterMapper.parts(of: builder, names: builder.takeChangedServices(for: .packetFilter), options: options)
         XCTAssertEqual(Set(changed.keys), ["bench/svc-2"])
         XCTAssertEqual(changed["bench/svc-2"]?.hairpin.count, 3)
         XCTAssertEqual(changed["bench/svc-2"]?.guardedAddresses, [ip("10.96.0.2")])
         // Nothing changed since: nothing to map.
-        XCTAssertEqual(PacketFilterMapper.parts(of: builder, names: builder.takeChangedServices(), options: options).count, 0)
+        XCTAssertEqual(PacketFilterMapper.parts(of: builder, names: builder.takeChangedServices(for: .packetFilter), options: options).count, 0)
     }
 }

@@ -38,6 +38,27 @@ final class HealthCheckNodePortTests: XCTestCase {
         XCTAssertEqual(wanted(service(port: nil)), [:])
     }
 
+    func testAnUpdateLooksOnlyAtTheServicesMappedAgain() {
+        var other = service(clusterIPs: ["10.96.0.11"])
+        other.name = ObjectName(namespace: "shop", name: "api")
+        other.healthCheckNodePort = 30257
+        var builder = DesiredStateBuilder(options: MappingOptions(nodeName: "node-1"))
+        _ = builder.build([.service(service()), .service(other)])
+        let first = HealthCheckNodePort.wanted(in: &builder, updating: [:])
+        XCTAssertEqual(first, [web: HealthCheckNodePort(port: 30256, localEndpoints: 0), other.name: HealthCheckNodePort(port: 30257, localEndpoints: 0)],
+                       "the first call looks at every Service")
+
+        _ = builder.build([.service(service()), .service(other), .endpointSlice(slice([endpoint("10.244.0.5")]))])
+        var previous = first
+        previous[other.name]?.localEndpoints = 7 // Not mapped again: kept as it was, not looked at.
+        XCTAssertEqual(HealthCheckNodePort.wanted(in: &builder, updating: previous),
+                       [web: HealthCheckNodePort(port: 30256, localEndpoints: 1), other.name: HealthCheckNodePort(port: 30257, localEndpoints: 7)])
+
+        _ = builder.build([.service(other), .endpointSlice(slice([endpoint("10.244.0.5")]))])
+        XCTAssertEqual(HealthCheckNodePort.wanted(in: &builder, updating: first), [other.name: HealthCheckNodePort(port: 30257, localEndpoints: 0)],
+                       "a Service that went wants none")
+    }
+
     func testCountsThisNodesReadyEndpointsEachPodOnce() {
         let slices = [
             slice([endpoint("10.244.1.2"), endpoint("10.244.1.3"),
