@@ -29,6 +29,24 @@ final class MetricsServerTests: XCTestCase {
         for host in ["0.0.0.0", "::", "10.0.0.1", "fd00::1", "example.com"] { XCTAssertFalse(MetricsServer.isLoopback(host), host) }
     }
 
+    /// `/healthz` and `/livez` answer with kube-proxy's headers (`proxy_health.go`): JSON, and `nosniff`.
+    func testHealthAnswersHaveKubeProxysHeaders() async throws {
+        let port = Int.random(in: 20_000..<40_000)
+        let server = try MetricsServer(address: "127.0.0.1:\(port)", registry: PrometheusCollectorRegistry(), status: StatusBox(),
+                                       endpoints: .health, logger: Logger(label: "test"))
+        let group = ServiceGroup(services: [server], logger: Logger(label: "test"))
+        let running = Task { try await group.run() }
+        defer { running.cancel() }
+        for _ in 0..<100 where (try? Self.get("/livez", port: UInt16(port))) == nil { try await Task.sleep(for: .milliseconds(50)) }
+        for path in ["/healthz", "/livez"] {
+            let answer = try Self.get(path, port: UInt16(port))
+            XCTAssertTrue(answer.hasPrefix("HTTP/1.1 200"), answer)
+            XCTAssertTrue(answer.lowercased().contains("content-type: application/json\r\n"), answer)
+            XCTAssertTrue(answer.lowercased().contains("x-content-type-options: nosniff\r\n"), answer)
+        }
+        await group.triggerGracefulShutdown()
+    }
+
     /// kube-proxy's `bindAddressHardFail` (`--bind-address-hard-fail`): a port another program holds
     /// stops the agent with it, naming the server and the address; without it (kube-proxy's default)
     /// the error is logged and the agent runs on without that server until it is stopped.
