@@ -189,7 +189,7 @@ public struct AgentCommand: AsyncParsableCommand {
     public var metricsAddress: String?
 
     @Option(name: .customLong("healthz-bind-address"),
-            help: ArgumentHelp("Where /healthz and /livez are served for liveness and load-balancer probes, as kube-proxy's (`none` to disable; an address alone gets port 10256; default: healthzBindAddress of a KubeProxyConfiguration --config, else 0.0.0.0:10256). Healthy unless a change has waited longer than twice --sync-period to be applied; a Service the kernel refuses does not make it unhealthy.", valueName: "host:port"))
+            help: ArgumentHelp("Where /healthz and /livez are served for liveness and load-balancer probes, as kube-proxy's (`none` to disable; an address alone gets port 10256; default: healthzBindAddress of a KubeProxyConfiguration --config, else 0.0.0.0:10256). Healthy unless a change has waited longer than twice --sync-period to be applied, and always while starting, until the first load is applied; a Service the kernel refuses does not make it unhealthy.", valueName: "host:port"))
     public var healthzBindAddress: String?
 
     @Flag(name: .customLong("bind-address-hard-fail"), help: "Stop the agent when the --metrics-address or --healthz-bind-address port cannot be bound, as kube-proxy's flag (else the error is logged and the agent runs without that server).")

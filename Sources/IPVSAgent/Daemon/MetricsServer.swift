@@ -103,9 +103,10 @@ public struct MetricsServer: Service {
                 beforeScrape?()
                 return .now(HTTPAnswer(status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: registry.emitToBuffer()))
             case "/healthz", "/livez":
-                // kube-proxy's rule and answer (ProxyHealth); /healthz also judges this node's Node, when the agent follows it.
+                // kube-proxy's rule, answer and headers (ProxyHealth); /healthz also judges this node's Node, when the agent follows it.
                 let (healthy, body) = health.answer(path == "/healthz" ? .healthz : .livez)
-                return .now(HTTPAnswer(status: healthy ? .ok : .serviceUnavailable, contentType: "application/json", body: Array(body.utf8)))
+                return .now(HTTPAnswer(status: healthy ? .ok : .serviceUnavailable, contentType: "application/json", body: Array(body.utf8),
+                                       headers: [("X-Content-Type-Options", "nosniff")]))
             case "/status" where all:
                 return .now(HTTPAnswer(status: .notFound, contentType: "text/plain",
                                        body: Array("not served here: /status lists every backend, so it is served on a loopback --metrics-address, or with --expose-status\n".utf8)))

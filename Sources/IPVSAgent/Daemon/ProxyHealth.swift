@@ -2,7 +2,8 @@ import Foundation
 
 /// Whether the agent keeps up, by kube-proxy's rule for `/healthz` and `/livez`
 /// (`pkg/proxy/healthcheck/proxy_health.go`): unhealthy only while a change has waited longer than
-/// the timeout (twice the sync period) to be applied. A sync counts when it ran to its end, whether
+/// the timeout (twice the sync period) to be applied, and never before the first load is applied
+/// (kube-proxy's proxier is healthy while it starts up). A sync counts when it ran to its end, whether
 /// or not the kernel took every operation: one Service the kernel refuses is that Service's problem,
 /// logged and retried, and must not make a liveness probe restart the agent in a loop.
 public final class ProxyHealth: @unchecked Sendable {
@@ -19,6 +20,8 @@ public final class ProxyHealth: @unchecked Sendable {
     private let lock = NSLock()
     private var oldestPending: [Work: ContinuousClock.Instant] = [:]
     private var lastUpdated: Date?
+    /// Whether the first load has been applied: until then the agent is starting, and healthy.
+    private var started = false
     /// The source's state, reported in `/healthz`'s body (the API server's: `APISourceStatus.json()`).
     private var sourceReport: (@Sendable () -> String)?
     /// Whether this node's Node is eligible (`KubeNode.eligible`); `nil` without a Node (files).
@@ -42,17 +45,18 @@ public final class ProxyHealth: @unchecked Sendable {
         }
     }
 
-    /// `work` ran to its end, failed operations or not.
+    /// `work` ran to its end, failed operations or not; the first `.changes` ends the start.
     public func updated(_ work: Work) {
         lock.withLock {
             oldestPending[work] = nil
             lastUpdated = Date()
+            if work == .changes { started = true }
         }
     }
 
-    /// Whether no work has waited `timeout` or longer at `now`.
+    /// Whether the agent is starting (no load applied yet), or no work has waited `timeout` or longer at `now`.
     public func isHealthy(at now: ContinuousClock.Instant = .now) -> Bool {
-        lock.withLock { oldestPending.values.allSatisfy { now - $0 < timeout } }
+        lock.withLock { !started || oldestPending.values.allSatisfy { now - $0 < timeout } }
     }
 
     /// Reports the source's state in `/healthz`'s answers, as a `source` member (a JSON object

@@ -29,6 +29,63 @@ final class MetricsServerTests: XCTestCase {
         for host in ["0.0.0.0", "::", "10.0.0.1", "fd00::1", "example.com"] { XCTAssertFalse(MetricsServer.isLoopback(host), host) }
     }
 
+    /// `/healthz` and `/livez` answer with kube-proxy's headers (`proxy_health.go`): JSON, and `nosniff`.
+    func testHealthAnswersHaveKubeProxysHeaders() async throws {
+        let port = Int.random(in: 20_000..<40_000)
+        let server = try MetricsServer(address: "127.0.0.1:\(port)", registry: PrometheusCollectorRegistry(), status: StatusBox(),
+                                       endpoints: .health, logger: Logger(label: "test"))
+        let group = ServiceGroup(services: [server], logger: Logger(label: "test"))
+        let running = Task { try await group.run() }
+        defer { running.cancel() }
+        for _ in 0..<100 where (try? Self.get("/livez", port: UInt16(port))) == nil { try await Task.sleep(for: .milliseconds(50)) }
+        for path in ["/healthz", "/livez"] {
+            let answer = try Self.get(path, port: UInt16(port))
+            XCTAssertTrue(answer.hasPrefix("HTTP/1.1 200"), answer)
+            XCTAssertTrue(answer.lowercased().contains("content-type: application/json\r\n"), answer)
+            XCTAssertTrue(answer.lowercased().contains("x-content-type-options: nosniff\r\n"), answer)
+        }
+        await group.triggerGracefulShutdown()
+    }
+
+    /// kube-proxy's `bindAddressHardFail` (`--bind-address-hard-fail`): a port another program holds
+    /// stops the agent with it, naming the server and the address; without it (kube-proxy's default)
+    /// the error is logged and the agent runs on without that server until it is stopped.
+    func testAPortInUseStopsTheAgentOnlyWithBindAddressHardFail() async throws {
+        let port = Int.random(in: 20_000..<40_000)
+        let holder = try MetricsServer(address: "127.0.0.1:\(port)", registry: PrometheusCollectorRegistry(), status: StatusBox(),
+                                       logger: Logger(label: "test"))
+        let holding = ServiceGroup(services: [holder], logger: Logger(label: "test"))
+        let held = Task { try await holding.run() }
+        defer { held.cancel() }
+        for _ in 0..<100 where (try? Self.get("/livez", port: UInt16(port))) == nil { try await Task.sleep(for: .milliseconds(50)) }
+        XCTAssertTrue(try Self.get("/livez", port: UInt16(port)).hasPrefix("HTTP/1.1 200"), "the port is held")
+
+        let hard = try MetricsServer(address: "127.0.0.1:\(port)", registry: PrometheusCollectorRegistry(), status: StatusBox(),
+                                     endpoints: .health, hardFail: true, logger: Logger(label: "test"))
+        let hardGroup = ServiceGroup(services: [hard], logger: Logger(label: "test"))
+        let ended = CapturedLog()
+        let hardRun = Task {
+            do { try await hardGroup.run() } catch { ended.append("\(error)") }
+        }
+        for _ in 0..<100 where ended.messages.isEmpty { try await Task.sleep(for: .milliseconds(50)) }
+        await hardGroup.triggerGracefulShutdown() // In case it runs on: the test then fails, it does not hang.
+        await hardRun.value
+        let error = try XCTUnwrap(ended.messages.first, "a port in use did not stop the agent with --bind-address-hard-fail")
+        XCTAssertTrue(error.hasPrefix("cannot serve /healthz and /livez (--healthz-bind-address) on 127.0.0.1:\(port): "), error)
+        XCTAssertTrue(error.hasSuffix("free the port or choose another"), error)
+
+        let log = CapturedLog()
+        let soft = try MetricsServer(address: "127.0.0.1:\(port)", registry: PrometheusCollectorRegistry(), status: StatusBox(),
+                                     hardFail: false, logger: Logger(label: "test") { _ in log })
+        let group = ServiceGroup(services: [soft], logger: Logger(label: "test"))
+        let running = Task { try await group.run() }
+        for _ in 0..<100 where log.messages.isEmpty { try await Task.sleep(for: .milliseconds(50)) }
+        XCTAssertEqual(log.messages, ["cannot serve /metrics (--metrics-address); running without it (--bind-address-hard-fail makes this fatal)"])
+        await group.triggerGracefulShutdown()
+        try await running.value // Ran on until stopped: no error.
+        await holding.triggerGracefulShutdown()
+    }
+
     /// `/status` and `/metrics` as a server on `address` answers them over 127.0.0.1.
     private func answers(address: String, expose: Bool) async throws -> (status: String, metrics: String) {
         let status = StatusBox()
@@ -74,5 +131,30 @@ final class MetricsServerTests: XCTestCase {
             answer += buffer[0..<count]
         }
         return String(decoding: answer, as: UTF8.self)
+    }
+}
+
+/// The messages of a logger (or lines a test appends), for a test to read.
+private struct CapturedLog: LogHandler {
+    private final class Box: @unchecked Sendable {
+        let lock = NSLock()
+        var messages: [String] = []
+    }
+    private let box = Box()
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .info
+
+    var messages: [String] { box.lock.withLock { box.messages } }
+
+    func append(_ message: String) { box.lock.withLock { box.messages.append(message) } }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String,
+             function: String, line: UInt) {
+        append("\(message)")
     }
 }

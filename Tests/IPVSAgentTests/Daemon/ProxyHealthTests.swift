@@ -17,6 +17,7 @@ final class ProxyHealthTests: XCTestCase {
         let health = ProxyHealth(syncPeriod: .seconds(30))
         let start = ContinuousClock.now
         XCTAssertTrue(health.isHealthy(at: start + .seconds(3600)), "healthy while starting, with nothing queued")
+        health.updated(.changes) // The first load is applied: the rule applies from now on.
         health.queued(.changes, at: start)
         health.queued(.changes, at: start + .seconds(50)) // A later change keeps the oldest time.
         XCTAssertTrue(health.isHealthy(at: start + .seconds(59)))
@@ -27,6 +28,25 @@ final class ProxyHealthTests: XCTestCase {
         XCTAssertFalse(health.isHealthy(at: start + .seconds(119)))
         health.updated(.verification)
         XCTAssertTrue(health.isHealthy(at: start + .seconds(3600)))
+    }
+
+    /// As kube-proxy's proxier, the agent is healthy while it starts, until its first load is applied,
+    /// whatever waits meanwhile: a first list the API server refuses in part (an EndpointSlice list
+    /// forbidden while the Service list came through and queued a change), or a first programming of
+    /// many Services, must not make a liveness probe restart it in a loop. A verification ending
+    /// before the first load (the API server's loop verifies on its own schedule) does not end the start.
+    func testHealthyWhileStartingUntilTheFirstLoadIsApplied() {
+        let health = ProxyHealth(syncPeriod: .seconds(30))
+        let start = ContinuousClock.now
+        health.queued(.changes, at: start)
+        XCTAssertTrue(health.isHealthy(at: start + .seconds(3600)), "a change queued before the first load is applied")
+        health.queued(.verification, at: start + .seconds(30))
+        health.updated(.verification)
+        XCTAssertTrue(health.isHealthy(at: start + .seconds(3600)), "a verification is not the first load")
+        health.updated(.changes)
+        health.queued(.changes, at: start + .seconds(100))
+        XCTAssertTrue(health.isHealthy(at: start + .seconds(159)))
+        XCTAssertFalse(health.isHealthy(at: start + .seconds(160)), "after the first load, kube-proxy's rule")
     }
 
     /// With the API server, `/healthz` reports the source beside kube-proxy's fields: each resource's

@@ -112,6 +112,7 @@ final class ServiceHealthServerTests: XCTestCase {
 
     func testAStuckProxyAnswers503() async throws {
         let health = ProxyHealth(syncPeriod: .seconds(30))
+        health.updated(.changes) // Started: a change then waits longer than twice the sync period.
         health.queued(.changes, at: .now - .seconds(61))
         let server = ServiceHealthServer(addresses: [IPAddress("127.0.0.1")!], health: health, logger: Logger(label: "test"))
         let port = UInt16.random(in: 20_000..<40_000)
