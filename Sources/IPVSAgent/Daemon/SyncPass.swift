@@ -52,6 +52,8 @@ struct SyncPass: Sendable {
             // New endpoints can change a Service's quorum without any health transition.
             await reconciler.setHealth(health.overlay(logger: logger))
         }
+        // A whole load (the first, a re-list) parsed and mapped every object: give back what it freed.
+        if build.changed == nil { FreedMemory.release() }
         return loaded
     }
 

@@ -153,8 +153,7 @@ private struct CapturedLog: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String,
-             function: String, line: UInt) {
-        append("\(message)")
+    func log(event: LogEvent) {
+        append("\(event.message)")
     }
 }
