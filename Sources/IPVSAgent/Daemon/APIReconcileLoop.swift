@@ -58,16 +58,12 @@ struct APIReconcileLoop: Service {
                         }
                         guard source.isListed else { continue } // Not every resource listed yet.
                         // The first load takes the state file's owners, as the files' first load does.
-                        let first = lastSync == nil, start = ContinuousClock.now
-                        lastSync = start
+                        let first = lastSync == nil
+                        lastSync = ContinuousClock.now
                         // The zone of the slices' hints, from the Node: a change maps every Service again.
                         loader.builder.options.zone = source.node?.zone
-                        let loaded = await pass.reload(&loader, changed: nil, &changes, reason: first ? "listed" : "watch events",
-                                                       owners: first ? await reconciler.owners : [:])
-                        logger.info("applied the API server's objects", metadata: [
-                            "services": "\(loaded.build.state.services.count)", "real_servers": "\(loaded.build.realServerCount)",
-                            "changed": "\(loaded.build.changed.map { "\($0.count)" } ?? "all")", "problems": "\(loaded.issues.count)",
-                            "milliseconds": "\(Reconciler.milliseconds(ContinuousClock.now - start))"])
+                        await pass.reload(&loader, changed: nil, &changes, reason: first ? "listed" : "watch events",
+                                          owners: first ? await reconciler.owners : [:])
                     }
                 }
                 group.addTask { await pass.upkeep(syncPeriod: syncPeriod) }

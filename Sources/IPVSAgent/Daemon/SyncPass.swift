@@ -31,6 +31,7 @@ struct SyncPass: Sendable {
     @discardableResult
     func reload(_ loader: inout DesiredStateLoader, changed: Set<String>?, _ changes: inout ObjectChanges, reason: String,
                 owners: [ServiceKey: ObjectName] = [:], coldStart: ColdStart? = nil) async -> DesiredStateLoader.Loaded {
+        let start = ContinuousClock.now
         let loaded = await loader.load(changed: changed, reason: reason, owners: owners, coldStart: coldStart)
         let build = loaded.build
         let objectChanges = changes.count(loaded.snapshot.changedServices, in: loaded.snapshot)
@@ -54,6 +55,10 @@ struct SyncPass: Sendable {
         }
         // A whole load (the first, a re-list) parsed and mapped every object: give back what it freed.
         if build.changed == nil { FreedMemory.release() }
+        logger.info("applied \(loader.source.objectsName)", metadata: [
+            "services": "\(build.state.services.count)", "real_servers": "\(build.realServerCount)",
+            "changed": "\(build.changed.map { "\($0.count)" } ?? "all")", "problems": "\(loaded.issues.count)",
+            "milliseconds": "\(Reconciler.milliseconds(ContinuousClock.now - start))"])
         return loaded
     }
 
