@@ -310,7 +310,7 @@ def main():
         add(f"| the agent's CPU time to every Service programmed, API server; files | {aget('api-daemon', 'cpu-to-synced')}; {aget('agent-daemon', 'cpu-to-synced')} |")
         add(f"| first pass after the lists: map every object and program the kernel (log) | {aget('api-daemon', 'first-pass')} |")
         add(f"| kernel operations of the first programming | {aget('api-daemon', 'operations', count)} |")
-        add(f"| resident memory after the first pass (VmRSS), API server; files (read when the kernel is programmed) | {aget('api-daemon', 'rss', kib)}; {aget('agent-daemon', 'rss', kib)} |")
+        add(f"| resident memory once the first pass has ended (VmRSS), API server; files | {aget('api-daemon', 'rss', kib)}; {aget('agent-daemon', 'rss', kib)} |")
         add(f"| peak resident memory (VmHWM), API server | {aget('api-daemon', 'peak-rss', kib)} |")
         add(f"| background watch events a second reached (asked: {env.get('api_rate', '?')}) | {aget('api-load', 'events-per-second', lambda v: f'{v:,.1f}')} |")
         add(f"| one endpoint added: watch event to kernel updated, p50 / p99 / max ({len(changes)} changes) | "
