@@ -42,6 +42,16 @@ final class APISource: @unchecked Sendable {
     private var newIssues: [ManifestIssue] = []
     private var listed: Set<String> = []
     private var currentNode: KubeNode?
+    /// The keys each list in progress has stored so far, by kind: when it ends, the others are gone.
+    private var listing: [String: Set<Key>] = [:]
+    /// The Node the Node list in progress found.
+    private var listingNode: KubeNode?
+    /// Makes the cold start of the first list, given this node's zone (set before `run()`): called
+    /// once, as soon as the Node is known (at once when no Node is followed), unless every list
+    /// already ended. Each page of the first lists is then handed to it as it comes (`ColdStart`).
+    var makeColdStart: (@Sendable (_ zone: String?) -> ColdStart?)?
+    private enum ColdStartPhase { case waiting, starting, feeding(ColdStart), done }
+    private var coldStartPhase = ColdStartPhase.waiting
     private var number = 0
     private let lineageSource = UInt64.random(in: 1...UInt64.max)
 
@@ -150,28 +160,94 @@ final class APISource: @unchecked Sendable {
     // MARK: - Events
 
     func receive(_ event: ReflectorEvent, of resource: APIResource) {
-        if resource.kind == "Node" { return receiveNode(event) }
-        lock.withLock {
+        if resource.kind == "Node" {
+            receiveNode(event)
+            return startColdStart()
+        }
+        let feed = lock.withLock { () -> (ColdStart, ColdStartObjects)? in
+            var pageServices: Set<ObjectName> = []
             switch event {
-            case .replace(let nodes):
-                var seen: Set<Key> = []
-                for node in nodes { if let key = store(node, of: resource) { seen.insert(key) } }
+            case .listPage(let nodes, let first):
+                if first { listing[resource.kind] = [] }
+                for node in nodes {
+                    guard let key = store(node, of: resource) else { continue }
+                    listing[resource.kind, default: []].insert(key)
+                    if let service = objects[key]?.service { pageServices.insert(service) }
+                }
+            case .listEnded:
+                let seen = listing.removeValue(forKey: resource.kind) ?? []
                 for (key, stored) in objects where key.kind == resource.kind && !seen.contains(key) {
                     set(key, nil)
                     if let service = stored.service { changedServices.insert(service) }
                 }
                 listed.insert(resource.kind)
+                // Every list ended: the first load maps and programs the rest.
+                if listed.count == resources.count { coldStartPhase = .done }
             case .added(let node), .modified(let node):
                 _ = store(node, of: resource)
             case .deleted(let node):
-                guard let key = key(of: node, resource) else { return }
+                guard let key = key(of: node, resource) else { return nil }
                 if let stored = objects[key] {
                     set(key, nil)
                     if let service = stored.service { changedServices.insert(service) }
                 }
             }
+            guard case .feeding(let coldStart) = coldStartPhase, !pageServices.isEmpty else { return nil }
+            return (coldStart, coldStartObjects(for: pageServices, bind: resource.kind == "Service"))
         }
+        if let (coldStart, objects) = feed {
+            coldStart.bind(objects.services)
+            coldStart.program(objects.complete)
+        }
+        startColdStart()
         changed()
+    }
+
+    // MARK: - Cold start
+
+    /// What the cold start takes for some Services: their Service objects (for their VIPs), and
+    /// each Service that has endpoint objects, with them (to program it).
+    private struct ColdStartObjects {
+        var services: [ManifestObject] = []
+        var complete: [ManifestObject] = []
+    }
+
+    /// The cold start's objects for the Services `names` as stored now; their Service objects only when `bind`.
+    private func coldStartObjects(for names: some Sequence<ObjectName>, bind: Bool) -> ColdStartObjects {
+        var result = ColdStartObjects()
+        for name in names {
+            guard let service = objects[Key(kind: "Service", name: name)]?.object else { continue }
+            if bind { result.services.append(service) }
+            let endpoints = (keysByService[name] ?? []).filter { $0.kind != "Service" }.sorted(by: Key.ordered).compactMap { objects[$0]?.object }
+            if !endpoints.isEmpty { result.complete += [service] + endpoints }
+        }
+        return result
+    }
+
+    /// Makes the cold start once the Node is known, and hands it what was stored so far.
+    private func startColdStart() {
+        let zone = lock.withLock { () -> String?? in
+            guard case .waiting = coldStartPhase, makeColdStart != nil else { return nil }
+            // Too late once every list ended: the first load may be under way without it.
+            if listed.count == resources.count {
+                coldStartPhase = .done
+                return nil
+            }
+            if nodeName != nil, !listed.contains("Node") { return nil }
+            coldStartPhase = .starting
+            return .some(currentNode?.zone)
+        }
+        guard let zone else { return }
+        guard let coldStart = makeColdStart?(zone) else { return lock.withLock { coldStartPhase = .done } }
+        let stored = lock.withLock { () -> ColdStartObjects? in
+            guard case .starting = coldStartPhase else { return nil } // Every list ended meanwhile.
+            coldStartPhase = .feeding(coldStart)
+            return coldStartObjects(for: Array(keysByService.keys), bind: true)
+        }
+        if let stored {
+            coldStart.bind(stored.services)
+            coldStart.program(stored.complete)
+        }
     }
 
     /// Keeps this node's Node; a change that matters to the mapping (its zone), and the first list,
@@ -184,8 +260,12 @@ final class APISource: @unchecked Sendable {
             let previous = currentNode
             let first = !listed.contains("Node")
             switch event {
-            case .replace(let objects):
-                currentNode = objects.lazy.compactMap(wanted).first
+            case .listPage(let objects, let first):
+                if first { listingNode = nil }
+                if let node = objects.lazy.compactMap(wanted).first { listingNode = node }
+            case .listEnded:
+                currentNode = listingNode
+                listingNode = nil
                 listed.insert("Node")
             case .added(let object), .modified(let object):
                 if let node = wanted(object) { currentNode = node }

@@ -15,8 +15,12 @@ struct APIResource: Hashable, Sendable {
 
 /// What a reflector hands to its store.
 enum ReflectorEvent: Sendable {
-    /// A complete list: every object of the resource now (what is not in it is gone).
-    case replace([YAMLNode])
+    /// One page of a list, as it comes (a list of 100,000 objects is never held whole); `first`
+    /// starts a list (again, when one was cut short).
+    case listPage([YAMLNode], first: Bool)
+    /// The list whose pages came is complete: every object of the resource now was in it, and
+    /// what was not is gone.
+    case listEnded
     case added(YAMLNode)
     case modified(YAMLNode)
     case deleted(YAMLNode)
@@ -69,8 +73,8 @@ struct Reflector: Sendable {
                 record(.relist)
                 do {
                     let listed = try await list()
-                    await sink(.replace(listed.items))
-                    record(.listed(objects: listed.items.count))
+                    await sink(.listEnded)
+                    record(.listed(objects: listed.count))
                     version = listed.version
                     listedVersion = listed.version
                 } catch {
@@ -122,9 +126,10 @@ struct Reflector: Sendable {
 
     // MARK: - List
 
-    /// Every object, in pages, and the list's `resourceVersion`.
-    func list() async throws -> (items: [YAMLNode], version: String) {
-        var items: [YAMLNode] = []
+    /// Lists every object, handing each page to the sink as it comes; returns how many objects the
+    /// list held and its `resourceVersion`.
+    func list() async throws -> (count: Int, version: String) {
+        var count = 0
         var token: String?
         var restarted = false
         while true {
@@ -136,7 +141,7 @@ struct Reflector: Sendable {
                 // The continue token expired (the version it lists was compacted away): list
                 // again from the start, as client-go's pager does.
                 logger.notice("the \(resource.kind) list's continue token expired; listing again from the start")
-                items = []
+                count = 0
                 token = nil
                 restarted = true
                 continue
@@ -147,11 +152,15 @@ struct Reflector: Sendable {
             guard let version = metadata.flatMap({ NodeReader.text(of: "resourceVersion", in: $0) }), !version.isEmpty else {
                 throw APIServerError("the \(resource.kind) list from \(client.server) has no metadata.resourceVersion")
             }
+            var items: [YAMLNode] = []
             if let list = NodeReader.value(of: "items", in: root), list.kind == .sequence {
+                items.reserveCapacity(list.count)
                 for position in 0..<list.count { items.append(list.element(position)) }
             }
+            await sink(.listPage(items, first: token == nil))
+            count += items.count
             guard let next = metadata.flatMap({ NodeReader.text(of: "continue", in: $0) }), !next.isEmpty else {
-                return (items, version)
+                return (count, version)
             }
             token = next
         }

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Metrics
 import ServiceLifecycle
+import Synchronization
 
 /// The daemon's loop when the desired state comes from the API server (`--kubeconfig` or
 /// `--in-cluster`): follows it with an `APISource` and applies its snapshots through the same
@@ -37,6 +38,17 @@ struct APIReconcileLoop: Service {
         let source = try APISource(configuration: configuration, proxyName: proxyName, nodeName: mapping.nodeName, logger: logger,
                                    changed: { pass.queued(); continuation.yield() },
                                    record: { sourceMetrics.record($0, $1); sourceStatus.record($0, $1) })
+        // The first lists bind VIPs and program IPVS as their pages come (`ColdStart`), with this
+        // node's zone once its Node is listed; the first load takes over what they did.
+        let basis = await reconciler.coldStartBasis()
+        let coldStarts = ColdStartBox()
+        source.makeColdStart = { [mapping, logger] zone in
+            var options = mapping
+            options.zone = zone
+            let coldStart = AgentRunner.coldStart(basis, options: options, logger: logger)
+            coldStarts.set(coldStart)
+            return coldStart
+        }
         sourceStatus.follow(source.resources.map(\.kind))
         proxyHealth.reportSource({ sourceStatus.json() }, nodeEligible: { source.node?.eligible ?? true })
         defer { continuation.finish() }
@@ -63,7 +75,7 @@ struct APIReconcileLoop: Service {
                         // The zone of the slices' hints, from the Node: a change maps every Service again.
                         loader.builder.options.zone = source.node?.zone
                         await pass.reload(&loader, changed: nil, &changes, reason: first ? "listed" : "watch events",
-                                          owners: first ? await reconciler.owners : [:])
+                                          owners: first ? await reconciler.owners : [:], coldStart: first ? coldStarts.take() : nil)
                     }
                 }
                 group.addTask { await pass.upkeep(syncPeriod: syncPeriod) }
@@ -72,4 +84,12 @@ struct APIReconcileLoop: Service {
             }
         }
     }
+}
+
+/// The cold start the API source made during its first lists, for the first load to take.
+private final class ColdStartBox: Sendable {
+    private let value = Mutex<ColdStart?>(nil)
+    func set(_ coldStart: ColdStart?) { value.withLock { $0 = coldStart } }
+    /// The cold start, once; `nil` when none was made (or it was taken).
+    func take() -> ColdStart? { value.withLock { value in defer { value = nil }; return value } }
 }

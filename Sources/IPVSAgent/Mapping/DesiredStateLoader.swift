@@ -45,7 +45,8 @@ struct DesiredStateLoader {
         if let coldStart { decodedHandler = { coldStart.decoded($0) } }
         let snapshot = await source.load(changed: changed, decoded: decodedHandler)
         let decoded = ContinuousClock.now - start
-        if let coldStart { builder.seed(coldStart.mappings()) }
+        // Mapped with other options (the API server's Node gave a zone since): mapped again here.
+        if let coldStart, coldStart.mappingOptions == builder.options { builder.seed(coldStart.mappings()) }
         builder.seed(owners: owners)
         let build = builder.build(snapshot)
         let issues = snapshot.issues + build.issues

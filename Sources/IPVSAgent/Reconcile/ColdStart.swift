@@ -50,9 +50,23 @@ final class ColdStart: Sendable {
     /// Hands the objects of one decoded file over: their Services' VIPs to the binding, their
     /// objects to the programming (`ManifestSource.DecodedHandler`).
     func decoded(_ objects: [ManifestObject]) {
+        bind(objects)
+        program(objects)
+    }
+
+    /// Hands the VIPs of the Services among `objects` to the binding.
+    func bind(_ objects: [ManifestObject]) {
         binding?.add(ServiceMapper.addresses(in: objects, options: options))
+    }
+
+    /// Hands `objects` to the programming: each Service among them is mapped with the endpoint
+    /// objects among them (`EarlyProgramming.add(_:)`).
+    func program(_ objects: [ManifestObject]) {
         programming.add(objects)
     }
+
+    /// The options the Services are mapped with: the builder takes the mappings only when its own are the same.
+    var mappingOptions: MappingOptions { options }
 
     /// The Services mapped so far, for the builder (`DesiredStateBuilder.seed(_:)`).
     func mappings() -> [ObjectName: DesiredStateBuilder.Entry] {

@@ -269,6 +269,41 @@ final class APISourceTests: XCTestCase {
         }
     }
 
+    func testTheFirstListsProgramTheKernelAsTheirPagesComeWithTheNodesZone() async throws {
+        let configuration = try startServer()
+        for service in services(5) { server.put(TestAPIServer.services, service) }
+        for i in 0..<5 {
+            server.put(TestAPIServer.endpointSlices, APIObjects.slice("web-\(i)-abc", service: "web-\(i)", addresses: ["10.244.0.\(i + 5)"]))
+        }
+        server.put(TestAPIServer.nodes, APIObjects.node("node-1", zone: "zone-b"))
+        let reconciler = Reconciler(ipvs: FakeIPVS(), vips: FakeVIPs(), store: nil, options: .init(interface: "kube-ipvs0"), logger: Logger(label: "test"))
+        try await reconciler.start()
+        let found = await reconciler.coldStartBasis()
+        let basis = try XCTUnwrap(found)
+        final class Made: @unchecked Sendable {
+            let lock = NSLock()
+            var zones: [String?] = []
+            var coldStart: ColdStart?
+        }
+        let made = Made(), ipvs = FakeIPVS(), vips = FakeVIPs()
+        let source = try makeSource(configuration, nodeName: "node-1", pageSize: 2)
+        source.makeColdStart = { zone in
+            let coldStart = ColdStart(basis, ipvs: ipvs, vips: vips, options: MappingOptions(nodeName: "node-1", zone: zone))
+            made.lock.withLock { made.zones.append(zone); made.coldStart = coldStart }
+            return coldStart
+        }
+        try await running(source) {
+            try await eventually("listed") { source.isSynced }
+        }
+        XCTAssertEqual(made.lock.withLock { made.zones }, ["zone-b"], "made once, with the Node's zone")
+        let result = try XCTUnwrap(made.lock.withLock { made.coldStart }).finish()
+        let keys = (0..<5).map { ServiceKey.address(.tcp, IPAddress("10.96.0.\($0 + 10)")!, port: 80) }
+        XCTAssertEqual(Set(result.programmed.added.keys), Set(keys), "every Service programmed early, each with its endpoint")
+        XCTAssertEqual(result.programmed.added.values.map(\.realServers.count), [1, 1, 1, 1, 1])
+        XCTAssertEqual(Set(result.bound.map(\.0)), Set((0..<5).map { IPAddress("10.96.0.\($0 + 10)")! }))
+        XCTAssertEqual(source.snapshot()?.objects.count, 10, "the store holds every object as well")
+    }
+
     func testExpiredContinueTokenListsAgainFromTheStart() async throws {
         let configuration = try startServer()
         for service in services(5) { server.put(TestAPIServer.services, service) }

@@ -138,7 +138,7 @@ extension ManifestSourceTests {
     func testAFileNamedWithADotSlashIsReadAgain() async throws {
         let previous = FileManager.default.currentDirectoryPath
         XCTAssertTrue(FileManager.default.changeCurrentDirectoryPath(folder.path))
-        defer { FileManager.default.changeCurrentDirectoryPath(previous) }
+        defer { _ = FileManager.default.changeCurrentDirectoryPath(previous) }
         try write("x.yaml", service("x", port: 80))
         let source = ManifestSource(paths: ["./x.yaml"], logger: Logger(label: "test"))
         let before = await source.load(changed: nil)

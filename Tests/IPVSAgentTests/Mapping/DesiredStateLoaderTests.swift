@@ -55,6 +55,24 @@ final class DesiredStateLoaderTests: XCTestCase {
         XCTAssertEqual(report.applied, 2)
         XCTAssertEqual(ipvs.state.services[tcp("10.96.0.1", 80)]?.realServers.keys.map(\.address), [ip("10.244.1.1")])
     }
+
+    /// The builder takes a cold start's mappings only when they were made with its own options (the
+    /// API server's Node may give a zone after the cold start began): else it maps every Service.
+    func testColdStartMappingsAreTakenOnlyWithTheSameOptions() async throws {
+        for (coldOptions, remapped) in [(MappingOptions(), 0), (MappingOptions(zone: "zone-a"), 1)] {
+            let ipvs = FakeIPVS()
+            let reconciler = Reconciler(ipvs: ipvs, vips: nil, store: nil, options: .init(), logger: Logger(label: "test"))
+            try await reconciler.start()
+            let basis = await reconciler.coldStartBasis()
+            let coldStart = ColdStart(try XCTUnwrap(basis), ipvs: ipvs, vips: nil, options: coldOptions)
+            coldStart.program(Self.objects)
+            var loader = DesiredStateLoader(source: FixedSource(snapshot: SourceSnapshot(objects: Self.objects)), options: MappingOptions(),
+                                            logger: Logger(label: "test"))
+            let loaded = await loader.load(reason: "test", coldStart: coldStart)
+            XCTAssertEqual(loaded.build.remapped.count, remapped, "cold start mapped with \(coldOptions)")
+            XCTAssertEqual(Set(loaded.build.state.services.keys), [tcp("10.96.0.1", 80)])
+        }
+    }
 }
 
 /// The worker thread of `AddressBinding` and `EarlyProgramming`.
