@@ -102,6 +102,19 @@ struct KernelApplier {
 
     // MARK: - Applying
 
+    /// Makes the model of each service `operations` added hold the desired real servers' storage
+    /// itself when the kernel now has exactly those (as a cold start's take-over does): the model
+    /// built operation by operation would be a second copy of every real server (the most memory
+    /// of a first programming after the mapping's).
+    private mutating func shareAddedRealServers(of operations: [IPVSOperation], with desired: DesiredState) {
+        for case .addService(let service) in operations {
+            guard let wanted = desired.services[service.key]?.realServers, !wanted.isEmpty,
+                  let modelled = kernel.services[service.key]?.realServers, modelled == wanted,
+                  wanted.values.allSatisfy({ $0 == $0.configuration }) else { continue }
+            kernel.services[service.key]?.realServers = wanted
+        }
+    }
+
     /// What `apply` did: the report, and whether an operation failed so that the model may be wrong.
     struct Outcome {
         var report = ReconcileReport()
@@ -169,6 +182,8 @@ struct KernelApplier {
                 }
             }
         }
+
+        shareAddedRealServers(of: plan.operations, with: desired)
 
         // Last: the model above was brought up to date while the VIPs may still be being bound.
         if let binding { bound += binding.results() }
