@@ -126,7 +126,7 @@ final class AgentTests: XCTestCase {
         XCTAssertTrue(run.standardError.contains("removing an address bound early that no Service uses"), run.standardError)
         // Both files' virtual services were added before the reconcile (a service and its real
         // server each), and the reconcile deleted the one of the object that lost.
-        let early = run.standardError.split(separator: "\n").first { $0.contains("programmed while the manifests loaded") }
+        let early = run.standardError.split(separator: "\n").first { $0.contains("programmed while the objects loaded") }
         XCTAssertTrue(early?.contains("operations=4") == true, run.standardError)
         let addresses = try KernelTest.shell("ip -o -4 addr show dev kube-ipvs0")
         XCTAssertTrue(addresses.contains("10.96.7.2/32"), addresses)

@@ -93,7 +93,7 @@ struct KernelApplier {
                              metadata: ["address": "\(address)", "error": "\(error)"])
             }
         }
-        logger.info("programmed while the manifests loaded", metadata: [
+        logger.info("programmed while the objects loaded", metadata: [
             "operations": "\(outcome.applied)", "addresses": "\(bound)",
             "failures_left_to_the_reconcile": "\(outcome.failed + result.bound.count - bound)",
             "milliseconds": "\(Reconciler.milliseconds(ContinuousClock.now - start))"])
