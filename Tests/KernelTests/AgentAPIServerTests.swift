@@ -163,6 +163,10 @@ final class AgentAPIServerTests: XCTestCase {
         server.put(TestAPIServer.services, APIObjects.service("web", clusterIP: "10.96.0.10"))
         server.put(TestAPIServer.endpointSlices, slice([pods[0], pods[1]]))
         try waitUntil("the agent programs web", timeout: 60) { try weight("10.250.2.2:8080") == "1" }
+        // As in AgentDaemonTests: the first requests wait for the end of the sync that programmed web.
+        try waitUntil("the sync ends", timeout: 60) {
+            logText().split(separator: "\n").contains { $0.contains("real_servers=2 ") && $0.contains("applied the API server's objects") }
+        }
         XCTAssertEqual(Set(try (0..<4).map { _ in try TCPClient.request("10.96.0.10", 80) }), ["pod1", "pod2"])
 
         // An endpoint scaled: a third pod.

@@ -287,9 +287,12 @@ enum TCPClient {
             let count = recv(descriptor, &buffer, buffer.count, 0)
             guard count > 0 else {
                 let reason = count == 0 ? "closed" : String(cString: strerror(errno))
-                // What IPVS holds for the connections, for a failure that is rare (the VM has no
-                // conntrack tool to show conntrack's side).
-                let tables = (try? KernelTest.shell("ipvsadm -Lnc 2>&1 | head -n 30")) ?? ""
+                // For a failure that is rare: what IPVS and conntrack hold for the connections, the
+                // client socket's TCP state (unacknowledged data, retransmissions) and the VIPs.
+                let tables = (try? KernelTest.shell("""
+                    ipvsadm -Lnc 2>&1 | head -n 30; echo '-- conntrack'; grep -v ' dport=10249 ' /proc/net/nf_conntrack 2>&1 | head -n 20
+                    echo '-- client sockets'; ss -tnio 2>&1 | head -n 20; echo '-- kube-ipvs0'; ip -br addr show kube-ipvs0 2>&1
+                    """)) ?? ""
                 throw Failure(description: "no answer: \(reason)\n\(tables)")
             }
             return String(decoding: buffer[..<count], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
