@@ -167,7 +167,10 @@ final class AgentAPIServerTests: XCTestCase {
         try waitUntil("the sync ends", timeout: 60) {
             logText().split(separator: "\n").contains { $0.contains("real_servers=2 ") && $0.contains("applied the API server's objects") }
         }
-        XCTAssertEqual(Set(try (0..<4).map { _ in try TCPClient.request("10.96.0.10", 80) }), ["pod1", "pod2"])
+        // The starting point, not the claim: both pods answer through the VIP (retried, see TCPClient.answer).
+        try waitUntil("both pods answer through the VIP", timeout: 30) {
+            Set((0..<4).compactMap { _ in TCPClient.answer("10.96.0.10", 80) }) == ["pod1", "pod2"]
+        }
 
         // An endpoint scaled: a third pod.
         server.put(TestAPIServer.endpointSlices, slice(pods))

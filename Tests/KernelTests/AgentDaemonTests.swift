@@ -25,7 +25,10 @@ final class AgentDaemonTests: XCTestCase {
         // The first sync ends with the nftables table and the conntrack cleanup after IPVS: the first requests
         // wait for its end (a connection opened before it ended has gone unanswered, rarely; see README).
         try waitUntil("the first sync ends", timeout: 60) { logText().contains("applied manifests") }
-        XCTAssertEqual(Set(try (0..<4).map { _ in try TCPClient.request("10.96.0.10", 80) }), ["pod1", "pod2"])
+        // The starting point, not the claim: both pods answer through the VIP (retried, see TCPClient.answer).
+        try waitUntil("both pods answer through the VIP", timeout: 30) {
+            Set((0..<4).compactMap { _ in TCPClient.answer("10.96.0.10", 80) }) == ["pod1", "pod2"]
+        }
 
         // Metrics, health and status.
         let metrics = try KernelTest.shell("curl -sf http://127.0.0.1:10249/metrics")
