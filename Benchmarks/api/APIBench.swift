@@ -49,23 +49,8 @@ struct APIBench: ParsableCommand {
             server.put(TestAPIServer.endpointSlices, service.slice(notReady: []))
         }
         let port = try server.start()
-        try """
-            apiVersion: v1
-            kind: Config
-            current-context: bench
-            clusters:
-            - name: bench
-              cluster:
-                server: https://127.0.0.1:\(port)
-                certificate-authority-data: \(Data(certificates.authority).base64EncodedString())
-            contexts:
-            - name: bench
-              context: {cluster: bench, user: agent}
-            users:
-            - name: agent
-              user: {token: bench-token}
-
-            """.write(toFile: kubeconfig, atomically: true, encoding: .utf8)
+        try TestAPIServer.kubeconfig(port: port, authority: certificates.authority, token: "bench-token", name: "bench")
+            .write(toFile: kubeconfig, atomically: true, encoding: .utf8)
         // A change adds an endpoint from 198.18.0.0/15 (RFC 2544's benchmark addresses): no pod has one.
         let added = (0..<samples).map { "198.18.\($0 / 250).\($0 % 250 + 1)" }
         try (0..<samples).map { "\($0) \(services[$0].clusterIP):\(services[$0].port) \(added[$0]):\(services[$0].targetPort)\n" }

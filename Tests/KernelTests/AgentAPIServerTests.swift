@@ -27,23 +27,8 @@ final class AgentAPIServerTests: XCTestCase {
     /// A kubeconfig for the test API server on `port`, with its CA and the token `agent-token`.
     static func writeKubeconfig(in cluster: AgentTestCluster, port: Int, authority: [UInt8]) throws -> URL {
         let kubeconfig = cluster.folder.appendingPathComponent("kubeconfig")
-        try """
-            apiVersion: v1
-            kind: Config
-            current-context: test
-            clusters:
-            - name: test
-              cluster:
-                server: https://127.0.0.1:\(port)
-                certificate-authority-data: \(Data(authority).base64EncodedString())
-            contexts:
-            - name: test
-              context: {cluster: test, user: agent}
-            users:
-            - name: agent
-              user: {token: agent-token}
-
-            """.write(to: kubeconfig, atomically: true, encoding: .utf8)
+        try TestAPIServer.kubeconfig(port: port, authority: authority, token: "agent-token", name: "test")
+            .write(to: kubeconfig, atomically: true, encoding: .utf8)
         return kubeconfig
     }
 

@@ -155,6 +155,28 @@ public final class TestAPIServer: @unchecked Sendable {
     }
     private var _watchesAreGone = false
 
+    /// A kubeconfig that reaches a test API server on `port` (TLS with the CA `authority`) with the
+    /// bearer token `token`, its cluster and context named `name`.
+    public static func kubeconfig(port: Int, authority: [UInt8], token: String, name: String) -> String {
+        """
+        apiVersion: v1
+        kind: Config
+        current-context: \(name)
+        clusters:
+        - name: \(name)
+          cluster:
+            server: https://127.0.0.1:\(port)
+            certificate-authority-data: \(Data(authority).base64EncodedString())
+        contexts:
+        - name: \(name)
+          context: {cluster: \(name), user: agent}
+        users:
+        - name: agent
+          user: {token: \(token)}
+
+        """
+    }
+
     /// The number of watches open now.
     public var openWatches: Int { lock.withLock { watches.count } }
 
