@@ -164,13 +164,18 @@ final class APISource: @unchecked Sendable {
             receiveNode(event)
             return startColdStart()
         }
+        let decoded: [Decoded] = switch event {
+        case .listPage(let nodes, _): nodes.compactMap { decode($0, of: resource) }
+        case .added(let node), .modified(let node): decode(node, of: resource).map { [$0] } ?? []
+        case .deleted, .listEnded: []
+        }
         let feed = lock.withLock { () -> (ColdStart, ColdStartObjects)? in
             var pageServices: Set<ObjectName> = []
             switch event {
-            case .listPage(let nodes, let first):
+            case .listPage(_, let first):
                 if first { listing[resource.kind] = [] }
-                for node in nodes {
-                    guard let key = store(node, of: resource) else { continue }
+                for object in decoded {
+                    guard let key = store(object) else { continue }
                     listing[resource.kind, default: []].insert(key)
                     if let service = objects[key]?.service { pageServices.insert(service) }
                 }
@@ -183,8 +188,8 @@ final class APISource: @unchecked Sendable {
                 listed.insert(resource.kind)
                 // Every list ended: the first load maps and programs the rest.
                 if listed.count == resources.count { coldStartPhase = .done }
-            case .added(let node), .modified(let node):
-                _ = store(node, of: resource)
+            case .added, .modified:
+                _ = decoded.first.flatMap(store)
             case .deleted(let node):
                 guard let key = key(of: node, resource) else { return nil }
                 if let stored = objects[key] {
@@ -299,25 +304,39 @@ final class APISource: @unchecked Sendable {
         return Key(kind: resource.kind, name: ObjectName(namespace: namespace, name: name))
     }
 
-    /// Decodes and stores `node` (keeping the last good version of a refused one); records the
-    /// Services whose objects changed. Returns the object's key, or `nil` when it has no name.
-    private func store(_ node: YAMLNode, of resource: APIResource) -> Key? {
+    /// An object as it came, decoded: its key, and whether it is this agent's (`nil` decoding: it is not).
+    private struct Decoded {
+        var key: Key
+        var decoding: ManifestDecoding?
+    }
+
+    /// Decodes `node`, out of the lock: the two resources' lists decode side by side. `nil` when
+    /// it has no name.
+    private func decode(_ node: YAMLNode, of resource: APIResource) -> Decoded? {
         guard let key = key(of: node, resource) else {
             logger.error("skipped a \(resource.kind) without metadata.name from the API server")
             return nil
         }
+        // Labelled for another proxy: not this agent's, as if it did not exist.
+        guard isOwn(node) else { return Decoded(key: key, decoding: nil) }
+        var decoding = ManifestDecoding()
+        ManifestDecoder.decodeAPIObject(node, kind: resource.kind, apiVersion: resource.apiVersion,
+                                        file: "API server", into: &decoding)
+        return Decoded(key: key, decoding: decoding)
+    }
+
+    /// Stores a decoded object (keeping the last good version of a refused one); records the
+    /// Services whose objects changed. Returns the object's key, or `nil` when it is not this agent's.
+    private func store(_ decoded: Decoded) -> Key? {
+        let key = decoded.key
         let previous = objects[key]
-        if !isOwn(node) {
-            // Labelled for another proxy: not this agent's, as if it did not exist.
+        guard let decoding = decoded.decoding else {
             if let previous {
                 set(key, nil)
                 if let service = previous.service { changedServices.insert(service) }
             }
             return nil
         }
-        var decoding = ManifestDecoding()
-        ManifestDecoder.decodeAPIObject(node, kind: resource.kind, apiVersion: resource.apiVersion,
-                                        file: "API server", into: &decoding)
         newIssues += decoding.issues
         if let object = decoding.objects.first {
             let entry = Stored(object: object, refused: false, service: object.serviceName)

@@ -262,11 +262,11 @@ struct Reflector: Sendable {
         return "?" + items.map { "\($0.0)=\($0.1.addingPercentEncoding(withAllowedCharacters: allowed) ?? $0.1)" }.joined(separator: "&")
     }
 
-    /// The JSON `bytes` as a tree (JSON is YAML: the manifests' reader reads it).
+    /// The JSON `bytes` as the tree the manifests' decoder reads.
     static func parse(_ bytes: [UInt8], what: String) throws -> YAMLNode {
         let tree: YAMLTree
         do {
-            tree = try YAMLTree.parse(String(decoding: bytes, as: UTF8.self))
+            tree = try YAMLTree.parseJSON(bytes)
         } catch {
             throw APIServerError("the \(what) is not valid JSON: \(error.summary)")
         }

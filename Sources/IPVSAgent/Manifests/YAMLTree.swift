@@ -42,10 +42,11 @@ final class YAMLTree: Sendable {
     /// The root node of each document, in order.
     let documents: [Int]
 
-    private init(entries: [Entry], children: [Int], documents: [Int]) {
-        self.entries = entries
-        self.children = children
-        self.documents = documents
+    /// The tree a builder has read.
+    init(_ builder: Builder) {
+        entries = builder.entries
+        children = builder.children
+        documents = builder.documents
     }
 
     /// The root node of each document, in order.
@@ -58,7 +59,7 @@ final class YAMLTree: Sendable {
         var builder = Builder()
         let read = { (bytes: UnsafeBufferPointer<UInt8>) in Result { () throws(YAMLError) in try builder.read(bytes) } }
         try (text.utf8.withContiguousStorageIfAvailable(read) ?? Array(text.utf8).withUnsafeBufferPointer(read)).get()
-        return YAMLTree(entries: builder.entries, children: builder.children, documents: builder.documents)
+        return YAMLTree(builder)
     }
 }
 
@@ -152,8 +153,9 @@ extension YAMLTree {
         }
     }
 
-    /// Turns libyaml's events into entries, one collection level at a time.
-    private struct Builder {
+    /// Turns a reader's nodes (libyaml's events, or `JSONScanner`'s) into entries, one collection
+    /// level at a time, with the reading limits and the key rules checked as they come.
+    struct Builder {
         var entries: [Entry] = []
         var children: [Int] = []
         var documents: [Int] = []
@@ -185,17 +187,27 @@ extension YAMLTree {
                 defer { yaml_event_delete(&event) }
                 switch event.type {
                 case YAML_STREAM_END_EVENT: return
-                case YAML_SCALAR_EVENT: try scalar(event)
+                case YAML_SCALAR_EVENT:
+                    let data = event.data.scalar
+                    // libyaml hands out UTF-8 (the input is), which may hold NUL characters: counted, not C text.
+                    try scalar(String(decoding: UnsafeBufferPointer(start: data.value, count: data.length), as: UTF8.self),
+                               plain: data.style == YAML_PLAIN_SCALAR_STYLE,
+                               tag: data.quoted_implicit == 1 ? YAMLTree.stringTag : Self.string(data.tag),
+                               anchor: Self.string(data.anchor), line: Self.line(event.start_mark),
+                               start: event.start_mark.index, end: event.end_mark.index)
                 case YAML_ALIAS_EVENT: try alias(event)
                 case YAML_SEQUENCE_START_EVENT:
                     let start = event.data.sequence_start
                     try begin(.sequence, tag: start.implicit != 0 ? nil : Self.string(start.tag),
-                              anchor: Self.string(start.anchor), event: event)
+                              anchor: Self.string(start.anchor), line: Self.line(event.start_mark), start: event.start_mark.index)
                 case YAML_MAPPING_START_EVENT:
                     let start = event.data.mapping_start
                     try begin(.mapping, tag: start.implicit != 0 ? nil : Self.string(start.tag),
-                              anchor: Self.string(start.anchor), event: event)
-                case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT: try end(event)
+                              anchor: Self.string(start.anchor), line: Self.line(event.start_mark), start: event.start_mark.index)
+                case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
+                    // A flow collection ends at its `]` or `}`; libyaml ends a block one where the next token
+                    // starts (comments and blank lines after it included), so it ends with its last node.
+                    try end(at: event.end_mark.index > event.start_mark.index ? event.end_mark.index : nil)
                 default: continue // stream and document starts and ends
                 }
             }
@@ -205,27 +217,23 @@ extension YAMLTree {
 
         private static let depthProblem = "nested deeper than \(ManifestLimits.depth) levels (the limit)"
 
-        private func checkNodes(_ event: yaml_event_t) throws(YAMLError) {
+        private func checkNodes(line: Int) throws(YAMLError) {
             guard entries.count < ManifestLimits.nodes else {
                 throw .limit("more than \(ManifestLimits.nodes.grouped) nodes (the limit per file); split it into several files",
-                             line: Self.line(event.start_mark))
+                             line: line)
             }
         }
 
-        private mutating func scalar(_ event: yaml_event_t) throws(YAMLError) {
-            let data = event.data.scalar
-            // libyaml hands out UTF-8 (the input is), which may hold NUL characters: counted, not C text.
-            let text = String(decoding: UnsafeBufferPointer(start: data.value, count: data.length), as: UTF8.self)
-            let tag = data.quoted_implicit == 1 ? YAMLTree.stringTag : Self.string(data.tag)
+        /// A scalar at `line`, from character `start` to `end` of the text.
+        mutating func scalar(_ text: String, plain: Bool, tag: String?, anchor: String? = nil, line: Int,
+                             start: Int, end: Int) throws(YAMLError) {
             let index = entries.count
-            try checkNodes(event)
-            entries.append(Entry(kind: .scalar, isPlain: data.style == YAML_PLAIN_SCALAR_STYLE, tag: tag,
-                                 lineNumber: UInt32(clamping: event.start_mark.line + 1),
-                                 length: UInt32(clamping: event.end_mark.index - event.start_mark.index),
-                                 first: 0, count: 0, text: text))
-            if let anchor = Self.string(data.anchor) { anchors[anchor] = (index, 1) }
-            lastEnd = event.end_mark.index
-            try add(index, nodes: 1, line: Self.line(event.start_mark))
+            try checkNodes(line: line)
+            entries.append(Entry(kind: .scalar, isPlain: plain, tag: tag, lineNumber: UInt32(clamping: line),
+                                 length: UInt32(clamping: end - start), first: 0, count: 0, text: text))
+            if let anchor { anchors[anchor] = (index, 1) }
+            lastEnd = end
+            try add(index, nodes: 1, line: line)
         }
 
         /// An alias is its anchor's node again: counted with the nodes it stands for, which every
@@ -247,24 +255,25 @@ extension YAMLTree {
             try add(target, nodes: nodes, line: line)
         }
 
-        private mutating func begin(_ kind: Entry.Kind, tag: String?, anchor: String?, event: yaml_event_t) throws(YAMLError) {
+        /// A collection that starts at `line`, at character `start` of the text.
+        mutating func begin(_ kind: Entry.Kind, tag: String? = nil, anchor: String? = nil, line: Int, start: Int) throws(YAMLError) {
             // Counted from the events: libyaml has no limit, and scanning deeper costs more per character.
             guard open.count < ManifestLimits.depth else {
-                throw .limit(Self.depthProblem, line: Self.line(event.start_mark))
+                throw .limit(Self.depthProblem, line: line)
             }
-            try checkNodes(event)
-            open.append((entries.count, pending.count, anchor, event.start_mark.index, 1))
-            entries.append(Entry(kind: kind, isPlain: false, tag: tag, lineNumber: UInt32(clamping: event.start_mark.line + 1),
+            try checkNodes(line: line)
+            open.append((entries.count, pending.count, anchor, start, 1))
+            entries.append(Entry(kind: kind, isPlain: false, tag: tag, lineNumber: UInt32(clamping: line),
                                  length: 0, first: 0, count: 0, text: ""))
         }
 
-        private mutating func end(_ event: yaml_event_t) throws(YAMLError) {
+        /// The innermost open collection ends: at character `end` when it ends with a bracket, else
+        /// where its last node ends.
+        mutating func end(at end: Int?) throws(YAMLError) {
             let (index, start, anchor, offset, nodes) = open.removeLast()
             entries[index].first = children.count
             entries[index].count = pending.count - start
-            // A flow collection ends at its `]` or `}`; libyaml ends a block one where the next token
-            // starts (comments and blank lines after it included), so it ends with its last node.
-            if event.end_mark.index > event.start_mark.index { lastEnd = event.end_mark.index }
+            if let end { lastEnd = end }
             entries[index].length = UInt32(clamping: lastEnd - offset)
             children.append(contentsOf: pending[start...])
             pending.removeSubrange(start...)
