@@ -154,6 +154,7 @@ let package = Package(
             "IPVSAgent", "IPVS", "AgentStatus", "TestSupport", .product(name: "Yams", package: "Yams"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
         /// Run by `make test` in a fresh network namespace on the host when it has IPVS, else
         /// inside the kernel VM (Scripts/kernel-run.sh). They fail, not skip, without IPVS there.

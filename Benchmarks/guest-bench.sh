@@ -251,7 +251,14 @@ if [ "$api_once" = 1 ]; then
     if [ -n "$agent" ]; then
       kill -TERM "$agent" 2>/dev/null
       while kill -0 "$agent" 2>/dev/null && [ "$waited" -lt 600 ]; do pause 0.1; waited=$((waited + 1)); done
-      kill -0 "$agent" 2>/dev/null && { fail "api: the agent did not stop within 60 s of SIGTERM; killed"; kill -KILL "$agent"; }
+      if kill -0 "$agent" 2>/dev/null; then
+        # Where it is stuck: its state (Z: exited, not yet reaped) and each thread's name and kernel wait.
+        local where
+        where=$(awk '/^State/ { print $2 $3 }' "/proc/$agent/status" 2>/dev/null)
+        for task in /proc/"$agent"/task/*; do where+=" $(cat "$task/comm" 2>/dev/null):$(cat "$task/wchan" 2>/dev/null)"; done
+        fail "api: the agent did not stop within 60 s of SIGTERM; killed (state and threads: $where)"
+        kill -KILL "$agent"
+      fi
       wait "$agent" 2>/dev/null
     fi
     agent="" server=""

@@ -142,6 +142,9 @@ fi
 
 # The release build is the one make install and make deb ship (the Swift runtime linked in), in the
 # same folder, so the binaries measured are the binaries shipped and they are compiled once.
+# The source measured, named before it is built (a commit made while the run goes on is not it).
+source_built=$(git describe --always --dirty 2>/dev/null || echo unknown)
+built_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 swift_build=(swift build -c "$configuration" --scratch-path "$build_dir")
 [ "$configuration" != release ] || swift_build+=(--static-swift-stdlib)
 step "building health-bench ($configuration, $build_dir)"
@@ -241,7 +244,7 @@ if [ "$health_only" = 1 ]; then
   printf 'date\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >>"$out/environment.tsv"
   printf 'host_cpu\t%s\n' "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)" >>"$out/environment.tsv"
   printf 'host_cpus\t%s\n' "$(nproc)" >>"$out/environment.tsv"
-  printf 'source\t%s\n' "$(git describe --always --dirty 2>/dev/null || echo unknown)" >>"$out/environment.tsv"
+  printf 'source\t%s\n' "$source_built" >>"$out/environment.tsv"
   run_health "$out"
   cat "$out/results.tsv"
   [ ! -s "$out/errors.txt" ] || { sed 's/^/bench: /' "$out/errors.txt" >&2; exit 1; }
@@ -325,7 +328,7 @@ fi
   printf 'emulated\t%s\n' "$([ -e /proc/net/ip_vs ] && echo no || echo "yes (qemu TCG, no KVM)")"
   printf 'qemu\t%s\n' "$(qemu-system-x86_64 --version 2>/dev/null | head -n1 || echo none)"
   printf 'elapsed_s\t%s\n' "$elapsed"
-  printf 'source\t%s\n' "$(git describe --always --dirty 2>/dev/null || echo unknown) (built at $started)"
+  printf 'source\t%s\n' "$source_built (built at $built_at)"
   printf 'host_load\t%s (before) / %s (after), 1/5/15-minute load averages\n' "$load_before" "$(cut -d' ' -f1-3 /proc/loadavg)"
   printf 'sizes\t%s\n' "$sizes"
   printf 'reals\t%s\n' "$reals"

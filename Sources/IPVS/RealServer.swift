@@ -81,7 +81,11 @@ public struct RealServer: Hashable, Sendable {
     /// Connections, as read from the kernel; ignored when writing.
     public var connections: ConnectionCounts?
     /// Counters and rates, as read from the kernel; ignored when writing.
-    public var statistics: Statistics?
+    public var statistics: Statistics? {
+        get { statisticsBox?.statistics }
+        set { statisticsBox = newValue.map(StatisticsBox.init) }
+    }
+    private var statisticsBox: StatisticsBox?
 
     public init(
         address: IPAddress,
@@ -102,7 +106,7 @@ public struct RealServer: Hashable, Sendable {
         self.lowerThreshold = lowerThreshold
         self.tunnel = tunnel
         self.connections = connections
-        self.statistics = statistics
+        self.statisticsBox = statistics.map(StatisticsBox.init)
     }
 
     /// What identifies the real server within its service.

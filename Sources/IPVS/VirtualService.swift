@@ -53,7 +53,11 @@ public struct VirtualService: Hashable, Sendable {
     /// The persistence engine (`sip`), or `nil` for none.
     public var persistenceEngine: String?
     /// Counters and rates, as read from the kernel; ignored when writing.
-    public var statistics: Statistics?
+    public var statistics: Statistics? {
+        get { statisticsBox?.statistics }
+        set { statisticsBox = newValue.map(StatisticsBox.init) }
+    }
+    private var statisticsBox: StatisticsBox?
 
     public init(
         key: ServiceKey,
@@ -68,7 +72,7 @@ public struct VirtualService: Hashable, Sendable {
         self.flags = flags.subtracting([.persistent, .hashed])
         self.persistence = persistence
         self.persistenceEngine = persistenceEngine
-        self.statistics = statistics
+        self.statisticsBox = statistics.map(StatisticsBox.init)
     }
 
     /// The flags as the kernel stores them: `flags` plus `persistent` when `persistence` is set.

@@ -93,6 +93,11 @@ final class APIClient: Sendable {
     /// An error of a request in words: TLS problems say what to check.
     static func describe(_ error: any Error, server: String) -> APIServerError {
         if let error = error as? APIServerError { return error }
+        // The connection ended without TLS's closing message: the server (or something between) went
+        // away, which says nothing about the CA or the certificate.
+        if let error = error as? NIOSSLError, case .uncleanShutdown = error {
+            return APIServerError("the API server \(server) closed the connection abruptly (stopped, restarted, or cut off on the way)")
+        }
         if error is NIOSSLError || error is BoringSSLError {
             return APIServerError("TLS with the API server \(server) failed (check the cluster CA and the server's name "
                                   + "or address in its certificate): \(error)")

@@ -1,7 +1,9 @@
 import Foundation
 import IPVS
 import Logging
+import NIOSSL
 import TestSupport
+import Synchronization
 import XCTest
 @testable import IPVSAgent
 
@@ -304,6 +306,33 @@ final class APISourceTests: XCTestCase {
         XCTAssertEqual(source.snapshot()?.objects.count, 10, "the store holds every object as well")
     }
 
+    /// The next page is asked for while the one before is still being stored, so the server writes
+    /// it meanwhile: the first page's sink sees the second page's request arrive before it returns.
+    func testTheNextPageIsAskedForWhileThePageBeforeIsStored() async throws {
+        let configuration = try startServer()
+        for service in services(5) { server.put(TestAPIServer.services, service) }
+        let server = server!
+        let seen = Mutex<[Bool]>([])
+        let reflector = Reflector(client: try APIClient(configuration: configuration),
+                                  resource: APIResource(kind: "Service", apiVersion: "v1", path: TestAPIServer.services),
+                                  logger: Logger(label: "test"),
+                                  sink: { event in
+                                      guard case .listPage(_, let first) = event, first else { return }
+                                      let deadline = ContinuousClock.now + .seconds(5)
+                                      var asked = false
+                                      while !asked, ContinuousClock.now < deadline {
+                                          asked = server.requests.contains { $0.contains("continue=") }
+                                          if !asked { try? await Task.sleep(for: .milliseconds(5)) }
+                                      }
+                                      seen.withLock { $0.append(asked) }
+                                  },
+                                  record: { _ in }, pageSize: 2)
+        let listed = try await reflector.list()
+        XCTAssertEqual(listed.count, 5)
+        XCTAssertEqual(seen.withLock { $0 }, [true], "the second page was asked for while the first was being stored")
+        XCTAssertEqual(server.requests.filter { $0.hasPrefix(TestAPIServer.services) }.count, 3, "pages of 2, 2 and 1, each asked for once")
+    }
+
     func testExpiredContinueTokenListsAgainFromTheStart() async throws {
         let configuration = try startServer()
         for service in services(5) { server.put(TestAPIServer.services, service) }
@@ -405,7 +434,7 @@ final class APISourceTests: XCTestCase {
             _ = try await response.body()
             XCTFail("a server whose certificate the CA did not sign was trusted")
         } catch {
-            XCTAssertTrue("\(error)".contains("TLS"), "\(error)")
+            XCTAssertTrue("\(error)".contains("TLS with the API server") && "\(error)".contains("check the cluster CA"), "\(error)")
         }
         XCTAssertEqual(server.requests, [], "no request reached the server")
 
@@ -414,6 +443,15 @@ final class APISourceTests: XCTestCase {
         var response = try await APIClient(configuration: configuration).get(TestAPIServer.services)
         _ = try await response.body()
         XCTAssertEqual(response.status, 200)
+    }
+
+    /// A connection the server ends without TLS's closing message (it stopped) is said to be that,
+    /// not blamed on the CA or the certificate.
+    func testAnAbruptlyClosedConnectionIsNotCalledACertificateProblem() {
+        let abrupt = "\(APIClient.describe(NIOSSLError.uncleanShutdown, server: "10.0.0.1:6443"))"
+        XCTAssertEqual(abrupt, "the API server 10.0.0.1:6443 closed the connection abruptly (stopped, restarted, or cut off on the way)")
+        let handshake = "\(APIClient.describe(NIOSSLError.handshakeFailed(.sslError([])), server: "10.0.0.1:6443"))"
+        XCTAssertTrue(handshake.contains("check the cluster CA"), handshake)
     }
 
     // MARK: - To the (fake) kernel
