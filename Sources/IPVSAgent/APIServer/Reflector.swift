@@ -127,22 +127,17 @@ struct Reflector: Sendable {
     // MARK: - List
 
     /// Lists every object, handing each page to the sink as it comes; returns how many objects the
-    /// list held and its `resourceVersion`. The next page is asked for as soon as this one's
-    /// `continue` token is read, so the server writes it while the agent stores this one.
+    /// list held and its `resourceVersion`.
     func list() async throws -> (count: Int, version: String) {
         var count = 0
         var token: String?
         var restarted = false
-        var next: Task<(status: Int, body: [UInt8]), any Error>?
-        defer { next?.cancel() }
         while true {
-            let (status, body) = if let next {
-                try await withTaskCancellationHandler { try await next.value } onCancel: { next.cancel() }
-            } else {
-                try await page(after: token)
-            }
-            next = nil
-            if status == 410, token != nil, !restarted {
+            var query = [("limit", "\(pageSize)")] + selectors
+            if let token { query.append(("continue", token)) }
+            var response = try await client.get(resource.path + Self.query(query))
+            let body = try await response.body()
+            if response.status == 410, token != nil, !restarted {
                 // The continue token expired (the version it lists was compacted away): list
                 // again from the start, as client-go's pager does.
                 logger.notice("the \(resource.kind) list's continue token expired; listing again from the start")
@@ -151,14 +146,12 @@ struct Reflector: Sendable {
                 restarted = true
                 continue
             }
-            guard status == 200 else { throw Self.statusError(status, body, doing: "list \(resource.kind)s", server: client.server) }
+            guard response.status == 200 else { throw Self.statusError(response.status, body, doing: "list \(resource.kind)s", server: client.server) }
             let root = try Self.parse(body, what: "\(resource.kind) list")
             let metadata = NodeReader.value(of: "metadata", in: root)
             guard let version = metadata.flatMap({ NodeReader.text(of: "resourceVersion", in: $0) }), !version.isEmpty else {
                 throw APIServerError("the \(resource.kind) list from \(client.server) has no metadata.resourceVersion")
             }
-            let following = metadata.flatMap { NodeReader.text(of: "continue", in: $0) }.flatMap { $0.isEmpty ? nil : $0 }
-            if let following { next = Task { [self] in try await page(after: following) } }
             var items: [YAMLNode] = []
             if let list = NodeReader.value(of: "items", in: root), list.kind == .sequence {
                 items.reserveCapacity(list.count)
@@ -166,17 +159,11 @@ struct Reflector: Sendable {
             }
             await sink(.listPage(items, first: token == nil))
             count += items.count
-            guard let following else { return (count, version) }
-            token = following
+            guard let next = metadata.flatMap({ NodeReader.text(of: "continue", in: $0) }), !next.isEmpty else {
+                return (count, version)
+            }
+            token = next
         }
-    }
-
-    /// One page of the list: the first (no `token`) or the one after `token`; its status and body.
-    private func page(after token: String?) async throws -> (status: Int, body: [UInt8]) {
-        var query = [("limit", "\(pageSize)")] + selectors
-        if let token { query.append(("continue", token)) }
-        var response = try await client.get(resource.path + Self.query(query))
-        return (response.status, try await response.body())
     }
 
     // MARK: - Watch

@@ -3,7 +3,6 @@ import IPVS
 import Logging
 import NIOSSL
 import TestSupport
-import Synchronization
 import XCTest
 @testable import IPVSAgent
 
@@ -304,33 +303,6 @@ final class APISourceTests: XCTestCase {
         XCTAssertEqual(result.programmed.added.values.map(\.realServers.count), [1, 1, 1, 1, 1])
         XCTAssertEqual(Set(result.bound.map(\.0)), Set((0..<5).map { IPAddress("10.96.0.\($0 + 10)")! }))
         XCTAssertEqual(source.snapshot()?.objects.count, 10, "the store holds every object as well")
-    }
-
-    /// The next page is asked for while the one before is still being stored, so the server writes
-    /// it meanwhile: the first page's sink sees the second page's request arrive before it returns.
-    func testTheNextPageIsAskedForWhileThePageBeforeIsStored() async throws {
-        let configuration = try startServer()
-        for service in services(5) { server.put(TestAPIServer.services, service) }
-        let server = server!
-        let seen = Mutex<[Bool]>([])
-        let reflector = Reflector(client: try APIClient(configuration: configuration),
-                                  resource: APIResource(kind: "Service", apiVersion: "v1", path: TestAPIServer.services),
-                                  logger: Logger(label: "test"),
-                                  sink: { event in
-                                      guard case .listPage(_, let first) = event, first else { return }
-                                      let deadline = ContinuousClock.now + .seconds(5)
-                                      var asked = false
-                                      while !asked, ContinuousClock.now < deadline {
-                                          asked = server.requests.contains { $0.contains("continue=") }
-                                          if !asked { try? await Task.sleep(for: .milliseconds(5)) }
-                                      }
-                                      seen.withLock { $0.append(asked) }
-                                  },
-                                  record: { _ in }, pageSize: 2)
-        let listed = try await reflector.list()
-        XCTAssertEqual(listed.count, 5)
-        XCTAssertEqual(seen.withLock { $0 }, [true], "the second page was asked for while the first was being stored")
-        XCTAssertEqual(server.requests.filter { $0.hasPrefix(TestAPIServer.services) }.count, 3, "pages of 2, 2 and 1, each asked for once")
     }
 
     func testExpiredContinueTokenListsAgainFromTheStart() async throws {
