@@ -131,7 +131,7 @@ struct APIBench: ParsableCommand {
             }
             return BenchService(namespace: name.namespace, name: name.name, clusterIP: "\(clusterIP)", port: Int(port.port),
                                 targetPort: Int(target), sliceName: slice.name.name,
-                                addresses: slice.endpoints.flatMap(\.addresses).map { "\($0)" })
+                                addresses: slice.endpoints.compactMap(\.address).map { "\($0)" })
         }
     }
 

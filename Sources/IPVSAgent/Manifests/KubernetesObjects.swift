@@ -197,9 +197,13 @@ public struct EndpointSlice: Hashable, Sendable {
     }
 }
 
-/// One endpoint of a slice: a pod's addresses and conditions.
+/// One endpoint of a slice: a pod's address and conditions.
 public struct Endpoint: Hashable, Sendable {
-    public var addresses: [IPAddress]
+    /// The first of the endpoint's `addresses`, the one kube-proxy uses (it ignores the others, which
+    /// Kubernetes allows for one pod and its controllers do not write); `nil` for an endpoint of an
+    /// FQDN slice, which the agent leaves alone. One address, not a list: no allocation for each of a
+    /// large cluster's hundreds of thousands of endpoints.
+    public var address: IPAddress?
     /// `conditions.ready`; a missing value counts as ready, as Kubernetes specifies.
     public var ready: Bool
     /// `conditions.serving`; a missing value takes `ready`'s.
@@ -212,9 +216,10 @@ public struct Endpoint: Hashable, Sendable {
     /// `hints.forNodes[].name`: the nodes that should use this endpoint (`trafficDistribution: PreferSameNode`).
     public var nodeHints: [String]
 
+    /// `addresses` as the object lists them: the first is kept (`address`).
     public init(addresses: [IPAddress], ready: Bool = true, serving: Bool? = nil, terminating: Bool = false,
                 nodeName: String? = nil, zoneHints: [String] = [], nodeHints: [String] = []) {
-        self.addresses = addresses
+        self.address = addresses.first
         self.ready = ready
         self.serving = serving ?? ready
         self.terminating = terminating

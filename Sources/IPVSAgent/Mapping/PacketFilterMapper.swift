@@ -56,7 +56,7 @@ enum PacketFilterMapper {
         guard let nodeName else { return [] }
         var local: Set<IPAddress> = []
         for slice in slices {
-            for endpoint in slice.endpoints where endpoint.nodeName == nodeName { local.formUnion(endpoint.addresses) }
+            for endpoint in slice.endpoints where endpoint.nodeName == nodeName { if let address = endpoint.address { local.insert(address) } }
         }
         return local
     }

@@ -244,7 +244,7 @@ public enum ServiceMapper {
             }
             // The first address only: the API calls the others interchangeable (kube-proxy's choice).
             for endpoint in slice.endpoints {
-                guard let address = endpoint.addresses.first, address.family == family else { continue }
+                guard let address = endpoint.address, address.family == family else { continue }
                 candidates.append(Candidate(address: address, port: resolved, endpoint: endpoint))
             }
         }

@@ -44,7 +44,7 @@ struct HealthCheckNodePort: Hashable, Sendable {
         var addresses: [AddressFamily: Set<IPAddress>] = [:]
         for slice in ServiceMapper.usableSlices(slices) where slice.addressFamily != nil {
             for endpoint in slice.endpoints where endpoint.ready && endpoint.nodeName == nodeName {
-                guard let address = endpoint.addresses.first, address.family == slice.addressFamily, families.contains(address) else { continue }
+                guard let address = endpoint.address, address.family == slice.addressFamily, families.contains(address) else { continue }
                 addresses[address.family, default: []].insert(address)
             }
         }

@@ -79,7 +79,7 @@ final class APISourceTests: XCTestCase {
         (snapshot?.objects ?? []).map { object in
             switch object {
             case .service(let service): "svc \(service.name)"
-            case .endpointSlice(let slice): "eps \(slice.name) \(slice.endpoints.filter(\.ready).flatMap(\.addresses).map(\.description).joined(separator: ","))"
+            case .endpointSlice(let slice): "eps \(slice.name) \(slice.endpoints.filter(\.ready).compactMap(\.address).map(\.description).joined(separator: ","))"
             }
         }
     }
@@ -138,7 +138,7 @@ final class APISourceTests: XCTestCase {
             // One Service's objects, as the load step reads those of the changed Services.
             let inputs = try XCTUnwrap(scaled).inputs(of: ObjectName(namespace: "default", name: "web-1"))
             XCTAssertEqual(inputs.services.map(\.name.name), ["web-1"])
-            XCTAssertEqual(inputs.slices.map { $0.endpoints.flatMap(\.addresses).map(\.description) }, [["10.244.0.5", "10.244.0.6"]])
+            XCTAssertEqual(inputs.slices.map { $0.endpoints.compactMap(\.address).map(\.description) }, [["10.244.0.5", "10.244.0.6"]])
             XCTAssertEqual(try XCTUnwrap(scaled).inputs(of: ObjectName(namespace: "default", name: "web-2")).slices, [])
             XCTAssertEqual(try XCTUnwrap(scaled).inputs(of: ObjectName(namespace: "default", name: "web-2")).services.count, 1)
 

@@ -192,6 +192,21 @@ final class ManifestDecoderTests: XCTestCase {
         assertIssue(text, contains: ["EndpointSlice default/s", "endpoints[0].addresses[0]", "not an IPv6 address"])
     }
 
+    /// An endpoint is its first address, as kube-proxy uses it; the others are still checked.
+    func testAnEndpointIsItsFirstAddress() throws {
+        let text = """
+            apiVersion: discovery.k8s.io/v1
+            kind: EndpointSlice
+            metadata: {name: s, labels: {kubernetes.io/service-name: web}}
+            addressType: IPv4
+            endpoints: [{addresses: [10.0.0.1, 10.0.0.2]}]
+            """
+        guard case .endpointSlice(let slice)? = decodeOne(text).objects.first else { return XCTFail("no slice") }
+        XCTAssertEqual(slice.endpoints.map(\.address), [IPAddress("10.0.0.1")])
+        assertIssue(text.replacingOccurrences(of: "10.0.0.2", with: "10.0.0.999"),
+                    contains: ["EndpointSlice default/s", "endpoints[0].addresses[1]", "10.0.0.999"])
+    }
+
     // MARK: - Addresses that name no remote host
 
     /// A ClusterIP or external IP that is unspecified, loopback, link-local, multicast or broadcast

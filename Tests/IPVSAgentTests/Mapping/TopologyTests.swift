@@ -101,7 +101,7 @@ final class TopologyTests: XCTestCase {
         for test in Self.cases {
             var withZone = options
             withZone.zone = test.zone
-            let candidates = test.endpoints.map { ServiceMapper.Candidate(address: $0.addresses[0], port: 80, endpoint: $0) }
+            let candidates = test.endpoints.map { ServiceMapper.Candidate(address: $0.address!, port: 80, endpoint: $0) }
             func names(_ chosen: [ServiceMapper.Candidate]) -> Set<String> { Set(chosen.map { "\($0.address):\($0.port)" }) }
             if let cluster = test.cluster {
                 XCTAssertEqual(names(ServiceMapper.select(candidates, local: false, options: withZone)), cluster, test.name)
