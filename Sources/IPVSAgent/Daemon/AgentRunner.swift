@@ -258,7 +258,7 @@ struct AgentRunner {
         Self.exitNow()
     }
 
-    /// Ends a one-shot run here, with its objects still in memory. Returning would first free each
+    /// Ends a one-shot run (or a stopped daemon) here, with its objects still in memory. Returning would first free each
     /// decoded manifest, mapped Service and model entry one at a time, a part of a large cold start
     /// worth skipping; the kernel takes the memory back at once. Logs are
     /// written as they are made; standard output is flushed by `exit`.
@@ -287,6 +287,9 @@ struct AgentRunner {
         try await AgentDaemon(command: command, settings: settings, reconciler: reconciler, mapping: options, registry: registry,
                               logger: logger, apiServer: apiServer, packetFilter: try makePacketFilter()).run() // nft
         withExtendedLifetime(lock) {}
+        // Stopped, the kernel's state left in place: the objects of a large cluster are not freed
+        // one by one on the way out (seconds in an emulator), which a pod's grace period would pay.
+        Self.exitNow()
     }
 
     private func finish(_ report: ReconcileReport, issues: [ManifestIssue], what: String) throws {
