@@ -1,6 +1,7 @@
 import CYAML
 
-/// A YAML stream (YAML or JSON text, one document or several) read with libyaml into one flat tree.
+/// A YAML stream (YAML or JSON text, one document or several) read with libyaml into one flat tree;
+/// the API server's JSON is read into the same tree by `JSONScanner`.
 ///
 /// Why not Yams' `compose`, which wraps the same libyaml: a large cluster's manifests are millions
 /// of nodes, and composing them into `Yams.Node`s (an enum of classes per node, a `Tag` object per
