@@ -84,10 +84,14 @@ final class ClusterConntrackTests: XCTestCase {
                 print("measured: the \(name) flow reached the new pod \(String(format: "%.2f", seconds)) s later; before: \(moved.others)")
                 XCTAssertEqual(flow.ask(), new.name, name)
             }
-            let log = setup.cluster.agentLog(node: 1)
-            XCTAssertTrue(log.contains("--orig-dst 10.96.0.53 --orig-port-dst 53 --reply-src \(old.address)"), "no deletion of the old pod's ClusterIP entries logged")
-            XCTAssertTrue(log.contains("--orig-dst \(setup.cluster.nodes[0].address) --orig-port-dst 30053 --reply-src \(old.address)"),
-                          "no deletion of the old pod's node port entries logged")
+            // IPVS moves a flow as soon as the old real server is gone (expire_nodest_conn), which can
+            // be before the agent has deleted (and logged) the old entries after its reconcile.
+            try waitUntil("the deletion of the old pod's ClusterIP entries is logged", timeout: 30) {
+                setup.cluster.agentLog(node: 1).contains("--orig-dst 10.96.0.53 --orig-port-dst 53 --reply-src \(old.address)")
+            }
+            try waitUntil("the deletion of the old pod's node port entries is logged", timeout: 30) {
+                setup.cluster.agentLog(node: 1).contains("--orig-dst \(setup.cluster.nodes[0].address) --orig-port-dst 30053 --reply-src \(old.address)")
+            }
         } catch {
             setup.report()
             throw error
