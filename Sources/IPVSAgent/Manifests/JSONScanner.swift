@@ -30,6 +30,7 @@ struct JSONScanner {
         var scanner = JSONScanner(bytes)
         scanner.builder.entries.reserveCapacity(bytes.count / 12)
         scanner.builder.children.reserveCapacity(bytes.count / 12)
+        scanner.builder.text.reserveCapacity(bytes.count)
         // A byte order mark, which JSON forbids writers and allows readers to skip.
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) {
             scanner.position = 3
@@ -135,18 +136,20 @@ struct JSONScanner {
             }
             position += 1
         }
-        let text: String?
-        if escaped {
-            unescaped += UnsafeBufferPointer(rebasing: bytes[run..<position])
-            text = String(validating: unescaped, as: UTF8.self)
-        } else if ascii {
-            text = String(decoding: UnsafeBufferPointer(rebasing: bytes[run..<position]), as: UTF8.self)
-        } else {
-            text = String(validating: UnsafeBufferPointer(rebasing: bytes[run..<position]), as: UTF8.self)
-        }
-        guard let text else { throw .characters(problem: "a string that is not UTF-8", offset: run) }
+        let end = position
         position += 1 // the closing quote
-        try builder.scalar(text, plain: false, tag: YAMLTree.stringTag, line: startLine, start: start, end: characterIndex)
+        if escaped {
+            unescaped += UnsafeBufferPointer(rebasing: bytes[run..<end])
+            guard ascii || String(validating: unescaped, as: UTF8.self) != nil else { throw .characters(problem: "a string that is not UTF-8", offset: run) }
+            try unescaped.withUnsafeBufferPointer { text throws(YAMLError) in
+                // `\u` escapes may have written text beyond ASCII: the builder looks.
+                try builder.scalar(text, plain: false, tag: YAMLTree.stringTagIndex, line: startLine, start: start, end: characterIndex)
+            }
+        } else {
+            let text = UnsafeBufferPointer(rebasing: bytes[run..<end])
+            guard ascii || String(validating: text, as: UTF8.self) != nil else { throw .characters(problem: "a string that is not UTF-8", offset: run) }
+            try builder.scalar(text, ascii: ascii, plain: false, tag: YAMLTree.stringTagIndex, line: startLine, start: start, end: characterIndex)
+        }
     }
 
     /// The escape at `position` (its backslash), appended to `text` as UTF-8.
@@ -217,8 +220,7 @@ struct JSONScanner {
             if next == UInt8(ascii: "+") || next == UInt8(ascii: "-") { position += 1 }
             try digits(&self)
         }
-        let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[first..<position]), as: UTF8.self)
-        try builder.scalar(text, plain: true, tag: nil, line: line, start: start, end: characterIndex)
+        try builder.scalar(UnsafeBufferPointer(rebasing: bytes[first..<position]), ascii: true, plain: true, tag: 0, line: line, start: start, end: characterIndex)
     }
 
     private mutating func literal(_ word: StaticString) throws(YAMLError) {
@@ -229,7 +231,7 @@ struct JSONScanner {
             throw problem("expected a value")
         }
         position += letters.count
-        try builder.scalar(word.description, plain: true, tag: nil, line: line, start: start, end: characterIndex)
+        try builder.scalar(letters, ascii: true, plain: true, tag: 0, line: line, start: start, end: characterIndex)
     }
 
     /// A syntax error at the current position: what was expected, and what was found at which byte.

@@ -208,9 +208,10 @@ public enum ManifestDecoder {
             let (key, value) = reader.node.pair(position)
             let name = key.scalar ?? "", text = value.scalar ?? ""
             bytes += name.utf8.count + text.utf8.count
-            let entry = NodeReader(node: key, path: "\(reader.path)[\(name)]")
-            if let problem = ManifestLimits.keyProblem(name) { throw entry.fail("\(label ? "label" : "annotation") key \(problem)") }
-            if label, let problem = ManifestLimits.labelValueProblem(text) { throw entry.fail("the value \(problem)") }
+            // The entry's path is only put together for an error.
+            let entry = { NodeReader(node: key, path: "\(reader.path)[\(name)]") }
+            if let problem = ManifestLimits.keyProblem(name) { throw entry().fail("\(label ? "label" : "annotation") key \(problem)") }
+            if label, let problem = ManifestLimits.labelValueProblem(text) { throw entry().fail("the value \(problem)") }
         }
         return bytes
     }

@@ -75,7 +75,7 @@ struct NodeReader {
         while position > 0 {
             position -= 1
             let pair = node.pair(position)
-            if pair.key.scalar == key, pair.key.resolvedTag == YAMLTree.stringTag { return pair.value }
+            if pair.key.isScalar(key), pair.key.resolvedTag == YAMLTree.stringTag { return pair.value }
         }
         return nil
     }
@@ -95,11 +95,12 @@ struct NodeReader {
         fields.reserveCapacity(node.count)
         for position in 0..<node.count {
             let (key, value) = node.pair(position)
-            guard let name = key.scalar else {
+            guard key.kind == .scalar else {
                 throw fail("expected text keys, got \(key.kind == .mapping ? "a mapping" : "a list")")
             }
-            guard known.contains(name) else {
-                let child = NodeReader(node: value, parentPath: path, component: .key(name))
+            // The known name the key is, found from the key's bytes: no string is made for it.
+            guard let name = known.name(of: key) else {
+                let child = NodeReader(node: value, parentPath: path, component: .key(key.scalar ?? ""))
                 throw child.fail("unknown field; known fields here are \(known.sorted.joined(separator: ", "))")
             }
             if !Self.isNull(value) { fields.append((name, value)) }
@@ -224,14 +225,32 @@ struct NodeReader {
 /// The field names a mapping may have, in a form that is cheap to test a key against.
 struct FieldNames: ExpressibleByArrayLiteral {
     let names: [String]
+    /// The names' UTF-8, to find a key among them from its bytes.
+    private let bytes: [[UInt8]]
     /// For error messages: the names in order.
     var sorted: [String] { names.sorted() }
 
     init(arrayLiteral names: String...) {
         self.names = names
+        bytes = names.map { Array($0.utf8) }
     }
 
     func contains(_ name: String) -> Bool { names.contains(name) }
+
+    /// The name that the scalar `key` is, if it is one of these (as strings compare).
+    func name(of key: YAMLNode) -> String? {
+        key.tree.withText(of: key.index) { text, isASCII in
+            // ASCII text is only ever the same bytes; other text is compared as strings.
+            guard isASCII else {
+                let text = String(decoding: text, as: UTF8.self)
+                return names.first { $0 == text }
+            }
+            for (index, name) in bytes.enumerated() where name.count == text.count {
+                if name.withUnsafeBufferPointer({ $0.elementsEqual(text) }) { return names[index] }
+            }
+            return nil
+        }
+    }
 }
 
 /// The fields of a mapping read by `NodeReader.mapping(known:)`; null fields count as absent.

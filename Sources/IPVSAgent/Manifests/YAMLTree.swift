@@ -1,4 +1,5 @@
 import CYAML
+import Foundation
 
 /// A YAML stream (YAML or JSON text, one document or several) read with libyaml into one flat tree;
 /// the API server's JSON is read into the same tree by `JSONScanner`.
@@ -14,32 +15,39 @@ import CYAML
 /// Kubernetes object's keys are text), and reading stops at the first of `ManifestLimits`' reading
 /// limits a text goes over (nesting, aliases, key length), before its cost is paid.
 final class YAMLTree: Sendable {
-    /// One node.
+    /// One node: 24 bytes, its text kept apart (a cluster's lists are millions of nodes, most of
+    /// whose text the decoder never reads).
     struct Entry: Sendable {
         enum Kind: UInt8, Sendable { case scalar, mapping, sequence }
         var kind: Kind
         /// Whether a scalar was written plain (no quotes, not a block scalar): only plain scalars
         /// are numbers, booleans or null.
         var isPlain: Bool
-        /// The node's explicit tag as libyaml expands it (`tag:yaml.org,2002:int` for `!!int`), `!`
-        /// for the non-specific one, `tag:yaml.org,2002:str` for a quoted scalar without a tag,
-        /// `nil` for none.
-        var tag: String?
+        /// Whether a scalar's text is all ASCII (two such texts are the same text only when their
+        /// bytes are).
+        var isASCII: Bool
+        /// The node's explicit tag in `YAMLTree.tags`; 0 for none.
+        var tagIndex: UInt32
         /// The 1-based line where the node starts.
         var line: Int { Int(lineNumber) }
         var lineNumber: UInt32
         /// The length of the node's text in characters, from its first to its last (libyaml's marks).
         var length: UInt32
         /// A collection's children in `YAMLTree.children`: from `first`, `count` of them (a
-        /// mapping's are key, value, key, value, …).
-        var first: Int
-        var count: Int
-        /// A scalar's text; empty for a collection.
-        var text: String
+        /// mapping's are key, value, key, value, …). A scalar's text in `YAMLTree.text`: from
+        /// `first`, `count` bytes of UTF-8.
+        var first: UInt32
+        var count: UInt32
     }
 
     let entries: [Entry]
-    let children: [Int]
+    let children: [UInt32]
+    /// The scalars' text, UTF-8, one after the other.
+    let text: [UInt8]
+    /// The explicit tags as libyaml expands them (`tag:yaml.org,2002:int` for `!!int`), `!` for
+    /// the non-specific one, `tag:yaml.org,2002:str` for a quoted scalar without a tag; each once,
+    /// after an unused first one (`Entry.tagIndex` 0 is no tag).
+    let tags: [String]
     /// The root node of each document, in order.
     let documents: [Int]
 
@@ -47,11 +55,63 @@ final class YAMLTree: Sendable {
     init(_ builder: Builder) {
         entries = builder.entries
         children = builder.children
+        text = builder.text
+        tags = builder.tags
         documents = builder.documents
     }
 
     /// The root node of each document, in order.
     var roots: [YAMLNode] { documents.map { YAMLNode(tree: self, index: $0) } }
+
+    /// The text of the scalar at `index` (empty for a collection).
+    func text(of index: Int) -> String {
+        let entry = entries[index]
+        guard entry.kind == .scalar else { return "" }
+        return text.withUnsafeBufferPointer { String(decoding: $0[Int(entry.first)..<Int(entry.first + entry.count)], as: UTF8.self) }
+    }
+
+    /// Whether the scalar at `index` is the text `other`, without making a string of it.
+    func text(of index: Int, is other: String) -> Bool {
+        let entry = entries[index]
+        guard entry.kind == .scalar else { return false }
+        let otherIsASCII = other.utf8.allSatisfy { $0 < 0x80 }
+        if otherIsASCII, entry.isASCII, other.utf8.count != Int(entry.count) { return false }
+        var other = other
+        return other.withUTF8 { wanted in
+            text.withUnsafeBufferPointer { all in
+                Self.sameText(UnsafeBufferPointer(rebasing: all[Int(entry.first)..<Int(entry.first + entry.count)]), ascii: entry.isASCII,
+                              wanted, ascii: otherIsASCII)
+            }
+        }
+    }
+
+    /// Whether two texts in UTF-8 are the same text as Swift compares strings (canonically
+    /// equivalent): the same bytes, or for text beyond ASCII, equal strings.
+    static func sameText(_ a: UnsafeBufferPointer<UInt8>, ascii aIsASCII: Bool, _ b: UnsafeBufferPointer<UInt8>, ascii bIsASCII: Bool) -> Bool {
+        if a.count == b.count, a.count == 0 || memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0 { return true }
+        if aIsASCII && bIsASCII { return false }
+        return String(decoding: a, as: UTF8.self) == String(decoding: b, as: UTF8.self)
+    }
+
+    /// `body` given the UTF-8 bytes of the scalar at `index` (none for a collection) and whether
+    /// they are all ASCII.
+    func withText<Result>(of index: Int, _ body: (UnsafeBufferPointer<UInt8>, _ isASCII: Bool) -> Result) -> Result {
+        let entry = entries[index]
+        let count = entry.kind == .scalar ? Int(entry.count) : 0
+        return text.withUnsafeBufferPointer { all in
+            body(UnsafeBufferPointer(rebasing: all[Int(entry.first)..<Int(entry.first) + count]), entry.isASCII)
+        }
+    }
+
+    /// The explicit tag of the node at `index`, `nil` for none.
+    func tag(of index: Int) -> String? {
+        let tag = entries[index].tagIndex
+        return tag == 0 ? nil : tags[Int(tag)]
+    }
+
+    /// The tag the node at `index` resolves to when no types are inferred from plain text (Yams'
+    /// basic resolver): its explicit tag, else `str`, `map` or `seq` by kind.
+    func resolvedTag(of index: Int) -> String { Self.resolvedTag(tag(of: index), kind: entries[index].kind) }
 
     /// Reads `text`, or throws the first syntax error, undefined alias or duplicated key.
     static func parse(_ text: String) throws(YAMLError) -> YAMLTree {
@@ -74,33 +134,40 @@ struct YAMLNode: Sendable {
     /// The length of the node's text in characters.
     var length: Int { Int(tree.entries[index].length) }
     var isPlain: Bool { tree.entries[index].isPlain }
-    var tag: String? { tree.entries[index].tag }
+    var tag: String? { tree.tag(of: index) }
 
     /// The text of a scalar; `nil` for a collection.
     var scalar: String? {
-        tree.entries[index].kind == .scalar ? tree.entries[index].text : nil
+        tree.entries[index].kind == .scalar ? tree.text(of: index) : nil
     }
+
+    /// Whether the node is the scalar `text` (cheaper than comparing `scalar`).
+    func isScalar(_ text: String) -> Bool { tree.text(of: index, is: text) }
 
     /// A mapping's number of pairs, a sequence's number of entries; 0 for a scalar.
     var count: Int {
         let entry = tree.entries[index]
-        return entry.kind == .mapping ? entry.count / 2 : entry.count
+        switch entry.kind {
+        case .scalar: return 0
+        case .mapping: return Int(entry.count) / 2
+        case .sequence: return Int(entry.count)
+        }
     }
 
     /// A mapping's key and value at `position` (0 ..< count).
     func pair(_ position: Int) -> (key: YAMLNode, value: YAMLNode) {
-        let first = tree.entries[index].first + 2 * position
-        return (YAMLNode(tree: tree, index: tree.children[first]), YAMLNode(tree: tree, index: tree.children[first + 1]))
+        let first = Int(tree.entries[index].first) + 2 * position
+        return (YAMLNode(tree: tree, index: Int(tree.children[first])), YAMLNode(tree: tree, index: Int(tree.children[first + 1])))
     }
 
     /// A sequence's entry at `position` (0 ..< count).
     func element(_ position: Int) -> YAMLNode {
-        YAMLNode(tree: tree, index: tree.children[tree.entries[index].first + position])
+        YAMLNode(tree: tree, index: Int(tree.children[Int(tree.entries[index].first) + position]))
     }
 
     /// The tag the node resolves to when no types are inferred from plain text (Yams' basic
     /// resolver): its explicit tag, else `str`, `map` or `seq` by kind.
-    var resolvedTag: String { YAMLTree.resolvedTag(of: tree.entries[index]) }
+    var resolvedTag: String { tree.resolvedTag(of: index) }
 }
 
 /// Why a text is not YAML.
@@ -144,10 +211,13 @@ enum YAMLError: Error, Equatable {
 
 extension YAMLTree {
     static let stringTag = "tag:yaml.org,2002:str"
+    /// `stringTag`'s index in every tree's `tags`.
+    static let stringTagIndex: UInt32 = 1
 
-    static func resolvedTag(of entry: Entry) -> String {
-        if let tag = entry.tag, tag != "!" { return tag }
-        switch entry.kind {
+    /// The tag a node of `kind` with the explicit `tag` resolves to (see `resolvedTag(of:)`).
+    static func resolvedTag(_ tag: String?, kind: Entry.Kind) -> String {
+        if let tag, tag != "!" { return tag }
+        switch kind {
         case .scalar: return stringTag
         case .mapping: return "tag:yaml.org,2002:map"
         case .sequence: return "tag:yaml.org,2002:seq"
@@ -158,10 +228,14 @@ extension YAMLTree {
     /// level at a time, with the reading limits and the key rules checked as they come.
     struct Builder {
         var entries: [Entry] = []
-        var children: [Int] = []
+        var children: [UInt32] = []
+        var text: [UInt8] = []
+        var tags = ["", YAMLTree.stringTag]
+        /// Each tag's index in `tags`.
+        private var tagIndices = [YAMLTree.stringTag: YAMLTree.stringTagIndex]
         var documents: [Int] = []
         /// The children of the collections still open, innermost last.
-        var pending: [Int] = []
+        var pending: [UInt32] = []
         /// The open collections: their entry, where their children start in `pending`, their
         /// anchor, where their text starts, and their nodes so far with aliases expanded.
         var open: [(entry: Int, start: Int, anchor: String?, offset: Int, nodes: Int)] = []
@@ -191,19 +265,19 @@ extension YAMLTree {
                 case YAML_SCALAR_EVENT:
                     let data = event.data.scalar
                     // libyaml hands out UTF-8 (the input is), which may hold NUL characters: counted, not C text.
-                    try scalar(String(decoding: UnsafeBufferPointer(start: data.value, count: data.length), as: UTF8.self),
+                    try scalar(UnsafeBufferPointer(start: data.value, count: data.length),
                                plain: data.style == YAML_PLAIN_SCALAR_STYLE,
-                               tag: data.quoted_implicit == 1 ? YAMLTree.stringTag : Self.string(data.tag),
+                               tag: data.quoted_implicit == 1 ? YAMLTree.stringTagIndex : tagIndex(Self.string(data.tag)),
                                anchor: Self.string(data.anchor), line: Self.line(event.start_mark),
                                start: event.start_mark.index, end: event.end_mark.index)
                 case YAML_ALIAS_EVENT: try alias(event)
                 case YAML_SEQUENCE_START_EVENT:
                     let start = event.data.sequence_start
-                    try begin(.sequence, tag: start.implicit != 0 ? nil : Self.string(start.tag),
+                    try begin(.sequence, tag: start.implicit != 0 ? 0 : tagIndex(Self.string(start.tag)),
                               anchor: Self.string(start.anchor), line: Self.line(event.start_mark), start: event.start_mark.index)
                 case YAML_MAPPING_START_EVENT:
                     let start = event.data.mapping_start
-                    try begin(.mapping, tag: start.implicit != 0 ? nil : Self.string(start.tag),
+                    try begin(.mapping, tag: start.implicit != 0 ? 0 : tagIndex(Self.string(start.tag)),
                               anchor: Self.string(start.anchor), line: Self.line(event.start_mark), start: event.start_mark.index)
                 case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
                     // A flow collection ends at its `]` or `}`; libyaml ends a block one where the next token
@@ -225,13 +299,27 @@ extension YAMLTree {
             }
         }
 
-        /// A scalar at `line`, from character `start` to `end` of the text.
-        mutating func scalar(_ text: String, plain: Bool, tag: String?, anchor: String? = nil, line: Int,
-                             start: Int, end: Int) throws(YAMLError) {
+        /// The index of `tag` in `tags` (added the first time); 0 for none.
+        mutating func tagIndex(_ tag: String?) -> UInt32 {
+            guard let tag else { return 0 }
+            if let index = tagIndices[tag] { return index }
+            tags.append(tag)
+            tagIndices[tag] = UInt32(tags.count - 1)
+            return UInt32(tags.count - 1)
+        }
+
+        /// A scalar of UTF-8 `bytes` at `line`, from character `start` to `end` of the text; `tag`
+        /// is an index from `tagIndex(_:)`.
+        mutating func scalar(_ bytes: UnsafeBufferPointer<UInt8>, ascii: Bool? = nil, plain: Bool, tag: UInt32, anchor: String? = nil,
+                             line: Int, start: Int, end: Int) throws(YAMLError) {
             let index = entries.count
             try checkNodes(line: line)
-            entries.append(Entry(kind: .scalar, isPlain: plain, tag: tag, lineNumber: UInt32(clamping: line),
-                                 length: UInt32(clamping: end - start), first: 0, count: 0, text: text))
+            // Offsets are 32 bits; a text that large is far over the file and body limits anyway.
+            guard text.count + bytes.count <= Int(UInt32.max) else { throw .limit("more than 4 GiB of text", line: line) }
+            entries.append(Entry(kind: .scalar, isPlain: plain, isASCII: ascii ?? bytes.allSatisfy { $0 < 0x80 }, tagIndex: tag,
+                                 lineNumber: UInt32(clamping: line),
+                                 length: UInt32(clamping: end - start), first: UInt32(text.count), count: UInt32(bytes.count)))
+            text.append(contentsOf: bytes)
             if let anchor { anchors[anchor] = (index, 1) }
             lastEnd = end
             try add(index, nodes: 1, line: line)
@@ -256,24 +344,26 @@ extension YAMLTree {
             try add(target, nodes: nodes, line: line)
         }
 
-        /// A collection that starts at `line`, at character `start` of the text.
-        mutating func begin(_ kind: Entry.Kind, tag: String? = nil, anchor: String? = nil, line: Int, start: Int) throws(YAMLError) {
+        /// A collection that starts at `line`, at character `start` of the text; `tag` is an index
+        /// from `tagIndex(_:)`.
+        mutating func begin(_ kind: Entry.Kind, tag: UInt32 = 0, anchor: String? = nil, line: Int, start: Int) throws(YAMLError) {
             // Counted from the events: libyaml has no limit, and scanning deeper costs more per character.
             guard open.count < ManifestLimits.depth else {
                 throw .limit(Self.depthProblem, line: line)
             }
             try checkNodes(line: line)
             open.append((entries.count, pending.count, anchor, start, 1))
-            entries.append(Entry(kind: kind, isPlain: false, tag: tag, lineNumber: UInt32(clamping: line),
-                                 length: 0, first: 0, count: 0, text: ""))
+            entries.append(Entry(kind: kind, isPlain: false, isASCII: true, tagIndex: tag, lineNumber: UInt32(clamping: line),
+                                 length: 0, first: 0, count: 0))
         }
 
         /// The innermost open collection ends: at character `end` when it ends with a bracket, else
         /// where its last node ends.
         mutating func end(at end: Int?) throws(YAMLError) {
             let (index, start, anchor, offset, nodes) = open.removeLast()
-            entries[index].first = children.count
-            entries[index].count = pending.count - start
+            // Below `ManifestLimits.nodes` children, which 32 bits hold.
+            entries[index].first = UInt32(children.count)
+            entries[index].count = UInt32(pending.count - start)
             if let end { lastEnd = end }
             entries[index].length = UInt32(clamping: lastEnd - offset)
             children.append(contentsOf: pending[start...])
@@ -286,27 +376,43 @@ extension YAMLTree {
         /// A node is complete: it is a child of the innermost open collection, or a document. A
         /// mapping's key must be a scalar no longer than `ManifestLimits.keyBytes`.
         private mutating func add(_ index: Int, nodes: Int, line: Int) throws(YAMLError) {
-            guard let parent = open.last else { documents.append(index); return }
-            if entries[parent.entry].kind == .mapping, (pending.count - parent.start) % 2 == 0 {
+            let last = open.count - 1
+            guard last >= 0 else { documents.append(index); return }
+            if entries[open[last].entry].kind == .mapping, (pending.count - open[last].start) % 2 == 0 {
                 guard entries[index].kind == .scalar else { throw .complexKey(line: line) }
-                let bytes = entries[index].text.utf8.count
+                let bytes = Int(entries[index].count)
                 guard bytes <= ManifestLimits.keyBytes else {
                     throw .limit("a key of \(bytes.grouped) bytes, longer than \(ManifestLimits.keyBytes.grouped) (the limit)", line: line)
                 }
             }
-            pending.append(index)
-            open[open.count - 1].nodes += nodes
+            pending.append(UInt32(index))
+            open[last].nodes += nodes
+        }
+
+        /// The text of the scalar at `index`.
+        private func string(_ index: Int) -> String {
+            let entry = entries[index]
+            return text.withUnsafeBufferPointer { String(decoding: $0[Int(entry.first)..<Int(entry.first + entry.count)], as: UTF8.self) }
         }
 
         /// Throws when a key of the mapping repeats: Kubernetes objects never repeat one, and which
         /// of the two would count is a guess the user should not have to make. Keys are scalars:
         /// two are the same when their text and resolved tag are.
         private func checkDuplicates(_ mapping: Int) throws(YAMLError) {
-            let first = entries[mapping].first, pairs = entries[mapping].count / 2
+            let first = Int(entries[mapping].first), pairs = Int(entries[mapping].count) / 2
             guard pairs > 1 else { return }
-            let keys = (0..<pairs).lazy.map { children[first + 2 * $0] }
+            let keys = (0..<pairs).lazy.map { Int(children[first + 2 * $0]) }
+            func tag(_ index: UInt32) -> String? { index == 0 ? nil : tags[Int(index)] }
             func same(_ a: Int, _ b: Int) -> Bool {
-                entries[a].text == entries[b].text && YAMLTree.resolvedTag(of: entries[a]) == YAMLTree.resolvedTag(of: entries[b])
+                let x = entries[a], y = entries[b]
+                // Different lengths of ASCII text: different keys, whatever their tags.
+                if x.count != y.count, x.isASCII, y.isASCII { return false }
+                guard x.tagIndex == y.tagIndex || YAMLTree.resolvedTag(tag(x.tagIndex), kind: .scalar) == YAMLTree.resolvedTag(tag(y.tagIndex), kind: .scalar)
+                else { return false }
+                return text.withUnsafeBufferPointer { all in
+                    YAMLTree.sameText(UnsafeBufferPointer(rebasing: all[Int(x.first)..<Int(x.first + x.count)]), ascii: x.isASCII,
+                                      UnsafeBufferPointer(rebasing: all[Int(y.first)..<Int(y.first + y.count)]), ascii: y.isASCII)
+                }
             }
             var duplicates: [Int] = []
             if pairs <= 16 {
@@ -321,18 +427,19 @@ extension YAMLTree {
                 // Many keys (labels, a hostile file): by text, so the work grows with the keys, not their square.
                 var byText: [String: [Int]] = [:]
                 for key in keys {
-                    let earlier = byText[entries[key].text, default: []]
+                    let text = string(key)
+                    let earlier = byText[text, default: []]
                     if let other = earlier.first(where: { same($0, key) }) {
                         if !duplicates.contains(where: { same($0, other) }) { duplicates.append(other) }
                     } else {
-                        byText[entries[key].text, default: []].append(key)
+                        byText[text, default: []].append(key)
                     }
                 }
             }
             guard !duplicates.isEmpty else { return }
             // As Yams reports them: sorted by text, at the first one's line.
-            let sorted = duplicates.sorted { entries[$0].text < entries[$1].text }
-            throw .duplicatedKeys(sorted.map { entries[$0].text }, line: entries[sorted[0]].line)
+            let sorted = duplicates.map { (string($0), $0) }.sorted { $0.0 < $1.0 }
+            throw .duplicatedKeys(sorted.map(\.0), line: entries[sorted[0].1].line)
         }
 
         private static func string(_ pointer: UnsafeMutablePointer<yaml_char_t>?) -> String? {

@@ -15,10 +15,12 @@ final class JSONScannerTests: XCTestCase {
         if json.children != yaml.children { found.append("children differ") }
         if json.entries.count != yaml.entries.count { found.append("\(json.entries.count) entries != \(yaml.entries.count)") }
         for (index, (a, b)) in zip(json.entries, yaml.entries).enumerated() {
-            let same = a.kind == b.kind && a.isPlain == b.isPlain && a.tag == b.tag && a.lineNumber == b.lineNumber
-                && a.length == b.length && a.first == b.first && a.count == b.count && a.text == b.text
-            if !same { found.append("entry \(index): \(a) != \(b)") }
+            let same = a.kind == b.kind && a.isPlain == b.isPlain && a.isASCII == b.isASCII && json.tag(of: index) == yaml.tag(of: index)
+                && a.lineNumber == b.lineNumber && a.length == b.length && a.first == b.first && a.count == b.count
+                && json.text(of: index) == yaml.text(of: index)
+            if !same { found.append("entry \(index): \(a) \(json.text(of: index)) != \(b) \(yaml.text(of: index))") }
         }
+        if json.text != yaml.text { found.append("the texts' bytes differ") }
         return found
     }
 

@@ -84,6 +84,8 @@ final class YAMLTreeTests: XCTestCase {
         "%TAG !e! tag:example.com,2000:\n---\n!e!thing a\n", "{\"json\": [1, 2.5, true, null, \"x\\u00e9\"]}",
         "text: \"nul \\0 inside\"\n", "emoji: \"\u{1F600}\"\nnon-ascii: é\n", "<<: {a: 1}\nb: 2\n",
         "a: 1\n--- \nb\n", "x: |-\n  line one\n  line two\n", manyKeys, manyKeys + "k3: again\nk17: again\n'k3': 3\n",
+        // Keys are compared as Swift compares text (canonical equivalence), not byte for byte.
+        "K: 1\n\u{212A}: 2\n", "caf\u{E9}: 1\ncafe\u{301}: 2\n", manyKeys + "caf\u{E9}: 1\ncafe\u{301}: 2\n",
         ManifestDecoderTests.web, ManifestDecoderCorpusTests.service, ManifestDecoderCorpusTests.slice,
         ManifestDecoderCorpusTests.endpoints,
     ]
