@@ -8,8 +8,8 @@ import Foundation
 /// of nodes, and composing them into `Yams.Node`s (an enum of classes per node, a `Tag` object per
 /// scalar, a dictionary of keys per mapping for its duplicate check) cost several times libyaml's
 /// own parsing (Benchmarks/decode measures the decoding). Here libyaml's events go
-/// straight into two arrays: one entry per node (its text for a scalar) and the child indices of
-/// every collection, contiguous. The semantics the decoder relies on stay Yams' (see
+/// straight into three arrays: one entry per node, the child indices of every collection, and the
+/// scalars' text, each contiguous (a scalar's text becomes a string when it is read). The semantics the decoder relies on stay Yams' (see
 /// `YAMLTreeTests`, which compares both): the same scalars, styles, tags, lines, aliases, and
 /// duplicate keys as an error. Unlike Yams, a key must be a scalar (as for `kubectl`: a
 /// Kubernetes object's keys are text), and reading stops at the first of `ManifestLimits`' reading
