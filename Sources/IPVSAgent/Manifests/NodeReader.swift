@@ -240,7 +240,8 @@ struct FieldNames: ExpressibleByArrayLiteral {
     /// The name that the scalar `key` is, if it is one of these (as strings compare).
     func name(of key: YAMLNode) -> String? {
         key.tree.withText(of: key.index) { text, isASCII in
-            // ASCII text is only ever the same bytes; other text is compared as strings.
+            // The names are ASCII: an ASCII key is one of them only byte for byte; other text is
+            // compared as strings (canonical equivalence).
             guard isASCII else {
                 let text = String(decoding: text, as: UTF8.self)
                 return names.first { $0 == text }
