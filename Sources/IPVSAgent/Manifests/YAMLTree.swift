@@ -65,23 +65,16 @@ final class YAMLTree: Sendable {
 
     /// The text of the scalar at `index` (empty for a collection).
     func text(of index: Int) -> String {
-        let entry = entries[index]
-        guard entry.kind == .scalar else { return "" }
-        return text.withUnsafeBufferPointer { String(decoding: $0[Int(entry.first)..<Int(entry.first + entry.count)], as: UTF8.self) }
+        withText(of: index) { text, _ in String(decoding: text, as: UTF8.self) }
     }
 
     /// Whether the scalar at `index` is the text `other`, without making a string of it.
     func text(of index: Int, is other: String) -> Bool {
-        let entry = entries[index]
-        guard entry.kind == .scalar else { return false }
+        guard entries[index].kind == .scalar else { return false }
         let otherIsASCII = other.utf8.allSatisfy { $0 < 0x80 }
-        if otherIsASCII, entry.isASCII, other.utf8.count != Int(entry.count) { return false }
         var other = other
         return other.withUTF8 { wanted in
-            text.withUnsafeBufferPointer { all in
-                Self.sameText(UnsafeBufferPointer(rebasing: all[Int(entry.first)..<Int(entry.first + entry.count)]), ascii: entry.isASCII,
-                              wanted, ascii: otherIsASCII)
-            }
+            withText(of: index) { text, isASCII in Self.sameText(text, ascii: isASCII, wanted, ascii: otherIsASCII) }
         }
     }
 
@@ -96,7 +89,12 @@ final class YAMLTree: Sendable {
     /// `body` given the UTF-8 bytes of the scalar at `index` (none for a collection) and whether
     /// they are all ASCII.
     func withText<Result>(of index: Int, _ body: (UnsafeBufferPointer<UInt8>, _ isASCII: Bool) -> Result) -> Result {
-        let entry = entries[index]
+        Self.withText(of: entries[index], in: text, body)
+    }
+
+    /// `body` given the UTF-8 bytes, in `text`, of the scalar `entry` (none for a collection) and
+    /// whether they are all ASCII: for the tree and its builder.
+    static func withText<Result>(of entry: Entry, in text: [UInt8], _ body: (UnsafeBufferPointer<UInt8>, _ isASCII: Bool) -> Result) -> Result {
         let count = entry.kind == .scalar ? Int(entry.count) : 0
         return text.withUnsafeBufferPointer { all in
             body(UnsafeBufferPointer(rebasing: all[Int(entry.first)..<Int(entry.first) + count]), entry.isASCII)
@@ -391,8 +389,7 @@ extension YAMLTree {
 
         /// The text of the scalar at `index`.
         private func string(_ index: Int) -> String {
-            let entry = entries[index]
-            return text.withUnsafeBufferPointer { String(decoding: $0[Int(entry.first)..<Int(entry.first + entry.count)], as: UTF8.self) }
+            YAMLTree.withText(of: entries[index], in: text) { text, _ in String(decoding: text, as: UTF8.self) }
         }
 
         /// Throws when a key of the mapping repeats: Kubernetes objects never repeat one, and which
@@ -409,9 +406,10 @@ extension YAMLTree {
                 if x.count != y.count, x.isASCII, y.isASCII { return false }
                 guard x.tagIndex == y.tagIndex || YAMLTree.resolvedTag(tag(x.tagIndex), kind: .scalar) == YAMLTree.resolvedTag(tag(y.tagIndex), kind: .scalar)
                 else { return false }
-                return text.withUnsafeBufferPointer { all in
-                    YAMLTree.sameText(UnsafeBufferPointer(rebasing: all[Int(x.first)..<Int(x.first + x.count)]), ascii: x.isASCII,
-                                      UnsafeBufferPointer(rebasing: all[Int(y.first)..<Int(y.first + y.count)]), ascii: y.isASCII)
+                return YAMLTree.withText(of: x, in: text) { first, firstIsASCII in
+                    YAMLTree.withText(of: y, in: text) { second, secondIsASCII in
+                        YAMLTree.sameText(first, ascii: firstIsASCII, second, ascii: secondIsASCII)
+                    }
                 }
             }
             var duplicates: [Int] = []
