@@ -102,10 +102,10 @@ final class YAMLTree: Sendable {
     }
 
     /// The explicit tag of the node at `index`, `nil` for none.
-    func tag(of index: Int) -> String? {
-        let tag = entries[index].tagIndex
-        return tag == 0 ? nil : tags[Int(tag)]
-    }
+    func tag(of index: Int) -> String? { Self.tag(entries[index].tagIndex, in: tags) }
+
+    /// The tag at `index` of `tags` (a tree's or its builder's), `nil` for 0 (none).
+    static func tag(_ index: UInt32, in tags: [String]) -> String? { index == 0 ? nil : tags[Int(index)] }
 
     /// The tag the node at `index` resolves to when no types are inferred from plain text (Yams'
     /// basic resolver): its explicit tag, else `str`, `map` or `seq` by kind.
@@ -399,18 +399,15 @@ extension YAMLTree {
             let first = Int(entries[mapping].first), pairs = Int(entries[mapping].count) / 2
             guard pairs > 1 else { return }
             let keys = (0..<pairs).lazy.map { Int(children[first + 2 * $0]) }
-            func tag(_ index: UInt32) -> String? { index == 0 ? nil : tags[Int(index)] }
             func same(_ a: Int, _ b: Int) -> Bool {
                 let x = entries[a], y = entries[b]
-                // Different lengths of ASCII text: different keys, whatever their tags.
-                if x.count != y.count, x.isASCII, y.isASCII { return false }
-                guard x.tagIndex == y.tagIndex || YAMLTree.resolvedTag(tag(x.tagIndex), kind: .scalar) == YAMLTree.resolvedTag(tag(y.tagIndex), kind: .scalar)
-                else { return false }
-                return YAMLTree.withText(of: x, in: text) { first, firstIsASCII in
+                let sameText = YAMLTree.withText(of: x, in: text) { first, firstIsASCII in
                     YAMLTree.withText(of: y, in: text) { second, secondIsASCII in
                         YAMLTree.sameText(first, ascii: firstIsASCII, second, ascii: secondIsASCII)
                     }
                 }
+                return sameText && (x.tagIndex == y.tagIndex
+                    || YAMLTree.resolvedTag(YAMLTree.tag(x.tagIndex, in: tags), kind: .scalar) == YAMLTree.resolvedTag(YAMLTree.tag(y.tagIndex, in: tags), kind: .scalar))
             }
             var duplicates: [Int] = []
             if pairs <= 16 {
