@@ -151,17 +151,17 @@ int() { local v=${M[$1]:-0}; REPLY=${v%%.*}; }
 exec 9<>"$work/pause.fifo"
 pause() { read -r -t "$1" -u 9 || true; }
 
-# The "milliseconds" of the agent's last log line with message $1 (JSON log, $agent_log), as
-# microseconds; empty when the agent does not log it.
+# The "milliseconds" (or field $2) of the agent's last log line with message $1 (its first with
+# $3 = first; JSON log, $agent_log), as microseconds; empty when the agent does not log it.
 agent_log=$work/agent-daemon.log
 logged_us() {
-  grep -F "\"message\":\"$1\"" "$agent_log" | tail -n 1 |
-    sed -n 's/.*"milliseconds":"\([0-9.]*\)".*/\1/p' | awk '{ printf "%d", $1 * 1000 }'
+  grep -F "\"message\":\"$1\"" "$agent_log" | if [ "${3:-}" = first ]; then head -n 1; else tail -n 1; fi |
+    sed -n "s/.*\"${2:-milliseconds}\":\"\([0-9.]*\)\".*/\1/p" | awk '{ printf "%d", $1 * 1000 }'
 }
-# record_logged WORKLOAD TOOL SIZE REP MESSAGE: records logged_us when there is one.
+# record_logged WORKLOAD TOOL SIZE REP MESSAGE [FIELD [first]]: records logged_us when there is one.
 record_logged() {
   local value
-  value=$(logged_us "$5")
+  value=$(logged_us "$5" "${6:-}" "${7:-}")
   [ -z "$value" ] || record "$1" "$2" "$3" "$4" "$value" us
 }
 
@@ -308,7 +308,8 @@ if [ "$api_once" = 1 ]; then
   # The first pass ends after the kernel is programmed (the nftables table, the health checks, freed
   # memory given back): its log line, then the memory.
   for _ in $(seq 600); do grep -qF "\"message\":\"applied the API server's objects\"" "$agent_log" && break; pause 0.1; done
-  record_logged api-daemon first-pass "$size" 1 "applied the API server's objects"
+  # The first line: watch events queued meanwhile may have been applied since.
+  record_logged api-daemon first-pass "$size" 1 "applied the API server's objects" milliseconds first
   record api-daemon rss "$size" 1 "$(awk '/^VmRSS/ { print $2 }' "/proc/$agent/status")" KiB
   record api-daemon peak-rss "$size" 1 "$(awk '/^VmHWM/ { print $2 }' "/proc/$agent/status")" KiB
   log "api: the agent programmed $size Services in $(((t1 - t0) / 1000)) ms"
@@ -760,8 +761,8 @@ daemon_workload() {
     record agent-daemon$suffix cpu-to-synced "$size" 1 "$(agent_cpu_us_since 0)" us
     record agent-daemon$suffix first-sync "$size" 1 "$(sync_us_since 0)" us
     int ipvs_agent_operations_applied_total && record agent-daemon$suffix operations "$size" 1 "$REPLY" count
-    record_logged agent-daemon$suffix load "$size" 1 "loaded manifests"
-    record_logged agent-daemon$suffix apply "$size" 1 "applied changes"
+    record_logged agent-daemon$suffix load "$size" 1 "loaded manifests" milliseconds first
+    record_logged agent-daemon$suffix apply "$size" 1 "applied manifests" apply_milliseconds first
     # The memory once the first pass has ended (this build logs its end; an older one is read at once).
     if [ "$tool" = ipvs-agent ]; then
       for _ in $(seq 600); do grep -qF '"message":"applied manifests"' "$work/agent-daemon.log" && break; pause 0.1; done
@@ -816,10 +817,11 @@ daemon_workload() {
         record "endpoint-$step$suffix" poll-interval "$size" "$rep" $(((seen - t0) / polls)) us
         int ipvs_agent_operations_applied_total && record "endpoint-$step$suffix" writes "$size" "$rep" $((REPLY - ops)) count
         record "endpoint-$step$suffix" reconcile "$size" "$rep" "$(sync_us_since "$sum")" us
-        record_logged "endpoint-$step$suffix" load "$size" "$rep" "loaded manifests"
-        record_logged "endpoint-$step$suffix" apply "$size" "$rep" "applied changes"
+        # An incremental sync logs one line (its load and its reconcile timed in it).
+        record_logged "endpoint-$step$suffix" load "$size" "$rep" "applied manifests" load_milliseconds
+        record_logged "endpoint-$step$suffix" apply "$size" "$rep" "applied manifests" apply_milliseconds
         log "$tool endpoint $step rep $rep: $(((seen - t0) / 1000)) ms from file replaced to kernel updated"
-        pause "$settle" # a removed endpoint without connections is deleted at the next drain check (1 s)
+        pause "$settle" # the agent's upkeep after a change (draining endpoints, health) done
       done
     done
   else

@@ -70,7 +70,7 @@ final class AgentOwnershipTests: XCTestCase {
             try waitUntil("the agent pauses at \(point)", timeout: 180) { logText().contains("paused at \(point)") }
         } else {
             // Logged after the first reconcile's state-file write.
-            try waitUntil("the first reconcile is recorded", timeout: 180) { logText().contains("applied changes") }
+            try waitUntil("the first reconcile is recorded", timeout: 180) { logText().contains("applied manifests") }
         }
         XCTAssertEqual(kill(agent.processIdentifier, SIGKILL), 0)
         agent.waitUntilExit()
@@ -130,7 +130,7 @@ final class AgentOwnershipTests: XCTestCase {
         let first = try cluster.startDaemon(["--manifests", cluster.manifests, "--metrics-address", "none"], log: log)
         defer { if first.isRunning { kill(first.processIdentifier, SIGKILL) } }
         try waitUntil("the first agent programs the Services", timeout: 120) {
-            (try? String(contentsOf: log, encoding: .utf8))?.contains("applied changes") == true
+            (try? String(contentsOf: log, encoding: .utf8))?.contains("applied manifests") == true
         }
         let rules = try KernelTest.shell("ipvsadm -Sn")
         for mode in [["--manifests", cluster.manifests, "--once"], ["--cleanup"], ["--manifests", cluster.manifests]] {

@@ -37,7 +37,8 @@ struct SyncPass: Sendable {
         let objectChanges = changes.count(loaded.snapshot.changedServices, in: loaded.snapshot)
         kubeProxy.count(objectChanges)
         let applying = ContinuousClock.now
-        await reconciler.reconcile(build.state, changed: build.changed, hold: loaded.hold, coldStart: loaded.coldStart)
+        var report = await reconciler.reconcile(build.state, changed: build.changed, hold: loaded.hold, coldStart: loaded.coldStart)
+        let applied = ContinuousClock.now
         // Ran to its end: operations the kernel refused are logged and retried, not a stuck agent.
         kubeProxy.synced(since: applying)
         kubeProxy.programmed(objectChanges.triggerTimes)
@@ -46,7 +47,11 @@ struct SyncPass: Sendable {
         if let serviceHealth { // healthCheckNodePort
             await serviceHealth.sync(HealthCheckNodePort.wanted(in: &loader.builder, updating: await serviceHealth.wanted))
         }
-        if await reconciler.isDraining { await reconciler.checkDrains() }
+        if await reconciler.isDraining {
+            let drains = await reconciler.checkDrains()
+            report.applied += drains.applied
+            report.failures += drains.failures
+        }
         await conntrack.clean(reconciler, logger: logger) // conntrack
         if build.changed?.isEmpty != true {
             health.update(build.state, changed: build.changed, logger: logger)
@@ -55,9 +60,13 @@ struct SyncPass: Sendable {
         }
         // A whole load (the first, a re-list) parsed and mapped every object: give back what it freed.
         if build.changed == nil { FreedMemory.release() }
+        // The sync's one info line: what was loaded, what the kernel was asked, and how long each step took.
         logger.info("applied \(loader.source.objectsName)", metadata: [
-            "services": "\(build.state.services.count)", "real_servers": "\(build.realServerCount)",
+            "reason": "\(reason)", "services": "\(build.state.services.count)", "real_servers": "\(build.realServerCount)",
             "changed": "\(build.changed.map { "\($0.count)" } ?? "all")", "problems": "\(loaded.issues.count)",
+            "operations": "\(report.applied)", "failures": "\(report.failures.count)",
+            "load_milliseconds": "\(Reconciler.milliseconds(applying - start))",
+            "apply_milliseconds": "\(Reconciler.milliseconds(applied - applying))",
             "milliseconds": "\(Reconciler.milliseconds(ContinuousClock.now - start))"])
         return loaded
     }

@@ -52,7 +52,9 @@ struct DesiredStateLoader {
         let issues = snapshot.issues + build.issues
         for issue in issues { logger.error("\(issue)") }
         metrics?.manifestIssues.record(issues.count)
-        logger.info("loaded \(source.objectsName)", metadata: [
+        // A whole load (the first, a re-list) is worth a line of its own; an incremental one is summed up
+        // in the sync pass's line (one info line per sync, as under churn there are many a second).
+        logger.log(level: build.changed == nil ? .info : .debug, "loaded \(source.objectsName)", metadata: [
             "reason": "\(reason)", "services": "\(build.state.services.count)", "real_servers": "\(build.realServerCount)",
             "problems": "\(issues.count)", "changed": "\(build.changed.map { "\($0.count)" } ?? "all")",
             "milliseconds": "\(Reconciler.milliseconds(ContinuousClock.now - start))",

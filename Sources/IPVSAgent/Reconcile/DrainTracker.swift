@@ -15,6 +15,9 @@ public struct DrainTracker: Hashable, Sendable {
     public var timeout: Duration
     /// Draining servers and their deadlines (on the caller's clock).
     public private(set) var deadlines: [RealServerRef: ContinuousClock.Instant] = [:]
+    /// Draining servers a drain check found with connections: their drain is logged, as is its end.
+    /// Most removed endpoints have none and are deleted at the first check, logged at debug level only.
+    public private(set) var busy: Set<RealServerRef> = []
 
     public init(timeout: Duration) {
         self.timeout = timeout
@@ -32,14 +35,21 @@ public struct DrainTracker: Hashable, Sendable {
         if deadlines[ref] == nil { deadlines[ref] = now + timeout }
     }
 
+    /// Records that a check found connections on draining `ref`; `true` the first time (to log it once).
+    public mutating func foundBusy(_ ref: RealServerRef) -> Bool {
+        deadlines[ref] != nil && busy.insert(ref).inserted
+    }
+
     /// Stops tracking `ref` (it came back, or it was deleted).
     public mutating func end(_ ref: RealServerRef) {
         deadlines[ref] = nil
+        busy.remove(ref)
     }
 
     /// Stops tracking every server of `service` (the service went away).
     public mutating func endAll(in service: ServiceKey) {
         deadlines = deadlines.filter { $0.key.service != service }
+        busy = busy.filter { $0.service != service }
     }
 
     /// Whether `ref` should be deleted now: it has no connections, or its deadline passed.

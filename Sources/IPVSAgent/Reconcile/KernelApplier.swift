@@ -139,7 +139,8 @@ struct KernelApplier {
         }
         for ref in plan.drainsStarted {
             drains.begin(ref, now: now)
-            logger.info("draining removed endpoint", metadata: ["real_server": "\(ref.server)", "service": "\(ref.service)"])
+            // Logged at info by the drain check that finds it busy; most have no connections.
+            logger.debug("quiescing removed endpoint", metadata: ["real_server": "\(ref.server)", "service": "\(ref.service)"])
         }
 
         // Binding VIPs (rtnetlink, under the kernel's RTNL lock) and programming IPVS (generic
@@ -228,8 +229,9 @@ struct KernelApplier {
         metrics.realServersDraining.record(drains.deadlines.count)
         let elapsed = (ContinuousClock.now - start).components
         metrics.syncDuration.recordNanoseconds(elapsed.seconds * 1_000_000_000 + elapsed.attoseconds / 1_000_000_000)
+        // Debug level: the caller's line says what the pass was (a load, repairs, a health verdict, drains).
         if report.applied + appliedEarly > 0 || !report.failures.isEmpty {
-            logger.info("applied changes", metadata: ["operations": "\(report.applied + appliedEarly)", "failures": "\(report.failures.count)",
+            logger.debug("applied changes", metadata: ["operations": "\(report.applied + appliedEarly)", "failures": "\(report.failures.count)",
                                                       "milliseconds": "\(Reconciler.milliseconds(ContinuousClock.now - start))"])
         }
         return outcome
@@ -276,8 +278,10 @@ struct KernelApplier {
             drains.endAll(in: key)
         case .deleteRealServer(let id, let key):
             let ref = RealServerRef(service: key, server: id)
-            if drains.isDraining(ref) {
+            if drains.busy.contains(ref) {
                 logger.info("removed drained endpoint", metadata: ["real_server": "\(ref.server)", "service": "\(key)"])
+            } else if drains.isDraining(ref) {
+                logger.debug("removed endpoint without connections", metadata: ["real_server": "\(ref.server)", "service": "\(key)"])
             }
             drains.end(ref)
         default:

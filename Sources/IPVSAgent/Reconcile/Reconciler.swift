@@ -321,6 +321,13 @@ public actor Reconciler {
                 if applier.kernel.services[key] != nil {
                     for server in servers { applier.kernel.services[key]?.realServers[server.id] = server }
                 }
+                for server in servers {
+                    guard let connections = server.connections, connections.active > 0 || connections.inactive > 0,
+                          drains.foundBusy(RealServerRef(service: key, server: server.id)) else { continue }
+                    logger.info("draining removed endpoint", metadata: [
+                        "real_server": "\(server.id)", "service": "\(key)", "active_connections": "\(connections.active)",
+                        "inactive_connections": "\(connections.inactive)"])
+                }
             } catch let error as IPVSError where error.kind == .serviceNotFound {
                 applier.forget(key, owned: ownership.services)
                 drains.endAll(in: key)

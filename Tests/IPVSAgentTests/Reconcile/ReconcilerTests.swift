@@ -21,9 +21,10 @@ final class ReconcilerTests: XCTestCase {
         try? FileManager.default.removeItem(at: folder)
     }
 
-    func makeReconciler(_ ipvs: FakeIPVS, _ vips: FakeVIPs, clock: ManualClock = ManualClock()) -> Reconciler {
+    func makeReconciler(_ ipvs: FakeIPVS, _ vips: FakeVIPs, clock: ManualClock = ManualClock(),
+                        logger: Logger = Logger(label: "test")) -> Reconciler {
         return Reconciler(ipvs: ipvs, vips: vips, store: OwnershipStore(path: folder.appendingPathComponent("state.json").path),
-                          options: .init(interface: "kube-ipvs0", drainTimeout: .seconds(30)), logger: Logger(label: "test"),
+                          options: .init(interface: "kube-ipvs0", drainTimeout: .seconds(30)), logger: logger,
                           now: { clock.now })
     }
 
@@ -320,6 +321,37 @@ final class ReconcilerTests: XCTestCase {
 }
 
 extension ReconcilerTests {
+    /// Under churn most removed endpoints have no connections: each is deleted without an info
+    /// line. A drain worth knowing about (connections found) gets one when found and one when it ends.
+    func testOnlyDrainsWithConnectionsAreLoggedAtInfoLevel() async throws {
+        let ipvs = FakeIPVS(), vips = FakeVIPs(), clock = ManualClock(), log = LogRecorder()
+        let reconciler = makeReconciler(ipvs, vips, clock: clock, logger: Logger(label: "test", factory: { _ in log }))
+        try await reconciler.start()
+        await reconciler.reconcile(web(["10.244.1.5", "10.244.1.6", "10.244.1.7"]))
+        let key = tcp("10.96.0.10", 80)
+        let idle = RealServerID(address: ip("10.244.1.7"), port: 8080), busy = RealServerID(address: ip("10.244.1.6"), port: 8080)
+        ipvs.connections[key, default: [:]][busy] = ConnectionCounts(active: 2, inactive: 1)
+        log.clear()
+
+        // What a sync pass does: the reconcile quiesces both, the drain check right after it reads them.
+        await reconciler.reconcile(web(["10.244.1.5"]), changed: [key])
+        await reconciler.checkDrains()
+        XCTAssertNil(ipvs.state.services[key]?.realServers[idle], "no connections: deleted in the same pass")
+        XCTAssertEqual(ipvs.state.services[key]?.realServers[busy]?.weight, 0)
+        XCTAssertEqual(log.lines(at: .info), [
+            #"draining removed endpoint active_connections=2 inactive_connections=1 real_server=10.244.1.6:8080 service=TCP 10.96.0.10:80"#])
+        XCTAssertTrue(log.lines(at: .debug).contains { $0.hasPrefix("removed endpoint without connections real_server=10.244.1.7:8080") },
+                      "\(log.lines(at: .debug))")
+
+        // Still busy at the next checks: not logged again. Its connections gone: its end is logged.
+        await reconciler.checkDrains()
+        ipvs.connections[key]?[busy] = ConnectionCounts()
+        await reconciler.checkDrains()
+        XCTAssertNil(ipvs.state.services[key]?.realServers[busy])
+        XCTAssertEqual(log.lines(at: .info).count, 2, "\(log.lines(at: .info))")
+        XCTAssertEqual(log.lines(at: .info).last, "removed drained endpoint real_server=10.244.1.6:8080 service=TCP 10.96.0.10:80")
+    }
+
     func testInvalidManifestsHoldTheirServicesInsteadOfRemovingThem() async throws {
         let ipvs = FakeIPVS(), vips = FakeVIPs()
         let reconciler = makeReconciler(ipvs, vips)
@@ -500,4 +532,25 @@ final class RendezvousVIPs: VIPBackend, @unchecked Sendable {
         meeting.arrive()
         return addresses.map { address in Result { try fake.add(address, to: name) } }
     }
+}
+
+/// The lines a logger wrote, with their levels: message, then its metadata sorted as `key=value`.
+final class LogRecorder: LogHandler, @unchecked Sendable {
+    private let lock = NSLock()
+    private var recorded: [(level: Logger.Level, line: String)] = []
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        let fields = (event.metadata ?? [:]).map { "\($0.key)=\($0.value)" }.sorted()
+        lock.withLock { recorded.append((event.level, ([event.message.description] + fields).joined(separator: " "))) }
+    }
+
+    func lines(at level: Logger.Level) -> [String] { lock.withLock { recorded.filter { $0.level == level }.map(\.line) } }
+    func clear() { lock.withLock { recorded = [] } }
 }
