@@ -37,13 +37,19 @@ struct SyncPass: Sendable {
         let objectChanges = changes.count(loaded.snapshot.changedServices, in: loaded.snapshot)
         kubeProxy.count(objectChanges)
         let applying = ContinuousClock.now
+        // The nftables table is written while the reconcile programs IPVS, as `--once` does: neither
+        // waits for the other (a first pass's table of 10,000 Services takes as long as its reconcile).
+        let filtering = packetFilter.map { filter in
+            let pending = filter.prepare(&loader.builder)
+            return Task.detached { filter.apply(pending) }
+        }
         var report = await reconciler.reconcile(build.state, changed: build.changed, hold: loaded.hold, coldStart: loaded.coldStart)
         let applied = ContinuousClock.now
         // Ran to its end: operations the kernel refused are logged and retried, not a stuck agent.
         kubeProxy.synced(since: applying)
         kubeProxy.programmed(objectChanges.triggerTimes)
         proxyHealth.updated(.changes)
-        packetFilter?.sync(&loader.builder)
+        if let filtering, !(await filtering.value) { report.failures.append(PacketFilterDriver.notSynced) }
         if let serviceHealth { // healthCheckNodePort
             await serviceHealth.sync(HealthCheckNodePort.wanted(in: &loader.builder, updating: await serviceHealth.wanted))
         }
