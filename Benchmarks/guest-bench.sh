@@ -786,7 +786,7 @@ daemon_workload() {
       int ipvs_agent_operations_applied_total && record noop$suffix writes "$size" "$rep" $((REPLY - ops)) count
       record noop$suffix reconcile "$size" "$rep" "$(sync_us_since "$sum")" us
       record noop$suffix signal-to-done "$size" "$rep" $((t1 - t0)) us
-      record_logged noop$suffix load "$size" "$rep" "loaded manifests"
+      record_logged noop$suffix load "$size" "$rep" "applied manifests" load_milliseconds
       log "$tool no-op resync rep $rep: $(((t1 - t0) / 1000)) ms from SIGHUP to reconciled"
     done
 

@@ -52,8 +52,8 @@ struct DesiredStateLoader {
         let issues = snapshot.issues + build.issues
         for issue in issues { logger.error("\(issue)") }
         metrics?.manifestIssues.record(issues.count)
-        // A whole load (the first, a re-list) is worth a line of its own; an incremental one is summed up
-        // in the sync pass's line (one info line per sync, as under churn there are many a second).
+        // A load that maps everything (the first; any while Services conflict) is worth a line of its own;
+        // the others are summed up in the sync's line (one info line per sync: under churn, many a second).
         logger.log(level: build.changed == nil ? .info : .debug, "loaded \(source.objectsName)", metadata: [
             "reason": "\(reason)", "services": "\(build.state.services.count)", "real_servers": "\(build.realServerCount)",
             "problems": "\(issues.count)", "changed": "\(build.changed.map { "\($0.count)" } ?? "all")",
