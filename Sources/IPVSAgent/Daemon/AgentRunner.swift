@@ -250,9 +250,7 @@ struct AgentRunner {
         let filtered = Task.detached { packetFilter.apply(pending) }
         var report = await reconciler.reconcile(loaded.build.state, changed: nil, hold: loaded.hold, coldStart: loaded.coldStart)
         if !(await filtered.value) { report.failures.append(PacketFilterDriver.notSynced) } // nft
-        let drains = await reconciler.checkDrains()
-        report.applied += drains.applied
-        report.failures += drains.failures
+        report.add(await reconciler.checkDrains())
         try finish(report, issues: loaded.issues, what: "reconcile")
         withExtendedLifetime(lock) {}
         Self.exitNow()

@@ -53,18 +53,14 @@ struct SyncPass: Sendable {
         if let serviceHealth { // healthCheckNodePort
             await serviceHealth.sync(HealthCheckNodePort.wanted(in: &loader.builder, updating: await serviceHealth.wanted))
         }
-        if await reconciler.isDraining {
-            let drains = await reconciler.checkDrains()
-            report.applied += drains.applied
-            report.failures += drains.failures
-        }
+        if await reconciler.isDraining { report.add(await reconciler.checkDrains()) }
         await conntrack.clean(reconciler, logger: logger) // conntrack
         if build.changed?.isEmpty != true {
             health.update(build.state, changed: build.changed, logger: logger)
             // New endpoints can change a Service's quorum without any health transition.
             await reconciler.setHealth(health.overlay(logger: logger))
         }
-        // A whole load (the first, a re-list) parsed and mapped every object: give back what it freed.
+        // A load that mapped every object (the first; any while Services conflict): give back what it freed.
         if build.changed == nil { FreedMemory.release() }
         // The sync's one info line: what was loaded, what the kernel was asked, and how long each step took.
         logger.info("applied \(loader.source.objectsName)", metadata: [

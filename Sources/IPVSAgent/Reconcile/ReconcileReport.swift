@@ -8,4 +8,11 @@ public struct ReconcileReport: Sendable {
     public var repairs = 0
 
     public var succeeded: Bool { failures.isEmpty }
+
+    /// Counts what a later pass of the same sync did (its drain check) in this report.
+    public mutating func add(_ other: ReconcileReport) {
+        applied += other.applied
+        failures += other.failures
+        repairs += other.repairs
+    }
 }
