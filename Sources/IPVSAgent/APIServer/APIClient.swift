@@ -83,7 +83,8 @@ final class APIClient: Sendable {
             guard case .head(let response)? = try await iterator.next() else {
                 throw APIServerError("the API server \(server) closed the connection before answering")
             }
-            return APIResponse(status: Int(response.status.code), parts: iterator, channel: channel, server: server)
+            return APIResponse(status: Int(response.status.code), length: response.headers.first(name: "Content-Length").flatMap { Int($0) },
+                               parts: iterator, channel: channel, server: server)
         } catch {
             channel.close(promise: nil)
             throw Self.describe(error, server: server)
@@ -109,6 +110,8 @@ final class APIClient: Sendable {
 /// A response being received: its status, then its body in pieces, whole or line by line.
 struct APIResponse {
     let status: Int
+    /// The body's length as the head announced it (`Content-Length`), `nil` when chunked.
+    let length: Int?
     fileprivate var parts: AsyncThrowingStream<APIResponseHandler.Part, any Error>.Iterator
     let channel: any Channel
     let server: String
@@ -120,12 +123,14 @@ struct APIResponse {
     mutating func body() async throws -> [UInt8] {
         defer { close() }
         var bytes: [UInt8] = []
+        // Room for the announced length at once, not grown piece by piece (a page is megabytes).
+        if let length, length > 0 { bytes.reserveCapacity(min(length, APIClient.bodyLimit)) }
         do {
-            while case .body(var buffer)? = try await parts.next() {
+            while case .body(let buffer)? = try await parts.next() {
                 guard bytes.count + buffer.readableBytes <= APIClient.bodyLimit else {
                     throw APIServerError("the API server \(server) sent an answer over \(APIClient.bodyLimit >> 20) MiB")
                 }
-                bytes += buffer.readBytes(length: buffer.readableBytes) ?? []
+                buffer.withUnsafeReadableBytes { bytes.append(contentsOf: $0) }
             }
         } catch {
             throw APIClient.describe(error, server: server)
@@ -148,14 +153,14 @@ struct APIResponse {
             } catch {
                 throw APIClient.describe(error, server: server)
             }
-            guard case .body(var buffer)? = part else {
+            guard case .body(let buffer)? = part else {
                 defer { pending = [] }
                 return pending.isEmpty ? nil : pending
             }
             guard pending.count + buffer.readableBytes <= APIClient.bodyLimit else {
                 throw APIServerError("the API server \(server) sent a watch event over \(APIClient.bodyLimit >> 20) MiB")
             }
-            pending += buffer.readBytes(length: buffer.readableBytes) ?? []
+            buffer.withUnsafeReadableBytes { pending.append(contentsOf: $0) }
         }
     }
 }
