@@ -35,13 +35,15 @@ public final class LinkManager: Sendable {
 
     // MARK: - Interfaces
 
-    /// Creates the dummy interface `name` if it is missing, and sets it up (`IFF_UP`).
+    /// Creates the dummy interface `name` if it is missing and, when `up`, sets it up (`IFF_UP`).
     ///
-    /// Returns `true` when it created the interface, `false` when it already existed (it is set
-    /// up if it was down). Throws `.notDummy` when an interface of that name exists but is not a
-    /// dummy one: VIPs are never bound on a real interface by mistake.
+    /// Returns `true` when it created the interface, `false` when it already existed (when `up`,
+    /// it is set up if it was down; else its state is left as it is). Throws `.notDummy` when an
+    /// interface of that name exists but is not a dummy one: VIPs are never bound on a real
+    /// interface by mistake. Addresses bind faster on a down interface: on an up one, the kernel
+    /// walks every route through the interface for each address added (`fib_sync_up`).
     @discardableResult
-    public func ensureDummyInterface(named name: String) throws(NodeNetworkError) -> Bool {
+    public func ensureDummyInterface(named name: String, up: Bool = true) throws(NodeNetworkError) -> Bool {
         try Self.validateInterfaceName(name)
         let object = "interface \(name)"
         return try connection.withLock { (connection) throws(NodeNetworkError) -> Bool in
@@ -66,7 +68,7 @@ public final class LinkManager: Sendable {
                                        hint: "the interface disappeared right after it was created; retry")
             }
             if !created { try Self.requireDummy(link, operation: "use") }
-            if !link.isUp {
+            if up, !link.isUp {
                 try attempt("set up (IFF_UP)", object) { () throws(SystemFailure) in
                     try connection.socket.setUp(index: link.index, name: link.name)
                 }

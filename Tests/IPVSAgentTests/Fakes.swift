@@ -19,10 +19,20 @@ final class FakeVIPs: VIPBackend, @unchecked Sendable {
     var interfaces: [String: Set<IPAddress>] = [:]
     var changes: [String] = []
 
-    func ensureInterface(named name: String) throws -> Bool {
-        if interfaces[name] != nil { return false }
-        interfaces[name] = []
-        return true
+    /// The interfaces set up; with `interfaces`, the fake's link state.
+    var up: Set<String> = []
+    /// Interfaces created and set up, and addresses bound, in order: "create NAME", "up NAME", "add ADDRESS".
+    var timeline: [String] = []
+
+    func ensureInterface(named name: String, up: Bool) throws -> Bool {
+        let created = interfaces[name] == nil
+        if created {
+            interfaces[name] = []
+            self.up.remove(name) // Deleted behind the agent's back and created again: down.
+            timeline.append("create \(name)")
+        }
+        if up, self.up.insert(name).inserted { timeline.append("up \(name)") }
+        return created
     }
 
     func addresses(on name: String) throws -> Set<IPAddress> { interfaces[name] ?? [] }
@@ -53,6 +63,7 @@ final class FakeVIPs: VIPBackend, @unchecked Sendable {
             throw NodeNetworkErrorStandIn(message: "refused \(address)")
         }
         changes.append("add \(address)")
+        timeline.append("add \(address)")
         interfaces[name, default: []].insert(address)
         bound.signal()
     }

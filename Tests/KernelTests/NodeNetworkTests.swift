@@ -55,6 +55,37 @@ final class NodeNetworkTests: XCTestCase {
         XCTAssertTrue(line.contains(",UP") || line.contains("<UP"), "not set up: \(line)")
     }
 
+    /// `up: false` creates the interface down (and leaves an existing one as it is); its addresses
+    /// are local while it is down, and stay bound and local once it is set up, IPv6 ones included.
+    func testEnsureDummyInterfaceDownBindsLocalAddressesAndKeepsThemWhenSetUp() throws {
+        try KernelTest.requireKernel()
+        let links = try LinkManager()
+        XCTAssertTrue(try links.ensureDummyInterface(named: dummy, up: false))
+        var line = try linkLine(dummy)
+        XCTAssertFalse(line.contains(",UP"), "created up: \(line)")
+        let v4 = IPAddress("10.96.7.1")!, v6 = IPAddress("fd00:96::7:1")!
+        XCTAssertTrue(links.addAddresses([v4, v6], to: dummy).allSatisfy { (try? $0.get()) != nil })
+        /// `ip route get` of both addresses: each starts with `local` when it is delivered here.
+        func routes() throws -> [String] {
+            try ["ip route get 10.96.7.1", "ip -6 route get fd00:96::7:1"].map {
+                try KernelTest.shell($0).trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+        }
+        var found = try routes()
+        XCTAssertTrue(found.allSatisfy { $0.hasPrefix("local ") }, "not local while down: \(found)")
+        XCTAssertFalse(try links.ensureDummyInterface(named: dummy, up: false))
+        line = try linkLine(dummy)
+        XCTAssertFalse(line.contains(",UP"), "set up: \(line)")
+
+        XCTAssertFalse(try links.ensureDummyInterface(named: dummy))
+        line = try linkLine(dummy)
+        XCTAssertTrue(line.contains(",UP") || line.contains("<UP"), "not set up: \(line)")
+        let bound = Set(try links.addresses(on: dummy).map(\.address))
+        XCTAssertTrue(bound.isSuperset(of: [v4, v6]), "\(bound)")
+        found = try routes()
+        XCTAssertTrue(found.allSatisfy { $0.hasPrefix("local ") }, "not local once up: \(found)")
+    }
+
     func testInterfacesThatAreNotDummyAreRefused() throws {
         try KernelTest.requireKernel()
         try KernelTest.shell("ip link add veth-a type veth peer name veth-b")

@@ -9,8 +9,8 @@ public final class LinkManagerBackend: VIPBackend, Sendable {
         links = try LinkManager()
     }
 
-    public func ensureInterface(named name: String) throws -> Bool {
-        try links.ensureDummyInterface(named: name)
+    public func ensureInterface(named name: String, up: Bool) throws -> Bool {
+        try links.ensureDummyInterface(named: name, up: up)
     }
 
     public func addresses(on name: String) throws -> Set<IPAddress> {

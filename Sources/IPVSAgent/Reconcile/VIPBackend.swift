@@ -3,8 +3,9 @@ import IPVS
 /// The dummy interface and its addresses as the reconciler uses them; `LinkManagerBackend` is the
 /// real one (rtnetlink), tests use a fake.
 public protocol VIPBackend: AnyObject, Sendable {
-    /// Creates the dummy interface when missing; returns whether it was created.
-    func ensureInterface(named name: String) throws -> Bool
+    /// Creates the dummy interface when missing and, when `up`, sets it up (when not, a new one is
+    /// left down and an existing one as it is); returns whether it was created.
+    func ensureInterface(named name: String, up: Bool) throws -> Bool
     /// The addresses bound on the interface.
     func addresses(on name: String) throws -> Set<IPAddress>
     /// Binds `address` as /32 or /128 (no error when it is already there).

@@ -195,6 +195,44 @@ final class ReconcilerTests: XCTestCase {
         XCTAssertEqual(again.repairs, 0)
     }
 
+    /// The interface is created down and set up by the first reconcile once its VIPs are bound:
+    /// each address added to an up interface costs the kernel a walk of its routes.
+    func testTheInterfaceIsCreatedDownAndSetUpAfterTheFirstReconcileBoundItsVIPs() async throws {
+        let ipvs = FakeIPVS(), vips = FakeVIPs()
+        let reconciler = makeReconciler(ipvs, vips)
+        try await reconciler.start()
+        XCTAssertEqual(vips.timeline, ["create kube-ipvs0"])
+        XCTAssertEqual(vips.up, [])
+        let report = await reconciler.reconcile(webAndAPI())
+        XCTAssertEqual(report.failures, [])
+        XCTAssertEqual(report.repairs, 0, "setting up the interface it created is no repair")
+        XCTAssertEqual(Array(vips.timeline.prefix(1)), ["create kube-ipvs0"])
+        XCTAssertEqual(Set(vips.timeline.dropFirst().prefix(2)), ["add 10.96.0.10", "add 10.96.0.11"])
+        XCTAssertEqual(vips.timeline.dropFirst(3), ["up kube-ipvs0"])
+        // Later reconciles bind on the up interface and set nothing up again.
+        var more = webAndAPI()
+        let extra = tcp("10.96.0.12", 80)
+        more.services[extra] = desired(extra, [server("10.244.1.7", 8080)])
+        more.addresses.insert(ip("10.96.0.12"))
+        await reconciler.reconcile(more)
+        XCTAssertEqual(vips.timeline.last, "add 10.96.0.12")
+        XCTAssertEqual(vips.timeline.filter { $0.hasPrefix("up ") }.count, 1)
+    }
+
+    /// An interface that was there before the agent, down, is left down until the first reconcile
+    /// bound the VIPs, then set up; it stays not the agent's own.
+    func testAnExistingDownInterfaceIsSetUpAfterTheFirstReconcile() async throws {
+        let ipvs = FakeIPVS(), vips = FakeVIPs()
+        vips.interfaces["kube-ipvs0"] = []
+        let reconciler = makeReconciler(ipvs, vips)
+        try await reconciler.start()
+        XCTAssertEqual(vips.timeline, [])
+        await reconciler.reconcile(web(["10.244.1.5"]))
+        XCTAssertEqual(vips.timeline, ["add 10.96.0.10", "up kube-ipvs0"])
+        XCTAssertNil(try OwnershipStore(path: folder.appendingPathComponent("state.json").path).load().interface,
+                     "not created by the agent: --cleanup leaves it")
+    }
+
     func testVerifyCreatesADeletedInterfaceAgainAndBindsItsVIPs() async throws {
         let ipvs = FakeIPVS(), vips = FakeVIPs()
         vips.requiresInterface = true
@@ -523,7 +561,7 @@ final class RendezvousVIPs: VIPBackend, @unchecked Sendable {
     let meeting = Rendezvous()
 
     init(_ fake: FakeVIPs) { self.fake = fake }
-    func ensureInterface(named name: String) throws -> Bool { try fake.ensureInterface(named: name) }
+    func ensureInterface(named name: String, up: Bool) throws -> Bool { try fake.ensureInterface(named: name, up: up) }
     func addresses(on name: String) throws -> Set<IPAddress> { try fake.addresses(on: name) }
     func add(_ address: IPAddress, to name: String) throws { try fake.add(address, to: name) }
     func remove(_ address: IPAddress, from name: String) throws { try fake.remove(address, from: name) }
