@@ -51,7 +51,7 @@ public final class LinkManager: Sendable {
             var link = try attempt("look up", object) { () throws(SystemFailure) in try connection.link(named: name) }
             if link == nil {
                 do throws(SystemFailure) {
-                    try connection.socket.createLink(named: name, kind: Self.dummyKind)
+                    try connection.socket.createLink(named: name, kind: Self.dummyKind, up: up)
                     created = true
                 } catch where error.errno == EEXIST {
                     // Created by someone else since the look-up; checked below like any existing one.

@@ -176,14 +176,14 @@ final class RouteSocket {
     }
 
     /// Creates a link of `kind` named `name` (`RTM_NEWLINK` with `NLM_F_CREATE | NLM_F_EXCL`),
-    /// set up at once.
-    func createLink(named name: String, kind: String) throws(SystemFailure) {
+    /// set up at once when `up`.
+    func createLink(named name: String, kind: String, up: Bool) throws(SystemFailure) {
         guard let link = rtnl_link_alloc() else { throw SystemFailure(errno: ENOMEM, library: "out of memory") }
         defer { rtnl_link_put(link) }
         rtnl_link_set_name(link, name)
         let status = rtnl_link_set_type(link, kind)
         if status < 0 { throw Self.failure(status, answer: nil) }
-        rtnl_link_set_flags(link, UInt32(IFF_UP.rawValue))
+        if up { rtnl_link_set_flags(link, UInt32(IFF_UP.rawValue)) }
         try call { rtnl_link_add(handle, link, NLM_F_CREATE | NLM_F_EXCL) }
     }
 
