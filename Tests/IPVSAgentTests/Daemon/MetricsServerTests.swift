@@ -63,9 +63,9 @@ final class MetricsServerTests: XCTestCase {
         let hard = try MetricsServer(address: "127.0.0.1:\(port)", registry: PrometheusCollectorRegistry(), status: StatusBox(),
                                      endpoints: .health, hardFail: true, logger: Logger(label: "test"))
         let hardGroup = ServiceGroup(services: [hard], logger: Logger(label: "test"))
-        let ended = CapturedLog()
+        let ended = LogRecorder(), endedLogger = Logger(label: "test") { _ in ended }
         let hardRun = Task {
-            do { try await hardGroup.run() } catch { ended.append("\(error)") }
+            do { try await hardGroup.run() } catch { endedLogger.error("\(error)") }
         }
         for _ in 0..<100 where ended.messages.isEmpty { try await Task.sleep(for: .milliseconds(50)) }
         await hardGroup.triggerGracefulShutdown() // In case it runs on: the test then fails, it does not hang.
@@ -74,7 +74,8 @@ final class MetricsServerTests: XCTestCase {
         XCTAssertTrue(error.hasPrefix("cannot serve /healthz and /livez (--healthz-bind-address) on 127.0.0.1:\(port): "), error)
         XCTAssertTrue(error.hasSuffix("free the port or choose another"), error)
 
-        let log = CapturedLog()
+        let log = LogRecorder()
+        log.logLevel = .info
         let soft = try MetricsServer(address: "127.0.0.1:\(port)", registry: PrometheusCollectorRegistry(), status: StatusBox(),
                                      hardFail: false, logger: Logger(label: "test") { _ in log })
         let group = ServiceGroup(services: [soft], logger: Logger(label: "test"))
@@ -131,29 +132,5 @@ final class MetricsServerTests: XCTestCase {
             answer += buffer[0..<count]
         }
         return String(decoding: answer, as: UTF8.self)
-    }
-}
-
-/// The messages of a logger (or lines a test appends), for a test to read.
-private struct CapturedLog: LogHandler {
-    private final class Box: @unchecked Sendable {
-        let lock = NSLock()
-        var messages: [String] = []
-    }
-    private let box = Box()
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .info
-
-    var messages: [String] { box.lock.withLock { box.messages } }
-
-    func append(_ message: String) { box.lock.withLock { box.messages.append(message) } }
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        append("\(event.message)")
     }
 }

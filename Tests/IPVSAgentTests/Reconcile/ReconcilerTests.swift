@@ -571,24 +571,3 @@ final class RendezvousVIPs: VIPBackend, @unchecked Sendable {
         return addresses.map { address in Result { try fake.add(address, to: name) } }
     }
 }
-
-/// The lines a logger wrote, with their levels: message, then its metadata sorted as `key=value`.
-final class LogRecorder: LogHandler, @unchecked Sendable {
-    private let lock = NSLock()
-    private var recorded: [(level: Logger.Level, line: String)] = []
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .trace
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        let fields = (event.metadata ?? [:]).map { "\($0.key)=\($0.value)" }.sorted()
-        lock.withLock { recorded.append((event.level, ([event.message.description] + fields).joined(separator: " "))) }
-    }
-
-    func lines(at level: Logger.Level) -> [String] { lock.withLock { recorded.filter { $0.level == level }.map(\.line) } }
-    func clear() { lock.withLock { recorded = [] } }
-}
