@@ -150,6 +150,15 @@ int() { local v=${M[$1]:-0}; REPLY=${v%%.*}; }
 [ -p "$work/pause.fifo" ] || mkfifo "$work/pause.fifo"
 exec 9<>"$work/pause.fifo"
 pause() { read -r -t "$1" -u 9 || true; }
+# Whether process $1 still runs. `kill -0` alone also succeeds on a child that has exited but that
+# bash has not reaped yet (a zombie, as in an EXIT trap), which made a stopped agent look stuck.
+# Builtins only: loops ask every 10 ms.
+running() {
+  local stat
+  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
+  stat=${stat##*) }
+  [ "${stat%% *}" != Z ]
+}
 
 # The "milliseconds" (or field $2) of the agent's last log line with message $1 (its first with
 # $3 = first; JSON log, $agent_log), as microseconds; empty when the agent does not log it.
@@ -187,7 +196,7 @@ cpu_ticks() {
 wait_programmed() {
   local start=${EPOCHREALTIME/./} services="" count=""
   while [ $((${EPOCHREALTIME/./} - start)) -lt 1200000000 ]; do
-    kill -0 "$1" 2>/dev/null || return 1
+    running "$1" || return 1
     if fetch_metrics 2>/dev/null; then
       int ipvs_agent_services_programmed && services=$REPLY
       int ipvs_agent_sync_duration_seconds_count && count=$REPLY
@@ -250,9 +259,9 @@ if [ "$api_once" = 1 ]; then
     [ -z "$server" ] || { kill -TERM "$server" 2>/dev/null; wait "$server" 2>/dev/null; }
     if [ -n "$agent" ]; then
       kill -TERM "$agent" 2>/dev/null
-      while kill -0 "$agent" 2>/dev/null && [ "$waited" -lt 600 ]; do pause 0.1; waited=$((waited + 1)); done
-      if kill -0 "$agent" 2>/dev/null; then
-        # Where it is stuck: its state (Z: exited, not yet reaped) and each thread's name and kernel wait.
+      while running "$agent" && [ "$waited" -lt 600 ]; do pause 0.1; waited=$((waited + 1)); done
+      if running "$agent"; then
+        # Where it is stuck: its state and each thread's name and kernel wait.
         local where
         where=$(awk '/^State/ { print $2 $3 }' "/proc/$agent/status" 2>/dev/null)
         for task in /proc/"$agent"/task/*; do where+=" $(cat "$task/comm" 2>/dev/null):$(cat "$task/wchan" 2>/dev/null)"; done
@@ -325,7 +334,7 @@ if [ "$api_once" = 1 ]; then
     rm -f "$dir/wait.ready"
     "$bin/ipvs-wait" "$vip" "$real" weight=1 "$dir/wait.ready" 60 >"$dir/wait.out" 2>"$dir/wait.err" 5>&- 6>&- &
     waiter=$!
-    until [ -e "$dir/wait.ready" ] || ! kill -0 "$waiter" 2>/dev/null; do pause 0.01; done
+    until [ -e "$dir/wait.ready" ] || ! running "$waiter"; do pause 0.01; done
     echo "change $k" >&6
     api_answer "sent $k " 60 || { fail "api: change $k not sent ($ANSWER)"; break; }
     sent=${ANSWER##* }
@@ -447,7 +456,7 @@ ah_start_backends() {
   until [ "$line" = ready ]; do
     read -r line <"$work/ah-backends.out"
     case "$line" in error* ) break ;; esac
-    kill -0 "$ah_backends" 2>/dev/null && [ $((${EPOCHREALTIME/./} - t0)) -lt 120000000 ] || break
+    running "$ah_backends" && [ $((${EPOCHREALTIME/./} - t0)) -lt 120000000 ] || break
     pause 0.05
   done
   [ "$line" = ready ]
@@ -478,7 +487,7 @@ ah_keepalived() {
   ka=$!
   # Steady: every backend programmed by keepalived.
   t0=${EPOCHREALTIME/./}
-  while [ $((${EPOCHREALTIME/./} - t0)) -lt 120000000 ] && kill -0 "$ka" 2>/dev/null; do
+  while [ $((${EPOCHREALTIME/./} - t0)) -lt 120000000 ] && running "$ka"; do
     reals=$(ipvsadm -Ln | awk '$1 == "->" && $4 == 1' | wc -l)
     [ "$reals" -lt "$size" ] || break
     pause 0.2
@@ -497,7 +506,7 @@ ah_keepalived() {
     for pid in "$ka" $(pgrep -P "$ka"); do cpu_ticks "$pid" && ticks1=$((ticks1 + REPLY)); done
     w1=${EPOCHREALTIME/./}
     if [ -z "${opens0:-}" ] || [ -z "${opens1:-}" ] || [ "$opens1" -le "$opens0" ]; then
-      fail "agent health: no keepalived checks counted over the window (alive: $(kill -0 "$ka" 2>/dev/null && echo yes || echo no))"
+      fail "agent health: no keepalived checks counted over the window (alive: $(running "$ka" && echo yes || echo no))"
     else
       awk -v t=$((ticks1 - ticks0)) -v hz="$hz" -v us=$((w1 - w0)) -v c=$((opens1 - opens0)) 'BEGIN {
         cpu = t / hz; wall = us / 1e6
@@ -564,7 +573,7 @@ run_agent_health() {
   local up=0 programmed=0 steady=0
   t0=${EPOCHREALTIME/./}
   while [ $((${EPOCHREALTIME/./} - t0)) -lt 300000000 ]; do
-    kill -0 "$ah_agent" 2>/dev/null || break
+    running "$ah_agent" || break
     if ah_metrics; then
       programmed=$AH_PROGRAMMED up=$AH_UP
       if [ "$programmed" = "$services" ] && [ "$up" = "$size" ]; then steady=1; break; fi
@@ -594,7 +603,7 @@ run_agent_health() {
   cpu_ticks "$ah_agent" && ticks1=$REPLY
   w1=${EPOCHREALTIME/./}
   if [ -z "${ticks0:-}" ] || [ -z "${ticks1:-}" ] || [ -z "${checks0:-}" ] || [ -z "${checks1:-}" ] || [ "$checks1" -le "$checks0" ]; then
-    fail "agent health: no CPU or check count over the window (agent alive: $(kill -0 "$ah_agent" 2>/dev/null && echo yes || echo no))"
+    fail "agent health: no CPU or check count over the window (agent alive: $(running "$ah_agent" && echo yes || echo no))"
     ah_cleanup
     return
   fi
@@ -616,7 +625,7 @@ run_agent_health() {
   rm -f "$work/ah-wait.ready"
   "$bin/ipvs-wait" --list "$dir/victims" weight=0 "$work/ah-wait.ready" 60 >"$work/ah-wait.out" 2>"$work/ah-wait.err" &
   local waiter=$!
-  until [ -e "$work/ah-wait.ready" ] || ! kill -0 "$waiter" 2>/dev/null; do pause 0.01; done
+  until [ -e "$work/ah-wait.ready" ] || ! running "$waiter"; do pause 0.01; done
   : >"$work/ah-backends.out" # appended to by the backends (O_APPEND): their answer is its first line
   echo "kill $(cut -d' ' -f1 "$dir/victims" | paste -sd' ')" >&7
   local killed=""
@@ -805,7 +814,7 @@ daemon_workload() {
         rm -f "$work/wait.ready"
         "$bin/ipvs-wait" "$CHANGE_VIP" "$CHANGE_REAL" "$state_wanted" "$work/wait.ready" 120 >"$work/wait.out" 2>"$work/wait.err" &
         waiter=$!
-        until [ -e "$work/wait.ready" ] || ! kill -0 "$waiter" 2>/dev/null; do pause 0.01; done
+        until [ -e "$work/wait.ready" ] || ! running "$waiter"; do pause 0.01; done
         cpu_ticks "$agent" && ticks0=$REPLY
         t0=${EPOCHREALTIME/./}
         mv "$daemon_dir/manifests/.$CHANGE_FILE.tmp" "$daemon_dir/manifests/$CHANGE_FILE"
