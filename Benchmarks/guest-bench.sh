@@ -8,7 +8,7 @@
 #          [--reps N] [--agent-size N] [--kube-proxy-max SIZE] [--slow-max SIZE] [--quick]
 #          [--agent-health-size N] [--agent-health-time "WARMUP WINDOW"] [--agent-health-only]
 #          [--cold-only "TOOL..."] [--daemon-only "AGENT..."]
-#          [--api-samples N] [--api-rate EVENTS] [--api-only]
+#          [--api-samples N] [--api-rate EVENTS] [--api-only] [--first-reps N]
 #
 #   --bin     ipvsctl, ipvs-agent, ipvs-floor, ipvs-wait and moby-ipvs-bench (and nft-bench, when there)
 #   --inputs  one folder per size (SIZE/rules, SIZE/manifests, ...) and warmup/, from
@@ -34,6 +34,9 @@
 #             kernel updated while EVENTS watch events a second change other Services (default 200 and
 #             100; --api-samples 0: not run); --api-only: the files daemon workload (the reference) and
 #             this one alone (--bin needs api-bench)
+#   --first-reps N: with the API server workload, N - 1 more pairs of first programmings after it, the
+#             files source's then the API server's, each in a fresh network namespace, so that the two
+#             are compared over runs alternated in one boot (default 1: the workloads' own runs only)
 #   --out     results.tsv (workload, tool, size, repetition, value, unit), environment.tsv, errors.txt
 #
 # Exit status 0 when every tool path worked, 1 otherwise (see OUT/errors.txt).
@@ -42,7 +45,7 @@ set -uo pipefail
 bin="" inputs="" out="" sizes="1000:5 10000:3" reps=3 agent_size=10000 kube_proxy_max=1000
 slow_max=1000000 quick=0 settle=2 cold_once=""
 agent_health_size=0 agent_health_time="5 10" agent_health_only=0 cold_only="" daemon_only=""
-api_samples=200 api_rate=100 api_only=0 api_once=0
+api_samples=200 api_rate=100 api_only=0 api_once=0 first_reps=1 files_once=0 first_only=0 rep=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --bin) bin=$2; shift 2 ;;
@@ -64,6 +67,10 @@ while [ $# -gt 0 ]; do
     --api-rate) api_rate=$2; shift 2 ;;
     --api-only) api_only=1; shift ;;
     --api-once) api_once=1; shift ;; # internal: the API server workload in this (new) namespace
+    --first-reps) first_reps=$2; shift 2 ;;
+    --files-once) files_once=1; shift ;; # internal: the files source's first programming in this (new) namespace
+    --first-only) first_only=1; shift ;; # internal: --api-once up to its first programming only
+    --rep) rep=$2; shift 2 ;; # internal: the repetition --files-once and --first-only record
     *) echo "guest-bench.sh: unexpected argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -240,6 +247,32 @@ if [ -n "$cold_once" ]; then
   exit "$rc"
 fi
 
+# The files source's first programming alone (--files-once, run in a fresh network namespace by the
+# alternated repetitions after the API server workload): the files daemon workload's agent and flags,
+# from an empty table, to every Service programmed; records agent-daemon start-to-synced and
+# cpu-to-synced as repetition --rep, then stops the agent and flushes the table.
+if [ "$files_once" = 1 ]; then
+  size=$agent_size hz=$(getconf CLK_TCK)
+  ip link set lo up
+  rm -f "$state"
+  "$bin/ipvs-agent" --manifests "$work/$size/manifests" --state-file "$state" --metrics-address "127.0.0.1:$metrics_port" \
+    --sync-period 1h --node-name bench --node-ip 192.0.2.1 --log-format json 2>"$work/agent-files-once.log" &
+  agent=$!
+  t0=${EPOCHREALTIME/./}
+  if wait_programmed "$agent" "$size"; then
+    t1=${EPOCHREALTIME/./}
+    record agent-daemon start-to-synced "$size" "$rep" $((t1 - t0)) us
+    cpu_ticks "$agent" && record agent-daemon cpu-to-synced "$size" "$rep" $((REPLY * 1000000 / hz)) us
+    log "files: the agent programmed $size Services in $(((t1 - t0) / 1000)) ms (rep $rep)"
+  else
+    fail "files rep $rep: the agent did not program the $size Services; log: $(tail -n 5 "$work/agent-files-once.log")"
+  fi
+  kill -TERM "$agent" 2>/dev/null
+  wait "$agent" 2>/dev/null
+  ipvsadm -C # flushed here, the namespace's teardown is light
+  exit "$failed"
+fi
+
 # The agent following an API server (--api-once, run by api_workload in a fresh network namespace:
 # the files workload's table, flushed, would slow its first programming, see reset_kernel).
 # Benchmarks/api's api-bench serves the Services and EndpointSlices of the $agent_size manifests (the
@@ -271,8 +304,10 @@ if [ "$api_once" = 1 ]; then
       wait "$agent" 2>/dev/null
     fi
     agent="" server=""
-    cp "$work/agent-api.log" "$out/agent-api.log" 2>/dev/null
-    cp "$work/api-bench.log" "$out/api-bench.log" 2>/dev/null
+    if [ "$first_only" = 0 ]; then # the logs kept are the whole workload's
+      cp "$work/agent-api.log" "$out/agent-api.log" 2>/dev/null
+      cp "$work/api-bench.log" "$out/api-bench.log" 2>/dev/null
+    fi
     ipvsadm -C # flushed here, the namespace's teardown is light
   }
   trap api_cleanup EXIT
@@ -298,7 +333,7 @@ if [ "$api_once" = 1 ]; then
     fail "api: api-bench did not start ($ANSWER): $(tail -n 3 "$work/api-bench.log")"
     exit 1
   fi
-  record api-daemon server-ready "$size" 1 $((${EPOCHREALTIME/./} - t0)) us
+  record api-daemon server-ready "$size" "$rep" $((${EPOCHREALTIME/./} - t0)) us
   log "api: api-bench serves $size Services and their EndpointSlices"
 
   agent_log=$work/agent-api.log hz=$(getconf CLK_TCK)
@@ -311,8 +346,12 @@ if [ "$api_once" = 1 ]; then
     exit 1
   fi
   t1=${EPOCHREALTIME/./}
-  record api-daemon start-to-synced "$size" 1 $((t1 - t0)) us
-  cpu_ticks "$agent" && record api-daemon cpu-to-synced "$size" 1 $((REPLY * 1000000 / hz)) us
+  record api-daemon start-to-synced "$size" "$rep" $((t1 - t0)) us
+  cpu_ticks "$agent" && record api-daemon cpu-to-synced "$size" "$rep" $((REPLY * 1000000 / hz)) us
+  if [ "$first_only" = 1 ]; then
+    log "api: the agent programmed $size Services in $(((t1 - t0) / 1000)) ms (rep $rep)"
+    exit "$failed" # api_cleanup stops the server and the agent
+  fi
   int ipvs_agent_operations_applied_total && record api-daemon operations "$size" 1 "$REPLY" count
   # The first pass ends after the kernel is programmed (the nftables table, the health checks, freed
   # memory given back): its log line, then the memory.
@@ -859,6 +898,18 @@ if [ "$api_samples" -gt 0 ]; then
   unshare --net -- bash "$0" --bin "$bin" --inputs "$inputs" --out "$out" --agent-size "$agent_size" \
     --api-samples "$api_samples" --api-rate "$api_rate" --api-once "${quick_flag[@]}" ||
     { failed=1; [ -s "$out/errors.txt" ] || fail "api: the workload exited with an error"; }
+  # The two sources' first programmings again, alternated, each in a fresh namespace: one run each
+  # says little on a shared, emulated machine.
+  for rep in $(seq 2 "$first_reps"); do
+    log "first programming, rep $rep of $first_reps: the files source, then the API server"
+    unshare --net -- bash "$0" --bin "$bin" --inputs "$inputs" --out "$out" --agent-size "$agent_size" --files-once --rep "$rep" ||
+      { failed=1; [ -s "$out/errors.txt" ] || fail "files rep $rep: the run exited with an error"; }
+    pause "$settle"
+    unshare --net -- bash "$0" --bin "$bin" --inputs "$inputs" --out "$out" --agent-size "$agent_size" \
+      --api-samples "$api_samples" --api-rate "$api_rate" --api-once --first-only --rep "$rep" "${quick_flag[@]}" ||
+      { failed=1; [ -s "$out/errors.txt" ] || fail "api rep $rep: the run exited with an error"; }
+    pause "$settle"
+  done
 fi
 if [ "$api_only" = 1 ]; then
   log "done"

@@ -6,6 +6,7 @@
 #                         [--health-size N] [--health-reps N] [--health-only] [--health-topology both|veth|loopback]
 #                         [--agent-health-size N] [--agent-health-only] [--cold-only "TOOL..."]
 #                         [--daemon-only "AGENT..."] [--api-only] [--api-samples N] [--api-rate EVENTS]
+#                         [--first-reps N]
 #
 #   (default)  the full benchmark: release build in .build-bench; cold programming of 1,000 /
 #              10,000 / 30,000 services x 10 real servers with 3 / 2 / 2 repetitions (--sizes,
@@ -55,6 +56,8 @@
 #              timed from its watch event sent to the kernel updated (ipvs-wait), while EVENTS other
 #              watch events a second change other Services' endpoints: p50/p99 (default 200 changes at
 #              100 events/s; smoke 2 at 5 events/s; --api-samples 0: not run)
+#   --first-reps N  the two first programmings (files, API server) N times each, alternated in the same
+#              boot, each in a fresh network namespace; their medians are compared (default 3; smoke 2)
 #   --api-only  the files daemon workload (the reference) and that workload alone (one VM boot, at
 #              --sizes' largest size or 10,000): each number printed, docs/ left alone
 #
@@ -72,7 +75,7 @@ cd "$repo"
 smoke=0 docs=1 sizes="1000:3 10000:2 30000:2" reps=3 reals=10 slow_max=10000 quick=()
 health_size="" health_reps="" health_only=0 health_topologies=both
 agent_health_size="" agent_health_only=0 cold_only="" daemon_only=""
-api_samples="" api_rate="" api_only=0
+api_samples="" api_rate="" api_only=0 first_reps=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) smoke=1; shift ;;
@@ -90,6 +93,7 @@ while [ $# -gt 0 ]; do
     --api-only) api_only=1 docs=0; shift ;;
     --api-samples) api_samples=${2:?--api-samples needs a number}; shift 2 ;;
     --api-rate) api_rate=${2:?--api-rate needs a number}; shift 2 ;;
+    --first-reps) first_reps=${2:?--first-reps needs a number}; shift 2 ;;
     --health-topology) health_topologies=${2:?--health-topology needs both, veth or loopback}; shift 2 ;;
     -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     *) echo "bench.sh: unexpected argument '$1' (see --help)" >&2; exit 2 ;;
@@ -101,16 +105,17 @@ if [ "$smoke" = 1 ]; then
   agent_size=10
   health_size=${health_size:-200} health_reps=${health_reps:-1} health_time=(--warmup 2 --window 3)
   agent_health_size=${agent_health_size:-20} agent_health_time="2 3"
-  api_samples=${api_samples:-2} api_rate=${api_rate:-5}
+  api_samples=${api_samples:-2} api_rate=${api_rate:-5} first_reps=${first_reps:-2}
 else
   build_dir=${BUILD_DIR:-.build-bench} configuration=${BENCH_CONFIGURATION:-release}
   agent_size=10000
   case " $sizes " in *" 10000:"*) ;; *) agent_size=$(echo "$sizes" | tr ' ' '\n' | cut -d: -f1 | sort -n | tail -n1) ;; esac
   health_size=${health_size:-10000} health_reps=${health_reps:-3} health_time=(--warmup 5 --window 10)
   agent_health_size=${agent_health_size:-300} agent_health_time="10 30"
-  api_samples=${api_samples:-200} api_rate=${api_rate:-100}
+  api_samples=${api_samples:-200} api_rate=${api_rate:-100} first_reps=${first_reps:-3}
 fi
 [[ "$api_samples" =~ ^[0-9]+$ && "$api_rate" =~ ^[0-9]+$ ]] && [ "$api_rate" -gt 0 ] || { echo "bench.sh: --api-samples takes a number and --api-rate one above 0" >&2; exit 2; }
+[[ "$first_reps" =~ ^[0-9]+$ ]] && [ "$first_reps" -gt 0 ] || { echo "bench.sh: --first-reps takes a number above 0" >&2; exit 2; }
 [ "$api_only" = 0 ] || agent_health_size=0
 [ "$api_only" = 0 ] || [ "$api_samples" -gt 0 ] || { echo "bench.sh: --api-only needs --api-samples above 0" >&2; exit 2; }
 [[ "$health_size" =~ ^[0-9]+$ && "$health_reps" =~ ^[0-9]+$ ]] || { echo "bench.sh: --health-size and --health-reps take numbers" >&2; exit 2; }
@@ -307,7 +312,7 @@ set +e
 Scripts/kernel-run.sh Benchmarks/guest-bench.sh --bin "$bin" --inputs "$inputs" --out "$out" --sizes "$sizes" \
   --reps "$reps" --slow-max "$slow_max" --agent-size "$agent_size" "${quick[@]}" "${agent_health[@]}" \
   ${cold_only:+--cold-only "$cold_only"} ${daemon_only:+--daemon-only "$daemon_only"} \
-  --api-samples "$api_samples" --api-rate "$api_rate" $([ "$api_only" = 0 ] || echo --api-only)
+  --api-samples "$api_samples" --api-rate "$api_rate" --first-reps "$first_reps" $([ "$api_only" = 0 ] || echo --api-only)
 status=$?
 set -e
 elapsed=$(($(date +%s) - t0))
@@ -336,6 +341,7 @@ fi
   printf 'slow_max\t%s\n' "$slow_max"
   printf 'agent_health_size\t%s\n' "$agent_health_size"
   printf 'api_rate\t%s\n' "$api_rate"
+  printf 'first_reps\t%s\n' "$first_reps"
 } >>"$out/environment.tsv"
 
 # Kept for a look after the run: $build_dir/bench/last-run/ (last-smoke/ for --smoke).
@@ -398,6 +404,11 @@ if [ "$smoke" = 1 ]; then
   for e in "${expected[@]}"; do
     awk -F'\t' -v w="${e%%/*}" -v t="${e#*/}" '$1 == w && $2 == t { found = 1 } END { exit !found }' "$out/results.tsv" ||
       { echo "bench smoke: no result for ${e/\// }" >&2; status=1; }
+  done
+  # The alternated first programmings: each source's run --first-reps times.
+  for w in agent-daemon api-daemon; do
+    n=$(awk -F'\t' -v w="$w" '$1 == w && $2 == "start-to-synced" { n++ } END { print n + 0 }' "$out/results.tsv")
+    [ "$n" = "$first_reps" ] || { echo "bench smoke: $w's first programming ran $n times, not --first-reps $first_reps" >&2; status=1; }
   done
   writes=$(awk -F'\t' '$1 == "noop" && $2 == "writes" { print $5 }' "$out/results.tsv")
   [ "${writes:-x}" = 0 ] || { echo "bench smoke: the agent's no-op resync wrote ${writes:-?} operations" >&2; status=1; }
