@@ -247,6 +247,15 @@ if [ -n "$cold_once" ]; then
   exit "$rc"
 fi
 
+# Starts the files daemon workload's agent, build $1, on the manifests in $2, its log in $3, and sets
+# agent (its pid) and t0 (its start): one command line for every run the API server's is compared with.
+start_files_agent() {
+  "$bin/$1" --manifests "$2" --state-file "$state" --metrics-address "127.0.0.1:$metrics_port" \
+    --sync-period 1h --node-name bench --node-ip 192.0.2.1 --log-format json 2>"$3" &
+  agent=$!
+  t0=${EPOCHREALTIME/./}
+}
+
 # The files source's first programming alone (--files-once, run in a fresh network namespace by the
 # alternated repetitions after the API server workload): the files daemon workload's agent and flags,
 # from an empty table, to every Service programmed; records agent-daemon start-to-synced and
@@ -255,10 +264,7 @@ if [ "$files_once" = 1 ]; then
   size=$agent_size hz=$(getconf CLK_TCK)
   ip link set lo up
   rm -f "$state"
-  "$bin/ipvs-agent" --manifests "$work/$size/manifests" --state-file "$state" --metrics-address "127.0.0.1:$metrics_port" \
-    --sync-period 1h --node-name bench --node-ip 192.0.2.1 --log-format json 2>"$work/agent-files-once.log" &
-  agent=$!
-  t0=${EPOCHREALTIME/./}
+  start_files_agent ipvs-agent "$work/$size/manifests" "$work/agent-files-once.log"
   if wait_programmed "$agent" "$size"; then
     t1=${EPOCHREALTIME/./}
     record agent-daemon start-to-synced "$size" "$rep" $((t1 - t0)) us
@@ -783,10 +789,7 @@ daemon_workload() {
   hz=$(getconf CLK_TCK)
   # Microseconds of CPU (user + system, every thread) the agent used since $1 clock ticks.
   agent_cpu_us_since() { cpu_ticks "$agent" && echo $(((REPLY - $1) * 1000000 / hz)); }
-  "$bin/$tool" --manifests "$daemon_dir/manifests" --state-file "$state" --metrics-address "127.0.0.1:$metrics_port" \
-    --sync-period 1h --node-name bench --node-ip 192.0.2.1 --log-format json 2>"$work/agent-daemon.log" &
-  agent=$!
-  t0=${EPOCHREALTIME/./}
+  start_files_agent "$tool" "$daemon_dir/manifests" "$work/agent-daemon.log"
   synced=0
   wait_programmed "$agent" "$size" && synced=1
   t1=${EPOCHREALTIME/./}
