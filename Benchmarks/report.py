@@ -310,9 +310,10 @@ def main():
         add(f"| start to every Service programmed, files (`--manifests`, same objects, same boot) | {cell('agent-daemon', 'start-to-synced', size, 'not measured')} |")
         add(f"| **API server / files, first programming** (issue 19: at most 1.2; medians) | "
             f"{'n/a' if not files_start or not api_start else f'{api_start / files_start:.2f}x'} |")
-        pairs = list(zip(values.get(("api-daemon", "start-to-synced", size), []), values.get(("agent-daemon", "start-to-synced", size), [])))
-        if len(pairs) > 1:
-            add(f"| API server / files, each pair in the order run | {', '.join(f'{a / f:.2f}x' for a, f in pairs)} |")
+        # Paired in the order run only when neither source missed a run (a failed one would shift the pairs).
+        api_runs, files_runs = values.get(("api-daemon", "start-to-synced", size), []), values.get(("agent-daemon", "start-to-synced", size), [])
+        if len(api_runs) == len(files_runs) > 1:
+            add(f"| API server / files, each pair in the order run | {', '.join(f'{a / f:.2f}x' for a, f in zip(api_runs, files_runs))} |")
         add(f"| the agent's CPU time to every Service programmed, API server; files | {cell('api-daemon', 'cpu-to-synced', size, 'not measured')}; "
             f"{cell('agent-daemon', 'cpu-to-synced', size, 'not measured')} |")
         add(f"| first pass after the lists: map every object and program the kernel (log) | {aget('api-daemon', 'first-pass')} |")
