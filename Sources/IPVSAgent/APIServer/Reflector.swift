@@ -127,43 +127,71 @@ struct Reflector: Sendable {
     // MARK: - List
 
     /// Lists every object, handing each page to the sink as it comes; returns how many objects the
-    /// list held and its `resourceVersion`.
+    /// list held and its `resourceVersion`. The next page is requested and read while the sink takes
+    /// the current one, so that the server's work, TLS and reading overlap the decoding: one page
+    /// ahead at most (client-go's `ListPager.EachListItem` reads up to 10 ahead; its reflector's
+    /// `List` reads one page after the other).
     func list() async throws -> (count: Int, version: String) {
         var count = 0
-        var token: String?
+        var first = true
         var restarted = false
+        var read = try await page(after: nil, retryable: false)
         while true {
-            var query = [("limit", "\(pageSize)")] + selectors
-            if let token { query.append(("continue", token)) }
-            var response = try await client.get(resource.path + Self.query(query))
-            let body = try await response.body()
-            if response.status == 410, token != nil, !restarted {
+            guard case .page(let current) = read else {
                 // The continue token expired (the version it lists was compacted away): list
-                // again from the start, as client-go's pager does.
+                // again from the start, as client-go's pager does; once.
                 logger.notice("the \(resource.kind) list's continue token expired; listing again from the start")
                 count = 0
-                token = nil
+                first = true
                 restarted = true
+                read = try await page(after: nil, retryable: false)
                 continue
             }
-            guard response.status == 200 else { throw Self.statusError(response.status, body, doing: "list \(resource.kind)s", server: client.server) }
-            let root = try Self.parse(body, what: "\(resource.kind) list")
-            let metadata = NodeReader.value(of: "metadata", in: root)
-            guard let version = metadata.flatMap({ NodeReader.text(of: "resourceVersion", in: $0) }), !version.isEmpty else {
-                throw APIServerError("the \(resource.kind) list from \(client.server) has no metadata.resourceVersion")
-            }
-            var items: [YAMLNode] = []
-            if let list = NodeReader.value(of: "items", in: root), list.kind == .sequence {
-                items.reserveCapacity(list.count)
-                for position in 0..<list.count { items.append(list.element(position)) }
-            }
-            await sink(.listPage(items, first: token == nil))
-            count += items.count
-            guard let next = metadata.flatMap({ NodeReader.text(of: "continue", in: $0) }), !next.isEmpty else {
-                return (count, version)
-            }
-            token = next
+            let token = current.continuation, retryable = !restarted
+            async let following = token == nil ? nil : page(after: token, retryable: retryable)
+            await sink(.listPage(current.items, first: first))
+            count += current.items.count
+            first = false
+            guard let next = try await following else { return (count, current.version) }
+            read = next
         }
+    }
+
+    /// One page of a list, read.
+    struct ListPage: Sendable {
+        var items: [YAMLNode]
+        var version: String
+        /// The next page's `continue` token (`nil`: this was the last page).
+        var continuation: String?
+    }
+
+    enum PageRead: Sendable {
+        case page(ListPage)
+        /// `410 Gone` for a `continue` token that may be retried: the list starts again.
+        case expired
+    }
+
+    /// The page after `token` (the first with none); `.expired` when the token expired (`410 Gone`)
+    /// and `retryable` (the list may start again).
+    private func page(after token: String?, retryable: Bool) async throws -> PageRead {
+        var query = [("limit", "\(pageSize)")] + selectors
+        if let token { query.append(("continue", token)) }
+        var response = try await client.get(resource.path + Self.query(query))
+        let body = try await response.body()
+        if response.status == 410, token != nil, retryable { return .expired }
+        guard response.status == 200 else { throw Self.statusError(response.status, body, doing: "list \(resource.kind)s", server: client.server) }
+        let root = try Self.parse(body, what: "\(resource.kind) list")
+        let metadata = NodeReader.value(of: "metadata", in: root)
+        guard let version = metadata.flatMap({ NodeReader.text(of: "resourceVersion", in: $0) }), !version.isEmpty else {
+            throw APIServerError("the \(resource.kind) list from \(client.server) has no metadata.resourceVersion")
+        }
+        var items: [YAMLNode] = []
+        if let list = NodeReader.value(of: "items", in: root), list.kind == .sequence {
+            items.reserveCapacity(list.count)
+            for position in 0..<list.count { items.append(list.element(position)) }
+        }
+        let next = metadata.flatMap { NodeReader.text(of: "continue", in: $0) }
+        return .page(ListPage(items: items, version: version, continuation: next?.isEmpty == false ? next : nil))
     }
 
     // MARK: - Watch

@@ -320,6 +320,40 @@ final class APISourceTests: XCTestCase {
                        "started again at once, as client-go's pager does, not as a failed list after a back-off")
     }
 
+    func testTheNextPageIsRequestedWhileTheSinkTakesThePageBefore() async throws {
+        let configuration = try startServer()
+        for service in services(5) { server.put(TestAPIServer.services, service) }
+        let server = server!
+        let pages = PageLog()
+        let reflector = Reflector(client: try APIClient(configuration: configuration),
+                                  resource: APIResource(kind: "Service", apiVersion: "v1", path: TestAPIServer.services),
+                                  logger: Logger(label: "test"),
+                                  sink: { event in
+                                      guard case .listPage(let items, _) = event else { return }
+                                      // Each page waits (10 s at most) until the page after it was asked for.
+                                      let asked = { server.requests.filter { $0.contains("continue=") }.count }
+                                      let before = pages.count
+                                      let deadline = ContinuousClock.now + .seconds(10)
+                                      while asked() <= before, before < 2, ContinuousClock.now < deadline {
+                                          try? await Task.sleep(for: .milliseconds(10))
+                                      }
+                                      pages.add(items.count, askedAhead: asked() > before)
+                                  },
+                                  record: { _ in }, pageSize: 2)
+        let listed = try await reflector.list()
+        XCTAssertEqual(listed.count, 5)
+        XCTAssertEqual(pages.entries.map(\.items), [2, 2, 1])
+        XCTAssertEqual(pages.entries.prefix(2).map(\.askedAhead), [true, true], "the next page was asked for while the sink held this one")
+    }
+
+    final class PageLog: @unchecked Sendable {
+        private let lock = NSLock()
+        private var list: [(items: Int, askedAhead: Bool)] = []
+        var entries: [(items: Int, askedAhead: Bool)] { lock.withLock { list } }
+        var count: Int { lock.withLock { list.count } }
+        func add(_ items: Int, askedAhead: Bool) { lock.withLock { list.append((items, askedAhead)) } }
+    }
+
     func testUnreachableServerKeepsTheLastGoodStateAndReconnects() async throws {
         let configuration = try startServer()
         for service in services(3) { server.put(TestAPIServer.services, service) }
