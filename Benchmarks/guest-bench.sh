@@ -256,19 +256,25 @@ start_files_agent() {
   t0=${EPOCHREALTIME/./}
 }
 
+# Records workload $1's first programming as repetition $2: start (t0) to every Service programmed
+# (t1), and the CPU agent $agent used meanwhile (none recorded when it cannot be read).
+record_synced() {
+  record "$1" start-to-synced "$size" "$2" $((t1 - t0)) us
+  cpu_ticks "$agent" && record "$1" cpu-to-synced "$size" "$2" $((REPLY * 1000000 / $(getconf CLK_TCK))) us
+}
+
 # The files source's first programming alone (--files-once, run in a fresh network namespace by the
 # alternated repetitions after the API server workload): the files daemon workload's agent and flags,
 # from an empty table, to every Service programmed; records agent-daemon start-to-synced and
 # cpu-to-synced as repetition --rep, then stops the agent and flushes the table.
 if [ "$files_once" = 1 ]; then
-  size=$agent_size hz=$(getconf CLK_TCK)
+  size=$agent_size
   ip link set lo up
   rm -f "$state"
   start_files_agent ipvs-agent "$work/$size/manifests" "$work/agent-files-once.log"
   if wait_programmed "$agent" "$size"; then
     t1=${EPOCHREALTIME/./}
-    record agent-daemon start-to-synced "$size" "$rep" $((t1 - t0)) us
-    cpu_ticks "$agent" && record agent-daemon cpu-to-synced "$size" "$rep" $((REPLY * 1000000 / hz)) us
+    record_synced agent-daemon "$rep"
     log "files: the agent programmed $size Services in $(((t1 - t0) / 1000)) ms (rep $rep)"
   else
     fail "files rep $rep: the agent did not program the $size Services; log: $(tail -n 5 "$work/agent-files-once.log")"
@@ -352,8 +358,7 @@ if [ "$api_once" = 1 ]; then
     exit 1
   fi
   t1=${EPOCHREALTIME/./}
-  record api-daemon start-to-synced "$size" "$rep" $((t1 - t0)) us
-  cpu_ticks "$agent" && record api-daemon cpu-to-synced "$size" "$rep" $((REPLY * 1000000 / hz)) us
+  record_synced api-daemon "$rep"
   if [ "$first_only" = 1 ]; then
     log "api: the agent programmed $size Services in $(((t1 - t0) / 1000)) ms (rep $rep)"
     exit "$failed" # api_cleanup stops the server and the agent
@@ -808,8 +813,7 @@ daemon_workload() {
   sync_us_since() { awk -v a="${M[ipvs_agent_sync_duration_seconds_sum]:-0}" -v b="$1" 'BEGIN { printf "%d", (a - b) * 1000000 }'; }
 
   if [ "$synced" = 1 ]; then
-    record agent-daemon$suffix start-to-synced "$size" 1 $((t1 - t0)) us
-    record agent-daemon$suffix cpu-to-synced "$size" 1 "$(agent_cpu_us_since 0)" us
+    record_synced "agent-daemon$suffix" 1
     record agent-daemon$suffix first-sync "$size" 1 "$(sync_us_since 0)" us
     int ipvs_agent_operations_applied_total && record agent-daemon$suffix operations "$size" 1 "$REPLY" count
     record_logged agent-daemon$suffix load "$size" 1 "loaded manifests" milliseconds first
