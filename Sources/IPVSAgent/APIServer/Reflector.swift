@@ -139,7 +139,8 @@ struct Reflector: Sendable {
         while true {
             guard case .page(let current) = read else {
                 // The continue token expired (the version it lists was compacted away): list
-                // again from the start, as client-go's pager does; once.
+                // again from the start, once, at once. client-go's pager falls back to one list
+                // without pages instead; pages keep a large cluster's answer small.
                 logger.notice("the \(resource.kind) list's continue token expired; listing again from the start")
                 count = 0
                 first = true

@@ -317,7 +317,7 @@ final class APISourceTests: XCTestCase {
         let lists = server.requests.filter { $0.hasPrefix(TestAPIServer.services) && !$0.contains("watch=") }
         XCTAssertEqual(lists.filter { !$0.contains("continue=") }.count, 2, "the list started again: \(lists)")
         XCTAssertEqual(activity.count { if case .failure = $0 { true } else { false } }, 0,
-                       "started again at once, as client-go's pager does, not as a failed list after a back-off")
+                       "started again at once, not as a failed list after a back-off")
     }
 
     func testTheNextPageIsRequestedWhileTheSinkTakesThePageBefore() async throws {
