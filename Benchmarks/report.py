@@ -294,7 +294,7 @@ def main():
         add("with the files workload's flags and `--min-sync-period 0s` (each change applied at once, as with `--manifests`;")
         add("the default with `--kubeconfig` is 1s, which would be most of the time measured here), from an empty table in")
         add("a fresh network namespace of the same boot. Start to every Service programmed is detected as in the files")
-        add("workload (its metrics). Then, while `api-bench` sends watch events at the rate shown, each turning the first")
+        add("workload (its metrics, asked every 50 ms by `Benchmarks/wait/metrics-wait`). Then, while `api-bench` sends watch events at the rate shown, each turning the first")
         add("endpoint of another Service not ready or ready again (a kernel change each), one endpoint is added to one")
         add("Service at a time, each to a different Service: from the watch event written by the server to the kernel")
         add("updated, as `ipvs-wait` (polling the kernel every millisecond) sees it. After it, the two sources' first")

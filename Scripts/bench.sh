@@ -274,6 +274,7 @@ step "building the libnl floor and the moby/ipvs driver"
 cc -O2 -Wall -Wextra -o "$bin/ipvs-floor" Benchmarks/floor/ipvs-floor.c $(pkg-config --cflags --libs libnl-genl-3.0 libnl-route-3.0)
 # shellcheck disable=SC2046
 cc -O2 -Wall -Wextra -o "$bin/ipvs-wait" Benchmarks/wait/ipvs-wait.c $(pkg-config --cflags --libs libnl-genl-3.0)
+cc -O2 -Wall -Wextra -o "$bin/metrics-wait" Benchmarks/wait/metrics-wait.c
 # Debian ships moby/ipvs and its netlink dependencies as GOPATH sources: no network needed.
 GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE=$bench/go-cache go build -o "$bin/moby-ipvs-bench" ./Benchmarks/moby-ipvs
 
