@@ -291,11 +291,14 @@ struct Reflector: Sendable {
         return "?" + items.map { "\($0.0)=\($0.1.addingPercentEncoding(withAllowedCharacters: allowed) ?? $0.1)" }.joined(separator: "&")
     }
 
-    /// The JSON `bytes` as the tree the manifests' decoder reads.
+    /// The fields left out of the trees: no decoder reads them.
+    private static let unread = JSONScanner.Skip(ManifestDecoder.unreadFields)
+
+    /// The JSON `bytes` as the tree the manifests' decoder reads, without the fields it never reads.
     static func parse(_ bytes: [UInt8], what: String) throws -> YAMLNode {
         let tree: YAMLTree
         do {
-            tree = try YAMLTree.parseJSON(bytes)
+            tree = try YAMLTree.parseJSON(bytes, skip: unread)
         } catch {
             throw APIServerError("the \(what) is not valid JSON: \(error.summary)")
         }

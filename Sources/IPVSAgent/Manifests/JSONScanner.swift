@@ -13,6 +13,9 @@
 /// Where JSON and libyaml's YAML differ, this reader follows JSON: a surrogate pair in `\u` escapes
 /// is one character (libyaml refuses it), and a raw tab or line break inside a string is refused
 /// (libyaml takes it).
+///
+/// Fields no decoder reads (`Skip`) can be left out: their values are still checked (syntax,
+/// characters, the nesting limit), but neither they nor their keys become nodes.
 struct JSONScanner {
     private let bytes: UnsafeBufferPointer<UInt8>
     private var position = 0
@@ -20,14 +23,21 @@ struct JSONScanner {
     /// UTF-8 continuation bytes before `position`: the tree's positions are in characters, as libyaml's.
     private var continuations = 0
     private var builder = YAMLTree.Builder()
+    private let skip: Skip?
+    /// With `skip`: the path to the value being read, one `Skip.number(of:)` per key (`Skip.entry`
+    /// for a list's entry).
+    private var path: [UInt8] = []
+    /// The collections open inside a field being left out, plus one (0: none is being left out).
+    private var skipping = 0
 
-    private init(_ bytes: UnsafeBufferPointer<UInt8>) {
+    private init(_ bytes: UnsafeBufferPointer<UInt8>, skip: Skip?) {
         self.bytes = bytes
+        self.skip = skip
     }
 
-    /// Reads the one value of `bytes` (none when they are only white space).
-    static func read(_ bytes: UnsafeBufferPointer<UInt8>) throws(YAMLError) -> YAMLTree {
-        var scanner = JSONScanner(bytes)
+    /// Reads the one value of `bytes` (none when they are only white space), without the fields `skip` names.
+    static func read(_ bytes: UnsafeBufferPointer<UInt8>, skip: Skip? = nil) throws(YAMLError) -> YAMLTree {
+        var scanner = JSONScanner(bytes, skip: skip)
         scanner.builder.entries.reserveCapacity(bytes.count / 12)
         scanner.builder.children.reserveCapacity(bytes.count / 12)
         scanner.builder.text.reserveCapacity(bytes.count)
@@ -79,39 +89,77 @@ struct JSONScanner {
     }
 
     private mutating func collection(_ kind: YAMLTree.Entry.Kind, closing: UInt8) throws(YAMLError) {
-        try builder.begin(kind, line: line, start: characterIndex)
+        if skipping > 0 {
+            // Left out, but nested no deeper than a node may be.
+            guard builder.open.count + skipping - 1 < ManifestLimits.depth else { throw .limit(YAMLTree.Builder.depthProblem, line: line) }
+            skipping += 1
+        } else {
+            try builder.begin(kind, line: line, start: characterIndex)
+        }
         position += 1
         skipSpace()
         if next == closing {
             position += 1
-            return try builder.end(at: characterIndex)
+            return try end()
         }
         let what = kind == .mapping ? "an object" : "an array"
+        // Whether the path is followed here, to find the fields to leave out.
+        let follow = skip != nil && skipping == 0
         while true {
+            var component = Skip.entry, leftOut = false
             if kind == .mapping {
                 guard next == UInt8(ascii: "\"") else { throw problem("expected a key in double quotes in \(what)") }
-                try string()
+                if follow, let skip, skip.leavesOut(keyAt: position, of: bytes, after: path) {
+                    leftOut = true
+                    skipping = 1
+                }
+                let name = try string()
+                if follow, !leftOut, let skip { component = skip.number(of: name, in: bytes) }
                 skipSpace()
                 guard next == UInt8(ascii: ":") else { throw problem("expected ':' after a key") }
                 position += 1
                 skipSpace()
             }
+            if follow, !leftOut { path.append(component) }
             try value()
-            skipSpace()
-            switch next {
-            case UInt8(ascii: ","):
-                position += 1
-                skipSpace()
-            case closing:
-                position += 1
-                return try builder.end(at: characterIndex)
-            default:
-                throw problem("expected ',' or '\(Character(Unicode.Scalar(closing)))' after a value in \(what)")
+            if leftOut {
+                skipping = 0
+            } else if follow {
+                path.removeLast()
             }
+            guard try another(closing: closing, what: what) else { return try end() }
         }
     }
 
-    private mutating func string() throws(YAMLError) {
+    /// After a value in a collection: `true` after a ',' (another value follows), `false` after
+    /// the collection's `closing` bracket.
+    private mutating func another(closing: UInt8, what: String) throws(YAMLError) -> Bool {
+        skipSpace()
+        switch next {
+        case UInt8(ascii: ","):
+            position += 1
+            skipSpace()
+            return true
+        case closing:
+            position += 1
+            return false
+        default:
+            throw problem("expected ',' or '\(Character(Unicode.Scalar(closing)))' after a value in \(what)")
+        }
+    }
+
+    /// The collection whose closing bracket was just read ends.
+    private mutating func end() throws(YAMLError) {
+        if skipping > 0 {
+            skipping -= 1
+        } else {
+            try builder.end(at: characterIndex)
+        }
+    }
+
+    /// A string; returns where its text is in `bytes` when it has no escapes (else `nil`).
+    @discardableResult
+    private mutating func string() throws(YAMLError) -> Range<Int>? {
         let startLine = line, start = characterIndex
         position += 1 // the opening quote
         var run = position
@@ -141,14 +189,18 @@ struct JSONScanner {
         if escaped {
             unescaped += UnsafeBufferPointer(rebasing: bytes[run..<end])
             guard ascii || String(validating: unescaped, as: UTF8.self) != nil else { throw .characters(problem: "a string that is not UTF-8", offset: run) }
+            guard skipping == 0 else { return nil } // left out, checked all the same
             try unescaped.withUnsafeBufferPointer { text throws(YAMLError) in
                 // `\u` escapes may have written text beyond ASCII: the builder looks.
                 try builder.scalar(text, plain: false, tag: YAMLTree.stringTagIndex, line: startLine, start: start, end: characterIndex)
             }
+            return nil
         } else {
             let text = UnsafeBufferPointer(rebasing: bytes[run..<end])
             guard ascii || String(validating: text, as: UTF8.self) != nil else { throw .characters(problem: "a string that is not UTF-8", offset: run) }
+            guard skipping == 0 else { return nil }
             try builder.scalar(text, ascii: ascii, plain: false, tag: YAMLTree.stringTagIndex, line: startLine, start: start, end: characterIndex)
+            return run..<end
         }
     }
 
@@ -220,6 +272,7 @@ struct JSONScanner {
             if next == UInt8(ascii: "+") || next == UInt8(ascii: "-") { position += 1 }
             try digits(&self)
         }
+        guard skipping == 0 else { return }
         try builder.scalar(UnsafeBufferPointer(rebasing: bytes[first..<position]), ascii: true, plain: true, tag: 0, line: line, start: start, end: characterIndex)
     }
 
@@ -231,6 +284,7 @@ struct JSONScanner {
             throw problem("expected a value")
         }
         position += letters.count
+        guard skipping == 0 else { return }
         try builder.scalar(letters, ascii: true, plain: true, tag: 0, line: line, start: start, end: characterIndex)
     }
 
@@ -243,10 +297,60 @@ struct JSONScanner {
     }
 }
 
+extension JSONScanner {
+    /// Fields to leave out of the tree, each named by the end of its path: keys, and `[]` for any
+    /// entry of a list (`["metadata", "managedFields"]` leaves out `managedFields` in every mapping
+    /// that is the value of a `metadata` key).
+    struct Skip: Sendable {
+        /// A list's entry in a path.
+        static let entry: UInt8 = 0xFF
+        /// The keys the paths name, in UTF-8: a key's number is its place here plus one (0: another key).
+        private let names: [[UInt8]]
+        /// Each path as numbers, its last one the key left out.
+        private let paths: [[UInt8]]
+
+        init(_ paths: [[String]]) {
+            var names: [[UInt8]] = []
+            self.paths = paths.map { path in
+                path.map { component in
+                    if component == "[]" { return Self.entry }
+                    if let index = names.firstIndex(of: Array(component.utf8)) { return UInt8(index + 1) }
+                    names.append(Array(component.utf8))
+                    return UInt8(names.count)
+                }
+            }
+            self.names = names
+        }
+
+        /// The number of the key whose text is `range` of `bytes` (0 for any other key, or one written with escapes).
+        func number(of range: Range<Int>?, in bytes: UnsafeBufferPointer<UInt8>) -> UInt8 {
+            guard let range else { return 0 }
+            for (index, name) in names.enumerated() where name.count == range.count {
+                if name.withUnsafeBufferPointer({ $0.elementsEqual(bytes[range]) }) { return UInt8(index + 1) }
+            }
+            return 0
+        }
+
+        /// Whether the key whose opening quote is at `position` of `bytes`, in the mapping at
+        /// `path`, is to be left out: some path ends with `path`'s end and this key (written
+        /// without escapes).
+        func leavesOut(keyAt position: Int, of bytes: UnsafeBufferPointer<UInt8>, after path: [UInt8]) -> Bool {
+            for skipped in paths where path.count >= skipped.count - 1 && path.suffix(skipped.count - 1).elementsEqual(skipped.dropLast()) {
+                let name = names[Int(skipped.last!) - 1], end = position + 1 + name.count
+                if end < bytes.count, bytes[end] == UInt8(ascii: "\""),
+                   name.withUnsafeBufferPointer({ $0.elementsEqual(bytes[(position + 1)..<end]) }) {
+                    return true
+                }
+            }
+            return false
+        }
+    }
+}
+
 extension YAMLTree {
-    /// Reads the JSON `bytes` (see `JSONScanner`), or throws the first syntax error, reading limit
-    /// or duplicated key.
-    static func parseJSON(_ bytes: [UInt8]) throws(YAMLError) -> YAMLTree {
-        try bytes.withUnsafeBufferPointer { buffer in Result { () throws(YAMLError) in try JSONScanner.read(buffer) } }.get()
+    /// Reads the JSON `bytes` (see `JSONScanner`) without the fields `skip` names, or throws the
+    /// first syntax error, reading limit or duplicated key.
+    static func parseJSON(_ bytes: [UInt8], skip: JSONScanner.Skip? = nil) throws(YAMLError) -> YAMLTree {
+        try bytes.withUnsafeBufferPointer { buffer in Result { () throws(YAMLError) in try JSONScanner.read(buffer, skip: skip) } }.get()
     }
 }

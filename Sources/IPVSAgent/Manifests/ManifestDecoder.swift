@@ -155,6 +155,12 @@ public enum ManifestDecoder {
         "generateName", "selfLink",
     ]
 
+    /// Fields the decoders accept and never read, each named by the end of its path (`[]`: any
+    /// entry of a list): the bulk of what the API server sends besides what the agent uses (the
+    /// field managers, the owners, each endpoint's Pod). The API source leaves them out when it
+    /// reads JSON (`JSONScanner.Skip`).
+    static let unreadFields = [["metadata", "managedFields"], ["metadata", "ownerReferences"], ["endpoints", "[]", "targetRef"]]
+
     struct Metadata {
         var name: ObjectName
         var labels: [String: String]

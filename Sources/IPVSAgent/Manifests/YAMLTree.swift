@@ -288,7 +288,7 @@ extension YAMLTree {
 
         private static func line(_ mark: yaml_mark_t) -> Int { Int(mark.line) + 1 }
 
-        private static let depthProblem = "nested deeper than \(ManifestLimits.depth) levels (the limit)"
+        static let depthProblem = "nested deeper than \(ManifestLimits.depth) levels (the limit)"
 
         private func checkNodes(line: Int) throws(YAMLError) {
             guard entries.count < ManifestLimits.nodes else {

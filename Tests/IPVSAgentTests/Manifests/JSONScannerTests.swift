@@ -136,4 +136,111 @@ final class JSONScannerTests: XCTestCase {
             XCTAssertEqual((error as? YAMLError)?.summary, "a key of 1,025 bytes, longer than 1,024 (the limit)")
         }
     }
+
+    // MARK: - Fields left out
+
+    private let unread = JSONScanner.Skip(ManifestDecoder.unreadFields)
+
+    /// The keys of the mapping `node`, in order.
+    private func keys(_ node: YAMLNode) -> [String] { (0..<node.count).map { node.pair($0).key.scalar ?? "?" } }
+
+    /// The API server's objects read without the fields no decoder reads decode to the same objects,
+    /// and those fields are gone from the tree, keys and values.
+    func testFieldsNoDecoderReadsAreLeftOutAndTheObjectsDecodeTheSame() throws {
+        let objects: [(text: String, kind: String, apiVersion: String)] = [
+            (APIObjects.service("web", clusterIP: "10.96.0.10", labels: ["app": "web"]), "Service", "v1"),
+            (APIObjects.slice("web-abc", service: "web", addresses: ["10.0.0.1", "10.0.0.2"], notReady: ["10.0.0.2"],
+                              zones: ["10.0.0.1": "zone-a"]), "EndpointSlice", "discovery.k8s.io/v1"),
+        ]
+        let leftOut = ["managedFields", "ownerReferences"]
+        for (text, kind, apiVersion) in objects {
+            let whole = try XCTUnwrap(YAMLTree.parseJSON(Array(text.utf8)).roots.first)
+            let read = try YAMLTree.parseJSON(Array(text.utf8), skip: unread)
+            let root = try XCTUnwrap(read.roots.first)
+            XCTAssertLessThan(read.entries.count, whole.tree.entries.count, "\(kind): nodes left out")
+            let metadata = try XCTUnwrap(NodeReader.value(of: "metadata", in: root))
+            let wholeMetadata = try XCTUnwrap(NodeReader.value(of: "metadata", in: whole))
+            XCTAssertTrue(keys(wholeMetadata).contains { leftOut.contains($0) }, "\(kind): the test object has a field to leave out")
+            XCTAssertEqual(keys(metadata), keys(wholeMetadata).filter { !leftOut.contains($0) }, kind)
+            if let endpoints = NodeReader.value(of: "endpoints", in: root) {
+                let wholeEndpoints = try XCTUnwrap(NodeReader.value(of: "endpoints", in: whole))
+                XCTAssertEqual(endpoints.count, 2)
+                for index in 0..<endpoints.count {
+                    XCTAssertTrue(keys(wholeEndpoints.element(index)).contains("targetRef"))
+                    XCTAssertEqual(keys(endpoints.element(index)), keys(wholeEndpoints.element(index)).filter { $0 != "targetRef" })
+                }
+            }
+            // The object's length (for the size limit) is the whole text's.
+            XCTAssertEqual(root.length, whole.length, kind)
+            var withAll = ManifestDecoding(), without = ManifestDecoding()
+            ManifestDecoder.decodeAPIObject(whole, kind: kind, apiVersion: apiVersion, file: "API server", into: &withAll)
+            ManifestDecoder.decodeAPIObject(root, kind: kind, apiVersion: apiVersion, file: "API server", into: &without)
+            XCTAssertEqual(withAll.objects.count, 1, "\(withAll.issues)")
+            XCTAssertEqual(without.objects, withAll.objects, kind)
+            XCTAssertEqual(without.issues.map(\.message), withAll.issues.map(\.message), kind)
+        }
+    }
+
+    /// Only the paths named are left out: the same keys elsewhere (a label, a field outside
+    /// `metadata` or outside a list's entry under `endpoints`) stay, and so does a key written with escapes.
+    func testTheSameKeysElsewhereStay() throws {
+        let text = #"{"metadata":{"name":"a","labels":{"managedFields":"x","targetRef":"y"},"managedF\u0069elds":[1]},"#
+            + #""spec":{"managedFields":{"k":"v"},"targetRef":"z","metadata":"m"},"targetRef":{"kind":"Pod"},"#
+            + #""endpoints":{"targetRef":"not a list's entry"},"list":[{"metadata":{"ownerReferences":[],"uid":"u"}}]}"#
+        let root = try XCTUnwrap(YAMLTree.parseJSON(Array(text.utf8), skip: unread).roots.first)
+        let metadata = try XCTUnwrap(NodeReader.value(of: "metadata", in: root))
+        XCTAssertEqual(keys(metadata), ["name", "labels", "managedFields"], "written with an escape, the key stays")
+        XCTAssertEqual(keys(try XCTUnwrap(NodeReader.value(of: "labels", in: metadata))), ["managedFields", "targetRef"])
+        XCTAssertEqual(keys(try XCTUnwrap(NodeReader.value(of: "spec", in: root))), ["managedFields", "targetRef", "metadata"])
+        XCTAssertEqual(keys(root), ["metadata", "spec", "targetRef", "endpoints", "list"])
+        XCTAssertEqual(keys(try XCTUnwrap(NodeReader.value(of: "endpoints", in: root))), ["targetRef"])
+        let entry = try XCTUnwrap(NodeReader.value(of: "list", in: root)).element(0)
+        XCTAssertEqual(keys(try XCTUnwrap(NodeReader.value(of: "metadata", in: entry))), ["uid"], "at any depth: the path's end counts")
+        // A mapping whose every field is left out is an empty mapping.
+        let empty = try XCTUnwrap(YAMLTree.parseJSON(Array(#"{"metadata":{"managedFields":[{"a":1}]}}"#.utf8), skip: unread).roots.first)
+        XCTAssertEqual(NodeReader.value(of: "metadata", in: empty)?.kind, .mapping)
+        XCTAssertEqual(NodeReader.value(of: "metadata", in: empty)?.count, 0)
+    }
+
+    /// A field left out is still read for its syntax, its characters and the nesting limit: what
+    /// is refused with it is refused without it, with the same words.
+    func testWhatIsLeftOutIsStillChecked() {
+        let refused = [
+            #"{"metadata":{"managedFields":[{"a":1,}]}}"#,
+            #"{"metadata":{"managedFields":["open]}}"#,
+            #"{"metadata":{"ownerReferences":["\x"]}}"#,
+            #"{"metadata":{"managedFields":[tru]}}"#,
+            #"{"metadata":{"managedFields" []}}"#,
+            #"{"metadata":{"managedFields":[] "b":1}}"#,
+            "{\"metadata\":{\"managedFields\":[\"tab\there\"]}}",
+        ]
+        func error(_ text: String, skip: JSONScanner.Skip?) -> YAMLError? {
+            do {
+                _ = try YAMLTree.parseJSON(Array(text.utf8), skip: skip)
+                return nil
+            } catch {
+                return error
+            }
+        }
+        for text in refused {
+            XCTAssertNotNil(error(text, skip: nil), text)
+            XCTAssertEqual(error(text, skip: unread), error(text, skip: nil), text)
+        }
+        let notUTF8 = Array(#"{"metadata":{"managedFields":[""#.utf8) + [0xC3, 0x28] + Array(#""]}}"#.utf8)
+        XCTAssertThrowsError(try YAMLTree.parseJSON(notUTF8, skip: unread)) { error in
+            XCTAssertEqual(error as? YAMLError, .characters(problem: "a string that is not UTF-8", offset: 31))
+        }
+        // As deep as the limit allows, counting the levels around the field left out (the object, its metadata).
+        func nested(_ levels: Int) -> [UInt8] {
+            Array((#"{"metadata":{"managedFields":"# + String(repeating: "[", count: levels) + String(repeating: "]", count: levels) + "}}").utf8)
+        }
+        let deepest = ManifestLimits.depth - 2
+        XCTAssertNoThrow(try YAMLTree.parseJSON(nested(deepest)))
+        XCTAssertNoThrow(try YAMLTree.parseJSON(nested(deepest), skip: unread))
+        for skip in [nil, unread] {
+            XCTAssertThrowsError(try YAMLTree.parseJSON(nested(deepest + 1), skip: skip)) { error in
+                XCTAssertEqual((error as? YAMLError)?.summary, "nested deeper than \(ManifestLimits.depth) levels (the limit)")
+            }
+        }
+    }
 }
