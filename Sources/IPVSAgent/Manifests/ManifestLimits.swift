@@ -59,13 +59,14 @@ enum ManifestLimits {
 
         /// Why `name` is not a valid name of this kind, or `nil` when it is.
         func problem(_ name: String) -> String? {
-            let bytes = Array(name.utf8)
-            if bytes.count > maximumLength { return "is \(bytes.count) characters long; it must be \(summary)" }
-            let valid = switch self {
-            case .dns1035Label: ManifestLimits.isLabel(bytes[...], letterFirst: true)
-            case .dns1123Label: ManifestLimits.isLabel(bytes[...], letterFirst: false)
-            case .dns1123Subdomain: bytes.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
-                .allSatisfy { ManifestLimits.isLabel($0, letterFirst: false) }
+            let count = name.utf8.count
+            if count > maximumLength { return "is \(count) characters long; it must be \(summary)" }
+            let valid = ManifestLimits.withUTF8(name) { bytes in
+                switch self {
+                case .dns1035Label: ManifestLimits.isLabel(bytes[...], letterFirst: true)
+                case .dns1123Label: ManifestLimits.isLabel(bytes[...], letterFirst: false)
+                case .dns1123Subdomain: ManifestLimits.isSubdomain(bytes[...])
+                }
             }
             return valid ? nil : "\(ManifestLimits.quoted(name)) is not \(summary)"
         }
@@ -75,13 +76,20 @@ enum ManifestLimits {
     /// subdomain prefix and `/`, then a name of at most 63 letters, digits, '-', '_' and '.',
     /// starting and ending with a letter or digit), or `nil` when it is.
     static func keyProblem(_ key: String) -> String? {
+        // Checked in place first (every object's keys are, and nearly all are valid); the parts are made for a message.
+        let valid = withUTF8(key) { bytes in
+            guard let slash = bytes.firstIndex(of: UInt8(ascii: "/")) else { return bytes.count <= 63 && isQualifiedName(bytes[...]) }
+            let name = bytes[(slash + 1)...]
+            return slash <= 253 && isSubdomain(bytes[..<slash]) && name.count <= 63 && isQualifiedName(name)
+        }
+        if valid { return nil }
         let parts = key.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
         let name = parts.count == 2 ? parts[1] : parts[0]
         if parts.count == 2, let problem = NameRule.dns1123Subdomain.problem(String(parts[0])) {
             return "\(quoted(key)): the prefix \(problem)"
         }
         if name.utf8.count > 63 { return "\(quoted(key)): the name part is \(name.utf8.count) characters long; at most 63" }
-        guard isQualifiedName(Array(name.utf8)[...]) else {
+        guard withUTF8(String(name), { isQualifiedName($0[...]) }) else {
             return "\(quoted(key)) is not a qualified name: an optional DNS subdomain prefix and '/', then at most 63 letters, digits, '-', '_' and '.', starting and ending with a letter or digit"
         }
         return nil
@@ -90,10 +98,10 @@ enum ManifestLimits {
     /// Why `value` is not a label value (`IsValidLabelValue`: empty, or at most 63 letters,
     /// digits, '-', '_' and '.', starting and ending with a letter or digit), or `nil` when it is.
     static func labelValueProblem(_ value: String) -> String? {
-        let bytes = Array(value.utf8)
-        if bytes.isEmpty { return nil }
-        if bytes.count > 63 { return "is \(bytes.count) characters long; a label value has at most 63" }
-        return isQualifiedName(bytes[...]) ? nil
+        let count = value.utf8.count
+        if count == 0 { return nil }
+        if count > 63 { return "is \(count) characters long; a label value has at most 63" }
+        return withUTF8(value, { isQualifiedName($0[...]) }) ? nil
             : "\(quoted(value)) is not a label value: at most 63 letters, digits, '-', '_' and '.', starting and ending with a letter or digit"
     }
 
@@ -107,14 +115,29 @@ enum ManifestLimits {
         isLowerAlphanumeric(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
     }
 
+    /// `body` given the UTF-8 of `text`, in place when the string keeps it in one piece (native strings do).
+    private static func withUTF8<Result>(_ text: String, _ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
+        text.utf8.withContiguousStorageIfAvailable(body) ?? Array(text.utf8).withUnsafeBufferPointer(body)
+    }
+
+    /// A DNS-1123 subdomain without its length limit: DNS labels joined by dots.
+    private static func isSubdomain(_ bytes: Slice<UnsafeBufferPointer<UInt8>>) -> Bool {
+        var start = bytes.startIndex
+        for index in bytes.indices where bytes[index] == UInt8(ascii: ".") {
+            guard isLabel(bytes[start..<index], letterFirst: false) else { return false }
+            start = index + 1
+        }
+        return isLabel(bytes[start...], letterFirst: false)
+    }
+
     /// A DNS label of at most 63 characters: lowercase letters, digits and '-' inside.
-    private static func isLabel(_ bytes: ArraySlice<UInt8>, letterFirst: Bool) -> Bool {
+    private static func isLabel(_ bytes: Slice<UnsafeBufferPointer<UInt8>>, letterFirst: Bool) -> Bool {
         guard let first = bytes.first, let last = bytes.last, bytes.count <= 63 else { return false }
         let firstOK = letterFirst ? (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(first) : isLowerAlphanumeric(first)
         return firstOK && isLowerAlphanumeric(last) && bytes.allSatisfy { isLowerAlphanumeric($0) || $0 == UInt8(ascii: "-") }
     }
 
-    private static func isQualifiedName(_ bytes: ArraySlice<UInt8>) -> Bool {
+    private static func isQualifiedName(_ bytes: Slice<UnsafeBufferPointer<UInt8>>) -> Bool {
         guard let first = bytes.first, let last = bytes.last else { return false }
         return isAlphanumeric(first) && isAlphanumeric(last)
             && bytes.allSatisfy { isAlphanumeric($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") }
